@@ -1,0 +1,76 @@
+// Reading records from a topic's partition rings.
+//
+// Threading: a Consumer is used by one thread at a time. Any number of
+// Consumers, in any threads and processes, read the same partitions, each at
+// its own position.
+//
+// Two kinds of consumer:
+//  - gating (ConsumerOptions::gating): registers its position in the ring, and
+//    producers never overwrite what it has not read (they are back-pressured
+//    instead). The handler sees zero-copy views straight into the ring.
+//  - non-gating (the default): never slows producers. If producers lap it, it
+//    is told (PollStatus::lapped, with the first missed offset) and never sees
+//    a torn record: each batch is copied out of the ring and checked before
+//    the handler sees it (as Agrona's CopyBroadcastReceiver does), since
+//    producers may overwrite the ring at any moment.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include "ringbus/record.h"
+#include "ringbus/result.h"
+
+namespace ringbus {
+
+struct StartPosition {
+  enum class Kind : std::uint8_t { earliest, latest, offset };
+  Kind kind = Kind::latest;
+  std::uint64_t offset = 0;
+  static StartPosition earliest() { return {Kind::earliest, 0}; }
+  static StartPosition latest() { return {Kind::latest, 0}; }
+  static StartPosition at(std::uint64_t o) { return {Kind::offset, o}; }
+};
+
+struct ConsumerOptions {
+  StartPosition start = StartPosition::latest();
+  bool gating = false;
+  std::vector<std::uint32_t> partitions;  // empty = all partitions
+  IdleStrategy idle = IdleStrategy::block;
+};
+
+// The handler gets each record; the views die when it returns.
+using RecordHandler = std::function<void(const Record&)>;
+
+class Consumer {
+ public:
+  static Result<Consumer> open(std::string_view instance, std::string_view topic,
+                               ConsumerOptions options = {});
+  Consumer(Consumer&&) noexcept;
+  Consumer& operator=(Consumer&&) noexcept;
+  ~Consumer();  // a gating consumer releases its gating slot
+
+  // Hands up to max_records available records to the handler, partition by
+  // partition, and returns at once (it does not wait).
+  PollResult poll(const RecordHandler& handler, std::size_t max_records = 1024);
+  // Waits, by the idle strategy, until a record may be available or the
+  // timeout passes. Returns true if something may be readable.
+  bool wait(std::chrono::nanoseconds timeout);
+
+  // The next offset this consumer will read in a partition it reads.
+  std::uint64_t position(std::uint32_t partition) const;
+  // Offsets stepped over because their producer aborted or died.
+  std::uint64_t skipped() const noexcept;
+  const std::vector<std::uint32_t>& partitions() const noexcept;
+
+ private:
+  struct Impl;
+  explicit Consumer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace ringbus

@@ -1,0 +1,116 @@
+// Records as producers give them and consumers see them, and the hot-path
+// status values.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+namespace ringbus {
+
+// A record header (Kafka's "headers"): a name and an opaque value.
+struct Header {
+  std::string_view name;
+  std::string_view value;
+};
+
+// A read-only view of a record's encoded headers. Iterating decodes them in
+// place; a malformed encoding stops the iteration (valid() says so).
+class HeaderView {
+ public:
+  HeaderView() = default;
+  explicit HeaderView(std::string_view encoded) : encoded_(encoded) {}
+
+  class iterator {
+   public:
+    using value_type = Header;
+    using difference_type = std::ptrdiff_t;
+    iterator() = default;
+    iterator(std::string_view rest);
+    const Header& operator*() const { return current_; }
+    const Header* operator->() const { return &current_; }
+    iterator& operator++();
+    iterator operator++(int) { iterator t = *this; ++*this; return t; }
+    bool operator==(const iterator& o) const { return at_end_ == o.at_end_ && (at_end_ || rest_.data() == o.rest_.data()); }
+
+   private:
+    void decode();
+    std::string_view rest_;
+    Header current_{};
+    bool at_end_ = true;
+  };
+  iterator begin() const { return iterator(encoded_); }
+  iterator end() const { return iterator(); }
+  bool empty() const { return encoded_.empty(); }
+  std::size_t encoded_size() const { return encoded_.size(); }
+  // True if the encoding parses completely (the ring's producers always write
+  // valid encodings; this is for data that came from elsewhere).
+  bool valid() const;
+  // Finds the first header with this name; false if there is none.
+  bool find(std::string_view name, std::string_view& value) const;
+
+ private:
+  std::string_view encoded_;
+};
+
+// A record handed to a consumer's handler. The views point into the ring (or,
+// for a non-gating consumer, into the consumer's private copy of the batch)
+// and are valid only during the handler call.
+struct Record {
+  std::uint64_t offset;
+  std::int64_t timestamp_ns;  // CLOCK_REALTIME when published
+  std::uint32_t partition;
+  std::string_view key;       // empty if the record has no key
+  std::string_view value;
+  HeaderView headers;
+};
+
+// The outcome of a publish or claim. Values, not exceptions: the hot path
+// never throws.
+enum class PublishStatus : std::uint8_t {
+  ok = 0,
+  back_pressured,     // the ring is full up to its slowest gating reader
+  timed_out,          // publish() waited its whole timeout for space
+  record_too_large,   // key + headers + value exceed the topic's max record size
+  invalid_partition,  // an explicit partition outside [0, partitions)
+  claim_revoked,      // the claim was held past the abandoned-claim timeout and
+                      // readers stepped over it; the record was not published
+  topic_deleted,      // the topic was deleted
+  invalid_argument,   // e.g. an empty batch, or too many records in one batch
+};
+const char* to_string(PublishStatus s) noexcept;
+
+struct [[nodiscard]] PublishResult {
+  PublishStatus status = PublishStatus::ok;
+  std::uint32_t partition = 0;
+  std::uint64_t offset = 0;  // of the (first) record, when ok
+  bool ok() const noexcept { return status == PublishStatus::ok; }
+};
+
+enum class PollStatus : std::uint8_t {
+  ok = 0,         // records were delivered, or there were none yet
+  lapped,         // the ring overwrote records this consumer had not read
+  topic_deleted,  // the topic was deleted and everything before was delivered
+};
+const char* to_string(PollStatus s) noexcept;
+
+struct [[nodiscard]] PollResult {
+  PollStatus status = PollStatus::ok;
+  std::size_t records = 0;  // handed to the handler by this call
+  // When lapped: the partition, the first offset that was missed, and the
+  // offset the consumer resumed at (its missed records are [missed_from,
+  // resumed_at); the commit log of the next issue serves them from disk).
+  std::uint32_t partition = 0;
+  std::uint64_t missed_from = 0;
+  std::uint64_t resumed_at = 0;
+};
+
+// How a consumer waits when there is nothing to read.
+enum class IdleStrategy : std::uint8_t {
+  busy_spin,  // lowest latency, burns a core
+  yield,      // sched_yield between checks
+  block,      // futex wait; producers wake it (costs them a system call only
+              // while somebody is blocked)
+};
+
+}  // namespace ringbus

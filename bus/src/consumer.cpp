@@ -1,0 +1,276 @@
+#include "ringbus/consumer.h"
+
+#include <sched.h>
+
+#include <algorithm>
+#include <cstring>
+#include <utility>
+
+#include "partition_ring.h"
+#include "topic_files.h"
+
+namespace ringbus {
+
+using detail::align_frame;
+using detail::FrameType;
+using detail::RecordHeader;
+using detail::Step;
+
+namespace {
+
+struct PartitionCursor {
+  detail::PartitionRing* ring;
+  detail::ReaderCursor cursor;
+};
+
+Record record_at(const std::byte* frame, std::uint32_t partition) noexcept {
+  const auto* h = reinterpret_cast<const RecordHeader*>(frame);
+  const auto* body = reinterpret_cast<const char*>(frame + sizeof(RecordHeader));
+  const std::size_t value_len = h->frame_length - sizeof(RecordHeader) - h->key_length - h->headers_length;
+  return Record{h->offset,
+                h->timestamp_ns,
+                partition,
+                std::string_view(body, h->key_length),
+                std::string_view(body + h->key_length + h->headers_length, value_len),
+                HeaderView(std::string_view(body + h->key_length, h->headers_length))};
+}
+
+}  // namespace
+
+struct Consumer::Impl {
+  std::shared_ptr<detail::TopicMap> topic;
+  ConsumerOptions options;
+  std::vector<PartitionCursor> parts;
+  std::vector<std::uint32_t> partition_ids;
+  std::size_t next = 0;              // partition to start the next poll at (fairness)
+  std::vector<std::byte> copy;       // non-gating: the batch being checked
+  std::vector<std::atomic<std::uint32_t>*> wake_words;
+  std::vector<std::uint32_t> wake_values;
+
+  ~Impl() {
+    for (PartitionCursor& p : parts) p.ring->close_cursor(p.cursor);
+  }
+
+  std::size_t deliver_in_place(PartitionCursor& part, const RecordHandler& handler);
+  // Returns false if the copy may be torn (the consumer was lapped).
+  bool deliver_copy(PartitionCursor& part, const RecordHandler& handler, std::size_t& delivered);
+  bool has_news(const PartitionCursor& part) const noexcept;
+};
+
+// Gating: producers cannot overwrite the claim while we hold its position, so
+// the handler sees the ring itself.
+std::size_t Consumer::Impl::deliver_in_place(PartitionCursor& part, const RecordHandler& handler) {
+  detail::PartitionRing& ring = *part.ring;
+  detail::ReaderCursor& c = part.cursor;
+  std::uint64_t fp = c.position;
+  const auto* h = reinterpret_cast<const RecordHeader*>(ring.data_at(fp));
+  if (h->type == FrameType::padding) {
+    fp += h->frame_length;
+    h = reinterpret_cast<const RecordHeader*>(ring.data_at(fp));
+  }
+  const std::uint32_t k = h->claim_records;
+  std::size_t delivered = 0;
+  for (std::uint32_t i = 0; i < k; ++i) {
+    const std::byte* frame = ring.data_at(fp);
+    const auto* fh = reinterpret_cast<const RecordHeader*>(frame);
+    if (fh->offset >= c.deliver_from) {
+      handler(record_at(frame, ring.partition()));
+      ++delivered;
+    }
+    fp += align_frame(fh->frame_length);
+  }
+  c.offset += k;
+  c.position = fp;
+  return delivered;
+}
+
+// Non-gating: producers may overwrite the claim at any moment, so copy it out,
+// check that nothing we copied was overwritten meanwhile, and only then hand
+// the copy to the handler. Lengths read from the ring are bounded before use:
+// while the check has not passed they may be garbage.
+bool Consumer::Impl::deliver_copy(PartitionCursor& part, const RecordHandler& handler, std::size_t& delivered) {
+  detail::PartitionRing& ring = *part.ring;
+  detail::ReaderCursor& c = part.cursor;
+  const std::uint64_t cap = ring.capacity();
+  const std::uint64_t max_frame = sizeof(RecordHeader) + ring.max_record_size();
+  std::uint64_t fp = c.position;
+  RecordHeader h;
+  std::memcpy(&h, ring.data_at(fp), sizeof h);
+  if (h.type == FrameType::padding) {
+    if (h.frame_length != cap - (fp & (cap - 1))) return false;  // torn: lapped
+    fp += h.frame_length;
+    std::memcpy(&h, ring.data_at(fp), sizeof h);
+  }
+  const std::uint32_t k = h.claim_records;
+  if (k == 0) return false;
+  if (copy.size() < cap / 4) copy.resize(cap / 4);
+  std::uint64_t used = 0;
+  for (std::uint32_t i = 0; i < k; ++i) {
+    std::memcpy(&h, ring.data_at(fp), sizeof h);
+    const std::uint64_t aligned = align_frame(h.frame_length);
+    if (h.frame_length < sizeof(RecordHeader) || h.frame_length > max_frame ||
+        std::uint64_t{h.key_length} + h.headers_length > h.frame_length - sizeof(RecordHeader) ||
+        used + aligned > copy.size() || (fp & (cap - 1)) + aligned > cap) {
+      return false;  // torn: lapped (a live producer never writes this)
+    }
+    std::memcpy(copy.data() + used, ring.data_at(fp), h.frame_length);
+    used += aligned;
+    fp += aligned;
+  }
+  if (ring.overwritten_since(c.position)) return false;
+  for (std::uint64_t at = 0; at < used;) {
+    const std::byte* frame = copy.data() + at;
+    const auto* fh = reinterpret_cast<const RecordHeader*>(frame);
+    if (fh->offset >= c.deliver_from) {
+      handler(record_at(frame, ring.partition()));
+      ++delivered;
+    }
+    at += align_frame(fh->frame_length);
+  }
+  c.offset += k;
+  c.position = fp;
+  return true;
+}
+
+Result<Consumer> Consumer::open(std::string_view instance, std::string_view topic, ConsumerOptions options) {
+  auto map = detail::TopicMap::open(instance, topic);
+  if (!map) return map.error();
+  auto impl = std::make_unique<Impl>();
+  impl->topic = std::move(map.value());
+  impl->options = std::move(options);
+  const std::uint32_t n = impl->topic->partition_count();
+  std::vector<std::uint32_t> ids = impl->options.partitions;
+  if (ids.empty()) {
+    for (std::uint32_t p = 0; p < n; ++p) ids.push_back(p);
+  }
+  for (const std::uint32_t p : ids) {
+    if (p >= n) {
+      return Error{Errc::invalid_argument, "topic '" + std::string(topic) + "' has " + std::to_string(n) +
+                                               " partitions; there is no partition " + std::to_string(p)};
+    }
+    if (std::count(ids.begin(), ids.end(), p) > 1) {
+      return Error{Errc::invalid_argument, "partition " + std::to_string(p) + " is listed twice"};
+    }
+  }
+  for (const std::uint32_t p : ids) {
+    PartitionCursor part{&impl->topic->ring(p), {}};
+    std::string error;
+    if (!part.ring->open_cursor(part.cursor, impl->options.start.kind, impl->options.start.offset,
+                                impl->options.gating, error)) {
+      return Error{Errc::invalid_argument, "topic '" + std::string(topic) + "': " + error};
+    }
+    impl->parts.push_back(part);
+    impl->wake_words.push_back(part.ring->wake_word());
+  }
+  impl->wake_values.resize(impl->parts.size());
+  impl->partition_ids = std::move(ids);
+  return Consumer(std::move(impl));
+}
+
+Consumer::Consumer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Consumer::Consumer(Consumer&&) noexcept = default;
+Consumer& Consumer::operator=(Consumer&&) noexcept = default;
+Consumer::~Consumer() = default;
+
+PollResult Consumer::poll(const RecordHandler& handler, std::size_t max_records) {
+  Impl& im = *impl_;
+  PollResult r;
+  const bool gating = im.options.gating;
+  const std::size_t count = im.parts.size();
+  bool all_deleted = true;
+  for (std::size_t k = 0; k < count && r.records < max_records; ++k) {
+    PartitionCursor& part = im.parts[(im.next + k) % count];
+    const std::uint64_t start_position = part.cursor.position;
+    bool part_deleted = false;
+    while (r.records < max_records) {
+      const Step s = part.ring->step(part.cursor, gating);
+      if (s == Step::committed) {
+        if (gating) {
+          r.records += im.deliver_in_place(part, handler);
+          continue;
+        }
+        std::size_t delivered = 0;
+        if (im.deliver_copy(part, handler, delivered)) {
+          r.records += delivered;
+          continue;
+        }
+      } else if (s == Step::skipped) {
+        continue;
+      } else if (s == Step::deleted) {
+        part_deleted = true;
+        break;
+      } else if (s != Step::lapped) {
+        break;  // empty or pending
+      }
+      // Lapped: report the first missed offset and resume at the newest.
+      const detail::Pair t = part.ring->tail();
+      r.status = PollStatus::lapped;
+      r.partition = part.ring->partition();
+      r.missed_from = std::max(part.cursor.offset, part.cursor.deliver_from);
+      part.cursor.offset = t.second;
+      part.cursor.position = t.first;
+      part.cursor.deliver_from = t.second;
+      r.resumed_at = t.second;
+      im.next = (im.next + 1) % count;
+      return r;
+    }
+    all_deleted = all_deleted && part_deleted;
+    if (gating && part.cursor.position != start_position) part.ring->publish_gate(part.cursor);
+  }
+  im.next = (im.next + 1) % count;
+  if (r.records == 0 && all_deleted) r.status = PollStatus::topic_deleted;
+  return r;
+}
+
+bool Consumer::Impl::has_news(const PartitionCursor& part) const noexcept {
+  return part.ring->has_news(part.cursor, options.gating);
+}
+
+bool Consumer::wait(std::chrono::nanoseconds timeout) {
+  Impl& im = *impl_;
+  auto any_news = [&] {
+    return std::any_of(im.parts.begin(), im.parts.end(), [&](const PartitionCursor& p) { return im.has_news(p); });
+  };
+  const std::int64_t deadline = detail::monotonic_ns() + timeout.count();
+  if (im.options.idle != IdleStrategy::block) {
+    for (std::uint32_t i = 0;; ++i) {
+      if (any_news()) return true;
+      if ((i & 255) == 0 && detail::monotonic_ns() >= deadline) return false;
+      if (im.options.idle == IdleStrategy::yield) {
+        sched_yield();
+      } else {
+        detail::cpu_relax();
+      }
+    }
+  }
+  // Announce ourselves, then look (Dekker with commit(): a producer that
+  // commits after our look sees waiters != 0 and wakes us).
+  for (std::size_t i = 0; i < im.parts.size(); ++i) {
+    im.parts[i].ring->add_waiter();
+    im.wake_values[i] = im.wake_words[i]->load(std::memory_order_acquire);
+  }
+  bool news = any_news();
+  if (!news) {
+    detail::futex_wait_any(im.wake_words, im.wake_values, timeout);
+    news = any_news();
+  }
+  for (PartitionCursor& p : im.parts) p.ring->remove_waiter();
+  return news;
+}
+
+std::uint64_t Consumer::position(std::uint32_t partition) const {
+  for (const PartitionCursor& p : impl_->parts) {
+    if (p.ring->partition() == partition) return std::max(p.cursor.offset, p.cursor.deliver_from);
+  }
+  return 0;
+}
+
+std::uint64_t Consumer::skipped() const noexcept {
+  std::uint64_t n = 0;
+  for (const PartitionCursor& p : impl_->parts) n += p.cursor.skipped;
+  return n;
+}
+
+const std::vector<std::uint32_t>& Consumer::partitions() const noexcept { return impl_->partition_ids; }
+
+}  // namespace ringbus

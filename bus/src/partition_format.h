@@ -1,0 +1,182 @@
+// The shared-memory layout of one partition ring file. The prose spec is in
+// bus/README.md ("Partition file"); this file is the single source of truth
+// for sizes and offsets, and every struct here is checked by static_assert.
+//
+// A partition file is:   [PartitionHeader][commit entries][ring data]
+//   PartitionHeader  kPartitionHeaderSize bytes (identity, claim word, wake-up
+//                    word, gating slots), each hot word on its own cache lines
+//   commit entries   entry_count x 8 bytes, entry_count = ring_capacity / 32
+//   ring data        ring_capacity bytes (a power of two), records framed by
+//                    RecordHeader at 32-byte aligned positions
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+namespace ringbus::detail {
+
+inline constexpr std::uint64_t kPartitionMagic = 0x50'53'55'42'47'4e'49'52ULL;  // "RINGBUSP"
+inline constexpr std::uint32_t kLayoutVersion = 1;
+
+// Records are framed at this alignment; it is also the smallest frame, so a
+// ring of C bytes holds at most C / kFrameAlign offsets, which is what sizes
+// the commit-entry array (one entry per offset in flight).
+inline constexpr std::uint32_t kFrameAlign = 32;
+inline constexpr std::size_t kCacheLine = 64;
+// Aeron pads hot counters to two lines: the adjacent-line prefetcher pulls
+// pairs of lines, so one line of padding is not enough to stop false sharing.
+inline constexpr std::size_t kHotPad = 2 * kCacheLine;
+
+inline constexpr std::uint32_t kGatingSlots = 64;
+inline constexpr std::uint32_t kTopicNameMax = 249;  // Kafka's limit
+
+inline constexpr std::uint64_t kMinRingCapacity = 64 * 1024;
+inline constexpr std::uint64_t kMaxRingCapacity = 1ULL << 40;  // 1 TiB
+
+// ---------------------------------------------------------------------------
+// Record frame, at a kFrameAlign-aligned position of the ring.
+// Layout of a record frame: [RecordHeader][key][headers][value], padded with
+// unspecified bytes up to the next kFrameAlign boundary.
+enum class FrameType : std::uint16_t {
+  record = 1,
+  padding = 2,  // fills the ring's end when a claim wraps; no offset
+};
+
+struct RecordHeader {
+  std::uint32_t frame_length;    // header + key + headers + value, unaligned
+  FrameType type;                // record or padding
+  std::uint16_t claim_records;   // first frame of a claim: records in the claim
+  std::uint32_t key_length;      // bytes; 0 = no key
+  std::uint32_t headers_length;  // bytes of encoded headers (see record_headers.h)
+  std::uint64_t offset;          // dense offset of this record in its partition
+  std::int64_t timestamp_ns;     // CLOCK_REALTIME at publish, nanoseconds
+};
+static_assert(std::is_standard_layout_v<RecordHeader>);
+static_assert(sizeof(RecordHeader) == 32);
+static_assert(offsetof(RecordHeader, offset) == 16);
+static_assert(kFrameAlign >= sizeof(RecordHeader));
+
+constexpr std::uint64_t align_frame(std::uint64_t n) {
+  return (n + kFrameAlign - 1) & ~std::uint64_t{kFrameAlign - 1};
+}
+
+// ---------------------------------------------------------------------------
+// Commit entries. Entry i describes offset o with o % entry_count == i. The
+// value says, for the current lap, whether offset o was published:
+//   committed:  p + 1            (p = ring position of the claim's first frame;
+//                                 odd, since p is 32-aligned)
+//   revoked:    kRevokedBit | r  (the claim was aborted or its producer died:
+//                                 readers step to offset o + 1 at position r)
+//   anything else is a value left from an earlier lap: not yet published.
+// Positions only grow and a ring holds fewer than entry_count offsets, so a
+// value left from an earlier lap always decodes to a position below the one a
+// reader expects, and can never be mistaken for the current one. Keeping the
+// entries apart from the data is what makes this exact: a stale record body
+// can contain any bytes, a stale entry cannot.
+inline constexpr std::uint64_t kRevokedBit = 1ULL << 63;
+constexpr std::uint64_t committed_entry(std::uint64_t pos) { return pos + 1; }
+constexpr std::uint64_t revoked_entry(std::uint64_t resume) { return kRevokedBit | resume; }
+constexpr bool is_revoked_entry(std::uint64_t v) { return (v & kRevokedBit) != 0; }
+constexpr bool is_committed_entry(std::uint64_t v) { return (v & kRevokedBit) == 0 && (v & 1) == 1; }
+constexpr std::uint64_t entry_position(std::uint64_t v) {
+  return is_revoked_entry(v) ? (v & ~kRevokedBit) : v - 1;
+}
+
+// ---------------------------------------------------------------------------
+// Gating slot: one per registered gating reader (and, in the next issue, the
+// disk flusher). Producers never claim past min(active positions) + capacity.
+enum class SlotState : std::uint32_t { free = 0, active = 1 };
+
+struct alignas(kHotPad) GatingSlot {
+  std::atomic<std::uint64_t> position;  // the reader's next byte position
+  std::atomic<std::uint32_t> state;     // SlotState
+  std::atomic<std::int32_t> pid;        // owner, to free the slot if it died
+  std::uint8_t pad[kHotPad - 16];
+};
+static_assert(sizeof(GatingSlot) == kHotPad);
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
+static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
+static_assert(std::atomic<std::int32_t>::is_always_lock_free);
+
+// ---------------------------------------------------------------------------
+// The identity of a partition file: written once by the creator before the
+// file is published, read-only after. Trivially copyable, so a reader can copy
+// it out of an untrusted file and check it (validate_partition_header).
+struct PartitionIdentity {
+  std::uint64_t magic;             // kPartitionMagic
+  std::uint32_t layout_version;    // kLayoutVersion
+  std::uint32_t header_size;       // sizeof(PartitionHeader)
+  std::uint64_t file_size;         // header + entries + ring
+  std::uint64_t ring_capacity;     // bytes, power of two
+  std::uint64_t entry_count;       // ring_capacity / kFrameAlign
+  std::uint64_t topic_id;          // unique per created topic (a new topic
+                                   // with a reused name gets a new id)
+  std::uint32_t max_record_size;   // key + headers + value bytes
+  std::uint32_t partition;         // this partition's index
+  std::uint32_t partition_count;
+  std::uint32_t gating_slot_count; // kGatingSlots
+  std::uint64_t abandoned_claim_timeout_ns;
+  char topic_name[kTopicNameMax + 7];  // NUL-terminated
+};
+static_assert(std::is_trivially_copyable_v<PartitionIdentity>);
+static_assert(offsetof(PartitionIdentity, magic) == 0);
+static_assert(offsetof(PartitionIdentity, layout_version) == 8);
+static_assert(offsetof(PartitionIdentity, header_size) == 12);
+static_assert(offsetof(PartitionIdentity, ring_capacity) == 24);
+static_assert(offsetof(PartitionIdentity, topic_name) == 72);
+static_assert(sizeof(PartitionIdentity) == 328);
+
+// ---------------------------------------------------------------------------
+// The partition header. Lines are grouped by who writes them.
+struct PartitionHeader {
+  PartitionIdentity id;
+  std::uint8_t pad_identity[kHotPad * 3 - sizeof(PartitionIdentity)];
+
+  // --- status: written by the broker (delete), read by clients when idle.
+  alignas(kHotPad) std::atomic<std::uint32_t> deleted;
+  std::atomic<std::uint32_t> gating_high_water;  // slots in use are [0, high water)
+  std::atomic<std::uint64_t> gate_epoch;         // bumped on every gating registration
+  std::uint8_t pad_status[kHotPad - 16];
+
+  // --- claim word: {position, next offset}, changed only together by a
+  // 16-byte compare-and-swap (cmpxchg16b), read as two ordered 8-byte loads.
+  alignas(kHotPad) std::uint64_t claim[2];
+  std::uint8_t pad_claim[kHotPad - 16];
+
+  // --- lap marker: {position, offset} of the first claim of the newest lap,
+  // so a reader can start at the earliest record still in the ring.
+  alignas(kHotPad) std::uint64_t lap_marker[2];
+  std::uint8_t pad_lap[kHotPad - 16];
+
+  // --- wake-up word for blocking consumers (futex, cross-process).
+  alignas(kHotPad) std::atomic<std::uint32_t> wake_seq;
+  std::atomic<std::uint32_t> waiters;
+  std::uint8_t pad_wake[kHotPad - 8];
+
+  GatingSlot gating[kGatingSlots];
+};
+static_assert(std::is_standard_layout_v<PartitionHeader>);
+static_assert(offsetof(PartitionHeader, id) == 0);
+static_assert(offsetof(PartitionHeader, deleted) == 3 * kHotPad);
+static_assert(offsetof(PartitionHeader, claim) == 4 * kHotPad);
+static_assert(offsetof(PartitionHeader, lap_marker) == 5 * kHotPad);
+static_assert(offsetof(PartitionHeader, wake_seq) == 6 * kHotPad);
+static_assert(offsetof(PartitionHeader, gating) == 7 * kHotPad);
+static_assert(sizeof(PartitionHeader) == (7 + kGatingSlots) * kHotPad);
+static_assert(alignof(PartitionHeader) == kHotPad);
+
+// Offsets inside the file.
+inline constexpr std::uint64_t kEntriesOffset = sizeof(PartitionHeader);
+constexpr std::uint64_t ring_data_offset(std::uint64_t entry_count) {
+  // The ring starts page-aligned so that huge records never straddle a page
+  // more than they have to, and so the header and entries are not in its TLB
+  // reach.
+  return (kEntriesOffset + entry_count * 8 + 4095) & ~std::uint64_t{4095};
+}
+constexpr std::uint64_t partition_file_size(std::uint64_t ring_capacity) {
+  return ring_data_offset(ring_capacity / kFrameAlign) + ring_capacity;
+}
+
+}  // namespace ringbus::detail

@@ -1,0 +1,393 @@
+#include "partition_ring.h"
+
+#include <sched.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+
+namespace ringbus::detail {
+
+namespace {
+
+constexpr std::uint32_t kSlotReserved = 2;  // being set up by a registering reader
+constexpr std::uint64_t kNoLimit = std::numeric_limits<std::uint64_t>::max();
+
+}  // namespace
+
+PartitionRing::PartitionRing(MappedFile file) : file_(std::move(file)) {
+  header_ = reinterpret_cast<PartitionHeader*>(file_.data());
+  capacity_ = header_->id.ring_capacity;
+  mask_ = capacity_ - 1;
+  entry_mask_ = header_->id.entry_count - 1;
+  entries_ = reinterpret_cast<std::atomic<std::uint64_t>*>(file_.data() + kEntriesOffset);
+  data_ = file_.data() + ring_data_offset(header_->id.entry_count);
+  max_record_size_ = header_->id.max_record_size;
+  abandoned_timeout_ns_ = static_cast<std::int64_t>(header_->id.abandoned_claim_timeout_ns);
+}
+
+// ---------------------------------------------------------------------------
+// Producer side
+
+void PartitionRing::refresh_limit(ProducerCache& cache) const noexcept {
+  // Epoch first: a registration that bumps it after this load is caught by
+  // the check after the claim (see claim()).
+  cache.epoch = header_->gate_epoch.load(std::memory_order_acquire);
+  const std::uint32_t high = header_->gating_high_water.load(std::memory_order_acquire);
+  std::uint64_t lowest = kNoLimit;
+  for (std::uint32_t i = 0; i < high && i < kGatingSlots; ++i) {
+    const GatingSlot& slot = header_->gating[i];
+    if (slot.state.load(std::memory_order_acquire) == static_cast<std::uint32_t>(SlotState::active)) {
+      // acquire: pairs with the reader's release of its position, so the
+      // reader's reads of the bytes before it happen before our overwrite.
+      lowest = std::min(lowest, slot.position.load(std::memory_order_acquire));
+    }
+  }
+  // One frame of slack below a full lap keeps every position stored in a
+  // commit entry strictly below the position of the entry's next lap, which
+  // is what lets readers tell a stale entry from a current one (README).
+  cache.limit = lowest == kNoLimit ? kNoLimit : lowest + capacity_ - kFrameAlign;
+}
+
+bool PartitionRing::wait_for_space(ProducerCache& cache, std::uint64_t end,
+                                   std::int64_t deadline_ns) noexcept {
+  const std::int64_t start = monotonic_ns();
+  bool reaped = false;
+  for (std::uint32_t spins = 0;; ++spins) {
+    if (deleted()) return false;
+    refresh_limit(cache);
+    if (end <= cache.limit) return true;
+    if (spins < 128) {
+      cpu_relax();
+      continue;
+    }
+    sched_yield();
+    if ((spins & 63) != 0) continue;
+    const std::int64_t now = monotonic_ns();
+    if (now >= deadline_ns) return false;
+    // A gating reader that died would hold producers back forever: once we
+    // have waited the abandoned-claim timeout, free the slots of dead owners.
+    if (!reaped && now - start >= abandoned_timeout_ns_) {
+      reap_dead_gating_readers();
+      reaped = true;
+    }
+  }
+}
+
+ClaimSpan PartitionRing::claim(ProducerCache& cache, std::uint64_t bytes, std::uint32_t records,
+                               std::int64_t deadline_ns) noexcept {
+  ClaimSpan out;
+  // relaxed: advisory; a producer that races a delete publishes into a ring
+  // nobody will read, which is harmless.
+  if (header_->deleted.load(std::memory_order_relaxed) != 0) {
+    out.status = PublishStatus::topic_deleted;
+    return out;
+  }
+  Pair cur = load_pair(header_->claim);
+  std::uint64_t end = 0;
+  std::uint64_t pad = 0;
+  for (;;) {
+    const std::uint64_t index = cur.first & mask_;
+    pad = index + bytes > capacity_ ? capacity_ - index : 0;
+    end = cur.first + pad + bytes;
+    if (end > cache.limit) {
+      refresh_limit(cache);
+      if (end > cache.limit) {
+        if (deadline_ns == 0) {
+          out.status = PublishStatus::back_pressured;
+          return out;
+        }
+        if (!wait_for_space(cache, end, deadline_ns)) {
+          out.status = deleted() ? PublishStatus::topic_deleted : PublishStatus::timed_out;
+          return out;
+        }
+      }
+      cur = load_pair(header_->claim);
+      continue;
+    }
+    // The claim: position and next offset advance together, so offsets stay
+    // dense whichever producer wins. On failure cur is reloaded.
+    if (cas16(header_->claim, cur, Pair{end, cur.second + records})) break;
+  }
+  out.position = cur.first;
+  out.frame_position = cur.first + pad;
+  out.end = end;
+  out.offset = cur.second;
+
+  // A gating reader may have registered between our limit check and the
+  // claim. It bumps gate_epoch and then reads the claim word; we claimed and
+  // now read gate_epoch (both sequentially consistent, the claim a locked
+  // instruction). Either it saw our claim and started beyond its reach, or we
+  // see its epoch here and wait for it like any gating reader.
+  if (header_->gate_epoch.load(std::memory_order_seq_cst) != cache.epoch) {
+    refresh_limit(cache);
+    if (end > cache.limit) {
+      const std::int64_t until = deadline_ns != 0 ? deadline_ns : monotonic_ns() + abandoned_timeout_ns_ / 2;
+      if (!wait_for_space(cache, end, until)) {
+        abort(out, records);
+        out.status = deleted() ? PublishStatus::topic_deleted
+                               : (deadline_ns != 0 ? PublishStatus::timed_out : PublishStatus::back_pressured);
+        return out;
+      }
+    }
+  }
+  if (pad != 0) {
+    auto* h = reinterpret_cast<RecordHeader*>(data_at(out.position));
+    h->frame_length = static_cast<std::uint32_t>(pad);
+    h->type = FrameType::padding;
+    h->claim_records = 0;
+    h->key_length = 0;
+    h->headers_length = 0;
+    h->offset = out.offset;
+    h->timestamp_ns = 0;
+  }
+  if (pad != 0 || (out.position & mask_) == 0) {
+    // This claim starts the newest lap: remember it for readers that start
+    // at the earliest record in the ring.
+    raise_pair(header_->lap_marker, Pair{out.position, out.offset});
+  }
+  return out;
+}
+
+PublishStatus PartitionRing::commit(const ClaimSpan& claim) noexcept {
+  std::atomic<std::uint64_t>& e = entry(claim.offset);
+  std::uint64_t v = e.load(std::memory_order_relaxed);
+  // A revocation for this lap resumes beyond our claim; anything else here is
+  // a value from an earlier lap.
+  if (is_revoked_entry(v) && entry_position(v) > claim.position) return PublishStatus::claim_revoked;
+  // seq_cst (release for the record's bytes, plus the order the futex
+  // handshake below needs). A CAS, not a store, so that a reader that revoked
+  // this claim as abandoned cannot be overwritten by a late commit.
+  if (!e.compare_exchange_strong(v, committed_entry(claim.position), std::memory_order_seq_cst,
+                                 std::memory_order_relaxed)) {
+    return PublishStatus::claim_revoked;
+  }
+  // Dekker with a blocking consumer, which increments waiters and then reads
+  // the entry: one of us sees the other. Only then is the system call paid.
+  if (header_->waiters.load(std::memory_order_seq_cst) != 0) {
+    header_->wake_seq.fetch_add(1, std::memory_order_release);
+    futex_wake_all(&header_->wake_seq);
+  }
+  return PublishStatus::ok;
+}
+
+void PartitionRing::abort(const ClaimSpan& claim, std::uint32_t records) noexcept {
+  // Highest offset first: a reader that sees the first offset revoked walks
+  // through the others, which must be revoked by then.
+  for (std::uint64_t x = claim.offset + records; x-- > claim.offset;) {
+    std::atomic<std::uint64_t>& e = entry(x);
+    std::uint64_t v = e.load(std::memory_order_relaxed);
+    while (!(is_revoked_entry(v) && entry_position(v) > claim.position)) {
+      if (e.compare_exchange_weak(v, revoked_entry(claim.end), std::memory_order_seq_cst,
+                                  std::memory_order_relaxed)) {
+        break;
+      }
+    }
+  }
+  if (header_->waiters.load(std::memory_order_seq_cst) != 0) {
+    header_->wake_seq.fetch_add(1, std::memory_order_release);
+    futex_wake_all(&header_->wake_seq);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Reader side
+
+bool PartitionRing::open_cursor(ReaderCursor& cursor, StartPosition::Kind kind, std::uint64_t offset,
+                                bool gating, std::string& error) {
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    const Pair t = tail();
+    Pair start{t.first, t.second};  // latest
+    if (kind != StartPosition::Kind::latest) {
+      if (t.first + kFrameAlign <= capacity_) {
+        start = Pair{0, 0};  // never wrapped: everything is still here
+      } else {
+        start = load_pair(header_->lap_marker);
+        if (t.first + kFrameAlign > start.first + capacity_) continue;  // marker moving
+      }
+    }
+    std::uint64_t deliver_from = start.second;
+    if (kind == StartPosition::Kind::offset) {
+      if (offset > t.second) {
+        error = "offset " + std::to_string(offset) + " is past the end of partition " +
+                std::to_string(partition()) + " (end offset " + std::to_string(t.second) + ")";
+        return false;
+      }
+      if (offset < start.second) {
+        error = "offset " + std::to_string(offset) + " of partition " + std::to_string(partition()) +
+                " is no longer in the ring (earliest is " + std::to_string(start.second) + ")";
+        return false;
+      }
+      deliver_from = offset;
+    }
+    cursor = ReaderCursor{};
+    cursor.offset = start.second;
+    cursor.position = start.first;
+    cursor.deliver_from = deliver_from;
+    if (!gating) return true;
+
+    int slot = -1;
+    for (std::uint32_t i = 0; i < kGatingSlots && slot < 0; ++i) {
+      std::uint32_t expected = static_cast<std::uint32_t>(SlotState::free);
+      if (header_->gating[i].state.compare_exchange_strong(expected, kSlotReserved,
+                                                          std::memory_order_acquire)) {
+        slot = static_cast<int>(i);
+      }
+    }
+    if (slot < 0) {
+      error = "all " + std::to_string(kGatingSlots) + " gating slots of partition " +
+              std::to_string(partition()) + " are in use";
+      return false;
+    }
+    GatingSlot& s = header_->gating[slot];
+    s.pid.store(static_cast<std::int32_t>(::getpid()), std::memory_order_relaxed);
+    s.position.store(start.first, std::memory_order_relaxed);
+    s.state.store(static_cast<std::uint32_t>(SlotState::active), std::memory_order_release);
+    std::uint32_t high = header_->gating_high_water.load(std::memory_order_relaxed);
+    while (high < static_cast<std::uint32_t>(slot) + 1 &&
+           !header_->gating_high_water.compare_exchange_weak(high, static_cast<std::uint32_t>(slot) + 1,
+                                                             std::memory_order_release)) {
+    }
+    // Registration handshake with claiming producers (see claim()).
+    header_->gate_epoch.fetch_add(1, std::memory_order_seq_cst);
+    const Pair after = load_pair(header_->claim);
+    if (after.first + kFrameAlign > start.first + capacity_) {
+      // Producers had already claimed over our start: try again further on.
+      s.state.store(static_cast<std::uint32_t>(SlotState::free), std::memory_order_release);
+      continue;
+    }
+    cursor.gating_slot = slot;
+    return true;
+  }
+  error = "could not find a stable start position in partition " + std::to_string(partition()) +
+          " (producers are lapping the ring faster than a reader can join)";
+  return false;
+}
+
+void PartitionRing::close_cursor(ReaderCursor& cursor) noexcept {
+  if (cursor.gating_slot >= 0) {
+    header_->gating[cursor.gating_slot].state.store(static_cast<std::uint32_t>(SlotState::free),
+                                                    std::memory_order_release);
+    cursor.gating_slot = -1;
+  }
+}
+
+void PartitionRing::publish_gate(const ReaderCursor& cursor) noexcept {
+  // release: our reads of everything below position happen before a
+  // producer (which acquires the position) overwrites it.
+  header_->gating[cursor.gating_slot].position.store(cursor.position, std::memory_order_release);
+}
+
+bool PartitionRing::overwritten_since(std::uint64_t position) const noexcept {
+  // The copy's loads must complete before we look at the claim word; if no
+  // claim reached into position's lap yet, nothing we copied was overwritten.
+  std::atomic_thread_fence(std::memory_order_acquire);
+  const Pair t = tail();
+  return t.first + kFrameAlign > position + capacity_;
+}
+
+Step PartitionRing::step(ReaderCursor& cursor, bool gating) noexcept {
+  const std::uint64_t v = entry(cursor.offset).load(std::memory_order_acquire);
+  if (v == committed_entry(cursor.position)) return Step::committed;
+  if (is_revoked_entry(v) && entry_position(v) >= cursor.position) {
+    // An aborted or abandoned offset: step over it. (A value from an earlier
+    // lap always decodes below the cursor's position; README.)
+    if (cursor.offset >= cursor.deliver_from) ++cursor.skipped;
+    cursor.offset += 1;
+    cursor.position = entry_position(v);
+    return Step::skipped;
+  }
+  const Pair t = tail();
+  if (t.second <= cursor.offset) return deleted() ? Step::deleted : Step::empty;
+  if (!gating && t.first + kFrameAlign > cursor.position + capacity_) return Step::lapped;
+
+  // Claimed, not committed. If it stays so for the abandoned-claim timeout,
+  // its producer is taken for dead and the claim is revoked.
+  const std::int64_t now = monotonic_ns();
+  if (cursor.stuck_offset != cursor.offset) {
+    cursor.stuck_offset = cursor.offset;
+    cursor.stuck_since_ns = now;
+  } else if (now - cursor.stuck_since_ns >= abandoned_timeout_ns_) {
+    revoke_abandoned(cursor, t);
+  }
+  return Step::pending;
+}
+
+void PartitionRing::revoke_abandoned(ReaderCursor& cursor, Pair t) noexcept {
+  const std::uint64_t o = cursor.offset;
+  const std::uint64_t p = cursor.position;
+  // Never store a resume position a lap or more past the cursor (the stale /
+  // current distinction rests on it); a reader that far behind is lapped.
+  if (t.first + kFrameAlign > p + capacity_) return;
+
+  // The run of offsets to revoke is [o, j): up to the first offset after o
+  // that is already published for this lap (committed, or revoked by someone
+  // else), or up to the claim word's offset. R is where readers resume.
+  std::uint64_t j = t.second;
+  std::uint64_t resume = t.first;
+  for (std::uint64_t x = o + 1; x < t.second; ++x) {
+    const std::uint64_t v = entry(x).load(std::memory_order_acquire);
+    if ((is_committed_entry(v) || is_revoked_entry(v)) && entry_position(v) > p) {
+      j = x;
+      resume = entry_position(v);
+      break;
+    }
+  }
+  // Highest first, so a reader never finds a revoked offset followed by one
+  // that is not yet revoked.
+  for (std::uint64_t x = j; x-- > o;) {
+    std::atomic<std::uint64_t>& e = entry(x);
+    std::uint64_t v = e.load(std::memory_order_acquire);
+    for (;;) {
+      const bool committed = x == o ? v == committed_entry(p)
+                                    : is_committed_entry(v) && entry_position(v) > p;
+      if (committed || (is_revoked_entry(v) && entry_position(v) > p)) {
+        // Its producer was alive after all, or another reader got here first.
+        resume = entry_position(v);
+        break;
+      }
+      if (e.compare_exchange_weak(v, revoked_entry(resume), std::memory_order_seq_cst,
+                                  std::memory_order_acquire)) {
+        break;
+      }
+    }
+  }
+  cursor.stuck_offset = ~std::uint64_t{0};
+  if (header_->waiters.load(std::memory_order_seq_cst) != 0) {
+    header_->wake_seq.fetch_add(1, std::memory_order_release);
+    futex_wake_all(&header_->wake_seq);
+  }
+}
+
+bool PartitionRing::has_news(const ReaderCursor& cursor, bool gating) const noexcept {
+  const std::uint64_t v = entry(cursor.offset).load(std::memory_order_acquire);
+  if (v == committed_entry(cursor.position)) return true;
+  if (is_revoked_entry(v) && entry_position(v) >= cursor.position) return true;
+  if (deleted()) return true;
+  return !gating && tail().first + kFrameAlign > cursor.position + capacity_;  // lapped
+}
+
+std::uint32_t PartitionRing::gating_readers() const noexcept {
+  std::uint32_t n = 0;
+  for (const GatingSlot& s : header_->gating) {
+    n += s.state.load(std::memory_order_relaxed) == static_cast<std::uint32_t>(SlotState::active);
+  }
+  return n;
+}
+
+std::uint32_t PartitionRing::reap_dead_gating_readers() noexcept {
+  std::uint32_t freed = 0;
+  for (GatingSlot& s : header_->gating) {
+    std::uint32_t st = s.state.load(std::memory_order_acquire);
+    if (st != static_cast<std::uint32_t>(SlotState::active)) continue;
+    if (!process_is_dead(s.pid.load(std::memory_order_relaxed))) continue;
+    if (s.state.compare_exchange_strong(st, static_cast<std::uint32_t>(SlotState::free),
+                                        std::memory_order_acq_rel)) {
+      ++freed;
+    }
+  }
+  return freed;
+}
+
+}  // namespace ringbus::detail

@@ -1,0 +1,132 @@
+// One partition's ring in shared memory: the claim/commit protocol of the
+// producers, the gating positions, and the reader's step over commit
+// entries. The protocol is specified in bus/README.md; the layout in
+// partition_format.h.
+//
+// Threading: a PartitionRing is a view of a mapping and has no mutable state
+// of its own; every method may be called from any thread of any process that
+// maps the file. Per-caller state lives in ProducerCache and ReaderCursor,
+// which belong to one thread at a time.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "mapped_file.h"
+#include "partition_format.h"
+#include "ringbus/consumer.h"
+#include "ringbus/record.h"
+#include "sync.h"
+
+namespace ringbus::detail {
+
+// A producer's private view of how far it may claim without looking at the
+// gating slots again ("each side caches the other side's index").
+struct ProducerCache {
+  std::uint64_t limit = 0;             // claims may end at or below this position
+  std::uint64_t epoch = ~std::uint64_t{0};  // gate_epoch the limit was computed at
+};
+
+struct ClaimSpan {
+  PublishStatus status = PublishStatus::ok;
+  std::uint64_t position = 0;        // claim start (a padding frame, if it wrapped)
+  std::uint64_t frame_position = 0;  // where the first record frame goes
+  std::uint64_t end = 0;             // position after the claim
+  std::uint64_t offset = 0;          // offset of the first record
+};
+
+// A reader's position in one partition, and its bookkeeping for abandoned claims.
+struct ReaderCursor {
+  std::uint64_t offset = 0;
+  std::uint64_t position = 0;
+  std::uint64_t deliver_from = 0;    // records below this offset are passed over
+  int gating_slot = -1;              // >= 0 for a gating reader
+  std::uint64_t stuck_offset = ~std::uint64_t{0};
+  std::int64_t stuck_since_ns = 0;
+  std::uint64_t skipped = 0;         // offsets stepped over (aborted or abandoned)
+};
+
+// What the reader finds at its cursor.
+enum class Step : std::uint8_t {
+  committed,  // a committed claim starts at the cursor
+  skipped,    // a revoked offset was stepped over; look again
+  empty,      // nothing claimed at the cursor yet
+  pending,    // claimed but not committed yet
+  lapped,     // (non-gating only) producers overwrote the cursor's position
+  deleted,    // empty, and the topic was deleted
+};
+
+class PartitionRing {
+ public:
+  explicit PartitionRing(MappedFile file);
+
+  PartitionHeader& header() const noexcept { return *header_; }
+  std::uint64_t capacity() const noexcept { return capacity_; }
+  std::uint32_t max_record_size() const noexcept { return max_record_size_; }
+  std::uint32_t partition() const noexcept { return header_->id.partition; }
+  const std::string& path() const noexcept { return file_.path(); }
+  bool deleted() const noexcept { return header_->deleted.load(std::memory_order_acquire) != 0; }
+
+  // ---- producer side -----------------------------------------------------
+  // Claims `bytes` (a multiple of kFrameAlign, at most capacity/4) for
+  // `records` records. If `deadline_ns` is 0 it never waits; otherwise it
+  // waits for space until that monotonic time. Writes the padding frame when
+  // the claim wraps.
+  ClaimSpan claim(ProducerCache& cache, std::uint64_t bytes, std::uint32_t records,
+                  std::int64_t deadline_ns) noexcept;
+  // Publishes a claim: CAS of its commit entry from "not yet" to committed.
+  // Fails (claim_revoked) only if readers revoked it as abandoned.
+  PublishStatus commit(const ClaimSpan& claim) noexcept;
+  // Withdraws a claim: every offset in it becomes revoked.
+  void abort(const ClaimSpan& claim, std::uint32_t records) noexcept;
+  std::byte* data_at(std::uint64_t position) const noexcept {
+    return data_ + (position & mask_);
+  }
+
+  // ---- reader side ---------------------------------------------------------
+  // Places a new cursor. For a gating reader also registers it; fails (false)
+  // only when the gating slots are all taken.
+  bool open_cursor(ReaderCursor& cursor, StartPosition::Kind kind, std::uint64_t offset,
+                   bool gating, std::string& error);
+  void close_cursor(ReaderCursor& cursor) noexcept;
+  // Looks at the cursor; on `skipped` it has moved the cursor.
+  Step step(ReaderCursor& cursor, bool gating) noexcept;
+  // Publishes a gating reader's position (after it has consumed up to it).
+  void publish_gate(const ReaderCursor& cursor) noexcept;
+  // True if, after consuming a claim starting at `position`, the bytes may
+  // have been overwritten (non-gating readers check this after copying).
+  bool overwritten_since(std::uint64_t position) const noexcept;
+  Pair tail() const noexcept { return load_pair(header_->claim); }
+
+  // For blocking waits.
+  std::atomic<std::uint32_t>* wake_word() const noexcept { return &header_->wake_seq; }
+  void add_waiter() noexcept { header_->waiters.fetch_add(1, std::memory_order_seq_cst); }
+  void remove_waiter() noexcept { header_->waiters.fetch_sub(1, std::memory_order_relaxed); }
+  // True if step() would find something other than empty/pending (for
+  // blocking waits: a pending claim is waited for, not spun on).
+  bool has_news(const ReaderCursor& cursor, bool gating) const noexcept;
+
+  std::uint32_t gating_readers() const noexcept;
+  // Frees gating slots whose owner process is gone. Returns how many.
+  std::uint32_t reap_dead_gating_readers() noexcept;
+
+ private:
+  void refresh_limit(ProducerCache& cache) const noexcept;
+  bool wait_for_space(ProducerCache& cache, std::uint64_t end, std::int64_t deadline_ns) noexcept;
+  void revoke_abandoned(ReaderCursor& cursor, Pair tail) noexcept;
+  std::atomic<std::uint64_t>& entry(std::uint64_t offset) const noexcept {
+    return entries_[offset & entry_mask_];
+  }
+
+  MappedFile file_;
+  PartitionHeader* header_;
+  std::atomic<std::uint64_t>* entries_;
+  std::byte* data_;
+  std::uint64_t capacity_;
+  std::uint64_t mask_;
+  std::uint64_t entry_mask_;
+  std::uint32_t max_record_size_;
+  std::int64_t abandoned_timeout_ns_;
+};
+
+}  // namespace ringbus::detail

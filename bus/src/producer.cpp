@@ -1,0 +1,239 @@
+#include "ringbus/producer.h"
+
+#include <time.h>
+
+#include <cstring>
+#include <utility>
+#include <vector>
+
+#include "partition_ring.h"
+#include "record_headers.h"
+#include "ringbus/topic.h"
+#include "topic_files.h"
+
+namespace ringbus {
+
+using detail::align_frame;
+using detail::ClaimSpan;
+using detail::RecordHeader;
+
+namespace {
+
+constexpr std::size_t kMaxBatchRecords = UINT16_MAX;
+
+std::int64_t timestamp_now(bool coarse) noexcept {
+  timespec ts{};
+  clock_gettime(coarse ? CLOCK_REALTIME_COARSE : CLOCK_REALTIME, &ts);
+  return ts.tv_sec * 1'000'000'000LL + ts.tv_nsec;
+}
+
+// Writes one record frame at dst; returns the aligned frame size.
+std::uint64_t write_frame(std::byte* dst, std::uint64_t offset, std::int64_t ts, std::uint16_t claim_records,
+                          std::string_view key, std::span<const Header> headers, std::size_t headers_len,
+                          std::string_view value) noexcept {
+  auto* h = reinterpret_cast<RecordHeader*>(dst);
+  const std::size_t frame = sizeof(RecordHeader) + key.size() + headers_len + value.size();
+  h->frame_length = static_cast<std::uint32_t>(frame);
+  h->type = detail::FrameType::record;
+  h->claim_records = claim_records;
+  h->key_length = static_cast<std::uint32_t>(key.size());
+  h->headers_length = static_cast<std::uint32_t>(headers_len);
+  h->offset = offset;
+  h->timestamp_ns = ts;
+  std::byte* p = dst + sizeof(RecordHeader);
+  if (!key.empty()) std::memcpy(p, key.data(), key.size());
+  p += key.size();
+  if (headers_len != 0) detail::encode_headers(headers, p);
+  p += headers_len;
+  if (!value.empty()) std::memcpy(p, value.data(), value.size());
+  return align_frame(frame);
+}
+
+}  // namespace
+
+struct Producer::Impl {
+  std::shared_ptr<detail::TopicMap> topic;
+  std::vector<detail::ProducerCache> caches;  // per partition
+  std::uint32_t round_robin = 0;
+  ProducerOptions options;
+  std::vector<std::size_t> header_sizes;  // scratch for batches
+};
+
+Result<Producer> Producer::open(std::string_view instance, std::string_view topic, ProducerOptions options) {
+  auto map = detail::TopicMap::open(instance, topic);
+  if (!map) return map.error();
+  auto impl = std::make_unique<Impl>();
+  impl->topic = std::move(map.value());
+  impl->caches.resize(impl->topic->partition_count());
+  impl->options = options;
+  return Producer(std::move(impl));
+}
+
+Producer::Producer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Producer::Producer(Producer&&) noexcept = default;
+Producer& Producer::operator=(Producer&&) noexcept = default;
+Producer::~Producer() = default;
+
+std::uint32_t Producer::partitions() const noexcept { return impl_->topic->partition_count(); }
+std::uint32_t Producer::max_record_size() const noexcept { return impl_->topic->ring(0).max_record_size(); }
+
+std::uint32_t Producer::choose_partition(std::string_view key, std::uint32_t requested) noexcept {
+  if (requested != kAutoPartition) return requested;
+  const std::uint32_t n = impl_->topic->partition_count();
+  if (!key.empty()) return partition_for_key(key, n);
+  return impl_->round_robin++ % n;
+}
+
+PublishResult Producer::publish_messages(std::span<const Message> messages, std::uint32_t requested,
+                                         bool wait) noexcept {
+  PublishResult r;
+  if (messages.empty() || messages.size() > kMaxBatchRecords) {
+    r.status = PublishStatus::invalid_argument;
+    return r;
+  }
+  r.partition = choose_partition(messages.front().key, requested);
+  if (r.partition >= impl_->topic->partition_count()) {
+    r.status = PublishStatus::invalid_partition;
+    return r;
+  }
+  detail::PartitionRing& ring = impl_->topic->ring(r.partition);
+  auto& sizes = impl_->header_sizes;
+  sizes.clear();
+  std::uint64_t bytes = 0;
+  for (const Message& m : messages) {
+    const std::size_t hl = m.headers.empty() ? 0 : detail::encoded_headers_size(m.headers);
+    if (hl == SIZE_MAX || m.key.size() + hl + m.value.size() > ring.max_record_size()) {
+      r.status = PublishStatus::record_too_large;
+      return r;
+    }
+    sizes.push_back(hl);
+    bytes += align_frame(sizeof(RecordHeader) + m.key.size() + hl + m.value.size());
+  }
+  if (bytes > ring.capacity() / 4) {
+    r.status = PublishStatus::record_too_large;  // the batch as a whole
+    return r;
+  }
+  const std::int64_t deadline = wait ? detail::monotonic_ns() + impl_->options.publish_timeout.count() : 0;
+  const ClaimSpan claim = ring.claim(impl_->caches[r.partition], bytes, static_cast<std::uint32_t>(messages.size()),
+                                     deadline);
+  if (claim.status != PublishStatus::ok) {
+    r.status = claim.status;
+    return r;
+  }
+  const std::int64_t ts = timestamp_now(impl_->options.coarse_timestamps);
+  std::uint64_t pos = claim.frame_position;
+  for (std::size_t i = 0; i < messages.size(); ++i) {
+    const Message& m = messages[i];
+    pos += write_frame(ring.data_at(pos), claim.offset + i, ts,
+                       i == 0 ? static_cast<std::uint16_t>(messages.size()) : 0, m.key, m.headers, sizes[i],
+                       m.value);
+  }
+  r.status = ring.commit(claim);
+  r.offset = claim.offset;
+  return r;
+}
+
+PublishResult Producer::try_publish(std::string_view key, std::string_view value, std::span<const Header> headers,
+                                    std::uint32_t partition) noexcept {
+  const Message m{key, value, headers};
+  return publish_messages({&m, 1}, partition, false);
+}
+
+PublishResult Producer::publish(std::string_view key, std::string_view value, std::span<const Header> headers,
+                                std::uint32_t partition) noexcept {
+  const Message m{key, value, headers};
+  return publish_messages({&m, 1}, partition, true);
+}
+
+PublishResult Producer::try_publish_batch(std::span<const Message> messages, std::uint32_t partition) noexcept {
+  return publish_messages(messages, partition, false);
+}
+
+PublishResult Producer::publish_batch(std::span<const Message> messages, std::uint32_t partition) noexcept {
+  return publish_messages(messages, partition, true);
+}
+
+Claim Producer::try_claim(std::size_t value_size, std::string_view key, std::span<const Header> headers,
+                          std::uint32_t requested) noexcept {
+  Claim c;
+  c.partition_ = choose_partition(key, requested);
+  if (c.partition_ >= impl_->topic->partition_count()) {
+    c.status_ = PublishStatus::invalid_partition;
+    return c;
+  }
+  detail::PartitionRing& ring = impl_->topic->ring(c.partition_);
+  const std::size_t hl = headers.empty() ? 0 : detail::encoded_headers_size(headers);
+  if (hl == SIZE_MAX || value_size > ring.max_record_size() ||
+      key.size() + hl + value_size > ring.max_record_size()) {
+    c.status_ = PublishStatus::record_too_large;
+    return c;
+  }
+  const std::uint64_t bytes = align_frame(sizeof(RecordHeader) + key.size() + hl + value_size);
+  const ClaimSpan claim = ring.claim(impl_->caches[c.partition_], bytes, 1, 0);
+  if (claim.status != PublishStatus::ok) {
+    c.status_ = claim.status;
+    return c;
+  }
+  std::byte* frame = ring.data_at(claim.frame_position);
+  // Write the frame with an empty value placeholder, then point the caller
+  // at the value's bytes.
+  write_frame(frame, claim.offset, timestamp_now(impl_->options.coarse_timestamps), 1, key, headers, hl, {});
+  reinterpret_cast<RecordHeader*>(frame)->frame_length =
+      static_cast<std::uint32_t>(sizeof(RecordHeader) + key.size() + hl + value_size);
+  c.ring_ = &ring;
+  c.position_ = claim.position;
+  c.end_ = claim.end;
+  c.offset_ = claim.offset;
+  c.value_ = {frame + sizeof(RecordHeader) + key.size() + hl, value_size};
+  c.status_ = PublishStatus::ok;
+  return c;
+}
+
+// ---------------------------------------------------------------------------
+
+Claim::Claim(Claim&& o) noexcept { *this = std::move(o); }
+
+Claim& Claim::operator=(Claim&& o) noexcept {
+  if (this != &o) {
+    if (ring_ != nullptr) abort();
+    ring_ = std::exchange(o.ring_, nullptr);
+    position_ = o.position_;
+    end_ = o.end_;
+    offset_ = o.offset_;
+    value_ = o.value_;
+    partition_ = o.partition_;
+    status_ = o.status_;
+  }
+  return *this;
+}
+
+Claim::~Claim() {
+  if (ring_ != nullptr) abort();
+}
+
+PublishResult Claim::commit() noexcept {
+  PublishResult r{status_, partition_, offset_};
+  if (ring_ == nullptr) {
+    if (r.status == PublishStatus::ok) r.status = PublishStatus::invalid_argument;  // committed twice
+    return r;
+  }
+  ClaimSpan span;
+  span.position = position_;
+  span.end = end_;
+  span.offset = offset_;
+  r.status = ring_->commit(span);
+  ring_ = nullptr;
+  return r;
+}
+
+void Claim::abort() noexcept {
+  if (ring_ == nullptr) return;
+  ClaimSpan span;
+  span.position = position_;
+  span.end = end_;
+  span.offset = offset_;
+  ring_->abort(span, 1);
+  ring_ = nullptr;
+}
+
+}  // namespace ringbus

@@ -1,0 +1,88 @@
+// Cross-process synchronisation primitives for the rings: the 16-byte
+// compare-and-swap of the claim word, a consistent read of a two-word pair,
+// and futex wait/wake on words in shared memory.
+//
+// These work between processes because they are single instructions or
+// system calls on the shared mapping: nothing here uses a process-local lock
+// (which is why the 16-byte CAS is inline asm: libatomic may fall back to a
+// lock table that other processes cannot see).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <span>
+
+namespace ringbus::detail {
+
+struct Pair {
+  std::uint64_t first;   // claim: position       lap marker: position
+  std::uint64_t second;  // claim: next offset    lap marker: offset
+};
+
+// lock cmpxchg16b: if *words == expected, store desired and return true;
+// otherwise load *words into expected and return false. A full barrier on
+// x86-64 (every locked instruction is), so it is also sequentially
+// consistent with respect to the atomics around it. words must be 16-aligned.
+struct alignas(16) Words16 {
+  std::uint64_t w[2];
+};
+
+inline bool cas16(std::uint64_t* words, Pair& expected, Pair desired) noexcept {
+  bool ok;
+  asm volatile("lock cmpxchg16b %1"
+               : "=@ccz"(ok), "+m"(*reinterpret_cast<Words16*>(words)),
+                 "+a"(expected.first), "+d"(expected.second)
+               : "b"(desired.first), "c"(desired.second)
+               : "memory");
+  return ok;
+}
+
+inline std::uint64_t load_acquire(const std::uint64_t* word) noexcept {
+  return __atomic_load_n(word, __ATOMIC_ACQUIRE);
+}
+
+// Reads {first, second} as one consistent pair without a locked instruction.
+// Valid for pairs changed only by cas16 where every change strictly increases
+// `second` (the claim word: every claim takes at least one offset; the lap
+// marker: offsets only grow). If `second` reads the same before and after,
+// no cas16 happened in between, so `first` belongs to that same state.
+inline Pair load_pair(const std::uint64_t* words) noexcept {
+  for (;;) {
+    const std::uint64_t s1 = load_acquire(words + 1);
+    const std::uint64_t f = load_acquire(words);
+    const std::uint64_t s2 = load_acquire(words + 1);
+    if (s1 == s2) return {f, s1};
+  }
+}
+
+// Raises the pair to `desired` if desired.second is greater than the current
+// second (a monotonic maximum, used for the lap marker).
+inline void raise_pair(std::uint64_t* words, Pair desired) noexcept {
+  Pair cur = load_pair(words);
+  while (cur.second < desired.second) {
+    if (cas16(words, cur, desired)) return;
+  }
+}
+
+// Futex wait on a 32-bit word shared between processes. Returns when woken,
+// when *word != expected, on a signal, or at the timeout; callers re-check
+// their condition in every case.
+void futex_wait(std::atomic<std::uint32_t>* word, std::uint32_t expected,
+                std::chrono::nanoseconds timeout) noexcept;
+// Waits on several words at once (futex_waitv, Linux 5.16+); falls back to a
+// short timed wait on the first word where the kernel lacks it.
+void futex_wait_any(std::span<std::atomic<std::uint32_t>* const> words,
+                    std::span<const std::uint32_t> expected,
+                    std::chrono::nanoseconds timeout) noexcept;
+void futex_wake_all(std::atomic<std::uint32_t>* word) noexcept;
+
+inline void cpu_relax() noexcept { __builtin_ia32_pause(); }
+
+std::int64_t monotonic_ns() noexcept;
+std::int64_t realtime_ns() noexcept;
+
+// True if the process `pid` is gone (kill(pid, 0) says ESRCH).
+bool process_is_dead(std::int32_t pid) noexcept;
+
+}  // namespace ringbus::detail

@@ -1,0 +1,58 @@
+// Topics as files in an instance's shared-memory directory:
+//
+//   /dev/shm/ringbus-<instance>/
+//     broker.lock                  flock(2)ed by the broker that owns the instance
+//     topics/<name>/partition-<n>  one partition ring file each (partition_format.h)
+//
+// The directory is the topic registry: creating a topic builds its files in
+// a hidden directory and renames it into place (atomic, and fails if the name
+// is taken); deleting renames it away before unlinking. Any process can list
+// and describe topics by reading it; only the broker changes it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "partition_ring.h"
+#include "ringbus/result.h"
+#include "ringbus/topic.h"
+
+namespace ringbus::detail {
+
+// Checks the header of a partition file's bytes (all of them, or at least the
+// header) as a client must before trusting it: magic, layout version, sizes
+// and their relations, name. The message names the file and the field.
+Status validate_partition_header(const std::byte* data, std::uint64_t size, const std::string& path);
+
+// All partitions of one topic, mapped. Shared by the producers and consumers
+// of a process that opened the topic.
+class TopicMap {
+ public:
+  static Result<std::shared_ptr<TopicMap>> open(std::string_view instance, std::string_view topic,
+                                                bool populate = true);
+
+  const std::string& name() const noexcept { return name_; }
+  std::uint64_t topic_id() const noexcept { return topic_id_; }
+  std::uint32_t partition_count() const noexcept { return static_cast<std::uint32_t>(rings_.size()); }
+  PartitionRing& ring(std::uint32_t p) const noexcept { return *rings_[p]; }
+  TopicInfo describe() const;
+
+ private:
+  std::string name_;
+  std::uint64_t topic_id_ = 0;
+  std::vector<std::unique_ptr<PartitionRing>> rings_;
+};
+
+std::string topics_directory(std::string_view instance);
+std::string topic_directory(std::string_view instance, std::string_view topic);
+
+// Broker-side operations (the caller holds the instance lock).
+Result<TopicInfo> create_topic_files(std::string_view instance, const TopicConfig& config,
+                                     std::uint64_t topic_id);
+Status delete_topic_files(std::string_view instance, std::string_view topic);
+std::vector<std::string> list_topic_names(std::string_view instance);
+
+}  // namespace ringbus::detail

@@ -1,0 +1,76 @@
+// Helpers shared by the bus tests: a broker on an instance of its own, so
+// tests never see each other's topics (or those of a running demo).
+#pragma once
+
+#include <unistd.h>
+
+#include <atomic>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "ringbus/broker.h"
+#include "ringbus/consumer.h"
+#include "ringbus/producer.h"
+
+namespace ringbus::test {
+
+inline std::string unique_instance(const std::string& tag = "t") {
+  static std::atomic<int> counter{0};
+  return "test-" + tag + "-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
+}
+
+inline TopicConfig topic(const std::string& name, std::uint32_t partitions = 1,
+                         std::uint64_t ring_bytes = 64 * 1024, std::uint32_t max_record = 4096) {
+  TopicConfig c;
+  c.name = name;
+  c.partitions = partitions;
+  c.ring_bytes = ring_bytes;
+  c.max_record_size = max_record;
+  return c;
+}
+
+// A started broker with its instance name; the test fails at once if the
+// broker cannot start.
+struct BrokerFixture : ::testing::Test {
+  std::string instance = unique_instance();
+  Broker broker = start();
+
+  Broker start() {
+    auto b = Broker::start({instance});
+    if (!b) {
+      ADD_FAILURE() << b.error().message;
+      std::abort();
+    }
+    return std::move(b.value());
+  }
+  void create(const TopicConfig& c) {
+    auto r = broker.create_topic(c);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+  }
+  Producer producer(const std::string& t, ProducerOptions o = {}) {
+    auto p = Producer::open(instance, t, o);
+    if (!p) {
+      ADD_FAILURE() << p.error().message;
+      std::abort();
+    }
+    return std::move(p.value());
+  }
+  Consumer consumer(const std::string& t, ConsumerOptions o = {}) {
+    auto c = Consumer::open(instance, t, std::move(o));
+    if (!c) {
+      ADD_FAILURE() << c.error().message;
+      std::abort();
+    }
+    return std::move(c.value());
+  }
+};
+
+inline ConsumerOptions from_earliest(bool gating = false) {
+  ConsumerOptions o;
+  o.start = StartPosition::earliest();
+  o.gating = gating;
+  return o;
+}
+
+}  // namespace ringbus::test

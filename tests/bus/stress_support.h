@@ -83,7 +83,7 @@ class Checker {
 // 2-core CI machine runs it too).
 constexpr std::uint64_t scaled(std::uint64_t n) {
 #if defined(__SANITIZE_THREAD__)
-  return n / 40;
+  return n / 10;
 #else
   return n;
 #endif

@@ -39,7 +39,7 @@ struct StartPosition {
 struct ConsumerOptions {
   StartPosition start = StartPosition::latest();
   bool gating = false;
-  std::vector<std::uint32_t> partitions;  // empty = all partitions
+  std::vector<std::uint32_t> partitions = {};  // empty = all partitions
   IdleStrategy idle = IdleStrategy::block;
 };
 

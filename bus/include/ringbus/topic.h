@@ -12,7 +12,7 @@
 namespace ringbus {
 
 struct TopicConfig {
-  std::string name;                 // [A-Za-z0-9._-], 1..249 chars, not starting with '.'
+  std::string name = {};            // [A-Za-z0-9._-], 1..249 chars, not starting with '.'
   std::uint32_t partitions = 1;     // 1..1024
   std::uint64_t ring_bytes = 64ULL << 20;   // per partition; power of two, 64 KiB..1 TiB
   std::uint32_t max_record_size = 1U << 20;  // key + headers + value; at most ring_bytes / 4

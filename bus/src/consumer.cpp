@@ -172,7 +172,7 @@ Consumer::Consumer(Consumer&&) noexcept = default;
 Consumer& Consumer::operator=(Consumer&&) noexcept = default;
 Consumer::~Consumer() = default;
 
-PollResult Consumer::poll(const RecordHandler& handler, std::size_t max_records) {
+PollResult Consumer::poll(RecordHandler handler, std::size_t max_records) {
   Impl& im = *impl_;
   PollResult r;
   const bool gating = im.options.gating;

@@ -17,7 +17,7 @@
 
 #include <chrono>
 #include <cstdint>
-#include <functional>
+#include <type_traits>
 #include <memory>
 #include <string_view>
 #include <vector>
@@ -43,8 +43,22 @@ struct ConsumerOptions {
   IdleStrategy idle = IdleStrategy::block;
 };
 
-// The handler gets each record; the views die when it returns.
-using RecordHandler = std::function<void(const Record&)>;
+// The handler gets each record; the views die when it returns. A non-owning
+// reference to any callable (usually a lambda), so poll() never allocates
+// (std::function may, per call, for a lambda with a few captures).
+class RecordHandler {
+ public:
+  template <class F>
+    requires std::is_invocable_v<F&, const Record&> && (!std::is_same_v<std::remove_cvref_t<F>, RecordHandler>)
+  RecordHandler(F&& f) noexcept  // NOLINT: implicit, so a lambda can be passed directly
+      : object_(const_cast<void*>(static_cast<const void*>(&f))),
+        call_([](void* o, const Record& r) { (*static_cast<std::remove_reference_t<F>*>(o))(r); }) {}
+  void operator()(const Record& r) const { call_(object_, r); }
+
+ private:
+  void* object_;
+  void (*call_)(void*, const Record&);
+};
 
 class Consumer {
  public:
@@ -56,7 +70,7 @@ class Consumer {
 
   // Hands up to max_records available records to the handler, partition by
   // partition, and returns at once (it does not wait).
-  PollResult poll(const RecordHandler& handler, std::size_t max_records = 1024);
+  PollResult poll(RecordHandler handler, std::size_t max_records = 1024);
   // Waits, by the idle strategy, until a record may be available or the
   // timeout passes. Returns true if something may be readable.
   bool wait(std::chrono::nanoseconds timeout);

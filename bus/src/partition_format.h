@@ -83,11 +83,16 @@ constexpr bool is_committed_entry(std::uint64_t v) { return (v & kRevokedBit) ==
 constexpr std::uint64_t entry_position(std::uint64_t v) {
   return is_revoked_entry(v) ? (v & ~kRevokedBit) : v - 1;
 }
+// True if v was written for a claim after `position` (in this lap or a later
+// one). Values from earlier laps are never that.
+constexpr bool written_after(std::uint64_t v, std::uint64_t position) {
+  return (is_committed_entry(v) || is_revoked_entry(v)) && entry_position(v) > position;
+}
 
 // ---------------------------------------------------------------------------
 // Gating slot: one per registered gating reader (and, in the next issue, the
 // disk flusher). Producers never claim past min(active positions) + capacity.
-enum class SlotState : std::uint32_t { free = 0, active = 1 };
+enum class SlotState : std::uint32_t { free = 0, active = 1, reserved = 2 };
 
 struct alignas(kHotPad) GatingSlot {
   std::atomic<std::uint64_t> position;  // the reader's next byte position
@@ -150,6 +155,14 @@ struct PartitionHeader {
   alignas(kHotPad) std::uint64_t lap_marker[2];
   std::uint8_t pad_lap[kHotPad - 16];
 
+  // --- commit frontier: {position, offset} below which every claim is
+  // committed or revoked. Producers never claim past it + capacity, so no
+  // producer ever overwrites a claim that is still being written. Raised by
+  // gating readers as they read (those that started at or below it), and by
+  // producers walking the commit entries when it holds them back.
+  alignas(kHotPad) std::uint64_t frontier[2];
+  std::uint8_t pad_frontier[kHotPad - 16];
+
   // --- wake-up word for blocking consumers (futex, cross-process).
   alignas(kHotPad) std::atomic<std::uint32_t> wake_seq;
   std::atomic<std::uint32_t> waiters;
@@ -162,9 +175,10 @@ static_assert(offsetof(PartitionHeader, id) == 0);
 static_assert(offsetof(PartitionHeader, deleted) == 3 * kHotPad);
 static_assert(offsetof(PartitionHeader, claim) == 4 * kHotPad);
 static_assert(offsetof(PartitionHeader, lap_marker) == 5 * kHotPad);
-static_assert(offsetof(PartitionHeader, wake_seq) == 6 * kHotPad);
-static_assert(offsetof(PartitionHeader, gating) == 7 * kHotPad);
-static_assert(sizeof(PartitionHeader) == (7 + kGatingSlots) * kHotPad);
+static_assert(offsetof(PartitionHeader, frontier) == 6 * kHotPad);
+static_assert(offsetof(PartitionHeader, wake_seq) == 7 * kHotPad);
+static_assert(offsetof(PartitionHeader, gating) == 8 * kHotPad);
+static_assert(sizeof(PartitionHeader) == (8 + kGatingSlots) * kHotPad);
 static_assert(alignof(PartitionHeader) == kHotPad);
 
 // Offsets inside the file.

@@ -5,13 +5,14 @@
 
 #include <algorithm>
 #include <cstring>
+
 #include <limits>
 
 namespace ringbus::detail {
 
 namespace {
 
-constexpr std::uint32_t kSlotReserved = 2;  // being set up by a registering reader
+constexpr auto kSlotReserved = static_cast<std::uint32_t>(SlotState::reserved);  // being set up
 constexpr std::uint64_t kNoLimit = std::numeric_limits<std::uint64_t>::max();
 
 }  // namespace
@@ -30,7 +31,7 @@ PartitionRing::PartitionRing(MappedFile file) : file_(std::move(file)) {
 // ---------------------------------------------------------------------------
 // Producer side
 
-void PartitionRing::refresh_limit(ProducerCache& cache) const noexcept {
+void PartitionRing::refresh_limit(ProducerCache& cache) noexcept {
   // Epoch first: a registration that bumps it after this load is caught by
   // the check after the claim (see claim()).
   cache.epoch = header_->gate_epoch.load(std::memory_order_acquire);
@@ -44,10 +45,60 @@ void PartitionRing::refresh_limit(ProducerCache& cache) const noexcept {
       lowest = std::min(lowest, slot.position.load(std::memory_order_acquire));
     }
   }
+  // Never past a claim that is still being written, readers or not.
+  Pair frontier = load_pair(header_->frontier);
+  if (frontier.first < lowest) frontier = advance_frontier(cache.walker, lowest);
   // One frame of slack below a full lap keeps every position stored in a
   // commit entry strictly below the position of the entry's next lap, which
   // is what lets readers tell a stale entry from a current one (README).
-  cache.limit = lowest == kNoLimit ? kNoLimit : lowest + capacity_ - kFrameAlign;
+  cache.limit = std::min(lowest, frontier.first) + capacity_ - kFrameAlign;
+}
+
+Pair PartitionRing::advance_frontier(ReaderCursor& w, std::uint64_t target) noexcept {
+  const Pair stored = load_pair(header_->frontier);
+  // Start from the shared frontier (we raised it to our cursor last time, so
+  // it is never behind us). The walker's stuck-claim clock is kept: step()
+  // restarts it when the offset changes.
+  w.offset = stored.second;
+  w.position = stored.first;
+  // Bounded, so one claim never pays for a walk over a whole huge ring.
+  for (std::uint32_t steps = 0; steps < 65536 && w.position < target; ++steps) {
+    // gating=true: the walker is never lapped (producers respect the frontier
+    // it publishes); step() revokes a claim stuck past the timeout.
+    const Step s = step(w, /*gating=*/true);
+    if (s == Step::skipped) continue;
+    if (s != Step::committed) break;
+    std::uint64_t end = 0;
+    std::uint32_t records = 0;
+    if (!claim_extent(w.position, end, records)) break;  // another walker is ahead
+    w.offset += records;
+    w.position = end;
+  }
+  if (w.offset > stored.second) raise_pair(header_->frontier, Pair{w.position, w.offset});
+  return load_pair(header_->frontier);
+}
+
+bool PartitionRing::claim_extent(std::uint64_t position, std::uint64_t& end,
+                                 std::uint32_t& records) const noexcept {
+  const std::uint64_t max_frame = sizeof(RecordHeader) + max_record_size_;
+  std::uint64_t fp = position;
+  RecordHeader h;
+  std::memcpy(&h, data_at(fp), sizeof h);
+  if (h.type == FrameType::padding) {
+    if (h.frame_length != capacity_ - (fp & mask_)) return false;
+    fp += h.frame_length;
+    std::memcpy(&h, data_at(fp), sizeof h);
+  }
+  records = h.claim_records;
+  if (records == 0) return false;
+  for (std::uint32_t i = 0; i < records; ++i) {
+    std::memcpy(&h, data_at(fp), sizeof h);
+    if (h.frame_length < sizeof(RecordHeader) || h.frame_length > max_frame) return false;
+    fp += align_frame(h.frame_length);
+    if (fp - position > capacity_ / 2) return false;
+  }
+  end = fp;
+  return !overwritten_since(position);
 }
 
 bool PartitionRing::wait_for_space(ProducerCache& cache, std::uint64_t end,
@@ -153,9 +204,10 @@ ClaimSpan PartitionRing::claim(ProducerCache& cache, std::uint64_t bytes, std::u
 PublishStatus PartitionRing::commit(const ClaimSpan& claim) noexcept {
   std::atomic<std::uint64_t>& e = entry(claim.offset);
   std::uint64_t v = e.load(std::memory_order_relaxed);
-  // A revocation for this lap resumes beyond our claim; anything else here is
-  // a value from an earlier lap.
-  if (is_revoked_entry(v) && entry_position(v) > claim.position) return PublishStatus::claim_revoked;
+  // A revocation for this lap resumes beyond our claim (and a value written
+  // for a later claim means the slot moved on after a revocation); anything
+  // else here is a value from an earlier lap.
+  if (written_after(v, claim.position)) return PublishStatus::claim_revoked;
   // seq_cst (release for the record's bytes, plus the order the futex
   // handshake below needs). A CAS, not a store, so that a reader that revoked
   // this claim as abandoned cannot be overwritten by a late commit.
@@ -178,7 +230,7 @@ void PartitionRing::abort(const ClaimSpan& claim, std::uint32_t records) noexcep
   for (std::uint64_t x = claim.offset + records; x-- > claim.offset;) {
     std::atomic<std::uint64_t>& e = entry(x);
     std::uint64_t v = e.load(std::memory_order_relaxed);
-    while (!(is_revoked_entry(v) && entry_position(v) > claim.position)) {
+    while (!written_after(v, claim.position)) {
       if (e.compare_exchange_weak(v, revoked_entry(claim.end), std::memory_order_seq_cst,
                                   std::memory_order_relaxed)) {
         break;
@@ -226,6 +278,7 @@ bool PartitionRing::open_cursor(ReaderCursor& cursor, StartPosition::Kind kind, 
     cursor.position = start.first;
     cursor.deliver_from = deliver_from;
     if (!gating) return true;
+    cursor.raises_frontier = start.first <= load_pair(header_->frontier).first;
 
     int slot = -1;
     for (std::uint32_t i = 0; i < kGatingSlots && slot < 0; ++i) {
@@ -277,6 +330,10 @@ void PartitionRing::publish_gate(const ReaderCursor& cursor) noexcept {
   // release: our reads of everything below position happen before a
   // producer (which acquires the position) overwrites it.
   header_->gating[cursor.gating_slot].position.store(cursor.position, std::memory_order_release);
+  // A reader that started at or below the frontier has seen every claim
+  // since committed or revoked, so its cursor is a frontier too. Raising it
+  // here (once per poll) spares producers the walk.
+  if (cursor.raises_frontier) raise_pair(header_->frontier, Pair{cursor.position, cursor.offset});
 }
 
 bool PartitionRing::overwritten_since(std::uint64_t position) const noexcept {

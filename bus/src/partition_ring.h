@@ -20,11 +20,25 @@
 
 namespace ringbus::detail {
 
+// A reader's position in one partition, and its bookkeeping for abandoned claims.
+struct ReaderCursor {
+  std::uint64_t offset = 0;
+  std::uint64_t position = 0;
+  std::uint64_t deliver_from = 0;    // records below this offset are passed over
+  int gating_slot = -1;              // >= 0 for a gating reader
+  bool raises_frontier = false;      // started at or below the commit frontier
+  std::uint64_t stuck_offset = ~std::uint64_t{0};
+  std::int64_t stuck_since_ns = 0;
+  std::uint64_t skipped = 0;         // offsets stepped over (aborted or abandoned)
+};
+
 // A producer's private view of how far it may claim without looking at the
-// gating slots again ("each side caches the other side's index").
+// gating slots and the frontier again ("each side caches the other side's
+// index"), and its cursor for walking the commit frontier forward.
 struct ProducerCache {
   std::uint64_t limit = 0;             // claims may end at or below this position
   std::uint64_t epoch = ~std::uint64_t{0};  // gate_epoch the limit was computed at
+  ReaderCursor walker;
 };
 
 struct ClaimSpan {
@@ -33,17 +47,6 @@ struct ClaimSpan {
   std::uint64_t frame_position = 0;  // where the first record frame goes
   std::uint64_t end = 0;             // position after the claim
   std::uint64_t offset = 0;          // offset of the first record
-};
-
-// A reader's position in one partition, and its bookkeeping for abandoned claims.
-struct ReaderCursor {
-  std::uint64_t offset = 0;
-  std::uint64_t position = 0;
-  std::uint64_t deliver_from = 0;    // records below this offset are passed over
-  int gating_slot = -1;              // >= 0 for a gating reader
-  std::uint64_t stuck_offset = ~std::uint64_t{0};
-  std::int64_t stuck_since_ns = 0;
-  std::uint64_t skipped = 0;         // offsets stepped over (aborted or abandoned)
 };
 
 // What the reader finds at its cursor.
@@ -91,8 +94,13 @@ class PartitionRing {
   void close_cursor(ReaderCursor& cursor) noexcept;
   // Looks at the cursor; on `skipped` it has moved the cursor.
   Step step(ReaderCursor& cursor, bool gating) noexcept;
-  // Publishes a gating reader's position (after it has consumed up to it).
+  // Publishes a gating reader's position (after it has consumed up to it),
+  // and raises the commit frontier to it if the reader may.
   void publish_gate(const ReaderCursor& cursor) noexcept;
+  // The position after the claim that starts at `position` (committed, so
+  // its frames are written), and its record count. False if the bytes read
+  // cannot be trusted (producers have since claimed over them).
+  bool claim_extent(std::uint64_t position, std::uint64_t& end, std::uint32_t& records) const noexcept;
   // True if, after consuming a claim starting at `position`, the bytes may
   // have been overwritten (non-gating readers check this after copying).
   bool overwritten_since(std::uint64_t position) const noexcept;
@@ -111,7 +119,10 @@ class PartitionRing {
   std::uint32_t reap_dead_gating_readers() noexcept;
 
  private:
-  void refresh_limit(ProducerCache& cache) const noexcept;
+  void refresh_limit(ProducerCache& cache) noexcept;
+  // Walks the commit frontier forward over committed and revoked claims
+  // until it reaches `target` or a claim still pending; returns it.
+  Pair advance_frontier(ReaderCursor& walker, std::uint64_t target) noexcept;
   bool wait_for_space(ProducerCache& cache, std::uint64_t end, std::int64_t deadline_ns) noexcept;
   void revoke_abandoned(ReaderCursor& cursor, Pair tail) noexcept;
   std::atomic<std::uint64_t>& entry(std::uint64_t offset) const noexcept {

@@ -271,6 +271,42 @@ TEST_F(RingTest, AbandonedClaimIsRevokedAfterTheTimeoutAndReadersGoOn) {
   EXPECT_EQ(stuck.commit().status, PublishStatus::claim_revoked);
 }
 
+// Regression: with no gating reader, producers once lapped a claim that
+// another producer was still writing, and its late bytes and commit landed on
+// a newer record. The commit frontier now holds them back.
+TEST_F(RingTest, ProducersNeverClaimOverAClaimStillBeingWritten) {
+  create(topic("t", 1, 64 * 1024, 4096));
+  Producer slow = producer("t");
+  Producer fast = producer("t");
+  Claim held = slow.try_claim(100);
+  ASSERT_TRUE(held.ok());
+  const std::string v(1000, 'x');
+  int published = 0;
+  while (published < 1000 && fast.try_publish("", v).ok()) ++published;
+  EXPECT_LE(published, 64);  // less than a lap past the held claim
+  EXPECT_EQ(fast.try_publish("", v).status, PublishStatus::back_pressured);
+  std::memset(held.value().data(), 'h', 100);
+  ASSERT_TRUE(held.commit().ok());
+  EXPECT_TRUE(fast.try_publish("", v).ok());  // the frontier moved on
+  Consumer c = consumer("t", from_earliest());
+  (void)c.poll([](const Record&) {});
+}
+
+TEST_F(RingTest, ProducersRevokeAnAbandonedClaimWhenNoReaderExists) {
+  TopicConfig cfg = topic("t", 1, 64 * 1024, 4096);
+  cfg.abandoned_claim_timeout = std::chrono::milliseconds(30);
+  create(cfg);
+  Producer dead = producer("t");
+  Producer live = producer("t");
+  Claim stuck = dead.try_claim(100);
+  ASSERT_TRUE(stuck.ok());
+  const std::string v(1000, 'x');
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < 200; ++i) ASSERT_TRUE(live.publish("", v).ok()) << i;  // three laps
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(30));
+  EXPECT_EQ(stuck.commit().status, PublishStatus::claim_revoked);
+}
+
 TEST_F(RingTest, KeyedRecordsGoToTheKeysPartitionAndUnkeyedRoundRobin) {
   create(topic("t", 3));
   Producer p = producer("t");

@@ -195,7 +195,9 @@ TEST(PartitionFormat, HeaderLinesAreWhereTheSpecSaysAndHotWordsDoNotShare) {
   using detail::PartitionHeader;
   EXPECT_EQ(offsetof(PartitionHeader, claim) % 16, 0u);  // cmpxchg16b alignment
   EXPECT_EQ(offsetof(PartitionHeader, claim) - offsetof(PartitionHeader, deleted), detail::kHotPad);
-  EXPECT_EQ(offsetof(PartitionHeader, wake_seq) - offsetof(PartitionHeader, lap_marker), detail::kHotPad);
+  EXPECT_EQ(offsetof(PartitionHeader, frontier) % 16, 0u);
+  EXPECT_EQ(offsetof(PartitionHeader, frontier) - offsetof(PartitionHeader, lap_marker), detail::kHotPad);
+  EXPECT_EQ(offsetof(PartitionHeader, wake_seq) - offsetof(PartitionHeader, frontier), detail::kHotPad);
   EXPECT_EQ(detail::ring_data_offset(64 * 1024 / 32) % 4096, 0u);
 }
 

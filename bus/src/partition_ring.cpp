@@ -127,7 +127,7 @@ bool PartitionRing::wait_for_space(ProducerCache& cache, std::uint64_t end,
 }
 
 ClaimSpan PartitionRing::claim(ProducerCache& cache, std::uint64_t bytes, std::uint32_t records,
-                               std::int64_t deadline_ns) noexcept {
+                               std::int64_t timeout_ns) noexcept {
   ClaimSpan out;
   // relaxed: advisory; a producer that races a delete publishes into a ring
   // nobody will read, which is harmless.
@@ -138,6 +138,7 @@ ClaimSpan PartitionRing::claim(ProducerCache& cache, std::uint64_t bytes, std::u
   Pair cur = load_pair(header_->claim);
   std::uint64_t end = 0;
   std::uint64_t pad = 0;
+  std::int64_t deadline_ns = 0;  // set when we first have to wait
   for (;;) {
     const std::uint64_t index = cur.first & mask_;
     pad = index + bytes > capacity_ ? capacity_ - index : 0;
@@ -145,10 +146,11 @@ ClaimSpan PartitionRing::claim(ProducerCache& cache, std::uint64_t bytes, std::u
     if (end > cache.limit) {
       refresh_limit(cache);
       if (end > cache.limit) {
-        if (deadline_ns == 0) {
+        if (timeout_ns == 0) {
           out.status = PublishStatus::back_pressured;
           return out;
         }
+        if (deadline_ns == 0) deadline_ns = monotonic_ns() + timeout_ns;
         if (!wait_for_space(cache, end, deadline_ns)) {
           out.status = deleted() ? PublishStatus::topic_deleted : PublishStatus::timed_out;
           return out;
@@ -174,11 +176,11 @@ ClaimSpan PartitionRing::claim(ProducerCache& cache, std::uint64_t bytes, std::u
   if (header_->gate_epoch.load(std::memory_order_seq_cst) != cache.epoch) {
     refresh_limit(cache);
     if (end > cache.limit) {
-      const std::int64_t until = deadline_ns != 0 ? deadline_ns : monotonic_ns() + abandoned_timeout_ns_ / 2;
+      const std::int64_t until = monotonic_ns() + (timeout_ns != 0 ? timeout_ns : abandoned_timeout_ns_ / 2);
       if (!wait_for_space(cache, end, until)) {
         abort(out, records);
         out.status = deleted() ? PublishStatus::topic_deleted
-                               : (deadline_ns != 0 ? PublishStatus::timed_out : PublishStatus::back_pressured);
+                               : (timeout_ns != 0 ? PublishStatus::timed_out : PublishStatus::back_pressured);
         return out;
       }
     }

@@ -72,11 +72,11 @@ class PartitionRing {
 
   // ---- producer side -----------------------------------------------------
   // Claims `bytes` (a multiple of kFrameAlign, at most capacity/4) for
-  // `records` records. If `deadline_ns` is 0 it never waits; otherwise it
-  // waits for space until that monotonic time. Writes the padding frame when
-  // the claim wraps.
+  // `records` records. If `timeout_ns` is 0 it never waits; otherwise it
+  // waits for space up to that long (the clock is read only if it must
+  // wait). Writes the padding frame when the claim wraps.
   ClaimSpan claim(ProducerCache& cache, std::uint64_t bytes, std::uint32_t records,
-                  std::int64_t deadline_ns) noexcept;
+                  std::int64_t timeout_ns) noexcept;
   // Publishes a claim: CAS of its commit entry from "not yet" to committed.
   // Fails (claim_revoked) only if readers revoked it as abandoned.
   PublishStatus commit(const ClaimSpan& claim) noexcept;

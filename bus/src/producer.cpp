@@ -2,6 +2,7 @@
 
 #include <time.h>
 
+#include <algorithm>
 #include <cstring>
 #include <utility>
 #include <vector>
@@ -113,9 +114,10 @@ PublishResult Producer::publish_messages(std::span<const Message> messages, std:
     r.status = PublishStatus::record_too_large;  // the batch as a whole
     return r;
   }
-  const std::int64_t deadline = wait ? detail::monotonic_ns() + impl_->options.publish_timeout.count() : 0;
+  // At least 1 ns, so a zero publish_timeout still means "wait" (briefly).
+  const std::int64_t timeout = wait ? std::max<std::int64_t>(1, impl_->options.publish_timeout.count()) : 0;
   const ClaimSpan claim = ring.claim(impl_->caches[r.partition], bytes, static_cast<std::uint32_t>(messages.size()),
-                                     deadline);
+                                     timeout);
   if (claim.status != PublishStatus::ok) {
     r.status = claim.status;
     return r;

@@ -51,15 +51,15 @@ struct Consumer::Impl {
     for (PartitionCursor& p : parts) p.ring->close_cursor(p.cursor);
   }
 
-  std::size_t deliver_in_place(PartitionCursor& part, const RecordHandler& handler);
+  std::size_t deliver_in_place(PartitionCursor& part, const detail::RecordHandlerRef& handler);
   // Returns false if the copy may be torn (the consumer was lapped).
-  bool deliver_copy(PartitionCursor& part, const RecordHandler& handler, std::size_t& delivered);
+  bool deliver_copy(PartitionCursor& part, const detail::RecordHandlerRef& handler, std::size_t& delivered);
   bool has_news(const PartitionCursor& part) const noexcept;
 };
 
 // Gating: producers cannot overwrite the claim while we hold its position, so
 // the handler sees the ring itself.
-std::size_t Consumer::Impl::deliver_in_place(PartitionCursor& part, const RecordHandler& handler) {
+std::size_t Consumer::Impl::deliver_in_place(PartitionCursor& part, const detail::RecordHandlerRef& handler) {
   detail::PartitionRing& ring = *part.ring;
   detail::ReaderCursor& c = part.cursor;
   std::uint64_t fp = c.position;
@@ -88,7 +88,7 @@ std::size_t Consumer::Impl::deliver_in_place(PartitionCursor& part, const Record
 // check that nothing we copied was overwritten meanwhile, and only then hand
 // the copy to the handler. Lengths read from the ring are bounded before use:
 // while the check has not passed they may be garbage.
-bool Consumer::Impl::deliver_copy(PartitionCursor& part, const RecordHandler& handler, std::size_t& delivered) {
+bool Consumer::Impl::deliver_copy(PartitionCursor& part, const detail::RecordHandlerRef& handler, std::size_t& delivered) {
   detail::PartitionRing& ring = *part.ring;
   detail::ReaderCursor& c = part.cursor;
   const std::uint64_t cap = ring.capacity();
@@ -172,7 +172,7 @@ Consumer::Consumer(Consumer&&) noexcept = default;
 Consumer& Consumer::operator=(Consumer&&) noexcept = default;
 Consumer::~Consumer() = default;
 
-PollResult Consumer::poll(RecordHandler handler, std::size_t max_records) {
+PollResult Consumer::poll_with(detail::RecordHandlerRef handler, std::size_t max_records) {
   Impl& im = *impl_;
   PollResult r;
   const bool gating = im.options.gating;
@@ -231,11 +231,26 @@ bool Consumer::wait(std::chrono::nanoseconds timeout) {
   auto any_news = [&] {
     return std::any_of(im.parts.begin(), im.parts.end(), [&](const PartitionCursor& p) { return im.has_news(p); });
   };
+  // Looks for claims left pending by a dead producer (and revokes them once
+  // the timeout has passed); returns how long we may sleep before looking again.
+  auto check_abandoned = [&](std::chrono::nanoseconds limit) {
+    for (PartitionCursor& p : im.parts) {
+      if (p.ring->check_abandoned(p.cursor)) {
+        limit = std::min<std::chrono::nanoseconds>(
+            limit, std::max<std::chrono::nanoseconds>(std::chrono::milliseconds(1),
+                                                      std::chrono::nanoseconds(p.ring->abandoned_timeout_ns() / 4)));
+      }
+    }
+    return limit;
+  };
   const std::int64_t deadline = detail::monotonic_ns() + timeout.count();
   if (im.options.idle != IdleStrategy::block) {
     for (std::uint32_t i = 0;; ++i) {
       if (any_news()) return true;
-      if ((i & 255) == 0 && detail::monotonic_ns() >= deadline) return false;
+      if ((i & 1023) == 1023) {
+        if (detail::monotonic_ns() >= deadline) return false;
+        (void)check_abandoned(timeout);
+      }
       if (im.options.idle == IdleStrategy::yield) {
         sched_yield();
       } else {
@@ -251,8 +266,12 @@ bool Consumer::wait(std::chrono::nanoseconds timeout) {
   }
   bool news = any_news();
   if (!news) {
-    detail::futex_wait_any(im.wake_words, im.wake_values, timeout);
-    news = any_news();
+    const std::chrono::nanoseconds sleep = check_abandoned(timeout);
+    news = any_news();  // the check may have revoked what we were waiting on
+    if (!news) {
+      detail::futex_wait_any(im.wake_words, im.wake_values, sleep);
+      news = any_news();
+    }
   }
   for (PartitionCursor& p : im.parts) p.ring->remove_waiter();
   return news;

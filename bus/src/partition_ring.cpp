@@ -356,7 +356,7 @@ bool PartitionRing::overwritten_since(std::uint64_t position) const noexcept {
 Step PartitionRing::step(ReaderCursor& cursor, bool gating) noexcept {
   const std::uint64_t v = entry(cursor.offset).load(std::memory_order_acquire);
   if (v == committed_entry(cursor.position)) return Step::committed;
-  if (is_revoked_entry(v) && entry_position(v) >= cursor.position) {
+  if (revoked_for(v, cursor.position)) {
     // An aborted or abandoned offset: step over it. (A value from an earlier
     // lap always decodes below the cursor's position; README.)
     if (cursor.offset >= cursor.deliver_from) ++cursor.skipped;
@@ -364,20 +364,48 @@ Step PartitionRing::step(ReaderCursor& cursor, bool gating) noexcept {
     cursor.position = entry_position(v);
     return Step::skipped;
   }
-  const Pair t = tail();
-  if (t.second <= cursor.offset) return deleted() ? Step::deleted : Step::empty;
-  if (!gating && t.first + kFrameAlign > cursor.position + capacity_) return Step::lapped;
+  // The entry was written for a later claim: producers reused the slot, so
+  // they are a lap or more past us. (Overwritten bytes of a claim we are
+  // still copying are caught by the copy's own check.)
+  if (!gating && written_after(v, cursor.position)) return Step::lapped;
+  if (deleted()) return Step::deleted;
+  // Not published yet. The claim word is the producers' hottest line; a
+  // caught-up reader that read it on every empty poll would pull it away from
+  // them each time, so it looks only every so often.
+  constexpr std::uint32_t kLooksPerCheck = 64;
+  if (cursor.stuck_offset != cursor.offset) {
+    cursor.stuck_offset = cursor.offset;
+    cursor.idle_looks = 0;
+    cursor.stuck_since_ns = 0;
+  }
+  if (++cursor.idle_looks % kLooksPerCheck == 0) check_abandoned(cursor);
+  return Step::not_ready;
+}
 
+bool PartitionRing::check_abandoned(ReaderCursor& cursor) noexcept {
+  if (cursor.stuck_offset != cursor.offset) {
+    cursor.stuck_offset = cursor.offset;
+    cursor.idle_looks = 0;
+    cursor.stuck_since_ns = 0;
+  }
+  const Pair t = tail();
+  if (t.second <= cursor.offset) {
+    cursor.stuck_since_ns = 0;  // nothing claimed there: nobody to wait for
+    return false;
+  }
+  const std::uint64_t v = entry(cursor.offset).load(std::memory_order_acquire);
+  if (v == committed_entry(cursor.position) || revoked_for(v, cursor.position)) return false;
   // Claimed, not committed. If it stays so for the abandoned-claim timeout,
   // its producer is taken for dead and the claim is revoked.
   const std::int64_t now = monotonic_ns();
-  if (cursor.stuck_offset != cursor.offset) {
-    cursor.stuck_offset = cursor.offset;
+  if (cursor.stuck_since_ns == 0) {
     cursor.stuck_since_ns = now;
   } else if (now - cursor.stuck_since_ns >= abandoned_timeout_ns_) {
     revoke_abandoned(cursor, t);
+    cursor.stuck_since_ns = 0;
+    return false;
   }
-  return Step::pending;
+  return true;
 }
 
 void PartitionRing::revoke_abandoned(ReaderCursor& cursor, Pair t) noexcept {
@@ -419,7 +447,6 @@ void PartitionRing::revoke_abandoned(ReaderCursor& cursor, Pair t) noexcept {
       }
     }
   }
-  cursor.stuck_offset = ~std::uint64_t{0};
   if (header_->waiters.load(std::memory_order_seq_cst) != 0) {
     header_->wake_seq.fetch_add(1, std::memory_order_release);
     futex_wake_all(&header_->wake_seq);
@@ -428,10 +455,8 @@ void PartitionRing::revoke_abandoned(ReaderCursor& cursor, Pair t) noexcept {
 
 bool PartitionRing::has_news(const ReaderCursor& cursor, bool gating) const noexcept {
   const std::uint64_t v = entry(cursor.offset).load(std::memory_order_acquire);
-  if (v == committed_entry(cursor.position)) return true;
-  if (is_revoked_entry(v) && entry_position(v) >= cursor.position) return true;
-  if (deleted()) return true;
-  return !gating && tail().first + kFrameAlign > cursor.position + capacity_;  // lapped
+  return v == committed_entry(cursor.position) || revoked_for(v, cursor.position) ||
+         (!gating && written_after(v, cursor.position)) || deleted();
 }
 
 std::uint32_t PartitionRing::gating_readers() const noexcept {

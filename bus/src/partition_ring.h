@@ -27,7 +27,10 @@ struct ReaderCursor {
   std::uint64_t deliver_from = 0;    // records below this offset are passed over
   int gating_slot = -1;              // >= 0 for a gating reader
   bool raises_frontier = false;      // started at or below the commit frontier
+  // Abandoned-claim bookkeeping: the offset last found not ready, how many
+  // times in a row, and since when it has been seen claimed (0: not yet).
   std::uint64_t stuck_offset = ~std::uint64_t{0};
+  std::uint32_t idle_looks = 0;
   std::int64_t stuck_since_ns = 0;
   std::uint64_t skipped = 0;         // offsets stepped over (aborted or abandoned)
 };
@@ -53,10 +56,9 @@ struct ClaimSpan {
 enum class Step : std::uint8_t {
   committed,  // a committed claim starts at the cursor
   skipped,    // a revoked offset was stepped over; look again
-  empty,      // nothing claimed at the cursor yet
-  pending,    // claimed but not committed yet
+  not_ready,  // nothing published at the cursor yet (unclaimed, or pending)
   lapped,     // (non-gating only) producers overwrote the cursor's position
-  deleted,    // empty, and the topic was deleted
+  deleted,    // nothing published at the cursor, and the topic was deleted
 };
 
 class PartitionRing {
@@ -92,8 +94,15 @@ class PartitionRing {
   bool open_cursor(ReaderCursor& cursor, StartPosition::Kind kind, std::uint64_t offset,
                    bool gating, std::string& error);
   void close_cursor(ReaderCursor& cursor) noexcept;
-  // Looks at the cursor; on `skipped` it has moved the cursor.
+  // Looks at the cursor; on `skipped` it has moved the cursor. Reads only
+  // the cursor's commit entry, except every kLooksPerCheck-th time in a row
+  // it finds nothing, when it also runs check_abandoned().
   Step step(ReaderCursor& cursor, bool gating) noexcept;
+  // Reads the claim word: if the cursor's offset is claimed but has not been
+  // committed for the abandoned-claim timeout, revokes it. Returns true if
+  // a claim is pending at the cursor (callers about to block use this to
+  // wake up in time).
+  bool check_abandoned(ReaderCursor& cursor) noexcept;
   // Publishes a gating reader's position (after it has consumed up to it),
   // and raises the commit frontier to it if the reader may.
   void publish_gate(const ReaderCursor& cursor) noexcept;
@@ -110,9 +119,10 @@ class PartitionRing {
   std::atomic<std::uint32_t>* wake_word() const noexcept { return &header_->wake_seq; }
   void add_waiter() noexcept { header_->waiters.fetch_add(1, std::memory_order_seq_cst); }
   void remove_waiter() noexcept { header_->waiters.fetch_sub(1, std::memory_order_relaxed); }
-  // True if step() would find something other than empty/pending (for
-  // blocking waits: a pending claim is waited for, not spun on).
+  // True if step() would find something other than not_ready (for blocking
+  // waits: a pending claim is waited for, not spun on).
   bool has_news(const ReaderCursor& cursor, bool gating) const noexcept;
+  std::int64_t abandoned_timeout_ns() const noexcept { return abandoned_timeout_ns_; }
 
   std::uint32_t gating_readers() const noexcept;
   // Frees gating slots whose owner process is gone. Returns how many.
@@ -127,6 +137,11 @@ class PartitionRing {
   void revoke_abandoned(ReaderCursor& cursor, Pair tail) noexcept;
   std::atomic<std::uint64_t>& entry(std::uint64_t offset) const noexcept {
     return entries_[offset & entry_mask_];
+  }
+  // A revocation for a claim at or after `position` within one lap (a value
+  // from a later lap, seen by a lapped reader, resumes a lap or more further).
+  bool revoked_for(std::uint64_t v, std::uint64_t position) const noexcept {
+    return is_revoked_entry(v) && entry_position(v) >= position && entry_position(v) < position + capacity_;
   }
 
   MappedFile file_;

@@ -9,7 +9,8 @@ namespace ringbus {
 const char* to_string(PublishStatus s) noexcept {
   switch (s) {
     case PublishStatus::ok: return "ok";
-    case PublishStatus::back_pressured: return "back-pressured (the ring is full up to its slowest gating reader)";
+    case PublishStatus::back_pressured:
+      return "back-pressured (the ring is full up to its slowest gating reader, or to a claim still being written)";
     case PublishStatus::timed_out: return "timed out waiting for space in the ring";
     case PublishStatus::record_too_large: return "record too large for the topic's max record size";
     case PublishStatus::invalid_partition: return "no such partition";

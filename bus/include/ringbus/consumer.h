@@ -17,8 +17,8 @@
 
 #include <chrono>
 #include <cstdint>
-#include <type_traits>
 #include <memory>
+#include <type_traits>
 #include <string_view>
 #include <vector>
 
@@ -43,22 +43,24 @@ struct ConsumerOptions {
   IdleStrategy idle = IdleStrategy::block;
 };
 
-// The handler gets each record; the views die when it returns. A non-owning
-// reference to any callable (usually a lambda), so poll() never allocates
-// (std::function may, per call, for a lambda with a few captures).
-class RecordHandler {
+namespace detail {
+// A non-owning reference to the caller's handler for one poll() call: two
+// words, no allocation (std::function may allocate per call for a lambda with
+// a few captures). Internal: poll() makes it, so it can never outlive the
+// handler it refers to.
+class RecordHandlerRef {
  public:
   template <class F>
-    requires std::is_invocable_v<F&, const Record&> && (!std::is_same_v<std::remove_cvref_t<F>, RecordHandler>)
-  RecordHandler(F&& f) noexcept  // NOLINT: implicit, so a lambda can be passed directly
-      : object_(const_cast<void*>(static_cast<const void*>(&f))),
-        call_([](void* o, const Record& r) { (*static_cast<std::remove_reference_t<F>*>(o))(r); }) {}
+  explicit RecordHandlerRef(F& f) noexcept
+      : object_(static_cast<void*>(std::addressof(f))),
+        call_([](void* o, const Record& r) { (*static_cast<F*>(o))(r); }) {}
   void operator()(const Record& r) const { call_(object_, r); }
 
  private:
   void* object_;
   void (*call_)(void*, const Record&);
 };
+}  // namespace detail
 
 class Consumer {
  public:
@@ -69,8 +71,15 @@ class Consumer {
   ~Consumer();  // a gating consumer releases its gating slot
 
   // Hands up to max_records available records to the handler, partition by
-  // partition, and returns at once (it does not wait).
-  PollResult poll(RecordHandler handler, std::size_t max_records = 1024);
+  // partition, and returns at once (it does not wait). The handler is any
+  // callable taking const Record&; the views it gets die when it returns.
+  // (Whole batches are delivered, so a call may exceed max_records by the
+  // size of the last batch.)
+  template <class F>
+    requires std::is_invocable_v<F&, const Record&>
+  PollResult poll(F&& handler, std::size_t max_records = 1024) {
+    return poll_with(detail::RecordHandlerRef(handler), max_records);
+  }
   // Waits, by the idle strategy, until a record may be available or the
   // timeout passes. Returns true if something may be readable.
   bool wait(std::chrono::nanoseconds timeout);
@@ -84,6 +93,7 @@ class Consumer {
  private:
   struct Impl;
   explicit Consumer(std::unique_ptr<Impl> impl);
+  PollResult poll_with(detail::RecordHandlerRef handler, std::size_t max_records);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -69,7 +69,8 @@ struct Record {
 // never throws.
 enum class PublishStatus : std::uint8_t {
   ok = 0,
-  back_pressured,     // the ring is full up to its slowest gating reader
+  back_pressured,     // the ring is full up to its slowest gating reader, or
+                      // up to a claim another producer is still writing
   timed_out,          // publish() waited its whole timeout for space
   record_too_large,   // key + headers + value exceed the topic's max record size
   invalid_partition,  // an explicit partition outside [0, partitions)

@@ -167,6 +167,19 @@ ClaimSpan PartitionRing::claim(ProducerCache& cache, std::uint64_t bytes, std::u
   out.frame_position = cur.first + pad;
   out.end = end;
   out.offset = cur.second;
+  // Ask for the cache lines of the next claims now, for writing: the
+  // commit's locked instruction waits until every line of this record is
+  // ours, and a line a consumer read last lap costs a cross-core transfer.
+  // Asked for a few claims ahead (4x this one, 512 B to 4 KiB: measured best
+  // for 64 B to 4 KiB records), those transfers overlap this claim's work.
+  // Each claim asks only for the lines the window newly covers, and never
+  // past the limit, where a gating reader may still be reading the last lap.
+  const std::uint64_t ahead = std::min(end + std::clamp<std::uint64_t>(4 * bytes, 512, 4096), cache.limit);
+  for (std::uint64_t at = std::max(end, cache.prefetched_to) & ~std::uint64_t{kCacheLine - 1}; at < ahead;
+       at += kCacheLine) {
+    __builtin_prefetch(data_at(at), /*rw=*/1);
+  }
+  cache.prefetched_to = std::max(cache.prefetched_to, ahead);
 
   // A gating reader may have registered between our limit check and the
   // claim. It bumps gate_epoch and then reads the claim word; we claimed and

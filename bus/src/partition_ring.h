@@ -41,6 +41,7 @@ struct ReaderCursor {
 struct ProducerCache {
   std::uint64_t limit = 0;             // claims may end at or below this position
   std::uint64_t epoch = ~std::uint64_t{0};  // gate_epoch the limit was computed at
+  std::uint64_t prefetched_to = 0;     // ring lines up to here were asked for
   ReaderCursor walker;
 };
 

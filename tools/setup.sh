@@ -7,6 +7,7 @@ RINGBUS_PACKAGES=(
   cmake g++ make pkg-config          # the build
   libboost-dev                       # Boost.Lockfree/Interprocess (bench baselines)
   libxxhash-dev                      # the stable key hash
+  liburing-dev                       # the commit log's io_uring writer
   libcli11-dev libfmt-dev            # command-line parsing and formatting of the tools
   libgtest-dev libgmock-dev          # tests
   libbenchmark-dev                   # benchmarks

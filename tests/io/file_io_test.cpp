@@ -1,0 +1,196 @@
+// The file I/O backends: the same behaviour from io_uring, pwrite and memory,
+// and the memory backend's faults and crashes.
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "file_io.h"
+
+namespace ringbus::io {
+namespace {
+
+// The backend of a kind; for io_uring, nullptr (and the reason) if the
+// kernel refuses it here: the pwrite cases then cover the fallback.
+std::unique_ptr<FileIo> make(const std::string& kind, std::string& unavailable) {
+  if (kind == "pwrite") return make_pwrite_io();
+  if (kind == "memory") return std::make_unique<MemoryIo>();
+  auto io = make_uring_io(8, &unavailable);  // small depth: exercises a full queue
+  return unavailable.empty() ? std::move(io) : nullptr;
+}
+
+std::vector<std::byte> pattern(std::size_t n, unsigned seed) {
+  std::vector<std::byte> v(n);
+  for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<std::byte>((i * 131 + seed * 7) & 0xFF);
+  return v;
+}
+
+class FileIoTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("ringbus-io-" + std::to_string(::getpid()) + "-" + GetParam() + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::create_directories(dir_);
+    std::string unavailable;
+    io_ = make(GetParam(), unavailable);
+    if (!io_) GTEST_SKIP() << unavailable;
+  }
+  void TearDown() override {
+    io_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+  std::vector<IoCompletion> reap_all() {
+    std::vector<IoCompletion> all;
+    IoCompletion buf[16];
+    while (io_->pending() > 0) {
+      const std::size_t n = io_->reap(buf, 1);
+      all.insert(all.end(), buf, buf + n);
+    }
+    return all;
+  }
+  std::filesystem::path dir_;
+  std::unique_ptr<FileIo> io_;
+};
+
+TEST_P(FileIoTest, ManyWritesInFlightLandWhereAsked) {
+  auto f = io_->open(path("seg"), true);
+  ASSERT_TRUE(f.ok()) << f.error().message;
+  constexpr int kWrites = 64;  // more than the io_uring depth of 8
+  std::vector<std::vector<std::byte>> chunks;
+  for (int i = 0; i < kWrites; ++i) chunks.push_back(pattern(4096 + i, i));
+  std::uint64_t at = 0;
+  std::vector<std::uint64_t> offsets;
+  for (int i = 0; i < kWrites; ++i) {
+    offsets.push_back(at);
+    ASSERT_TRUE(io_->write(*f, at, chunks[i], 1000 + i).ok());
+    at += chunks[i].size();
+  }
+  const auto done = reap_all();
+  ASSERT_EQ(done.size(), static_cast<std::size_t>(kWrites));
+  std::vector<bool> seen(kWrites, false);
+  for (const IoCompletion& c : done) {
+    ASSERT_GE(c.tag, 1000u);
+    const auto i = c.tag - 1000;
+    EXPECT_EQ(c.result, static_cast<int>(chunks[i].size()));
+    seen[i] = true;
+  }
+  EXPECT_EQ(std::count(seen.begin(), seen.end(), true), kWrites);
+  EXPECT_EQ(io_->size(*f).value(), at);
+  for (int i = 0; i < kWrites; ++i) {
+    std::vector<std::byte> back(chunks[i].size());
+    ASSERT_EQ(io_->read(*f, offsets[i], back).value(), back.size());
+    EXPECT_EQ(back, chunks[i]) << "write " << i;
+  }
+  io_->close(*f);
+}
+
+TEST_P(FileIoTest, SyncCompletesWithZero) {
+  auto f = io_->open(path("seg"), true);
+  ASSERT_TRUE(f.ok());
+  const auto data = pattern(100, 1);
+  ASSERT_TRUE(io_->write(*f, 0, data, 1).ok());
+  ASSERT_EQ(reap_all().size(), 1u);
+  ASSERT_TRUE(io_->sync(*f, 2).ok());
+  const auto done = reap_all();
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_EQ(done[0].tag, 2u);
+  EXPECT_EQ(done[0].result, 0);
+}
+
+TEST_P(FileIoTest, ReadPastTheEndIsShortNotAnError) {
+  auto f = io_->open(path("seg"), true);
+  ASSERT_TRUE(f.ok());
+  const auto data = pattern(10, 3);
+  ASSERT_TRUE(io_->write(*f, 0, data, 1).ok());
+  reap_all();
+  std::vector<std::byte> back(100);
+  EXPECT_EQ(io_->read(*f, 4, back).value(), 6u);
+  EXPECT_EQ(io_->read(*f, 50, back).value(), 0u);
+}
+
+TEST_P(FileIoTest, TruncateAndPreallocate) {
+  auto f = io_->open(path("seg"), true);
+  ASSERT_TRUE(f.ok());
+  ASSERT_TRUE(io_->allocate(*f, 1 << 20).ok());
+  EXPECT_EQ(io_->size(*f).value(), 0u);  // preallocation does not change the size
+  const auto data = pattern(1000, 4);
+  ASSERT_TRUE(io_->write(*f, 0, data, 1).ok());
+  reap_all();
+  ASSERT_TRUE(io_->truncate(*f, 300).ok());
+  EXPECT_EQ(io_->size(*f).value(), 300u);
+}
+
+TEST_P(FileIoTest, OpeningAMissingFileNamesIt) {
+  auto f = io_->open(path("nope"), false);
+  ASSERT_FALSE(f.ok());
+  EXPECT_EQ(f.error().code, Errc::not_found);
+  EXPECT_NE(f.error().message.find("nope"), std::string::npos) << f.error().message;
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, FileIoTest, ::testing::Values("io_uring", "pwrite", "memory"),
+                         [](const auto& info) { return info.param == "io_uring" ? std::string("uring") : info.param; });
+
+// ---- the memory backend's faults ------------------------------------------
+
+TEST(MemoryIo, InjectedEnospcCompletesWithTheErrorAfterPartOfTheWriteLanded) {
+  MemoryIo io;
+  io.inject({2, -ENOSPC, 10});
+  const int f = io.open("seg", true).value();
+  const auto a = pattern(100, 1);
+  const auto b = pattern(100, 2);
+  ASSERT_TRUE(io.write(f, 0, a, 1).ok());
+  ASSERT_TRUE(io.write(f, 100, b, 2).ok());
+  IoCompletion c[2];
+  ASSERT_EQ(io.reap(c, 2), 2u);
+  EXPECT_EQ(c[0].result, 100);
+  EXPECT_EQ(c[1].result, -ENOSPC);
+  EXPECT_EQ(io.contents("seg").size(), 110u);  // the first 10 bytes of the failed write landed
+}
+
+TEST(MemoryIo, CrashLosesWhatWasNotSynced) {
+  MemoryIo io;
+  const int f = io.open("seg", true).value();
+  const auto a = pattern(100, 1);
+  ASSERT_TRUE(io.write(f, 0, a, 1).ok());
+  ASSERT_TRUE(io.sync(f, 2).ok());
+  const auto b = pattern(100, 2);
+  ASSERT_TRUE(io.write(f, 100, b, 3).ok());
+  io.crash();
+  EXPECT_EQ(io.contents("seg"), a);
+  EXPECT_EQ(io.pending(), 0u);  // completions of the lost process are gone too
+}
+
+TEST(MemoryIo, CrashCanTearTheFirstUnsyncedWrite) {
+  MemoryIo io;
+  const int f = io.open("seg", true).value();
+  const auto a = pattern(100, 1);
+  const auto b = pattern(100, 2);
+  ASSERT_TRUE(io.write(f, 0, a, 1).ok());
+  ASSERT_TRUE(io.write(f, 100, b, 2).ok());
+  io.crash(/*torn_bytes=*/30);
+  const auto& left = io.contents("seg");
+  ASSERT_EQ(left.size(), 30u);
+  EXPECT_TRUE(std::equal(left.begin(), left.end(), a.begin()));
+}
+
+TEST(UringIo, FallbackWarningIsEmptyWhenIoUringWorks) {
+  std::string warning;
+  auto io = make_uring_io(4, &warning);
+  // On a kernel without io_uring this names the reason and gives pwrite.
+  if (warning.empty()) {
+    EXPECT_STREQ(io->name(), "io_uring");
+  } else {
+    EXPECT_STREQ(io->name(), "pwrite");
+  }
+}
+
+}  // namespace
+}  // namespace ringbus::io

@@ -43,6 +43,58 @@ static_assert(offsetof(BatchHeader, batch_length) == 8);
 static_assert(offsetof(BatchHeader, base_offset) == 16);
 static_assert(offsetof(BatchHeader, first_timestamp_ns) == 32);
 
+// ---------------------------------------------------------------------------
+// Segment files. A partition's log is a sequence of segments, each named by
+// its base offset (20 digits, so names sort): <base>.log holds a
+// SegmentHeader then batches; <base>.index and <base>.timeindex hold an
+// IndexHeader then sparse entries. Each file starts with magic and version.
+
+inline constexpr std::uint64_t kSegmentMagic = 0x544e4d4745534252ULL;    // bytes "RBSEGMNT"
+inline constexpr std::uint64_t kIndexMagic = 0x58444946464f4252ULL;      // bytes "RBOFFIDX"
+inline constexpr std::uint64_t kTimeIndexMagic = 0x5844494d49544252ULL;  // bytes "RBTIMIDX"
+inline constexpr std::uint32_t kSegmentVersion = 1;
+
+struct SegmentHeader {
+  std::uint64_t magic;          // kSegmentMagic
+  std::uint32_t version;        // kSegmentVersion
+  std::uint32_t header_size;    // sizeof(SegmentHeader); batches start here
+  std::uint64_t base_offset;    // the first offset this segment may hold
+  std::int64_t created_ns;      // CLOCK_REALTIME when created (age-based rolling)
+  std::uint64_t reserved[4];
+};
+static_assert(std::is_trivially_copyable_v<SegmentHeader>);
+static_assert(sizeof(SegmentHeader) == 64);
+static_assert(sizeof(SegmentHeader) % kBatchAlign == 0);
+
+struct IndexHeader {
+  std::uint64_t magic;          // kIndexMagic or kTimeIndexMagic
+  std::uint32_t version;        // kSegmentVersion
+  std::uint32_t entry_size;     // sizeof(IndexEntry) or sizeof(TimeIndexEntry)
+  std::uint64_t base_offset;    // the segment's base offset
+  std::uint64_t reserved;
+};
+static_assert(sizeof(IndexHeader) == 32);
+
+// Offset index: the batch that starts at file `position` has base offset
+// base_offset + relative_offset. Sparse: one entry per index interval bytes.
+struct IndexEntry {
+  std::uint32_t relative_offset;
+  std::uint32_t position;
+};
+static_assert(sizeof(IndexEntry) == 8);
+
+// Time index: the first batch whose max timestamp is >= timestamp_ns starts
+// at or after relative_offset. Entries increase in both fields.
+struct TimeIndexEntry {
+  std::int64_t timestamp_ns;
+  std::uint32_t relative_offset;
+  std::uint32_t reserved;
+};
+static_assert(sizeof(TimeIndexEntry) == 16);
+
+// A segment holds at most 4 GiB (index positions are 32-bit).
+inline constexpr std::uint64_t kMaxSegmentBytes = 0xFFFF'FFFFULL;
+
 // The CRC covers the batch from this byte on (so it protects the length too).
 inline constexpr std::size_t kBatchCrcStart = offsetof(BatchHeader, batch_length);
 // A batch holds at most this many bytes (a quarter of the largest ring, the

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "partition_ring.h"
+#include "record_frame.h"
 #include "topic_files.h"
 
 namespace ringbus {
@@ -22,18 +23,6 @@ struct PartitionCursor {
   detail::PartitionRing* ring;
   detail::ReaderCursor cursor;
 };
-
-Record record_at(const std::byte* frame, std::uint32_t partition) noexcept {
-  const auto* h = reinterpret_cast<const RecordHeader*>(frame);
-  const auto* body = reinterpret_cast<const char*>(frame + sizeof(RecordHeader));
-  const std::size_t value_len = h->frame_length - sizeof(RecordHeader) - h->key_length - h->headers_length;
-  return Record{h->offset,
-                h->timestamp_ns,
-                partition,
-                std::string_view(body, h->key_length),
-                std::string_view(body + h->key_length + h->headers_length, value_len),
-                HeaderView(std::string_view(body + h->key_length, h->headers_length))};
-}
 
 }  // namespace
 
@@ -68,17 +57,10 @@ std::size_t Consumer::Impl::deliver_in_place(PartitionCursor& part, const detail
     fp += h->frame_length;
     h = reinterpret_cast<const RecordHeader*>(ring.data_at(fp));
   }
+  // A claim's frames are contiguous in the ring (a claim never wraps).
   const std::uint32_t k = h->claim_records;
   std::size_t delivered = 0;
-  for (std::uint32_t i = 0; i < k; ++i) {
-    const std::byte* frame = ring.data_at(fp);
-    const auto* fh = reinterpret_cast<const RecordHeader*>(frame);
-    if (fh->offset >= c.deliver_from) {
-      handler(record_at(frame, ring.partition()));
-      ++delivered;
-    }
-    fp += align_frame(fh->frame_length);
-  }
+  fp += detail::deliver_frames(ring.data_at(fp), k, ring.partition(), c.deliver_from, delivered, handler);
   c.offset += k;
   c.position = fp;
   return delivered;
@@ -118,15 +100,7 @@ bool Consumer::Impl::deliver_copy(PartitionCursor& part, const detail::RecordHan
     fp += aligned;
   }
   if (ring.overwritten_since(c.position)) return false;
-  for (std::uint64_t at = 0; at < used;) {
-    const std::byte* frame = copy.data() + at;
-    const auto* fh = reinterpret_cast<const RecordHeader*>(frame);
-    if (fh->offset >= c.deliver_from) {
-      handler(record_at(frame, ring.partition()));
-      ++delivered;
-    }
-    at += align_frame(fh->frame_length);
-  }
+  detail::deliver_frames(copy.data(), k, ring.partition(), c.deliver_from, delivered, handler);
   c.offset += k;
   c.position = fp;
   return true;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "log_format.h"
+#include "record_frame.h"
 #include "ringbus/record.h"
 
 namespace ringbus::io {
@@ -38,17 +39,8 @@ DecodedBatch decode_batch(std::span<const std::byte> data);
 // Calls fn(const Record&) for each record of a decoded batch.
 template <class F>
 void for_each_record(const DecodedBatch& batch, std::uint32_t partition, F&& fn) {
-  std::size_t at = 0;
-  while (at < batch.frames.size()) {
-    const std::byte* frame = batch.frames.data() + at;
-    const auto* h = reinterpret_cast<const detail::RecordHeader*>(frame);
-    const auto* body = reinterpret_cast<const char*>(frame + sizeof(detail::RecordHeader));
-    const std::size_t value_len = h->frame_length - sizeof(detail::RecordHeader) - h->key_length - h->headers_length;
-    fn(Record{h->offset, h->timestamp_ns, partition, std::string_view(body, h->key_length),
-              std::string_view(body + h->key_length + h->headers_length, value_len),
-              HeaderView(std::string_view(body + h->key_length, h->headers_length))});
-    at += detail::align_frame(h->frame_length);
-  }
+  std::size_t delivered = 0;
+  detail::deliver_frames(batch.frames.data(), batch.header.record_count, partition, 0, delivered, fn);
 }
 
 // Accumulates record frames (copied verbatim from the ring) into one batch.

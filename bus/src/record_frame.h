@@ -1,0 +1,47 @@
+// Reading record frames (RecordHeader + key + headers + value, 32-aligned):
+// the same framing in the ring and, verbatim, in the commit log's batches.
+// These trust the frames: callers pass frames a producer committed, or that
+// were checked (the non-gating copy, the batch decoder).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include "partition_format.h"
+#include "ringbus/record.h"
+
+namespace ringbus::detail {
+
+inline Record record_at(const std::byte* frame, std::uint32_t partition) noexcept {
+  const auto* h = reinterpret_cast<const RecordHeader*>(frame);
+  const auto* body = reinterpret_cast<const char*>(frame + sizeof(RecordHeader));
+  const std::size_t value_len = h->frame_length - sizeof(RecordHeader) - h->key_length - h->headers_length;
+  return Record{h->offset,
+                h->timestamp_ns,
+                partition,
+                std::string_view(body, h->key_length),
+                std::string_view(body + h->key_length + h->headers_length, value_len),
+                HeaderView(std::string_view(body + h->key_length, h->headers_length))};
+}
+
+// Hands the records of `count` contiguous frames at `frames` to fn, passing
+// over those below `deliver_from`. Returns the bytes the frames take;
+// `delivered` counts the records handed over.
+template <class F>
+std::uint64_t deliver_frames(const std::byte* frames, std::uint32_t count, std::uint32_t partition,
+                             std::uint64_t deliver_from, std::size_t& delivered, F&& fn) {
+  std::uint64_t at = 0;
+  for (std::uint32_t i = 0; i < count; ++i) {
+    const std::byte* frame = frames + at;
+    const auto* h = reinterpret_cast<const RecordHeader*>(frame);
+    if (h->offset >= deliver_from) {
+      fn(record_at(frame, partition));
+      ++delivered;
+    }
+    at += align_frame(h->frame_length);
+  }
+  return at;
+}
+
+}  // namespace ringbus::detail

@@ -85,16 +85,17 @@ bool Consumer::Impl::deliver_copy(PartitionCursor& part, const detail::RecordHan
   }
   const std::uint32_t k = h.claim_records;
   if (k == 0) return false;
-  if (copy.size() < cap / 4) copy.resize(cap / 4);
   std::uint64_t used = 0;
   for (std::uint32_t i = 0; i < k; ++i) {
     std::memcpy(&h, ring.data_at(fp), sizeof h);
     const std::uint64_t aligned = align_frame(h.frame_length);
     if (h.frame_length < sizeof(RecordHeader) || h.frame_length > max_frame ||
         std::uint64_t{h.key_length} + h.headers_length > h.frame_length - sizeof(RecordHeader) ||
-        used + aligned > copy.size() || (fp & (cap - 1)) + aligned > cap) {
+        used + aligned > cap / 4 || (fp & (cap - 1)) + aligned > cap) {
       return false;  // torn: lapped (a live producer never writes this)
     }
+    // Grows to the largest claim seen (at most a quarter of the ring).
+    if (copy.size() < used + aligned) copy.resize(std::max<std::uint64_t>(used + aligned, 2 * copy.size()));
     std::memcpy(copy.data() + used, ring.data_at(fp), h.frame_length);
     used += aligned;
     fp += aligned;
@@ -217,7 +218,7 @@ bool Consumer::wait(std::chrono::nanoseconds timeout) {
     }
     return limit;
   };
-  const std::int64_t deadline = detail::monotonic_ns() + timeout.count();
+  const std::int64_t deadline = detail::deadline_after(timeout.count());
   if (im.options.idle != IdleStrategy::block) {
     for (std::uint32_t i = 0;; ++i) {
       if (any_news()) return true;

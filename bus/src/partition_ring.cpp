@@ -101,10 +101,21 @@ bool PartitionRing::claim_extent(std::uint64_t position, std::uint64_t& end,
   return !overwritten_since(position);
 }
 
+void PartitionRing::note_backpressure(ProducerCache& cache) noexcept {
+  // A gating reader that died would hold producers back forever. Once this
+  // producer has been held back for the abandoned-claim timeout (over any
+  // number of calls, try_* included), free the slots of dead owners.
+  const std::int64_t now = monotonic_ns();
+  if (cache.backpressured_since_ns == 0) {
+    cache.backpressured_since_ns = now;
+  } else if (now - cache.backpressured_since_ns >= abandoned_timeout_ns_) {
+    reap_dead_gating_readers();
+    cache.backpressured_since_ns = now;
+  }
+}
+
 bool PartitionRing::wait_for_space(ProducerCache& cache, std::uint64_t end,
                                    std::int64_t deadline_ns) noexcept {
-  const std::int64_t start = monotonic_ns();
-  bool reaped = false;
   for (std::uint32_t spins = 0;; ++spins) {
     if (deleted()) return false;
     refresh_limit(cache);
@@ -115,14 +126,8 @@ bool PartitionRing::wait_for_space(ProducerCache& cache, std::uint64_t end,
     }
     sched_yield();
     if ((spins & 63) != 0) continue;
-    const std::int64_t now = monotonic_ns();
-    if (now >= deadline_ns) return false;
-    // A gating reader that died would hold producers back forever: once we
-    // have waited the abandoned-claim timeout, free the slots of dead owners.
-    if (!reaped && now - start >= abandoned_timeout_ns_) {
-      reap_dead_gating_readers();
-      reaped = true;
-    }
+    if (monotonic_ns() >= deadline_ns) return false;
+    note_backpressure(cache);
   }
 }
 
@@ -147,10 +152,11 @@ ClaimSpan PartitionRing::claim(ProducerCache& cache, std::uint64_t bytes, std::u
       refresh_limit(cache);
       if (end > cache.limit) {
         if (timeout_ns == 0) {
+          note_backpressure(cache);
           out.status = PublishStatus::back_pressured;
           return out;
         }
-        if (deadline_ns == 0) deadline_ns = monotonic_ns() + timeout_ns;
+        if (deadline_ns == 0) deadline_ns = deadline_after(timeout_ns);
         if (!wait_for_space(cache, end, deadline_ns)) {
           out.status = deleted() ? PublishStatus::topic_deleted : PublishStatus::timed_out;
           return out;
@@ -181,21 +187,27 @@ ClaimSpan PartitionRing::claim(ProducerCache& cache, std::uint64_t bytes, std::u
   }
   cache.prefetched_to = std::max(cache.prefetched_to, ahead);
 
+  if (pad != 0 || (cur.first & mask_) == 0) {
+    // This claim starts the newest lap: remember it for readers that start
+    // at the earliest record in the ring (before anything below can return).
+    raise_pair(header_->lap_marker, Pair{out.position, out.offset});
+  }
+  cache.backpressured_since_ns = 0;
+
   // A gating reader may have registered between our limit check and the
   // claim. It bumps gate_epoch and then reads the claim word; we claimed and
   // now read gate_epoch (both sequentially consistent, the claim a locked
   // instruction). Either it saw our claim and started beyond its reach, or we
-  // see its epoch here and wait for it like any gating reader.
+  // see its epoch here and wait for it like any gating reader (try_* calls
+  // withdraw the claim at once instead: they never wait).
   if (header_->gate_epoch.load(std::memory_order_seq_cst) != cache.epoch) {
     refresh_limit(cache);
-    if (end > cache.limit) {
-      const std::int64_t until = monotonic_ns() + (timeout_ns != 0 ? timeout_ns : abandoned_timeout_ns_ / 2);
-      if (!wait_for_space(cache, end, until)) {
-        abort(out, records);
-        out.status = deleted() ? PublishStatus::topic_deleted
-                               : (timeout_ns != 0 ? PublishStatus::timed_out : PublishStatus::back_pressured);
-        return out;
-      }
+    if (end > cache.limit &&
+        (timeout_ns == 0 || !wait_for_space(cache, end, deadline_after(timeout_ns)))) {
+      abort(out, records);
+      out.status = deleted() ? PublishStatus::topic_deleted
+                             : (timeout_ns != 0 ? PublishStatus::timed_out : PublishStatus::back_pressured);
+      return out;
     }
   }
   if (pad != 0) {
@@ -207,11 +219,6 @@ ClaimSpan PartitionRing::claim(ProducerCache& cache, std::uint64_t bytes, std::u
     h->headers_length = 0;
     h->offset = out.offset;
     h->timestamp_ns = 0;
-  }
-  if (pad != 0 || (out.position & mask_) == 0) {
-    // This claim starts the newest lap: remember it for readers that start
-    // at the earliest record in the ring.
-    raise_pair(header_->lap_marker, Pair{out.position, out.offset});
   }
   return out;
 }
@@ -267,11 +274,14 @@ bool PartitionRing::open_cursor(ReaderCursor& cursor, StartPosition::Kind kind, 
     const Pair t = tail();
     Pair start{t.first, t.second};  // latest
     if (kind != StartPosition::Kind::latest) {
-      if (t.first + kFrameAlign <= capacity_) {
+      if (t.first <= capacity_) {
         start = Pair{0, 0};  // never wrapped: everything is still here
       } else {
         start = load_pair(header_->lap_marker);
-        if (t.first + kFrameAlign > start.first + capacity_) continue;  // marker moving
+        if (t.first > start.first + capacity_) {  // overwritten: a new marker is coming
+          sched_yield();
+          continue;
+        }
       }
     }
     std::uint64_t deliver_from = start.second;
@@ -311,7 +321,13 @@ bool PartitionRing::open_cursor(ReaderCursor& cursor, StartPosition::Kind kind, 
     GatingSlot& s = header_->gating[slot];
     s.pid.store(static_cast<std::int32_t>(::getpid()), std::memory_order_relaxed);
     s.position.store(start.first, std::memory_order_relaxed);
-    s.state.store(static_cast<std::uint32_t>(SlotState::active), std::memory_order_release);
+    // A CAS, not a store: a reaper that took the slot for a dead registrant's
+    // (it still had the previous owner's pid) has freed it; then start over.
+    std::uint32_t reserved = kSlotReserved;
+    if (!s.state.compare_exchange_strong(reserved, static_cast<std::uint32_t>(SlotState::active),
+                                         std::memory_order_release)) {
+      continue;
+    }
     std::uint32_t high = header_->gating_high_water.load(std::memory_order_relaxed);
     while (high < static_cast<std::uint32_t>(slot) + 1 &&
            !header_->gating_high_water.compare_exchange_weak(high, static_cast<std::uint32_t>(slot) + 1,
@@ -320,7 +336,7 @@ bool PartitionRing::open_cursor(ReaderCursor& cursor, StartPosition::Kind kind, 
     // Registration handshake with claiming producers (see claim()).
     header_->gate_epoch.fetch_add(1, std::memory_order_seq_cst);
     const Pair after = load_pair(header_->claim);
-    if (after.first + kFrameAlign > start.first + capacity_) {
+    if (after.first > start.first + capacity_) {
       // Producers had already claimed over our start: try again further on.
       s.state.store(static_cast<std::uint32_t>(SlotState::free), std::memory_order_release);
       continue;
@@ -362,8 +378,8 @@ bool PartitionRing::overwritten_since(std::uint64_t position) const noexcept {
 #else
   std::atomic_thread_fence(std::memory_order_acquire);
 #endif
-  const Pair t = tail();
-  return t.first + kFrameAlign > position + capacity_;
+  // Exact: a claim ending at e has overwritten the positions below e - C.
+  return tail().first > position + capacity_;
 }
 
 Step PartitionRing::step(ReaderCursor& cursor, bool gating) noexcept {
@@ -447,10 +463,10 @@ void PartitionRing::revoke_abandoned(ReaderCursor& cursor, Pair t) noexcept {
     std::atomic<std::uint64_t>& e = entry(x);
     std::uint64_t v = e.load(std::memory_order_acquire);
     for (;;) {
-      const bool committed = x == o ? v == committed_entry(p)
-                                    : is_committed_entry(v) && entry_position(v) > p;
-      if (committed || (is_revoked_entry(v) && entry_position(v) > p)) {
-        // Its producer was alive after all, or another reader got here first.
+      // Committed or revoked for this lap (its producer was alive after all,
+      // or another revoker got here first) - or for a later lap, if we were
+      // delayed so long that producers lapped the ring: never overwrite that.
+      if ((is_committed_entry(v) && entry_position(v) >= p) || (is_revoked_entry(v) && entry_position(v) > p)) {
         resume = entry_position(v);
         break;
       }
@@ -484,7 +500,8 @@ std::uint32_t PartitionRing::reap_dead_gating_readers() noexcept {
   std::uint32_t freed = 0;
   for (GatingSlot& s : header_->gating) {
     std::uint32_t st = s.state.load(std::memory_order_acquire);
-    if (st != static_cast<std::uint32_t>(SlotState::active)) continue;
+    // Active, or reserved by a reader that may have died while registering.
+    if (st == static_cast<std::uint32_t>(SlotState::free)) continue;
     if (!process_is_dead(s.pid.load(std::memory_order_relaxed))) continue;
     if (s.state.compare_exchange_strong(st, static_cast<std::uint32_t>(SlotState::free),
                                         std::memory_order_acq_rel)) {

@@ -42,6 +42,7 @@ struct ProducerCache {
   std::uint64_t limit = 0;             // claims may end at or below this position
   std::uint64_t epoch = ~std::uint64_t{0};  // gate_epoch the limit was computed at
   std::uint64_t prefetched_to = 0;     // ring lines up to here were asked for
+  std::int64_t backpressured_since_ns = 0;  // 0: the last claim went through
   ReaderCursor walker;
 };
 
@@ -135,6 +136,7 @@ class PartitionRing {
   // until it reaches `target` or a claim still pending; returns it.
   Pair advance_frontier(ReaderCursor& walker, std::uint64_t target) noexcept;
   bool wait_for_space(ProducerCache& cache, std::uint64_t end, std::int64_t deadline_ns) noexcept;
+  void note_backpressure(ProducerCache& cache) noexcept;
   void revoke_abandoned(ReaderCursor& cursor, Pair tail) noexcept;
   std::atomic<std::uint64_t>& entry(std::uint64_t offset) const noexcept {
     return entries_[offset & entry_mask_];

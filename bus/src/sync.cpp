@@ -43,7 +43,8 @@ void futex_wait_any(std::span<std::atomic<std::uint32_t>* const> words,
     // futex_waitv takes an absolute CLOCK_MONOTONIC deadline.
     timespec now{};
     clock_gettime(CLOCK_MONOTONIC, &now);
-    const auto deadline_ns = now.tv_sec * 1'000'000'000LL + now.tv_nsec + timeout.count();
+    const std::int64_t now_ns = now.tv_sec * 1'000'000'000LL + now.tv_nsec;
+    const std::int64_t deadline_ns = timeout.count() > INT64_MAX - now_ns ? INT64_MAX : now_ns + timeout.count();
     timespec deadline{static_cast<time_t>(deadline_ns / 1'000'000'000),
                       static_cast<long>(deadline_ns % 1'000'000'000)};
     const long rc = syscall(SYS_futex_waitv, waiters.data(), waiters.size(), 0, &deadline,

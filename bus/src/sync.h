@@ -80,6 +80,12 @@ void futex_wake_all(std::atomic<std::uint32_t>* word) noexcept;
 inline void cpu_relax() noexcept { __builtin_ia32_pause(); }
 
 std::int64_t monotonic_ns() noexcept;
+// monotonic_ns() + timeout, saturating (a timeout of nanoseconds::max()
+// means "forever", not an overflow).
+inline std::int64_t deadline_after(std::int64_t timeout_ns) noexcept {
+  const std::int64_t now = monotonic_ns();
+  return timeout_ns > INT64_MAX - now ? INT64_MAX : now + timeout_ns;
+}
 std::int64_t realtime_ns() noexcept;
 
 // True if the process `pid` is gone (kill(pid, 0) says ESRCH).

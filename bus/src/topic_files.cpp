@@ -31,10 +31,12 @@ const char* to_string(Errc e) noexcept {
 Status validate_name(std::string_view what, std::string_view name) {
   const std::string quoted = std::string(what) + " name '" + std::string(name) + "'";
   if (name.empty()) return Error{Errc::invalid_argument, std::string(what) + " name is empty"};
-  if (name.size() > detail::kTopicNameMax) {
+  // An instance becomes the directory name "ringbus-<name>": 8 characters
+  // fewer, to stay within a file name's 255.
+  const std::size_t limit = what == "instance" ? detail::kTopicNameMax - 8 : detail::kTopicNameMax;
+  if (name.size() > limit) {
     return Error{Errc::invalid_argument, quoted + " is " + std::to_string(name.size()) +
-                                             " characters long; the limit is " +
-                                             std::to_string(detail::kTopicNameMax)};
+                                             " characters long; the limit is " + std::to_string(limit)};
   }
   if (name.front() == '.') {
     return Error{Errc::invalid_argument, quoted + " starts with '.', which is reserved"};
@@ -247,7 +249,8 @@ Result<TopicInfo> create_topic_files(std::string_view instance, const TopicConfi
   if (::stat(final_dir.c_str(), &st) == 0) {
     return Error{Errc::already_exists, "topic '" + config.name + "' already exists"};
   }
-  const std::string tmp = topics_directory(instance) + "/.new-" + config.name + "-" + std::to_string(topic_id);
+  // By id only, so a name of the full 249 characters still fits in a file name.
+  const std::string tmp = topics_directory(instance) + "/.new-" + std::to_string(topic_id);
   if (::mkdir(tmp.c_str(), 0770) != 0) return Error{Errc::io_error, errno_message("mkdir " + tmp, errno)};
   auto fail = [&](Error e) -> Error {
     for (std::uint32_t p = 0; p < config.partitions; ++p) ::unlink(partition_path(tmp, p).c_str());
@@ -289,19 +292,19 @@ Result<TopicInfo> create_topic_files(std::string_view instance, const TopicConfi
 Status delete_topic_files(std::string_view instance, std::string_view topic) {
   auto map = TopicMap::open(instance, topic, /*populate=*/false);
   if (!map) return map.error();
-  // Mark first, so every mapping (which outlives the files) learns of it:
+  // Take the name away first (a rename: atomic, and new opens fail from
+  // here on); only then mark every mapping, which outlives the files:
   // producers stop with topic_deleted, consumers drain and then see it.
+  const std::string dir = topic_directory(instance, topic);
+  const std::string gone = topics_directory(instance) + "/.deleted-" + std::to_string(map.value()->topic_id());
+  if (::rename(dir.c_str(), gone.c_str()) != 0) {
+    return Error{Errc::io_error, errno_message("rename " + dir, errno)};
+  }
   for (std::uint32_t p = 0; p < map.value()->partition_count(); ++p) {
     PartitionHeader& h = map.value()->ring(p).header();
     h.deleted.store(1, std::memory_order_release);
     h.wake_seq.fetch_add(1, std::memory_order_release);
     futex_wake_all(&h.wake_seq);
-  }
-  const std::string dir = topic_directory(instance, topic);
-  const std::string gone = topics_directory(instance) + "/.deleted-" + std::string(topic) + "-" +
-                           std::to_string(map.value()->topic_id());
-  if (::rename(dir.c_str(), gone.c_str()) != 0) {
-    return Error{Errc::io_error, errno_message("rename " + dir, errno)};
   }
   for (std::uint32_t p = 0; p < map.value()->partition_count(); ++p) ::unlink(partition_path(gone, p).c_str());
   ::rmdir(gone.c_str());

@@ -398,5 +398,49 @@ TEST_F(RingTest, GatingSlotOfADeadProcessIsReaped) {
   for (int i = 0; i < 200; ++i) ASSERT_TRUE(p.publish("", v).ok()) << i;
 }
 
+// Regression (review): a ring filled exactly to its capacity and left idle
+// refused every start at `earliest` ("no stable start position").
+TEST_F(RingTest, EarliestOnAnExactlyFullIdleRingStartsAtTheFirstRecord) {
+  create(topic("t", 1, 64 * 1024, 4096));
+  Producer p = producer("t");
+  const std::string v(32, 'x');  // 64-byte frames: 1024 of them fill the ring
+  for (int i = 0; i < 1024; ++i) ASSERT_TRUE(p.try_publish("", v).ok()) << i;
+  ASSERT_EQ(describe_topic(instance, "t")->partition_info[0].end_position, 64u * 1024);
+  for (const bool gating : {false, true}) {
+    auto c = Consumer::open(instance, "t", from_earliest(gating));
+    ASSERT_TRUE(c.ok()) << c.error().message;
+    const auto seen = drain(c.value());
+    ASSERT_EQ(seen.size(), 1024u) << "gating " << gating;
+    EXPECT_EQ(seen.front().offset, 0u);
+  }
+}
+
+// Regression (review): only publish() reaped dead gating readers, and only
+// within one long wait; a producer calling try_publish stalled forever.
+TEST_F(RingTest, TryPublishAlsoReapsADeadGatingReader) {
+  TopicConfig cfg = topic("t", 1, 64 * 1024, 4096);
+  cfg.abandoned_claim_timeout = std::chrono::milliseconds(20);
+  create(cfg);
+  const pid_t child = ::fork();
+  if (child == 0) {
+    auto c = Consumer::open(instance, "t", from_earliest(true));
+    ::_exit(c.ok() ? 0 : 1);  // exits holding its gating slot
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  Producer p = producer("t");
+  const std::string v(1000, 'x');
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  int published = 0;
+  while (published < 200 && std::chrono::steady_clock::now() < deadline) {
+    if (p.try_publish("", v).ok()) {
+      ++published;
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+  EXPECT_EQ(published, 200);
+}
+
 }  // namespace
 }  // namespace ringbus::test

@@ -62,6 +62,23 @@ TEST_F(TopicTest, CreateListDescribeDelete) {
   EXPECT_EQ(describe_topic(instance, "a").error().code, Errc::not_found);
 }
 
+// Regression (review): hidden directory names carried the topic name, so
+// names of 231-249 characters could not be created, and of 227-230 could not
+// be deleted.
+TEST_F(TopicTest, NamesOfTheFullLengthCanBeCreatedDeletedAndCreatedAgain) {
+  const std::string name(249, 'n');
+  create(topic(name));
+  EXPECT_TRUE(describe_topic(instance, name).ok());
+  ASSERT_TRUE(broker.delete_topic(name).ok());
+  EXPECT_EQ(describe_topic(instance, name).error().code, Errc::not_found);
+  create(topic(name));
+}
+
+TEST(TopicNames, InstanceNamesLeaveRoomForTheDirectoryPrefix) {
+  EXPECT_TRUE(validate_name("instance", std::string(241, 'i')).ok());
+  EXPECT_NE(validate_name("instance", std::string(242, 'i')).error().message.find("241"), std::string::npos);
+}
+
 TEST_F(TopicTest, CreatingAnExistingTopicFails) {
   create(topic("t"));
   auto again = broker.create_topic(topic("t"));

@@ -27,8 +27,8 @@ namespace ringbus::detail {
 // and their relations, name. The message names the file and the field.
 Status validate_partition_header(const std::byte* data, std::uint64_t size, const std::string& path);
 
-// All partitions of one topic, mapped. Shared by the producers and consumers
-// of a process that opened the topic.
+// All partitions of one topic, mapped. Each Producer and Consumer maps the
+// topic for itself (and unmaps it when destroyed).
 class TopicMap {
  public:
   static Result<std::shared_ptr<TopicMap>> open(std::string_view instance, std::string_view topic,

@@ -35,7 +35,9 @@ struct Message {
 // A claimed, not yet published record: write the value in place, then commit
 // (or abort). Commit within the topic's abandoned-claim timeout; a claim held
 // longer may be revoked by readers (commit then says claim_revoked). A Claim
-// that is destroyed without commit or abort is aborted.
+// that is destroyed without commit or abort is aborted. A Claim refers to its
+// Producer's mapping of the ring: commit or abort it before the Producer is
+// destroyed (it holds no reference count, to keep claims free of atomics).
 class Claim {
  public:
   Claim() = default;

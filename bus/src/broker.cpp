@@ -59,17 +59,29 @@ Result<Broker> Broker::start(BrokerOptions options) {
     return Error{Errc::io_error, detail::errno_message("mkdir " + dir, errno)};
   }
   const std::string lock_path = dir + "/broker.lock";
-  const int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0660);
-  if (fd < 0) return Error{Errc::io_error, detail::errno_message("open " + lock_path, errno)};
-  // flock is released by the kernel when the holder dies, so a broker killed
-  // with SIGKILL never leaves the instance locked.
-  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    char buf[32] = {};
-    const ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
+  int fd = -1;
+  for (;;) {
+    fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0660);
+    if (fd < 0) return Error{Errc::io_error, detail::errno_message("open " + lock_path, errno)};
+    // flock is released by the kernel when the holder dies, so a broker
+    // killed with SIGKILL never leaves the instance locked.
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      char buf[32] = {};
+      const ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
+      ::close(fd);
+      return Error{Errc::already_exists, "instance '" + options.instance + "' already has a running broker" +
+                                             (n > 0 ? " (pid " + std::string(buf, static_cast<std::size_t>(n)) + ")"
+                                                    : std::string())};
+    }
+    // A closing broker unlinks the lock file: if we locked a file that is no
+    // longer the one at lock_path, another broker may lock the new one.
+    struct stat locked{};
+    struct stat named{};
+    if (::fstat(fd, &locked) == 0 && ::stat(lock_path.c_str(), &named) == 0 && locked.st_ino == named.st_ino &&
+        locked.st_dev == named.st_dev) {
+      break;
+    }
     ::close(fd);
-    return Error{Errc::already_exists, "instance '" + options.instance + "' already has a running broker" +
-                                           (n > 0 ? " (pid " + std::string(buf, static_cast<std::size_t>(n)) + ")"
-                                                  : std::string()) };
   }
   const std::string pid = std::to_string(::getpid());
   if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) < 0) {

@@ -1,4 +1,5 @@
 #include "partition_ring.h"
+#include "record_frame.h"
 
 #include <sched.h>
 #include <unistd.h>
@@ -80,6 +81,11 @@ Pair PartitionRing::advance_frontier(ReaderCursor& w, std::uint64_t target) noex
 
 bool PartitionRing::claim_extent(std::uint64_t position, std::uint64_t& end,
                                  std::uint32_t& records) const noexcept {
+  return claim_valid(position, end, records) && !overwritten_since(position);
+}
+
+bool PartitionRing::claim_valid(std::uint64_t position, std::uint64_t& end,
+                                std::uint32_t& records) const noexcept {
   const std::uint64_t max_frame = sizeof(RecordHeader) + max_record_size_;
   std::uint64_t fp = position;
   RecordHeader h;
@@ -91,14 +97,16 @@ bool PartitionRing::claim_extent(std::uint64_t position, std::uint64_t& end,
   }
   records = h.claim_records;
   if (records == 0) return false;
+  const std::uint64_t first = fp;
   for (std::uint32_t i = 0; i < records; ++i) {
     std::memcpy(&h, data_at(fp), sizeof h);
-    if (h.frame_length < sizeof(RecordHeader) || h.frame_length > max_frame) return false;
+    if (!frame_ok(h, max_frame)) return false;
     fp += align_frame(h.frame_length);
-    if (fp - position > capacity_ / 2) return false;
+    // A claim's frames are contiguous: they never run past the ring's end.
+    if (fp - first > capacity_ / 4 || (first & mask_) + (fp - first) > capacity_) return false;
   }
   end = fp;
-  return !overwritten_since(position);
+  return true;
 }
 
 void PartitionRing::note_backpressure(ProducerCache& cache) noexcept {

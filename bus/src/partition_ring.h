@@ -112,6 +112,8 @@ class PartitionRing {
   // its frames are written), and its record count. False if the bytes read
   // cannot be trusted (producers have since claimed over them).
   bool claim_extent(std::uint64_t position, std::uint64_t& end, std::uint32_t& records) const noexcept;
+  // The frame checks of claim_extent alone.
+  bool claim_valid(std::uint64_t position, std::uint64_t& end, std::uint32_t& records) const noexcept;
   // True if, after consuming a claim starting at `position`, the bytes may
   // have been overwritten (non-gating readers check this after copying).
   bool overwritten_since(std::uint64_t position) const noexcept;

@@ -1,5 +1,7 @@
 // Edge cases of the partition ring through the public API: one test each.
+#include <fcntl.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <string>
@@ -8,6 +10,7 @@
 
 #include "partition_format.h"
 #include "test_support.h"
+#include "topic_files.h"
 
 namespace ringbus::test {
 namespace {
@@ -440,6 +443,36 @@ TEST_F(RingTest, TryPublishAlsoReapsADeadGatingReader) {
     }
   }
   EXPECT_EQ(published, 200);
+}
+
+// Review: gating consumers trusted frame lengths, so a frame overwritten by a
+// producer stopped past the timeout could become a view past the ring. They
+// now check every frame and report the claim as corrupt.
+TEST_F(RingTest, GatingConsumerReportsACorruptFrameInsteadOfTrustingIt) {
+  create(topic("t", 1, 64 * 1024, 4096));
+  Consumer c = consumer("t", from_earliest(/*gating=*/true));
+  Producer p = producer("t");
+  for (const char* v : {"zero", "one", "two"}) ASSERT_TRUE(p.try_publish("", v).ok());
+  {
+    // Frames of 32 + 3..4 bytes take 64 each: record 1 starts at position 64.
+    const std::string path = detail::topic_directory(instance, "t") + "/partition-0";
+    const int fd = ::open(path.c_str(), O_RDWR);
+    ASSERT_GE(fd, 0);
+    const std::uint32_t huge = 0x7FFFFFFF;
+    const auto at = static_cast<off_t>(detail::ring_data_offset(64 * 1024 / detail::kFrameAlign) + 64);
+    ASSERT_EQ(::pwrite(fd, &huge, sizeof huge, at), static_cast<ssize_t>(sizeof huge));
+    ::close(fd);
+  }
+  std::vector<std::string> got;
+  PollResult r = c.poll([&](const Record& rec) { got.emplace_back(rec.value); });
+  EXPECT_EQ(r.status, PollStatus::corrupt);
+  EXPECT_EQ(r.missed_from, 1u);
+  EXPECT_EQ(r.resumed_at, 3u);
+  EXPECT_EQ(got, std::vector<std::string>{"zero"});
+  ASSERT_TRUE(p.try_publish("", "three").ok());
+  r = c.poll([&](const Record& rec) { got.emplace_back(rec.value); });
+  EXPECT_EQ(r.status, PollStatus::ok);
+  EXPECT_EQ(got.back(), "three");
 }
 
 }  // namespace

@@ -92,13 +92,16 @@ enum class PollStatus : std::uint8_t {
   ok = 0,         // records were delivered, or there were none yet
   lapped,         // the ring overwrote records this consumer had not read
   topic_deleted,  // the topic was deleted and everything before was delivered
+  corrupt,        // a gating consumer found a frame no producer writes (a
+                  // producer stopped past the abandoned-claim timeout wrote
+                  // over newer records): skipped to the newest record
 };
 const char* to_string(PollStatus s) noexcept;
 
 struct [[nodiscard]] PollResult {
   PollStatus status = PollStatus::ok;
   std::size_t records = 0;  // handed to the handler by this call
-  // When lapped: the partition, the first offset that was missed, and the
+  // When lapped or corrupt: the partition, the first offset that was lost, and the
   // offset the consumer resumed at (its missed records are [missed_from,
   // resumed_at); the commit log of the next issue serves them from disk).
   std::uint32_t partition = 0;

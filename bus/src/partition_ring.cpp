@@ -343,7 +343,7 @@ bool PartitionRing::open_cursor(ReaderCursor& cursor, StartPosition::Kind kind, 
     }
     // Registration handshake with claiming producers (see claim()).
     header_->gate_epoch.fetch_add(1, std::memory_order_seq_cst);
-    const Pair after = load_pair(header_->claim);
+    const Pair after = load_pair_seq_cst(header_->claim);
     if (after.first > start.first + capacity_) {
       // Producers had already claimed over our start: try again further on.
       s.state.store(static_cast<std::uint32_t>(SlotState::free), std::memory_order_release);
@@ -491,7 +491,9 @@ void PartitionRing::revoke_abandoned(ReaderCursor& cursor, Pair t) noexcept {
 }
 
 bool PartitionRing::has_news(const ReaderCursor& cursor, bool gating) const noexcept {
-  const std::uint64_t v = entry(cursor.offset).load(std::memory_order_acquire);
+  // seq_cst: the load of Consumer::wait's Dekker handshake (waiters += 1,
+  // then this; commit is a seq_cst CAS, then a load of waiters).
+  const std::uint64_t v = entry(cursor.offset).load(std::memory_order_seq_cst);
   return v == committed_entry(cursor.position) || revoked_for(v, cursor.position) ||
          (!gating && written_after(v, cursor.position)) || deleted();
 }

@@ -56,6 +56,18 @@ inline Pair load_pair(const std::uint64_t* words) noexcept {
   }
 }
 
+// load_pair with sequentially consistent loads, for the Dekker handshakes
+// (a seq_cst read-modify-write, then this): the C++ model needs the load
+// seq_cst too; on x86 it is the same instruction as an acquire load.
+inline Pair load_pair_seq_cst(const std::uint64_t* words) noexcept {
+  for (;;) {
+    const std::uint64_t s1 = __atomic_load_n(words + 1, __ATOMIC_SEQ_CST);
+    const std::uint64_t f = __atomic_load_n(words, __ATOMIC_SEQ_CST);
+    const std::uint64_t s2 = __atomic_load_n(words + 1, __ATOMIC_SEQ_CST);
+    if (s1 == s2) return {f, s1};
+  }
+}
+
 // Raises the pair to `desired` if desired.second is greater than the current
 // second (a monotonic maximum, used for the lap marker).
 inline void raise_pair(std::uint64_t* words, Pair desired) noexcept {

@@ -382,18 +382,24 @@ TEST_F(RingTest, ConsumerOfSelectedPartitionsOnly) {
   EXPECT_FALSE(Consumer::open(instance, "t", o).ok());
 }
 
-TEST_F(RingTest, GatingSlotOfADeadProcessIsReaped) {
+// Creates topic "t" (abandoned-claim timeout 20 ms) and leaves a gating
+// reader on it whose process has exited holding its slot.
+void create_topic_with_dead_gating_reader(BrokerFixture& f) {
   TopicConfig cfg = topic("t", 1, 64 * 1024, 4096);
   cfg.abandoned_claim_timeout = std::chrono::milliseconds(20);
-  create(cfg);
+  f.create(cfg);
   const pid_t child = ::fork();
   if (child == 0) {
-    auto c = Consumer::open(instance, "t", from_earliest(true));
+    auto c = Consumer::open(f.instance, "t", from_earliest(true));
     ::_exit(c.ok() ? 0 : 1);  // exits holding its gating slot
   }
   int status = 0;
   ASSERT_EQ(::waitpid(child, &status, 0), child);
   ASSERT_EQ(WEXITSTATUS(status), 0);
+}
+
+TEST_F(RingTest, GatingSlotOfADeadProcessIsReaped) {
+  create_topic_with_dead_gating_reader(*this);
   ProducerOptions o;
   o.publish_timeout = std::chrono::seconds(10);
   Producer p = producer("t", o);
@@ -421,16 +427,7 @@ TEST_F(RingTest, EarliestOnAnExactlyFullIdleRingStartsAtTheFirstRecord) {
 // Regression (review): only publish() reaped dead gating readers, and only
 // within one long wait; a producer calling try_publish stalled forever.
 TEST_F(RingTest, TryPublishAlsoReapsADeadGatingReader) {
-  TopicConfig cfg = topic("t", 1, 64 * 1024, 4096);
-  cfg.abandoned_claim_timeout = std::chrono::milliseconds(20);
-  create(cfg);
-  const pid_t child = ::fork();
-  if (child == 0) {
-    auto c = Consumer::open(instance, "t", from_earliest(true));
-    ::_exit(c.ok() ? 0 : 1);  // exits holding its gating slot
-  }
-  int status = 0;
-  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  create_topic_with_dead_gating_reader(*this);
   Producer p = producer("t");
   const std::string v(1000, 'x');
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);

@@ -13,7 +13,6 @@
 namespace ringbus {
 
 using detail::align_frame;
-using detail::FrameType;
 using detail::RecordHeader;
 using detail::Step;
 
@@ -47,88 +46,50 @@ struct Consumer::Impl {
 };
 
 // Gating: producers cannot overwrite the claim while we hold its position, so
-// the handler sees the ring itself. Each frame is checked as it is delivered
-// (a few compares), so even a corrupted frame never becomes a view past the
-// ring. Returns false at a corrupt frame (records before it were delivered).
+// the handler sees the ring itself. walk_claim checks each frame before it is
+// delivered, so even a corrupted frame never becomes a view past the ring.
+// Returns false at a corrupt frame (records before it were delivered).
 bool Consumer::Impl::deliver_in_place(PartitionCursor& part, const detail::RecordHandlerRef& handler,
                                       std::size_t& delivered) {
   detail::PartitionRing& ring = *part.ring;
   detail::ReaderCursor& c = part.cursor;
-  const std::uint64_t cap = ring.capacity();
-  const std::uint64_t max_frame = sizeof(RecordHeader) + ring.max_record_size();
-  std::uint64_t fp = c.position;
-  const auto* h = reinterpret_cast<const RecordHeader*>(ring.data_at(fp));
-  if (h->type == FrameType::padding) {
-    if (h->frame_length != cap - (fp & (cap - 1))) return false;
-    fp += h->frame_length;
-    h = reinterpret_cast<const RecordHeader*>(ring.data_at(fp));
-  }
-  const std::uint32_t k = h->claim_records;
-  if (k == 0) return false;
-  // A claim's frames are contiguous in the ring (a claim never wraps).
-  const std::byte* frames = ring.data_at(fp);
-  const std::uint64_t room = std::min(cap - (fp & (cap - 1)), cap / 4);
-  std::uint64_t at = 0;
-  for (std::uint32_t i = 0; i < k; ++i) {
-    if (at >= room) return false;  // frames are 32-aligned: a whole header fits below room
-    const auto* fh = reinterpret_cast<const RecordHeader*>(frames + at);
-    const std::uint32_t length = fh->frame_length;
-    const std::uint64_t aligned = detail::align_frame(length);
-    // frame_ok() and the bounds, as one unlikely branch: this runs for every
-    // record a gating consumer delivers (with short-circuit branches it cost
-    // ~15% of batched throughput at 64 B; unsigned wrap-around is harmless
-    // here, the other terms catch what it would hide).
-    const bool bad = (fh->type != FrameType::record) | (length < sizeof(RecordHeader)) | (length > max_frame) |
-                     (std::uint64_t{fh->key_length} + fh->headers_length > length - sizeof(RecordHeader)) |
-                     (aligned > room - at);
-    if (__builtin_expect(bad, false)) return false;
-    if (fh->offset >= c.deliver_from) {
-      handler(detail::record_at(frames + at, ring.partition()));
+  std::uint64_t end = 0;
+  std::uint32_t k = 0;
+  const bool ok = ring.walk_claim(c.position, end, k, [&](const std::byte* frame, const RecordHeader& h) {
+    if (h.offset >= c.deliver_from) {
+      handler(detail::record_at(frame, ring.partition()));
       ++delivered;
     }
-    at += aligned;
-  }
+    return true;
+  });
+  if (!ok) return false;
   c.offset += k;
-  c.position = fp + at;
+  c.position = end;
   return true;
 }
 
 // Non-gating: producers may overwrite the claim at any moment, so copy it out,
 // check that nothing we copied was overwritten meanwhile, and only then hand
-// the copy to the handler. Lengths read from the ring are bounded before use:
-// while the check has not passed they may be garbage.
+// the copy to the handler. walk_claim bounds every length read from the ring:
+// until the check has passed they may be garbage (torn: lapped).
 bool Consumer::Impl::deliver_copy(PartitionCursor& part, const detail::RecordHandlerRef& handler, std::size_t& delivered) {
   detail::PartitionRing& ring = *part.ring;
   detail::ReaderCursor& c = part.cursor;
-  const std::uint64_t cap = ring.capacity();
-  const std::uint64_t max_frame = sizeof(RecordHeader) + ring.max_record_size();
-  std::uint64_t fp = c.position;
-  RecordHeader h;
-  std::memcpy(&h, ring.data_at(fp), sizeof h);
-  if (h.type == FrameType::padding) {
-    if (h.frame_length != cap - (fp & (cap - 1))) return false;  // torn: lapped
-    fp += h.frame_length;
-    std::memcpy(&h, ring.data_at(fp), sizeof h);
-  }
-  const std::uint32_t k = h.claim_records;
-  if (k == 0) return false;
+  std::uint64_t end = 0;
+  std::uint32_t k = 0;
   std::uint64_t used = 0;
-  for (std::uint32_t i = 0; i < k; ++i) {
-    std::memcpy(&h, ring.data_at(fp), sizeof h);
+  const bool ok = ring.walk_claim(c.position, end, k, [&](const std::byte* frame, const RecordHeader& h) {
     const std::uint64_t aligned = align_frame(h.frame_length);
-    if (!detail::frame_ok(h, max_frame) || used + aligned > cap / 4 || (fp & (cap - 1)) + aligned > cap) {
-      return false;  // torn: lapped (a live producer never writes this)
-    }
     // Grows to the largest claim seen (at most a quarter of the ring).
     if (copy.size() < used + aligned) copy.resize(std::max<std::uint64_t>(used + aligned, 2 * copy.size()));
-    std::memcpy(copy.data() + used, ring.data_at(fp), h.frame_length);
+    std::memcpy(copy.data() + used, frame, h.frame_length);
     used += aligned;
-    fp += aligned;
-  }
-  if (ring.overwritten_since(c.position)) return false;
+    return true;
+  });
+  if (!ok || ring.overwritten_since(c.position)) return false;
   detail::deliver_frames(copy.data(), k, ring.partition(), c.deliver_from, delivered, handler);
   c.offset += k;
-  c.position = fp;
+  c.position = end;
   return true;
 }
 

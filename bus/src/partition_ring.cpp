@@ -1,12 +1,10 @@
 #include "partition_ring.h"
-#include "record_frame.h"
 
 #include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
-
 #include <limits>
 
 namespace ringbus::detail {
@@ -82,31 +80,6 @@ Pair PartitionRing::advance_frontier(ReaderCursor& w, std::uint64_t target) noex
 bool PartitionRing::claim_extent(std::uint64_t position, std::uint64_t& end,
                                  std::uint32_t& records) const noexcept {
   return claim_valid(position, end, records) && !overwritten_since(position);
-}
-
-bool PartitionRing::claim_valid(std::uint64_t position, std::uint64_t& end,
-                                std::uint32_t& records) const noexcept {
-  const std::uint64_t max_frame = sizeof(RecordHeader) + max_record_size_;
-  std::uint64_t fp = position;
-  RecordHeader h;
-  std::memcpy(&h, data_at(fp), sizeof h);
-  if (h.type == FrameType::padding) {
-    if (h.frame_length != capacity_ - (fp & mask_)) return false;
-    fp += h.frame_length;
-    std::memcpy(&h, data_at(fp), sizeof h);
-  }
-  records = h.claim_records;
-  if (records == 0) return false;
-  const std::uint64_t first = fp;
-  for (std::uint32_t i = 0; i < records; ++i) {
-    std::memcpy(&h, data_at(fp), sizeof h);
-    if (!frame_ok(h, max_frame)) return false;
-    fp += align_frame(h.frame_length);
-    // A claim's frames are contiguous: they never run past the ring's end.
-    if (fp - first > capacity_ / 4 || (first & mask_) + (fp - first) > capacity_) return false;
-  }
-  end = fp;
-  return true;
 }
 
 void PartitionRing::note_backpressure(ProducerCache& cache) noexcept {
@@ -245,12 +218,7 @@ PublishStatus PartitionRing::commit(const ClaimSpan& claim) noexcept {
                                  std::memory_order_relaxed)) {
     return PublishStatus::claim_revoked;
   }
-  // Dekker with a blocking consumer, which increments waiters and then reads
-  // the entry: one of us sees the other. Only then is the system call paid.
-  if (header_->waiters.load(std::memory_order_seq_cst) != 0) {
-    header_->wake_seq.fetch_add(1, std::memory_order_release);
-    futex_wake_all(&header_->wake_seq);
-  }
+  wake_waiters();
   return PublishStatus::ok;
 }
 
@@ -267,6 +235,12 @@ void PartitionRing::abort(const ClaimSpan& claim, std::uint32_t records) noexcep
       }
     }
   }
+  wake_waiters();
+}
+
+void PartitionRing::wake_waiters() noexcept {
+  // Dekker with a blocking consumer, which increments waiters and then reads
+  // the entry: one of us sees the other. Only then is the system call paid.
   if (header_->waiters.load(std::memory_order_seq_cst) != 0) {
     header_->wake_seq.fetch_add(1, std::memory_order_release);
     futex_wake_all(&header_->wake_seq);
@@ -410,21 +384,13 @@ Step PartitionRing::step(ReaderCursor& cursor, bool gating) noexcept {
   // caught-up reader that read it on every empty poll would pull it away from
   // them each time, so it looks only every so often.
   constexpr std::uint32_t kLooksPerCheck = 64;
-  if (cursor.stuck_offset != cursor.offset) {
-    cursor.stuck_offset = cursor.offset;
-    cursor.idle_looks = 0;
-    cursor.stuck_since_ns = 0;
-  }
+  track_offset(cursor);
   if (++cursor.idle_looks % kLooksPerCheck == 0) check_abandoned(cursor);
   return Step::not_ready;
 }
 
 bool PartitionRing::check_abandoned(ReaderCursor& cursor) noexcept {
-  if (cursor.stuck_offset != cursor.offset) {
-    cursor.stuck_offset = cursor.offset;
-    cursor.idle_looks = 0;
-    cursor.stuck_since_ns = 0;
-  }
+  track_offset(cursor);
   const Pair t = tail();
   if (t.second <= cursor.offset) {
     cursor.stuck_since_ns = 0;  // nothing claimed there: nobody to wait for
@@ -484,10 +450,7 @@ void PartitionRing::revoke_abandoned(ReaderCursor& cursor, Pair t) noexcept {
       }
     }
   }
-  if (header_->waiters.load(std::memory_order_seq_cst) != 0) {
-    header_->wake_seq.fetch_add(1, std::memory_order_release);
-    futex_wake_all(&header_->wake_seq);
-  }
+  wake_waiters();
 }
 
 bool PartitionRing::has_news(const ReaderCursor& cursor, bool gating) const noexcept {

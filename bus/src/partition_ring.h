@@ -9,11 +9,14 @@
 // which belong to one thread at a time.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <string>
 
 #include "mapped_file.h"
 #include "partition_format.h"
+#include "record_frame.h"
 #include "ringbus/consumer.h"
 #include "ringbus/record.h"
 #include "sync.h"
@@ -113,7 +116,46 @@ class PartitionRing {
   // cannot be trusted (producers have since claimed over them).
   bool claim_extent(std::uint64_t position, std::uint64_t& end, std::uint32_t& records) const noexcept;
   // The frame checks of claim_extent alone.
-  bool claim_valid(std::uint64_t position, std::uint64_t& end, std::uint32_t& records) const noexcept;
+  bool claim_valid(std::uint64_t position, std::uint64_t& end, std::uint32_t& records) const noexcept {
+    return walk_claim(position, end, records, [](const std::byte*, const RecordHeader&) { return true; });
+  }
+  // Walks the frames of the committed claim at `position`, checking each
+  // before anything trusts it: the padding frame's length, a record count,
+  // frame_ok, and that the frames stay inside the claim's bounds (contiguous,
+  // at most a quarter of the ring). Calls on_frame(frame, header) for each
+  // record frame in turn (headers are read by copy: a non-gating reader's
+  // bytes may change under it); on_frame returns false to stop. Returns false
+  // at the first bad frame or stop, else the claim's end and record count.
+  // The one walk every reader of claims uses (the frontier, gating delivery,
+  // the non-gating copy).
+  template <class F>
+  bool walk_claim(std::uint64_t position, std::uint64_t& end, std::uint32_t& records, F&& on_frame) const noexcept {
+    const std::uint64_t max_frame = sizeof(RecordHeader) + max_record_size_;
+    std::uint64_t fp = position;
+    RecordHeader h;
+    std::memcpy(&h, data_at(fp), sizeof h);
+    if (h.type == FrameType::padding) {
+      if (h.frame_length != capacity_ - (fp & mask_)) return false;
+      fp += h.frame_length;
+      std::memcpy(&h, data_at(fp), sizeof h);
+    }
+    records = h.claim_records;
+    if (records == 0) return false;
+    const std::byte* frames = data_at(fp);
+    const std::uint64_t room = std::min(capacity_ - (fp & mask_), capacity_ / 4);
+    std::uint64_t at = 0;
+    for (std::uint32_t i = 0; i < records; ++i) {
+      if (at >= room) return false;  // frames are 32-aligned: a whole header fits below room
+      std::memcpy(&h, frames + at, sizeof h);
+      const std::uint64_t aligned = align_frame(h.frame_length);
+      // One unlikely branch per frame (see frame_ok).
+      if (__builtin_expect(!frame_ok(h, max_frame) | (aligned > room - at), false)) return false;
+      if (!on_frame(frames + at, h)) return false;
+      at += aligned;
+    }
+    end = fp + at;
+    return true;
+  }
   // True if, after consuming a claim starting at `position`, the bytes may
   // have been overwritten (non-gating readers check this after copying).
   bool overwritten_since(std::uint64_t position) const noexcept;
@@ -140,6 +182,17 @@ class PartitionRing {
   bool wait_for_space(ProducerCache& cache, std::uint64_t end, std::int64_t deadline_ns) noexcept;
   void note_backpressure(ProducerCache& cache) noexcept;
   void revoke_abandoned(ReaderCursor& cursor, Pair tail) noexcept;
+  // Restarts the cursor's stuck-claim bookkeeping if it moved to another offset.
+  static void track_offset(ReaderCursor& cursor) noexcept {
+    if (cursor.stuck_offset != cursor.offset) {
+      cursor.stuck_offset = cursor.offset;
+      cursor.idle_looks = 0;
+      cursor.stuck_since_ns = 0;
+    }
+  }
+  // Wakes blocked consumers, if any (the producer side of the futex handshake:
+  // callers published with a seq_cst CAS just before).
+  void wake_waiters() noexcept;
   std::atomic<std::uint64_t>& entry(std::uint64_t offset) const noexcept {
     return entries_[offset & entry_mask_];
   }

@@ -18,7 +18,7 @@
 namespace ringbus::detail {
 
 inline constexpr std::uint64_t kPartitionMagic = 0x50'53'55'42'47'4e'49'52ULL;  // "RINGBUSP"
-inline constexpr std::uint32_t kLayoutVersion = 1;
+inline constexpr std::uint32_t kLayoutVersion = 2;  // 2: base offset, commit-log line
 
 // Records are framed at this alignment; it is also the smallest frame, so a
 // ring of C bytes holds at most C / kFrameAlign offsets, which is what sizes
@@ -124,6 +124,9 @@ struct PartitionIdentity {
   std::uint32_t gating_slot_count; // kGatingSlots
   std::uint64_t abandoned_claim_timeout_ns;
   char topic_name[kTopicNameMax + 7];  // NUL-terminated
+  std::uint64_t base_offset;       // offset of the ring's first record (a
+                                   // topic recovered from its commit log goes
+                                   // on from the log's end offset)
 };
 static_assert(std::is_trivially_copyable_v<PartitionIdentity>);
 static_assert(offsetof(PartitionIdentity, magic) == 0);
@@ -131,7 +134,8 @@ static_assert(offsetof(PartitionIdentity, layout_version) == 8);
 static_assert(offsetof(PartitionIdentity, header_size) == 12);
 static_assert(offsetof(PartitionIdentity, ring_capacity) == 24);
 static_assert(offsetof(PartitionIdentity, topic_name) == 72);
-static_assert(sizeof(PartitionIdentity) == 328);
+static_assert(offsetof(PartitionIdentity, base_offset) == 328);
+static_assert(sizeof(PartitionIdentity) == 336);
 
 // ---------------------------------------------------------------------------
 // The partition header. Lines are grouped by who writes them.
@@ -168,6 +172,17 @@ struct PartitionHeader {
   std::atomic<std::uint32_t> waiters;
   std::uint8_t pad_wake[kHotPad - 8];
 
+  // --- commit log: written by the broker's flusher (io/), read by producers
+  // waiting for durability and by consumers that read from disk.
+  alignas(kHotPad) std::atomic<std::uint32_t> log_durability;  // LogDurability
+  std::atomic<std::int32_t> log_error;          // 0, or the errno the flusher is stuck on
+  std::atomic<std::uint64_t> log_start_offset;  // earliest offset on disk (retention raises it)
+  std::atomic<std::uint64_t> log_written;       // batches below this offset are written (readable)
+  std::atomic<std::uint64_t> log_durable;       // ... and below this one, fdatasync'ed
+  std::atomic<std::uint32_t> durable_seq;       // futex word: bumped when log_durable or log_error changes
+  std::atomic<std::uint32_t> durable_waiters;   // producers blocked in wait_durable
+  std::uint8_t pad_log[kHotPad - 40];
+
   GatingSlot gating[kGatingSlots];
 };
 static_assert(std::is_standard_layout_v<PartitionHeader>);
@@ -177,8 +192,19 @@ static_assert(offsetof(PartitionHeader, claim) == 4 * kHotPad);
 static_assert(offsetof(PartitionHeader, lap_marker) == 5 * kHotPad);
 static_assert(offsetof(PartitionHeader, frontier) == 6 * kHotPad);
 static_assert(offsetof(PartitionHeader, wake_seq) == 7 * kHotPad);
-static_assert(offsetof(PartitionHeader, gating) == 8 * kHotPad);
-static_assert(sizeof(PartitionHeader) == (8 + kGatingSlots) * kHotPad);
+static_assert(offsetof(PartitionHeader, log_durability) == 8 * kHotPad);
+static_assert(offsetof(PartitionHeader, log_written) == 8 * kHotPad + 16);
+static_assert(offsetof(PartitionHeader, gating) == 9 * kHotPad);
+static_assert(sizeof(PartitionHeader) == (9 + kGatingSlots) * kHotPad);
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
+
+// PartitionHeader::log_durability: whether a flusher serves the partition,
+// and what "durable" means for it.
+enum class LogDurability : std::uint32_t {
+  none = 0,        // no commit log (a broker without a data directory)
+  page_cache = 1,  // durable = written to the page cache
+  synced = 2,      // durable = fdatasync'ed (by interval or before every ack)
+};
 static_assert(alignof(PartitionHeader) == kHotPad);
 
 // Offsets inside the file.

@@ -257,7 +257,7 @@ bool PartitionRing::open_cursor(ReaderCursor& cursor, StartPosition::Kind kind, 
     Pair start{t.first, t.second};  // latest
     if (kind != StartPosition::Kind::latest) {
       if (t.first <= capacity_) {
-        start = Pair{0, 0};  // never wrapped: everything is still here
+        start = Pair{0, header_->id.base_offset};  // never wrapped: everything is still here
       } else {
         start = load_pair(header_->lap_marker);
         if (t.first > start.first + capacity_) {  // overwritten: a new marker is coming

@@ -71,6 +71,41 @@ Result<Producer> Producer::open(std::string_view instance, std::string_view topi
 }
 
 Producer::Producer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+PublishStatus Producer::wait_durable(const PublishResult& published, std::chrono::nanoseconds timeout) noexcept {
+  if (!published.ok() || published.partition >= partitions()) return PublishStatus::invalid_argument;
+  detail::PartitionHeader& h = impl_->topic->ring(published.partition).header();
+  const auto mode = static_cast<detail::LogDurability>(h.log_durability.load(std::memory_order_relaxed));
+  if (mode == detail::LogDurability::none) return PublishStatus::no_commit_log;
+  // page_cache: durable once written; synced: once fdatasync'ed.
+  std::atomic<std::uint64_t>& mark = mode == detail::LogDurability::page_cache ? h.log_written : h.log_durable;
+  const std::int64_t deadline = detail::deadline_after(timeout.count());
+  auto verdict = [&]() -> int {
+    if (mark.load(std::memory_order_acquire) > published.offset) return 1;
+    if (h.log_error.load(std::memory_order_acquire) != 0) return 2;
+    if (h.deleted.load(std::memory_order_acquire) != 0) return 3;
+    return 0;
+  };
+  for (;;) {
+    // Dekker with the flusher: it stores the mark (seq_cst), then reads
+    // durable_waiters; we announce ourselves, then read the mark.
+    h.durable_waiters.fetch_add(1, std::memory_order_seq_cst);
+    const std::uint32_t seq = h.durable_seq.load(std::memory_order_seq_cst);
+    const int v = verdict();
+    const std::int64_t now = v == 0 ? detail::monotonic_ns() : 0;
+    if (v == 0 && now < deadline) {
+      detail::futex_wait(&h.durable_seq, seq, std::chrono::nanoseconds(deadline - now));
+    }
+    h.durable_waiters.fetch_sub(1, std::memory_order_relaxed);
+    switch (v) {
+      case 1: return PublishStatus::ok;
+      case 2: return PublishStatus::log_failed;
+      case 3: return PublishStatus::topic_deleted;
+      default: break;
+    }
+    if (v == 0 && now >= deadline) return PublishStatus::timed_out;
+  }
+}
 Producer::Producer(Producer&&) noexcept = default;
 Producer& Producer::operator=(Producer&&) noexcept = default;
 Producer::~Producer() = default;

@@ -17,6 +17,8 @@ const char* to_string(PublishStatus s) noexcept {
     case PublishStatus::claim_revoked: return "claim revoked (held past the abandoned-claim timeout)";
     case PublishStatus::topic_deleted: return "topic deleted";
     case PublishStatus::invalid_argument: return "invalid argument";
+    case PublishStatus::no_commit_log: return "the topic has no commit log (the broker has no data directory)";
+    case PublishStatus::log_failed: return "the commit log cannot write (disk full or I/O error; see the broker's log)";
   }
   return "unknown";
 }

@@ -76,7 +76,38 @@ Status validate_topic_config(const TopicConfig& c) {
       c.abandoned_claim_timeout > std::chrono::hours(1)) {
     return Error{Errc::invalid_argument, t + "abandoned_claim_timeout must be 1 ms to 1 hour"};
   }
+  const LogConfig& l = c.log;
+  // Positions in the log's indexes are 32-bit (io/src/log_format.h).
+  constexpr std::uint64_t kMaxSegmentFileBytes = 0xFFFF'FFFFULL;
+  if (l.segment_bytes < (1U << 20) || l.segment_bytes > kMaxSegmentFileBytes) {
+    return Error{Errc::invalid_argument, t + "log.segment_bytes is " + std::to_string(l.segment_bytes) +
+                                             "; it must be 1 MiB to 4 GiB"};
+  }
+  if (l.segment_age < std::chrono::seconds(1)) {
+    return Error{Errc::invalid_argument, t + "log.segment_age must be at least 1 second"};
+  }
+  if (l.retention_age.count() < 0) return Error{Errc::invalid_argument, t + "log.retention_age is negative"};
+  if (l.durability != Durability::page_cache && l.durability != Durability::interval &&
+      l.durability != Durability::every_ack) {
+    return Error{Errc::invalid_argument, t + "log.durability is not page_cache, interval or every_ack"};
+  }
+  if (l.durability == Durability::interval &&
+      (l.flush_interval < std::chrono::milliseconds(1) || l.flush_interval > std::chrono::hours(1))) {
+    return Error{Errc::invalid_argument, t + "log.flush_interval must be 1 ms to 1 hour"};
+  }
+  if (l.index_interval_bytes < 256 || l.index_interval_bytes > (1U << 26)) {
+    return Error{Errc::invalid_argument, t + "log.index_interval_bytes must be 256 to 64 MiB"};
+  }
   return {};
+}
+
+const char* to_string(Durability d) noexcept {
+  switch (d) {
+    case Durability::page_cache: return "page_cache";
+    case Durability::interval: return "interval";
+    case Durability::every_ack: return "every_ack";
+  }
+  return "unknown";
 }
 
 std::string default_instance() {
@@ -236,13 +267,24 @@ TopicInfo TopicMap::describe() const {
   info.abandoned_claim_timeout = std::chrono::nanoseconds(h.abandoned_claim_timeout_ns);
   for (const auto& ring : rings_) {
     const Pair t = ring->tail();
-    info.partition_info.push_back(PartitionInfo{ring->partition(), t.second, t.first, ring->gating_readers()});
+    const PartitionHeader& ph = ring->header();
+    PartitionInfo pi{ring->partition(), t.second, t.first, ring->gating_readers()};
+    pi.has_log = ph.log_durability.load(std::memory_order_relaxed) != static_cast<std::uint32_t>(LogDurability::none);
+    pi.log_start_offset = ph.log_start_offset.load(std::memory_order_acquire);
+    pi.written_offset = ph.log_written.load(std::memory_order_acquire);
+    pi.durable_offset = ph.log_durable.load(std::memory_order_acquire);
+    pi.log_error = ph.log_error.load(std::memory_order_acquire);
+    info.partition_info.push_back(pi);
   }
   return info;
 }
 
 Result<TopicInfo> create_topic_files(std::string_view instance, const TopicConfig& config,
-                                     std::uint64_t topic_id) {
+                                     std::uint64_t topic_id, const TopicLog& log) {
+  if (!log.base_offsets.empty() && log.base_offsets.size() != config.partitions) {
+    return Error{Errc::invalid_argument, "topic '" + config.name + "': " + std::to_string(log.base_offsets.size()) +
+                                             " base offsets for " + std::to_string(config.partitions) + " partitions"};
+  }
   if (auto s = validate_topic_config(config); !s) return s.error();
   const std::string final_dir = topic_directory(instance, config.name);
   struct stat st{};
@@ -254,15 +296,22 @@ Result<TopicInfo> create_topic_files(std::string_view instance, const TopicConfi
   if (::mkdir(tmp.c_str(), 0770) != 0) return Error{Errc::io_error, errno_message("mkdir " + tmp, errno)};
   auto fail = [&](Error e) -> Error {
     for (std::uint32_t p = 0; p < config.partitions; ++p) ::unlink(partition_path(tmp, p).c_str());
+    ::unlink((tmp + "/" + kLogLinkName).c_str());
     ::rmdir(tmp.c_str());
     return e;
   };
+  // Consumers find the topic's commit log through this link (bus/README.md).
+  if (!log.directory.empty() && ::symlink(log.directory.c_str(), (tmp + "/" + kLogLinkName).c_str()) != 0) {
+    return fail(Error{Errc::io_error, errno_message("symlink " + tmp + "/" + kLogLinkName, errno)});
+  }
   for (std::uint32_t p = 0; p < config.partitions; ++p) {
     const std::string path = partition_path(tmp, p);
     auto file = MappedFile::create(path, partition_file_size(config.ring_bytes));
     if (!file) return fail(file.error());
     // The file is fresh and zero-filled: every commit entry reads "not yet"
-    // (0 is neither committed nor revoked), the claim word is {0, 0}.
+    // (0 is neither committed nor revoked). The claim word, lap marker and
+    // frontier start at {position 0, base offset}.
+    const std::uint64_t base = log.base_offsets.empty() ? 0 : log.base_offsets[p];
     auto* h = reinterpret_cast<PartitionHeader*>(file->data());
     h->id.magic = kPartitionMagic;
     h->id.layout_version = kLayoutVersion;
@@ -277,6 +326,13 @@ Result<TopicInfo> create_topic_files(std::string_view instance, const TopicConfi
     h->id.gating_slot_count = kGatingSlots;
     h->id.abandoned_claim_timeout_ns = static_cast<std::uint64_t>(config.abandoned_claim_timeout.count());
     std::memcpy(h->id.topic_name, config.name.data(), config.name.size());
+    h->id.base_offset = base;
+    h->claim[1] = h->lap_marker[1] = h->frontier[1] = base;
+    h->log_durability = static_cast<std::uint32_t>(
+        log.directory.empty() ? LogDurability::none
+        : config.log.durability == Durability::page_cache ? LogDurability::page_cache
+                                                          : LogDurability::synced);
+    h->log_start_offset = h->log_written = h->log_durable = base;
   }
   // Publish atomically; RENAME_NOREPLACE refuses if another create won.
   if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, final_dir.c_str(), RENAME_NOREPLACE) != 0) {
@@ -307,6 +363,7 @@ Status delete_topic_files(std::string_view instance, std::string_view topic) {
     futex_wake_all(&h.wake_seq);
   }
   for (std::uint32_t p = 0; p < map.value()->partition_count(); ++p) ::unlink(partition_path(gone, p).c_str());
+  ::unlink((gone + "/" + kLogLinkName).c_str());
   ::rmdir(gone.c_str());
   return {};
 }

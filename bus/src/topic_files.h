@@ -49,9 +49,18 @@ class TopicMap {
 std::string topics_directory(std::string_view instance);
 std::string topic_directory(std::string_view instance, std::string_view topic);
 
+// A topic directory's link to the topic's commit log directory.
+inline constexpr const char* kLogLinkName = "log";
+
+// What a broker with a commit log tells a new topic's rings.
+struct TopicLog {
+  std::string directory;                    // the topic's log directory ("": no log)
+  std::vector<std::uint64_t> base_offsets;  // per partition: the log's end offset (empty: all 0)
+};
+
 // Broker-side operations (the caller holds the instance lock).
 Result<TopicInfo> create_topic_files(std::string_view instance, const TopicConfig& config,
-                                     std::uint64_t topic_id);
+                                     std::uint64_t topic_id, const TopicLog& log = {});
 Status delete_topic_files(std::string_view instance, std::string_view topic);
 std::vector<std::string> list_topic_names(std::string_view instance);
 

@@ -1,5 +1,6 @@
 #include "file_io.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <liburing.h>
 #include <sys/stat.h>
@@ -27,6 +28,67 @@ class FdFileIo : public FileIo {
     }
     paths_[fd] = path;
     return fd;
+  }
+  Result<int> open_read(const std::string& path) override {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      const int err = errno;
+      return Error{err == ENOENT ? Errc::not_found : Errc::io_error, errno_text("open " + path, err)};
+    }
+    paths_[fd] = path;
+    return fd;
+  }
+  Status write_now(int file, std::uint64_t offset, std::span<const std::byte> data) override {
+    for (std::size_t done = 0; done < data.size();) {
+      const ssize_t n = ::pwrite(file, data.data() + done, data.size() - done, static_cast<off_t>(offset + done));
+      if (n < 0) {
+        if (errno == EINTR || errno == EAGAIN) continue;
+        return Error{Errc::io_error, errno_text("write " + path(file), errno)};
+      }
+      done += static_cast<std::size_t>(n);
+    }
+    return {};
+  }
+  Status sync_now(int file) override {
+    if (::fdatasync(file) != 0) return Error{Errc::io_error, errno_text("fdatasync " + path(file), errno)};
+    return {};
+  }
+  Result<std::vector<std::string>> list(const std::string& dir) override {
+    std::vector<std::string> names;
+    DIR* d = ::opendir(dir.c_str());
+    if (d == nullptr) {
+      const int err = errno;
+      return Error{err == ENOENT ? Errc::not_found : Errc::io_error, errno_text("opendir " + dir, err)};
+    }
+    while (const dirent* e = ::readdir(d)) {
+      const std::string_view n = e->d_name;
+      if (n != "." && n != "..") names.emplace_back(n);
+    }
+    ::closedir(d);
+    return names;
+  }
+  Status remove(const std::string& p) override {
+    if (::unlink(p.c_str()) != 0 && errno != ENOENT) return Error{Errc::io_error, errno_text("unlink " + p, errno)};
+    return {};
+  }
+  Status make_directories(const std::string& dir) override {
+    for (std::size_t at = 1; at <= dir.size(); ++at) {
+      if (at != dir.size() && dir[at] != '/') continue;
+      const std::string prefix = dir.substr(0, at);
+      if (::mkdir(prefix.c_str(), 0750) != 0 && errno != EEXIST) {
+        return Error{Errc::io_error, errno_text("mkdir " + prefix, errno)};
+      }
+    }
+    return {};
+  }
+  Status sync_directory(const std::string& dir) override {
+    const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return Error{Errc::io_error, errno_text("open " + dir, errno)};
+    const int rc = ::fsync(fd);
+    const int err = errno;
+    ::close(fd);
+    if (rc != 0) return Error{Errc::io_error, errno_text("fsync " + dir, err)};
+    return {};
   }
   void close(int file) noexcept override {
     paths_.erase(file);
@@ -289,9 +351,7 @@ Result<std::size_t> MemoryIo::read(int handle, std::uint64_t offset, std::span<s
   return n;
 }
 
-Status MemoryIo::write(int handle, std::uint64_t offset, std::span<const std::byte> data, std::uint64_t tag) {
-  MemFile* f = file(handle);
-  if (f == nullptr) return Error{Errc::invalid_argument, "no open file"};
+int MemoryIo::apply_write(MemFile& f, std::uint64_t offset, std::span<const std::byte> data) {
   ++writes_;
   std::size_t lands = data.size();
   int result = static_cast<int>(data.size());
@@ -301,10 +361,48 @@ Status MemoryIo::write(int handle, std::uint64_t offset, std::span<const std::by
       result = fault.error;
     }
   }
-  if (f->data.size() < offset + lands) f->data.resize(offset + lands);
-  std::memcpy(f->data.data() + offset, data.data(), lands);
-  f->unsynced.push_back({offset, std::vector<std::byte>(data.begin(), data.begin() + static_cast<std::ptrdiff_t>(lands))});
-  done_.push_back({tag, result});
+  if (f.data.size() < offset + lands) f.data.resize(offset + lands);
+  std::memcpy(f.data.data() + offset, data.data(), lands);
+  f.unsynced.push_back({offset, std::vector<std::byte>(data.begin(), data.begin() + static_cast<std::ptrdiff_t>(lands))});
+  return result;
+}
+
+Status MemoryIo::write(int handle, std::uint64_t offset, std::span<const std::byte> data, std::uint64_t tag) {
+  MemFile* f = file(handle);
+  if (f == nullptr) return Error{Errc::invalid_argument, "no open file"};
+  done_.push_back({tag, apply_write(*f, offset, data)});
+  return {};
+}
+
+Status MemoryIo::write_now(int handle, std::uint64_t offset, std::span<const std::byte> data) {
+  MemFile* f = file(handle);
+  if (f == nullptr) return Error{Errc::invalid_argument, "no open file"};
+  const int r = apply_write(*f, offset, data);
+  if (r < 0) return Error{Errc::io_error, "write " + handles_[handle] + ": " + std::strerror(-r)};
+  return {};
+}
+
+Status MemoryIo::sync_now(int handle) {
+  MemFile* f = file(handle);
+  if (f == nullptr) return Error{Errc::invalid_argument, "no open file"};
+  ++syncs_;
+  f->durable = f->data;
+  f->unsynced.clear();
+  return {};
+}
+
+Result<std::vector<std::string>> MemoryIo::list(const std::string& dir) {
+  std::vector<std::string> names;
+  const std::string prefix = dir + "/";
+  for (auto it = files_.lower_bound(prefix); it != files_.end() && it->first.starts_with(prefix); ++it) {
+    const std::string rest = it->first.substr(prefix.size());
+    if (rest.find('/') == std::string::npos) names.push_back(rest);
+  }
+  return names;
+}
+
+Status MemoryIo::remove(const std::string& path) {
+  files_.erase(path);
   return {};
 }
 

@@ -20,6 +20,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <string_view>
 #include <memory>
 #include <span>
 #include <string>
@@ -42,6 +43,8 @@ class FileIo {
   // Opens a file for reading and writing (creating it if asked); returns a
   // handle for the calls below.
   virtual Result<int> open(const std::string& path, bool create) = 0;
+  // Opens an existing file for reading only (consumers reading the log).
+  virtual Result<int> open_read(const std::string& path) = 0;
   virtual void close(int file) noexcept = 0;
   virtual Result<std::uint64_t> size(int file) = 0;
   // Reserves disk space up to `bytes` without changing what reads return
@@ -50,6 +53,18 @@ class FileIo {
   virtual Status truncate(int file, std::uint64_t bytes) = 0;
   // Synchronous read; returns fewer bytes than asked only at the end of file.
   virtual Result<std::size_t> read(int file, std::uint64_t offset, std::span<std::byte> dst) = 0;
+
+  // Synchronous write and fdatasync, for the slow path (creating a segment,
+  // recovery, index repair). A write_now counts as a write for MemoryIo's faults.
+  virtual Status write_now(int file, std::uint64_t offset, std::span<const std::byte> data) = 0;
+  virtual Status sync_now(int file) = 0;
+
+  // Directories: the names in `dir` (not "." or ".."); remove a file; create
+  // a directory and its parents; make a directory's entries durable.
+  virtual Result<std::vector<std::string>> list(const std::string& dir) = 0;
+  virtual Status remove(const std::string& path) = 0;
+  virtual Status make_directories(const std::string& dir) = 0;
+  virtual Status sync_directory(const std::string& dir) = 0;
 
   // Queues a write of all of `data` at `offset`. `data` must stay valid until
   // the completion with `tag` is reaped.
@@ -93,6 +108,13 @@ class MemoryIo final : public FileIo {
 
   const char* name() const noexcept override { return "memory"; }
   Result<int> open(const std::string& path, bool create) override;
+  Result<int> open_read(const std::string& path) override { return open(path, false); }
+  Status write_now(int file, std::uint64_t offset, std::span<const std::byte> data) override;
+  Status sync_now(int file) override;
+  Result<std::vector<std::string>> list(const std::string& dir) override;
+  Status remove(const std::string& path) override;
+  Status make_directories(const std::string&) override { return {}; }
+  Status sync_directory(const std::string&) override { return {}; }
   void close(int file) noexcept override;
   Result<std::uint64_t> size(int file) override;
   Status allocate(int file, std::uint64_t bytes) override;
@@ -114,6 +136,8 @@ class MemoryIo final : public FileIo {
     std::vector<Unsynced> unsynced;  // writes since the last sync, in order
   };
   MemFile* file(int handle);
+  // Applies a write (and the fault injected for it, if any); returns its result.
+  int apply_write(MemFile& f, std::uint64_t offset, std::span<const std::byte> data);
   std::map<std::string, MemFile> files_;
   std::map<int, std::string> handles_;
   int next_handle_ = 1;

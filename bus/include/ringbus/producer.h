@@ -108,6 +108,12 @@ class Producer {
                                   std::uint32_t partition = kAutoPartition) noexcept;
   PublishResult publish_batch(std::span<const Message> messages,
                               std::uint32_t partition = kAutoPartition) noexcept;
+  // Waits until the record(s) of a successful publish are durable in the
+  // topic's commit log, by the topic's durability policy (written to the
+  // page cache, or fdatasync'ed). Returns ok, timed_out, no_commit_log,
+  // log_failed (as soon as the flusher reports a disk error) or
+  // topic_deleted. Blocks on a futex; the flusher wakes it.
+  PublishStatus wait_durable(const PublishResult& published, std::chrono::nanoseconds timeout) noexcept;
   // Zero-copy: claims room for a value of value_size bytes (the key and
   // headers are copied in now); the caller writes the value and commits.
   Claim try_claim(std::size_t value_size, std::string_view key = {},

@@ -78,6 +78,11 @@ enum class PublishStatus : std::uint8_t {
                       // readers stepped over it; the record was not published
   topic_deleted,      // the topic was deleted
   invalid_argument,   // e.g. an empty batch, or too many records in one batch
+  no_commit_log,      // wait_durable: the topic has no commit log (its broker
+                      // has no data directory), so nothing becomes durable
+  log_failed,         // wait_durable: the commit log cannot write (disk full,
+                      // I/O error: the broker logs the file and cause); the
+                      // record is in the ring and is written once it recovers
 };
 const char* to_string(PublishStatus s) noexcept;
 

@@ -11,6 +11,27 @@
 
 namespace ringbus {
 
+// What "durable" means for a topic's records (the commit log's flush policy).
+enum class Durability : std::uint8_t {
+  page_cache,  // written to the page cache; the kernel writes it back (Kafka's default)
+  interval,    // fdatasync every flush_interval, or every flush_bytes (group commit)
+  every_ack,   // fdatasync before a record counts as durable (still group
+               // commit: one sync covers every record written before it)
+};
+const char* to_string(Durability d) noexcept;
+
+// The commit log of a topic (used when the broker has a data directory).
+struct LogConfig {
+  std::uint64_t segment_bytes = 1ULL << 30;  // roll to a new segment file at this size (1 MiB..4 GiB)
+  std::chrono::milliseconds segment_age = std::chrono::hours(24 * 7);  // ... or at this age
+  std::uint64_t retention_bytes = 0;         // delete the oldest segments above this (0: no limit)
+  std::chrono::milliseconds retention_age = std::chrono::hours(24 * 7);  // ... or older than this (0: no limit)
+  Durability durability = Durability::interval;
+  std::chrono::milliseconds flush_interval = std::chrono::milliseconds(100);  // for interval
+  std::uint64_t flush_bytes = 0;             // for interval: also sync after this many bytes (0: off)
+  std::uint32_t index_interval_bytes = 4096; // one offset/time index entry per this many bytes
+};
+
 struct TopicConfig {
   std::string name = {};            // [A-Za-z0-9._-], 1..249 chars, not starting with '.'
   std::uint32_t partitions = 1;     // 1..1024
@@ -19,13 +40,20 @@ struct TopicConfig {
   // A claim not committed within this time is treated as abandoned (its
   // producer died): readers step over it and its offset is never delivered.
   std::chrono::nanoseconds abandoned_claim_timeout = std::chrono::seconds(1);
+  LogConfig log = {};
 };
 
 struct PartitionInfo {
   std::uint32_t partition = 0;
   std::uint64_t end_offset = 0;      // next offset to be claimed
   std::uint64_t end_position = 0;    // next ring byte position to be claimed
-  std::uint32_t gating_readers = 0;  // registered gating readers
+  std::uint32_t gating_readers = 0;  // registered gating readers (the flusher is one)
+  // The commit log (all 0 when the broker has no data directory):
+  bool has_log = false;
+  std::uint64_t log_start_offset = 0;  // earliest offset on disk
+  std::uint64_t written_offset = 0;    // below this, written to the log files
+  std::uint64_t durable_offset = 0;    // below this, durable by the topic's policy
+  int log_error = 0;                   // errno the flusher is stuck on (0: none)
 };
 
 struct TopicInfo {

@@ -3,6 +3,13 @@
 // removes the whole directory when closed. Producers and consumers in any
 // process on the host open topics of the instance by name.
 //
+// With a data directory it also owns the topics' commit logs
+// (<data-dir>/<topic>/<partition>/, io/README.md): it runs the flushers that
+// write what producers commit to disk, applies retention, and at start
+// recovers every topic found there (checking the logs' tails after a crash)
+// and recreates its rings so that offsets go on where they stopped. Closing
+// flushes and marks the logs clean.
+//
 // One broker per instance: a second one (in any process) is refused while the
 // first lives. A directory left by a broker that died is cleaned up by the
 // next broker that starts on the instance.
@@ -11,6 +18,8 @@
 // are serialised internally (they are not on the data path).
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -21,8 +30,18 @@
 
 namespace ringbus {
 
+// How the flushers write: io_uring, or plain pwrite (also the automatic
+// fallback, with one warning, where io_uring is unavailable).
+enum class IoBackend : std::uint8_t { io_uring, pwrite };
+
 struct BrokerOptions {
   std::string instance = default_instance();
+  std::string data_dir = {};          // "" : no commit log, rings only
+  std::uint32_t flusher_threads = 1;  // partitions are spread over them (1..256)
+  IoBackend io_backend = IoBackend::io_uring;
+  // Where the broker reports recovery, retention and disk errors: a level
+  // ("info", "warn", "error") and a message. Default: stderr, timestamped.
+  std::function<void(const char* level, const std::string& message)> logger = {};
 };
 
 class Broker {
@@ -33,14 +52,17 @@ class Broker {
   ~Broker();  // close()
 
   const std::string& instance() const noexcept;
+  const std::string& data_dir() const noexcept;
   Result<TopicInfo> create_topic(const TopicConfig& config);
   // Marks the topic deleted (producers get topic_deleted, consumers drain and
-  // then see topic_deleted), then unlinks its files. Processes that have it
-  // mapped keep a valid mapping until they close it: nobody crashes.
+  // then see topic_deleted), then unlinks its files, commit log included.
+  // Processes that have it mapped keep a valid mapping until they close it:
+  // nobody crashes.
   Status delete_topic(std::string_view name);
   Result<std::vector<std::string>> list_topics() const;
   Result<TopicInfo> describe_topic(std::string_view name) const;
-  // Deletes every topic and removes the instance directory.
+  // Flushes the commit logs and closes them cleanly (they stay on disk),
+  // then deletes every topic's rings and removes the instance directory.
   void close();
 
  private:

@@ -1,0 +1,356 @@
+#include "ringbus/broker.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <mutex>
+
+#include "flusher.h"
+#include "partition_log.h"
+#include "segment_files.h"
+#include "sync.h"
+#include "topic_files.h"
+#include "topic_meta.h"
+
+namespace ringbus {
+
+struct Broker::Impl {
+  std::string instance;
+  std::string data_dir;
+  int lock_fd = -1;
+  int data_lock_fd = -1;
+  std::uint64_t next_topic_id = 0;
+  io::LogFn log;
+  std::vector<std::unique_ptr<io::FlusherThread>> flushers;
+  mutable std::mutex mu;  // serialises topic operations of this broker
+  bool closed = false;
+
+  Status open_data_dir(const BrokerOptions& options);
+  Status attach_log(const TopicConfig& config, std::uint64_t topic_id, const std::vector<std::uint64_t>& ends);
+  io::FlusherThread& flusher_for(std::uint64_t topic_id, std::uint32_t partition) {
+    return *flushers[(topic_id + partition) % flushers.size()];
+  }
+};
+
+namespace {
+
+void log_to_stderr(const char* level, const std::string& message) {
+  timespec ts{};
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  tm t{};
+  ::gmtime_r(&ts.tv_sec, &t);
+  std::fprintf(stderr, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ ringbus[%d] %s: %s\n", t.tm_year + 1900, t.tm_mon + 1,
+               t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec, ts.tv_nsec / 1'000'000, static_cast<int>(::getpid()), level,
+               message.c_str());
+}
+
+// Half-created (.new-*) and half-deleted (.deleted-*) topic logs.
+void remove_log_leftovers(const std::string& data_dir) {
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(data_dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.starts_with(".new-") || name.starts_with(".deleted-")) std::filesystem::remove_all(e.path(), ec);
+  }
+}
+
+Result<std::vector<std::byte>> read_small_file(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Error{errno == ENOENT ? Errc::not_found : Errc::io_error, detail::errno_message("open " + path, errno)};
+  std::vector<std::byte> bytes(64 * 1024);
+  const ssize_t n = ::pread(fd, bytes.data(), bytes.size(), 0);
+  const int err = errno;
+  ::close(fd);
+  if (n < 0) return Error{Errc::io_error, detail::errno_message("read " + path, err)};
+  bytes.resize(static_cast<std::size_t>(n));
+  return bytes;
+}
+
+Status write_small_file(const std::string& path, std::span<const std::byte> bytes) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+  if (fd < 0) return Error{Errc::io_error, detail::errno_message("open " + path, errno)};
+  const bool ok = ::pwrite(fd, bytes.data(), bytes.size(), 0) == static_cast<ssize_t>(bytes.size()) && ::fsync(fd) == 0;
+  const int err = errno;
+  ::close(fd);
+  if (!ok) return Error{Errc::io_error, detail::errno_message("write " + path, err)};
+  return {};
+}
+
+Status sync_dir(const std::string& dir) {
+  auto io = io::make_pwrite_io();
+  return io->sync_directory(dir);
+}
+
+// Removes what a broker that died left behind: marks its topics deleted (so
+// clients still mapping them stop cleanly) and unlinks them.
+void remove_leftovers(std::string_view instance) {
+  for (const std::string& name : detail::list_topic_names(instance)) {
+    (void)detail::delete_topic_files(instance, name);
+  }
+  const std::string topics = detail::topics_directory(instance);
+  if (DIR* d = ::opendir(topics.c_str())) {
+    // Hidden leftovers: half-created (.new-*) or half-deleted (.deleted-*) topics.
+    while (const dirent* e = ::readdir(d)) {
+      const std::string name = e->d_name;
+      if (name == "." || name == "..") continue;
+      const std::string dir = topics + "/" + name;
+      if (DIR* inner = ::opendir(dir.c_str())) {
+        while (const dirent* f = ::readdir(inner)) {
+          if (f->d_name[0] != '.') ::unlink((dir + "/" + f->d_name).c_str());
+        }
+        ::closedir(inner);
+      }
+      ::rmdir(dir.c_str());
+    }
+    ::closedir(d);
+  }
+}
+
+}  // namespace
+
+Result<Broker> Broker::start(BrokerOptions options) {
+  if (auto s = validate_name("instance", options.instance); !s) return s.error();
+  const std::string dir = instance_directory(options.instance);
+  if (::mkdir(dir.c_str(), 0770) != 0 && errno != EEXIST) {
+    return Error{Errc::io_error, detail::errno_message("mkdir " + dir, errno)};
+  }
+  const std::string lock_path = dir + "/broker.lock";
+  int fd = -1;
+  for (;;) {
+    fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0660);
+    if (fd < 0) return Error{Errc::io_error, detail::errno_message("open " + lock_path, errno)};
+    // flock is released by the kernel when the holder dies, so a broker
+    // killed with SIGKILL never leaves the instance locked.
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      char buf[32] = {};
+      const ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
+      ::close(fd);
+      return Error{Errc::already_exists, "instance '" + options.instance + "' already has a running broker" +
+                                             (n > 0 ? " (pid " + std::string(buf, static_cast<std::size_t>(n)) + ")"
+                                                    : std::string())};
+    }
+    // A closing broker unlinks the lock file: if we locked a file that is no
+    // longer the one at lock_path, another broker may lock the new one.
+    struct stat locked{};
+    struct stat named{};
+    if (::fstat(fd, &locked) == 0 && ::stat(lock_path.c_str(), &named) == 0 && locked.st_ino == named.st_ino &&
+        locked.st_dev == named.st_dev) {
+      break;
+    }
+    ::close(fd);
+  }
+  const std::string pid = std::to_string(::getpid());
+  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) < 0) {
+    const int err = errno;
+    ::close(fd);
+    return Error{Errc::io_error, detail::errno_message("write " + lock_path, err)};
+  }
+  remove_leftovers(options.instance);
+  const std::string topics = detail::topics_directory(options.instance);
+  if (::mkdir(topics.c_str(), 0770) != 0 && errno != EEXIST) {
+    const int err = errno;
+    ::close(fd);
+    return Error{Errc::io_error, detail::errno_message("mkdir " + topics, err)};
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->instance = options.instance;
+  impl->lock_fd = fd;
+  impl->next_topic_id = static_cast<std::uint64_t>(detail::realtime_ns());
+  impl->log = options.logger ? io::LogFn(options.logger) : io::LogFn(log_to_stderr);
+  Broker broker(std::move(impl));
+  if (!options.data_dir.empty()) {
+    if (auto s = broker.impl_->open_data_dir(options); !s) return s.error();
+  }
+  return broker;
+}
+
+Status Broker::Impl::open_data_dir(const BrokerOptions& options) {
+  if (options.flusher_threads < 1 || options.flusher_threads > 256) {
+    return Error{Errc::invalid_argument, "flusher_threads is " + std::to_string(options.flusher_threads) +
+                                             "; it must be 1 to 256"};
+  }
+  auto io = io::make_pwrite_io();
+  if (auto s = io->make_directories(options.data_dir); !s) return s;
+  data_dir = std::filesystem::absolute(options.data_dir).lexically_normal().string();
+  if (data_dir.size() > 1 && data_dir.back() == '/') data_dir.pop_back();
+  const std::string lock_path = data_dir + "/.lock";
+  data_lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+  if (data_lock_fd < 0) return Error{Errc::io_error, detail::errno_message("open " + lock_path, errno)};
+  if (::flock(data_lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    return Error{Errc::already_exists, "data directory " + data_dir + " is in use by another broker"};
+  }
+  remove_log_leftovers(data_dir);
+  for (std::uint32_t i = 0; i < options.flusher_threads; ++i) {
+    std::unique_ptr<io::FileIo> fio;
+    if (options.io_backend == IoBackend::io_uring) {
+      std::string warning;
+      fio = io::make_uring_io(256, &warning);
+      if (!warning.empty() && i == 0) log("warn", warning);
+    } else {
+      fio = io::make_pwrite_io();
+    }
+    flushers.push_back(std::make_unique<io::FlusherThread>(std::move(fio), log));
+  }
+  // Recover every topic found on disk.
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(data_dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (e.is_directory() && name.front() != '.') names.push_back(name);
+  }
+  std::sort(names.begin(), names.end());
+  for (const std::string& name : names) {
+    const std::string dir = data_dir + "/" + name;
+    const std::string meta_path = dir + "/" + io::kTopicMetaName;
+    auto bytes = read_small_file(meta_path);
+    auto meta = bytes ? io::decode_topic_meta(bytes.value(), meta_path) : Result<io::TopicMeta>(bytes.error());
+    if (!meta) {
+      // Not deleted, not guessed at: the operator decides.
+      log("error", "topic directory " + dir + " is not loaded: " + meta.error().message);
+      continue;
+    }
+    const TopicConfig& config = meta->config;
+    if (config.name != name) {
+      log("error", "topic directory " + dir + " is not loaded: " + meta_path + " names topic '" + config.name + "'");
+      continue;
+    }
+    std::vector<std::uint64_t> ends;
+    for (std::uint32_t p = 0; p < config.partitions; ++p) {
+      io::RecoveryReport report;
+      const std::string pdir = io::partition_log_directory(dir, p);
+      auto plog = io::PartitionLog::open(*io, pdir, io::LogSettings::from(config.log), 0, &report);
+      if (!plog) return plog.error();
+      for (const std::string& n : report.notes) log("warn", n);
+      log("info", "recovered " + pdir + ": offsets " + std::to_string(plog.value()->start_offset()) + " to " +
+                      std::to_string(plog.value()->end_offset()) +
+                      (report.clean ? " (clean shutdown, nothing scanned)"
+                                    : " (after a crash: checked " + std::to_string(report.scanned_bytes) + " bytes of the tail)"));
+      ends.push_back(plog.value()->end_offset());
+      if (auto s = plog.value()->close_clean(); !s) return s;
+    }
+    next_topic_id = std::max(next_topic_id, meta->topic_id);
+    if (auto s = attach_log(config, meta->topic_id, ends); !s) return s;
+  }
+  return {};
+}
+
+// Creates the topic's rings starting at the logs' end offsets, with their
+// link to the log, and hands each partition to a flusher.
+Status Broker::Impl::attach_log(const TopicConfig& config, std::uint64_t topic_id, const std::vector<std::uint64_t>& ends) {
+  const std::string dir = data_dir + "/" + config.name;
+  auto info = detail::create_topic_files(instance, config, topic_id, detail::TopicLog{dir, ends});
+  if (!info) return info.error();
+  auto map = detail::TopicMap::open(instance, config.name, /*populate=*/false);
+  if (!map) return map.error();
+  for (std::uint32_t p = 0; p < config.partitions; ++p) {
+    if (auto s = flusher_for(topic_id, p).add(map.value(), p, io::partition_log_directory(dir, p), config.log); !s) {
+      return s;
+    }
+  }
+  return {};
+}
+
+Broker::Broker(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Broker::Broker(Broker&&) noexcept = default;
+Broker& Broker::operator=(Broker&& o) noexcept {
+  if (this != &o) {
+    close();
+    impl_ = std::move(o.impl_);
+  }
+  return *this;
+}
+Broker::~Broker() { close(); }
+
+const std::string& Broker::instance() const noexcept { return impl_->instance; }
+const std::string& Broker::data_dir() const noexcept { return impl_->data_dir; }
+
+Result<TopicInfo> Broker::create_topic(const TopicConfig& config) {
+  std::lock_guard lock(impl_->mu);
+  Impl& im = *impl_;
+  if (im.closed) return Error{Errc::invalid_argument, "broker is closed"};
+  const std::uint64_t id = ++im.next_topic_id;
+  if (im.data_dir.empty()) return detail::create_topic_files(im.instance, config, id);
+  if (auto s = validate_topic_config(config); !s) return s.error();
+  if (ringbus::describe_topic(im.instance, config.name)) {
+    return Error{Errc::already_exists, "topic '" + config.name + "' already exists"};
+  }
+  const std::string dir = im.data_dir + "/" + config.name;
+  if (std::filesystem::exists(dir)) {
+    return Error{Errc::already_exists, "topic '" + config.name + "' has a log directory " + dir +
+                                           " that this broker did not load (see its log); move it away first"};
+  }
+  // Built under a hidden name and renamed into place: a crash leaves either
+  // nothing or a whole topic.
+  const std::string tmp = im.data_dir + "/.new-" + std::to_string(id);
+  auto fail = [&](Error e) -> Error {
+    std::error_code ec;
+    std::filesystem::remove_all(tmp, ec);
+    return e;
+  };
+  auto io = io::make_pwrite_io();
+  if (auto s = io->make_directories(tmp); !s) return fail(s.error());
+  if (auto s = write_small_file(tmp + "/" + io::kTopicMetaName, io::encode_topic_meta({config, id})); !s) return fail(s.error());
+  for (std::uint32_t p = 0; p < config.partitions; ++p) {
+    auto plog = io::PartitionLog::open(*io, io::partition_log_directory(tmp, p), io::LogSettings::from(config.log), 0, nullptr);
+    if (!plog) return fail(plog.error());
+    if (auto s = plog.value()->close_clean(); !s) return fail(s.error());
+  }
+  if (auto s = sync_dir(tmp); !s) return fail(s.error());
+  if (::rename(tmp.c_str(), dir.c_str()) != 0) return fail(Error{Errc::io_error, detail::errno_message("rename " + tmp, errno)});
+  if (auto s = sync_dir(im.data_dir); !s) return s.error();
+  if (auto s = im.attach_log(config, id, std::vector<std::uint64_t>(config.partitions, 0)); !s) return s.error();
+  return ringbus::describe_topic(im.instance, config.name);
+}
+
+Status Broker::delete_topic(std::string_view name) {
+  std::lock_guard lock(impl_->mu);
+  Impl& im = *impl_;
+  if (im.closed) return Error{Errc::invalid_argument, "broker is closed"};
+  auto info = ringbus::describe_topic(im.instance, name);
+  if (auto s = detail::delete_topic_files(im.instance, name); !s) return s;
+  if (!im.data_dir.empty() && info) {
+    for (auto& f : im.flushers) f->remove(info->topic_id);
+    const std::string dir = im.data_dir + "/" + std::string(name);
+    const std::string gone = im.data_dir + "/.deleted-" + std::to_string(info->topic_id);
+    if (::rename(dir.c_str(), gone.c_str()) != 0) return Error{Errc::io_error, detail::errno_message("rename " + dir, errno)};
+    std::error_code ec;
+    std::filesystem::remove_all(gone, ec);
+  }
+  return {};
+}
+
+Result<std::vector<std::string>> Broker::list_topics() const {
+  std::lock_guard lock(impl_->mu);
+  return detail::list_topic_names(impl_->instance);
+}
+
+Result<TopicInfo> Broker::describe_topic(std::string_view name) const {
+  return ringbus::describe_topic(impl_->instance, name);
+}
+
+void Broker::close() {
+  if (!impl_) return;
+  std::lock_guard lock(impl_->mu);
+  if (impl_->closed) return;
+  impl_->closed = true;
+  // Flush first: the flushers read the rings this removes.
+  for (auto& f : impl_->flushers) f->stop();
+  impl_->flushers.clear();
+  if (impl_->data_lock_fd >= 0) ::close(impl_->data_lock_fd);
+  remove_leftovers(impl_->instance);
+  const std::string dir = instance_directory(impl_->instance);
+  ::rmdir(detail::topics_directory(impl_->instance).c_str());
+  ::unlink((dir + "/broker.lock").c_str());
+  ::rmdir(dir.c_str());
+  ::close(impl_->lock_fd);
+}
+
+}  // namespace ringbus

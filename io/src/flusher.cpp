@@ -1,0 +1,410 @@
+#include "flusher.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "segment_files.h"
+#include "sync.h"
+
+namespace ringbus::io {
+
+namespace {
+
+constexpr std::size_t kBuffers = 4;                     // batch writes in flight per partition
+constexpr std::size_t kBatchTarget = 1 << 20;           // stop gathering a batch at this size
+constexpr std::int64_t kRetentionPeriodNs = 1'000'000'000;
+constexpr std::int64_t kMinBackoffNs = 10'000'000;      // failed writes: first retry after 10 ms,
+constexpr std::int64_t kMaxBackoffNs = 1'000'000'000;   // doubling up to 1 s
+constexpr std::uint64_t kSyncTag = PartitionFlusher::kTagSpan - 1;
+
+}  // namespace
+
+PartitionFlusher::PartitionFlusher(std::shared_ptr<detail::TopicMap> topic, std::uint32_t partition,
+                                   std::unique_ptr<PartitionLog> log, FileIo& io, const LogConfig& config,
+                                   LogFn log_fn, std::uint64_t tag_base)
+    : topic_(std::move(topic)),
+      ring_(topic_->ring(partition)),
+      log_(std::move(log)),
+      io_(io),
+      config_(config),
+      log_fn_(std::move(log_fn)),
+      tag_base_(tag_base),
+      buffers_(kBuffers) {
+  written_ = durable_ = log_->end_offset();
+  // The flusher gates the ring from its first record: nothing is
+  // overwritten before it is copied out.
+  std::string error;
+  (void)ring_.open_cursor(cursor_, StartPosition::Kind::offset, ring_.header().id.base_offset, true, error);
+  detail::PartitionHeader& h = ring_.header();
+  h.log_start_offset.store(log_->start_offset(), std::memory_order_release);
+  h.log_written.store(written_, std::memory_order_release);
+  h.log_durable.store(durable_, std::memory_order_release);
+}
+
+PartitionFlusher::~PartitionFlusher() { ring_.close_cursor(cursor_); }
+
+bool PartitionFlusher::ring_has_news() const noexcept { return ring_.has_news(cursor_, true); }
+
+// Copies committed claims at the cursor into the buffer, up to the batch
+// target. The flusher is a gating reader: the bytes cannot change under it.
+bool PartitionFlusher::gather(Buffer& b) {
+  b.builder.reset(cursor_.offset);
+  while (b.builder.size() < kBatchTarget) {
+    const std::uint64_t before = cursor_.offset;
+    const detail::Step s = ring_.step(cursor_, true);
+    if (s == detail::Step::skipped) {
+      b.builder.skip_offsets(static_cast<std::uint32_t>(cursor_.offset - before));
+      continue;
+    }
+    if (s != detail::Step::committed) break;
+    const std::byte* first = nullptr;
+    std::uint64_t bytes = 0;
+    std::uint64_t end = 0;
+    std::uint32_t k = 0;
+    const bool ok = ring_.walk_claim(cursor_.position, end, k, [&](const std::byte* frame, const detail::RecordHeader& h) {
+      if (first == nullptr) first = frame;
+      bytes += detail::align_frame(h.frame_length);
+      return true;
+    });
+    if (!ok) {
+      // A frame no producer writes (see PollStatus::corrupt): step over the
+      // claim's offsets; they are not written.
+      report_error("partition " + std::to_string(ring_.partition()) + " of topic '" + topic_->name() +
+                       "': a corrupt claim at offset " + std::to_string(cursor_.offset) + " is not written to the log",
+                   0);
+      const detail::Pair t = ring_.tail();
+      b.builder.skip_offsets(static_cast<std::uint32_t>(std::min<std::uint64_t>(t.second - cursor_.offset, UINT32_MAX / 2)));
+      cursor_.offset = t.second;
+      cursor_.position = t.first;
+      break;
+    }
+    // Frames of one claim are contiguous in the ring (a claim never wraps
+    // inside its frames), so one copy takes them all.
+    b.builder.append(std::span(first, bytes), k, k);
+    cursor_.offset += k;
+    cursor_.position = end;
+  }
+  return !b.builder.empty();
+}
+
+bool PartitionFlusher::pump(std::int64_t now_ns) {
+  bool worked = false;
+  if (error_ != 0 && now_ns >= retry_at_ns_) {
+    // Retry the failed writes in place (same file, same position).
+    for (Buffer& b : buffers_) {
+      if (b.state != State::failed) continue;
+      b.state = State::writing;
+      (void)io_.write(b.place.file, b.place.position, b.bytes, tag_base_ + static_cast<std::uint64_t>(&b - buffers_.data()));
+      worked = true;
+    }
+    retry_at_ns_ = now_ns + backoff_ns_;
+  }
+  for (std::size_t i = 0; i < buffers_.size(); ++i) {
+    Buffer& b = buffers_[i];
+    if (b.state != State::free) continue;
+    if (!gather(b)) break;
+    b.bytes = b.builder.finish();
+    BatchHeader h;
+    std::memcpy(&h, b.bytes.data(), sizeof h);
+    b.end_offset = h.base_offset + h.offset_span;
+    b.state = State::ready;
+    order_.push_back(i);
+    // The copy is taken: give the ring space back to producers now.
+    ring_.publish_gate(cursor_);
+    worked = true;
+  }
+  place_ready(now_ns);
+  maybe_sync(now_ns);
+  if (now_ns >= next_retention_ns_ && error_ == 0) {
+    next_retention_ns_ = now_ns + kRetentionPeriodNs;
+    auto deleted = log_->apply_retention(wall_clock_ns());
+    if (!deleted) {
+      report_error(deleted.error().message, 0);
+    } else if (deleted.value() > 0) {
+      ring_.header().log_start_offset.store(log_->start_offset(), std::memory_order_release);
+      log_fn_("info", log_->directory() + ": retention deleted " + std::to_string(deleted.value()) +
+                          " segment(s); earliest offset is now " + std::to_string(log_->start_offset()));
+    }
+  }
+  return worked;
+}
+
+// Gives ready buffers their place in the log, in order, and queues their
+// writes. A batch that belongs in a new segment waits until every request on
+// the active segment has completed, then the log rolls.
+void PartitionFlusher::place_ready(std::int64_t now_ns) {
+  for (const std::size_t i : order_) {
+    Buffer& b = buffers_[i];
+    if (b.state != State::ready) continue;
+    if (log_->should_roll(b.bytes.size(), detail::realtime_ns())) {
+      const bool drained = std::all_of(order_.begin(), order_.end(), [&](std::size_t j) {
+        return buffers_[j].state == State::ready;
+      });
+      if (!drained || sync_in_flight_) return;
+      if (auto s = log_->roll(detail::realtime_ns()); !s) {
+        report_error(s.error().message, ENOSPC);
+        retry_at_ns_ = now_ns + std::max(backoff_ns_, kMinBackoffNs);
+        return;
+      }
+      // roll() synced the old segment: everything written is durable.
+      durable_ = written_;
+      publish(ring_.header().log_durable, durable_);
+    }
+    b.place = log_->append(b.bytes);
+    b.state = State::writing;
+    (void)io_.write(b.place.file, b.place.position, b.bytes, tag_base_ + i);
+  }
+}
+
+void PartitionFlusher::maybe_sync(std::int64_t now_ns) {
+  if (sync_in_flight_ || written_ <= durable_ || error_ != 0) return;
+  bool due = false;
+  switch (config_.durability) {
+    case Durability::page_cache: return;  // the kernel writes back; rolls and close sync
+    case Durability::every_ack: due = true; break;
+    case Durability::interval:
+      due = now_ns - last_sync_ns_ >= std::chrono::nanoseconds(config_.flush_interval).count() ||
+            (config_.flush_bytes != 0 && bytes_since_sync_ >= config_.flush_bytes);
+      break;
+  }
+  if (!due) return;
+  // Only completed writes are covered: a sync does not wait for writes
+  // still in flight.
+  sync_target_ = written_;
+  sync_in_flight_ = true;
+  last_sync_ns_ = now_ns;
+  bytes_since_sync_ = 0;
+  (void)io_.sync(log_->active_file(), tag_base_ + kSyncTag);
+}
+
+void PartitionFlusher::publish(std::atomic<std::uint64_t>& mark, std::uint64_t value) {
+  detail::PartitionHeader& h = ring_.header();
+  // Dekker with wait_durable(): store the mark, then look for waiters.
+  mark.store(value, std::memory_order_seq_cst);
+  if (h.durable_waiters.load(std::memory_order_seq_cst) != 0) {
+    h.durable_seq.fetch_add(1, std::memory_order_release);
+    detail::futex_wake_all(&h.durable_seq);
+  }
+}
+
+void PartitionFlusher::set_error(int err) {
+  error_ = err;
+  detail::PartitionHeader& h = ring_.header();
+  h.log_error.store(err, std::memory_order_seq_cst);
+  if (h.durable_waiters.load(std::memory_order_seq_cst) != 0) {
+    h.durable_seq.fetch_add(1, std::memory_order_release);
+    detail::futex_wake_all(&h.durable_seq);
+  }
+}
+
+void PartitionFlusher::report_error(const std::string& what, int err) {
+  if (err == 0) {
+    log_fn_("error", what);
+    return;
+  }
+  if (!error_reported_) {
+    log_fn_("error", what + ": " + std::strerror(err) + "; producers are back-pressured until it succeeds (retrying)");
+    error_reported_ = true;
+  }
+  set_error(err);
+  backoff_ns_ = std::clamp(backoff_ns_ * 2, kMinBackoffNs, kMaxBackoffNs);
+}
+
+void PartitionFlusher::on_completion(const IoCompletion& c, std::int64_t now_ns) {
+  const std::uint64_t slot = c.tag - tag_base_;
+  if (slot == kSyncTag) {
+    sync_in_flight_ = false;
+    if (c.result < 0) {
+      report_error("fdatasync " + log_->active_path(), -c.result);
+      retry_at_ns_ = now_ns + backoff_ns_;
+      return;
+    }
+    durable_ = std::max(durable_, sync_target_);
+    publish(ring_.header().log_durable, durable_);
+    maybe_sync(now_ns);
+    return;
+  }
+  Buffer& b = buffers_[slot];
+  if (c.result < 0) {
+    b.state = State::failed;
+    report_error("write of " + std::to_string(b.bytes.size()) + " bytes to " + log_->active_path() + " at byte " +
+                     std::to_string(b.place.position),
+                 -c.result);
+    retry_at_ns_ = now_ns + backoff_ns_;
+    return;
+  }
+  b.state = State::done;
+  if (error_ != 0 && std::none_of(buffers_.begin(), buffers_.end(), [](const Buffer& x) { return x.state == State::failed; })) {
+    log_fn_("info", log_->active_path() + ": writes succeed again; the flusher resumed");
+    error_ = 0;
+    error_reported_ = false;
+    backoff_ns_ = 0;
+    set_error(0);
+  }
+  // The written offset moves over completed batches in order.
+  std::uint64_t written = written_;
+  while (!order_.empty() && buffers_[order_.front()].state == State::done) {
+    Buffer& d = buffers_[order_.front()];
+    written = d.end_offset;
+    bytes_since_sync_ += d.bytes.size();
+    d.state = State::free;
+    order_.erase(order_.begin());
+  }
+  if (written != written_) {
+    written_ = written;
+    publish(ring_.header().log_written, written_);
+  }
+  place_ready(now_ns);
+  maybe_sync(now_ns);
+}
+
+bool PartitionFlusher::in_flight() const noexcept {
+  return sync_in_flight_ ||
+         std::any_of(buffers_.begin(), buffers_.end(), [](const Buffer& b) { return b.state == State::writing; });
+}
+
+Status PartitionFlusher::close_clean() {
+  if (busy() || error_ != 0) return Error{Errc::io_error, log_->directory() + ": writes still pending or failing"};
+  if (auto s = log_->close_clean(); !s) return s;
+  durable_ = written_;
+  publish(ring_.header().log_durable, durable_);
+  return {};
+}
+
+// ---------------------------------------------------------------------------
+
+FlusherThread::FlusherThread(std::unique_ptr<FileIo> io, LogFn log_fn)
+    : io_(std::move(io)), log_fn_(std::move(log_fn)), thread_([this] { run(); }) {}
+
+FlusherThread::~FlusherThread() { stop(); }
+
+Status FlusherThread::submit(Command c) {
+  std::future<Status> f = c.done.get_future();
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_.load()) return Error{Errc::invalid_argument, "the flusher is stopping"};
+    commands_.push_back(std::move(c));
+    has_commands_.store(true, std::memory_order_release);
+  }
+  wake_.fetch_add(1, std::memory_order_seq_cst);
+  detail::futex_wake_all(&wake_);
+  return f.get();
+}
+
+Status FlusherThread::add(std::shared_ptr<detail::TopicMap> topic, std::uint32_t partition, std::string log_dir,
+                          const LogConfig& config) {
+  Command c{Command::Kind::add, std::move(topic), partition, std::move(log_dir), config, 0, {}};
+  return submit(std::move(c));
+}
+
+void FlusherThread::remove(std::uint64_t topic_id) {
+  Command c{Command::Kind::remove, nullptr, 0, {}, {}, topic_id, {}};
+  (void)submit(std::move(c));
+}
+
+void FlusherThread::stop() {
+  if (!thread_.joinable()) return;
+  {
+    std::lock_guard lock(mu_);
+    stopping_.store(true);
+  }
+  wake_.fetch_add(1, std::memory_order_seq_cst);
+  detail::futex_wake_all(&wake_);
+  thread_.join();
+}
+
+void FlusherThread::dispatch(std::span<const IoCompletion> done, std::int64_t now_ns) {
+  for (const IoCompletion& c : done) {
+    const auto it = parts_.find(c.tag / PartitionFlusher::kTagSpan);
+    if (it != parts_.end()) it->second->on_completion(c, now_ns);
+  }
+}
+
+void FlusherThread::reap(std::size_t min) {
+  IoCompletion done[64];
+  const std::size_t n = io_->reap(done, min);
+  dispatch(std::span(done, n), detail::monotonic_ns());
+}
+
+void FlusherThread::run_commands() {
+  std::vector<Command> cmds;
+  {
+    std::lock_guard lock(mu_);
+    cmds.swap(commands_);
+    has_commands_.store(false, std::memory_order_relaxed);
+  }
+  for (Command& c : cmds) {
+    if (c.kind == Command::Kind::add) {
+      RecoveryReport report;
+      auto log = PartitionLog::open(*io_, c.dir, LogSettings::from(c.config), 0, &report);
+      if (!log) {
+        c.done.set_value(log.error());
+        continue;
+      }
+      for (const std::string& n : report.notes) log_fn_("warn", n);
+      const std::uint64_t key = next_key_++;
+      parts_.emplace(key, std::make_unique<PartitionFlusher>(c.topic, c.partition, std::move(log.value()), *io_, c.config,
+                                                             log_fn_, key * PartitionFlusher::kTagSpan));
+      c.done.set_value(Status{});
+      continue;
+    }
+    // Remove: requests in flight point into the flushers' buffers, so let
+    // them complete first (the topic is being deleted: its log is not
+    // closed cleanly, and failed writes are not retried).
+    for (auto it = parts_.begin(); it != parts_.end();) {
+      if (it->second->topic_id() != c.topic_id) {
+        ++it;
+        continue;
+      }
+      while (it->second->in_flight()) reap(1);
+      it = parts_.erase(it);
+    }
+    c.done.set_value(Status{});
+  }
+}
+
+void FlusherThread::run() {
+  std::vector<std::atomic<std::uint32_t>*> words;
+  std::vector<std::uint32_t> values;
+  for (;;) {
+    if (has_commands_.load(std::memory_order_acquire)) run_commands();
+    if (stopping_.load(std::memory_order_acquire)) break;
+    const std::int64_t now = detail::monotonic_ns();
+    bool worked = false;
+    for (auto& [key, p] : parts_) worked = p->pump(now) || worked;
+    if (io_->pending() > 0) {
+      // Completions come within microseconds to milliseconds: wait for one
+      // if there was nothing else to do.
+      reap(worked ? 0 : 1);
+      continue;
+    }
+    if (worked) continue;
+    // Idle: sleep until a producer commits (the rings' wake-up words), a
+    // command arrives, or 10 ms pass (sync intervals, retention, retries).
+    words.assign(1, &wake_);
+    values.assign(1, wake_.load(std::memory_order_seq_cst));
+    for (auto& [key, p] : parts_) {
+      p->ring().add_waiter();
+      words.push_back(p->ring().wake_word());
+      values.push_back(p->ring().wake_word()->load(std::memory_order_acquire));
+    }
+    const bool news = has_commands_.load(std::memory_order_seq_cst) || stopping_.load(std::memory_order_seq_cst) ||
+                      std::any_of(parts_.begin(), parts_.end(), [](const auto& kv) { return kv.second->ring_has_news(); });
+    if (!news) detail::futex_wait_any(words, values, std::chrono::milliseconds(10));
+    for (auto& [key, p] : parts_) p->ring().remove_waiter();
+  }
+  // Stop: write what is committed, wait for every request, close cleanly.
+  for (int round = 0; round < 1000; ++round) {
+    bool worked = false;
+    const std::int64_t now = detail::monotonic_ns();
+    for (auto& [key, p] : parts_) worked = p->pump(now) || worked;
+    while (io_->pending() > 0) reap(1);
+    if (!worked) break;
+  }
+  for (auto& [key, p] : parts_) {
+    if (auto s = p->close_clean(); !s) log_fn_("error", s.error().message + "; the next start checks its tail");
+  }
+  parts_.clear();
+}
+
+}  // namespace ringbus::io

@@ -1,0 +1,154 @@
+// The flusher: follows a partition's ring as a gating reader and appends
+// what producers committed to the partition's commit log.
+//
+// PartitionFlusher is the state machine of one partition: it copies runs of
+// committed claims (their record frames, without the ring's padding) into
+// batch buffers, releases the ring space at once (the copy is taken), and
+// queues the batches' writes; several are in flight. The written offset
+// advances over the batches whose writes completed, in order; fdatasync
+// follows the topic's durability policy, and the durable offset follows it.
+// Both are published in the partition header, where producers waiting in
+// wait_durable() and consumers reading from disk see them.
+//
+// A write that fails (ENOSPC, EIO) is logged once with the file and cause,
+// the error is published (waiters get log_failed), and the write is retried
+// with back-off until it succeeds; meanwhile the ring fills and producers
+// are back-pressured. Nothing already written is touched.
+//
+// FlusherThread runs several PartitionFlushers on one thread with one FileIo
+// (one io_uring). Threading: add/remove/stop may be called from any thread.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "batch_codec.h"
+#include "file_io.h"
+#include "partition_log.h"
+#include "ringbus/topic.h"
+#include "topic_files.h"
+
+namespace ringbus::io {
+
+// Where the flusher reports (the broker's logger): level ("info", "warn",
+// "error") and a message.
+using LogFn = std::function<void(const char* level, const std::string& message)>;
+
+class PartitionFlusher {
+ public:
+  PartitionFlusher(std::shared_ptr<detail::TopicMap> topic, std::uint32_t partition,
+                   std::unique_ptr<PartitionLog> log, FileIo& io, const LogConfig& config, LogFn log_fn,
+                   std::uint64_t tag_base);
+  ~PartitionFlusher();
+
+  // Gathers what producers committed, queues writes and syncs, retries
+  // failed writes when due, runs retention when due. Returns true if it did
+  // anything.
+  bool pump(std::int64_t now_ns);
+  // A completion whose tag is in [tag_base, tag_base + kTagSpan).
+  void on_completion(const IoCompletion& c, std::int64_t now_ns);
+  bool busy() const noexcept { return !order_.empty() || sync_in_flight_; }
+  // True while a write or sync of this partition has not completed.
+  bool in_flight() const noexcept;
+  // True if the ring may have something for pump() (for the idle wait).
+  bool ring_has_news() const noexcept;
+  detail::PartitionRing& ring() const noexcept { return ring_; }
+  // Stops gathering, lets in-flight requests finish (the caller reaps), and
+  // then closes the log cleanly.
+  Status close_clean();
+  std::uint64_t topic_id() const noexcept { return topic_->topic_id(); }
+
+  static constexpr std::uint64_t kTagSpan = 1 << 16;
+
+ private:
+  enum class State : std::uint8_t { free, ready, writing, done, failed };
+  struct Buffer {
+    BatchBuilder builder;
+    std::span<const std::byte> bytes;
+    State state = State::free;
+    std::uint64_t end_offset = 0;
+    PartitionLog::Placement place{};
+  };
+  bool gather(Buffer& b);
+  void place_ready(std::int64_t now_ns);
+  void maybe_sync(std::int64_t now_ns);
+  void publish(std::atomic<std::uint64_t>& mark, std::uint64_t value);
+  void set_error(int err);
+  void report_error(const std::string& what, int err);
+
+  std::shared_ptr<detail::TopicMap> topic_;
+  detail::PartitionRing& ring_;
+  std::unique_ptr<PartitionLog> log_;
+  FileIo& io_;
+  LogConfig config_;
+  LogFn log_fn_;
+  std::uint64_t tag_base_;
+  detail::ReaderCursor cursor_;
+  std::vector<Buffer> buffers_;
+  std::vector<std::size_t> order_;       // buffers ready/writing/done, in offset order
+  std::uint64_t written_ = 0;            // offsets below are written
+  std::uint64_t durable_ = 0;            // ... and synced
+  bool sync_in_flight_ = false;
+  std::uint64_t sync_target_ = 0;
+  std::int64_t last_sync_ns_ = 0;
+  std::uint64_t bytes_since_sync_ = 0;
+  std::int64_t next_retention_ns_ = 0;
+  std::int64_t retry_at_ns_ = 0;         // failed writes are retried from then
+  std::int64_t backoff_ns_ = 0;
+  int error_ = 0;                        // the errno we are stuck on
+  bool error_reported_ = false;
+};
+
+class FlusherThread {
+ public:
+  FlusherThread(std::unique_ptr<FileIo> io, LogFn log_fn);
+  ~FlusherThread();  // stop()
+
+  FileIo& io() noexcept { return *io_; }
+  // Attaches a partition (its log opened by this thread). Waits for it.
+  Status add(std::shared_ptr<detail::TopicMap> topic, std::uint32_t partition, std::string log_dir,
+             const LogConfig& config);
+  // Detaches every partition of a topic, without closing the logs cleanly
+  // (the topic is being deleted). Waits for it.
+  void remove(std::uint64_t topic_id);
+  // Flushes what is committed, closes every log cleanly, ends the thread.
+  void stop();
+
+ private:
+  struct Command {
+    enum class Kind { add, remove } kind;
+    std::shared_ptr<detail::TopicMap> topic;
+    std::uint32_t partition = 0;
+    std::string dir;
+    LogConfig config;
+    std::uint64_t topic_id = 0;
+    std::promise<Status> done;
+  };
+  void run();
+  void run_commands();
+  void reap(std::size_t min);
+  void dispatch(std::span<const IoCompletion> done, std::int64_t now_ns);
+  Status submit(Command c);
+
+  std::unique_ptr<FileIo> io_;
+  LogFn log_fn_;
+  // By key; a flusher's completion tags are key * kTagSpan + slot.
+  std::map<std::uint64_t, std::unique_ptr<PartitionFlusher>> parts_;
+  std::mutex mu_;
+  std::vector<Command> commands_;
+  std::atomic<bool> has_commands_{false};
+  std::atomic<bool> stopping_{false};
+  std::atomic<std::uint32_t> wake_{0};  // bumped with every command (the thread may be asleep)
+  std::uint64_t next_key_ = 0;
+  std::thread thread_;  // last: started when everything above is ready
+};
+
+}  // namespace ringbus::io

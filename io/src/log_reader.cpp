@@ -1,0 +1,285 @@
+#include "log_reader.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "segment_files.h"
+
+namespace ringbus::io {
+
+namespace {
+// Reads are at least this large: sequential catch-up reads stream.
+constexpr std::size_t kReadChunk = 1 << 20;
+}  // namespace
+
+LogReader::LogReader(FileIo& io, std::string dir) : io_(io), dir_(std::move(dir)) {}
+
+LogReader::~LogReader() { close_segment(); }
+
+ReadStatus LogReader::fail(ReadStatus s, std::string message) {
+  error_ = std::move(message);
+  return s;
+}
+
+void LogReader::close_segment() {
+  if (fd_ >= 0) io_.close(fd_);
+  fd_ = -1;
+  buf_len_ = 0;
+}
+
+ReadStatus LogReader::refresh() {
+  auto list = list_segments(io_, dir_);
+  if (!list) return fail(ReadStatus::error, list.error().message);
+  segments_ = std::move(list.value());
+  if (!segments_.empty()) earliest_ = segments_.front();
+  return ReadStatus::end;
+}
+
+ReadStatus LogReader::open_segment(std::size_t i) {
+  close_segment();
+  seg_ = i;
+  const std::string path = segment_path(dir_, segments_[i], kLogExt);
+  auto fd = io_.open_read(path);
+  if (!fd) {
+    // Retention deleted it between the listing and the open.
+    if (fd.error().code == Errc::not_found) return fail(ReadStatus::out_of_range, fd.error().message);
+    return fail(ReadStatus::error, fd.error().message);
+  }
+  fd_ = fd.value();
+  const std::int64_t got = load(0, sizeof(SegmentHeader));
+  if (got < 0) return ReadStatus::error;
+  if (auto s = check_segment_header(std::span(buf_.data(), static_cast<std::size_t>(got)), path, segments_[i]); !s) {
+    return fail(ReadStatus::corrupt, s.error().message);
+  }
+  pos_ = sizeof(SegmentHeader);
+  next_offset_ = segments_[i];
+  return ReadStatus::batch;
+}
+
+std::int64_t LogReader::load(std::uint64_t pos, std::size_t need) {
+  if (pos >= buf_at_ && pos + need <= buf_at_ + buf_len_) return static_cast<std::int64_t>(buf_at_ + buf_len_ - pos);
+  const std::size_t want = std::max(need, kReadChunk);
+  if (buf_.size() < want) buf_.resize(want);
+  auto got = io_.read(fd_, pos, std::span(buf_.data(), want));
+  if (!got) {
+    error_ = got.error().message;
+    buf_len_ = 0;
+    return -1;
+  }
+  buf_at_ = pos;
+  buf_len_ = got.value();
+  return static_cast<std::int64_t>(buf_len_);
+}
+
+// The file position to start scanning at for `offset` in the open segment:
+// the last index entry at or below it, if the index is sound; else the first
+// batch. The index is only a hint: the scan that follows checks every batch.
+std::uint64_t LogReader::index_position(std::uint64_t offset) {
+  const std::uint64_t base = segments_[seg_];
+  const std::string path = segment_path(dir_, base, kIndexExt);
+  auto fd = io_.open_read(path);
+  if (!fd) return sizeof(SegmentHeader);
+  std::uint64_t result = sizeof(SegmentHeader);
+  auto size = io_.size(fd.value());
+  auto log_size = io_.size(fd_);
+  if (size && log_size && size.value() >= sizeof(IndexHeader)) {
+    std::vector<std::byte> bytes(size.value());
+    auto got = io_.read(fd.value(), 0, bytes);
+    if (got && check_index_header(std::span(bytes.data(), got.value()), path, false, base)) {
+      const std::size_t n = (got.value() - sizeof(IndexHeader)) / sizeof(IndexEntry);
+      std::vector<IndexEntry> entries(n);
+      std::memcpy(entries.data(), bytes.data() + sizeof(IndexHeader), n * sizeof(IndexEntry));
+      const std::uint64_t rel = offset - base;
+      // Last entry with relative_offset <= rel.
+      auto it = std::upper_bound(entries.begin(), entries.end(), rel,
+                                 [](std::uint64_t r, const IndexEntry& e) { return r < e.relative_offset; });
+      if (it != entries.begin()) {
+        const IndexEntry& e = *(it - 1);
+        if (e.position >= sizeof(SegmentHeader) && e.position < log_size.value() && e.position % kBatchAlign == 0) {
+          result = e.position;
+        }
+      }
+    }
+  }
+  io_.close(fd.value());
+  return result;
+}
+
+ReadStatus LogReader::seek(std::uint64_t offset) {
+  if (auto s = refresh(); s == ReadStatus::error) return s;
+  if (segments_.empty() || offset < segments_.front()) {
+    if (segments_.empty()) earliest_ = offset;
+    return fail(ReadStatus::out_of_range, "offset " + std::to_string(offset) + " is out of range, earliest is " +
+                                              std::to_string(earliest_));
+  }
+  const auto it = std::upper_bound(segments_.begin(), segments_.end(), offset);
+  if (auto s = open_segment(static_cast<std::size_t>(it - segments_.begin()) - 1); s != ReadStatus::batch) return s;
+  pos_ = index_position(offset);
+  // Step over whole batches below `offset`, reading only their headers.
+  for (;;) {
+    const std::int64_t got = load(pos_, sizeof(BatchHeader));
+    if (got < 0) return ReadStatus::error;
+    if (got < static_cast<std::int64_t>(sizeof(BatchHeader))) break;  // end of segment: next() goes on
+    BatchHeader h;
+    std::memcpy(&h, buf_.data() + (pos_ - buf_at_), sizeof h);
+    if (h.magic != kBatchMagic || h.batch_length < sizeof(BatchHeader) || h.batch_length % kBatchAlign != 0) break;
+    next_offset_ = h.base_offset;
+    if (h.base_offset + h.offset_span > offset) break;
+    next_offset_ = h.base_offset + h.offset_span;
+    pos_ += h.batch_length;
+  }
+  return ReadStatus::batch;
+}
+
+ReadStatus LogReader::next(std::uint64_t limit, DecodedBatch& out) {
+  if (fd_ < 0) return fail(ReadStatus::error, "the reader is not positioned (seek first)");
+  for (;;) {
+    if (next_offset_ >= limit) return ReadStatus::end;
+    std::int64_t got = load(pos_, sizeof(BatchHeader));
+    if (got < 0) return ReadStatus::error;
+    if (got == 0) {
+      // The end of this segment: go on in the next one.
+      if (seg_ + 1 >= segments_.size()) {
+        const std::uint64_t current = segments_[seg_];
+        if (auto s = refresh(); s == ReadStatus::error) return s;
+        const auto it = std::upper_bound(segments_.begin(), segments_.end(), current);
+        if (it == segments_.end()) return ReadStatus::end;  // not rolled yet
+        seg_ = static_cast<std::size_t>(it - segments_.begin()) - 1;
+      }
+      const std::uint64_t expected = next_offset_;
+      if (auto s = open_segment(seg_ + 1); s != ReadStatus::batch) return s;
+      // A later segment starts where the previous one ended; if recovery
+      // cut the previous one short, offsets resume at the new base.
+      next_offset_ = std::max(expected, segments_[seg_]);
+      continue;
+    }
+    if (got < static_cast<std::int64_t>(sizeof(BatchHeader))) {
+      return fail(ReadStatus::corrupt, segment_path(dir_, segments_[seg_], kLogExt) + ": a batch header is cut off at byte " +
+                                           std::to_string(pos_));
+    }
+    BatchHeader h;
+    std::memcpy(&h, buf_.data() + (pos_ - buf_at_), sizeof h);
+    if (h.magic == kBatchMagic && h.base_offset >= limit) return ReadStatus::end;
+    const std::size_t need = h.magic == kBatchMagic && h.batch_length <= kMaxBatchLength ? h.batch_length : sizeof h;
+    got = load(pos_, need);
+    if (got < 0) return ReadStatus::error;
+    out = decode_batch(std::span(buf_.data() + (pos_ - buf_at_), static_cast<std::size_t>(got)));
+    if (!out.ok()) {
+      return fail(ReadStatus::corrupt, segment_path(dir_, segments_[seg_], kLogExt) + " at byte " + std::to_string(pos_) +
+                                           ": " + to_string(out.error) + " (" + out.detail + ")");
+    }
+    pos_ += out.header.batch_length;
+    next_offset_ = std::max(next_offset_, out.header.base_offset + out.header.offset_span);
+    return ReadStatus::batch;
+  }
+}
+
+ReadStatus LogReader::skip_segment() {
+  if (auto s = refresh(); s == ReadStatus::error) return s;
+  const std::uint64_t current = fd_ >= 0 || seg_ < segments_.size() ? segments_[std::min(seg_, segments_.size() - 1)] : 0;
+  const auto it = std::upper_bound(segments_.begin(), segments_.end(), current);
+  if (it == segments_.end()) return fail(ReadStatus::end, "no segment after " + std::to_string(current));
+  return open_segment(static_cast<std::size_t>(it - segments_.begin()));
+}
+
+std::vector<TimeIndexEntry> LogReader::read_time_index(std::uint64_t base) {
+  std::vector<TimeIndexEntry> entries;
+  const std::string path = segment_path(dir_, base, kTimeIndexExt);
+  auto fd = io_.open_read(path);
+  if (!fd) return entries;
+  auto size = io_.size(fd.value());
+  if (size && size.value() >= sizeof(IndexHeader)) {
+    std::vector<std::byte> bytes(size.value());
+    auto got = io_.read(fd.value(), 0, bytes);
+    if (got && check_index_header(std::span(bytes.data(), got.value()), path, true, base)) {
+      entries.resize((got.value() - sizeof(IndexHeader)) / sizeof(TimeIndexEntry));
+      std::memcpy(entries.data(), bytes.data() + sizeof(IndexHeader), entries.size() * sizeof(TimeIndexEntry));
+    }
+  }
+  io_.close(fd.value());
+  return entries;
+}
+
+ReadStatus LogReader::seek_time(std::int64_t timestamp_ns, std::uint64_t limit, std::uint64_t* offset) {
+  if (auto s = refresh(); s == ReadStatus::error) return s;
+  if (segments_.empty()) {
+    *offset = limit;
+    return ReadStatus::end;
+  }
+  // The newest timestamp a segment's time index knows (its last entry), or
+  // INT64_MIN if it has none. Monotonic across segments (a segment's index
+  // carries the largest timestamp seen so far), so a binary search applies.
+  auto last_time = [&](std::uint64_t base, std::uint32_t* rel) -> std::int64_t {
+    const std::string path = segment_path(dir_, base, kTimeIndexExt);
+    auto fd = io_.open_read(path);
+    std::int64_t ts = INT64_MIN;
+    if (!fd) return ts;
+    auto size = io_.size(fd.value());
+    if (size && size.value() >= sizeof(IndexHeader) + sizeof(TimeIndexEntry)) {
+      std::byte head[sizeof(IndexHeader)];
+      TimeIndexEntry e{};
+      const std::uint64_t at = size.value() - (size.value() - sizeof(IndexHeader)) % sizeof e - sizeof e;
+      auto h = io_.read(fd.value(), 0, head);
+      auto got = io_.read(fd.value(), at, std::span(reinterpret_cast<std::byte*>(&e), sizeof e));
+      if (h && got && got.value() == sizeof e && check_index_header(std::span(head, h.value()), path, true, base)) {
+        ts = e.timestamp_ns;
+        if (rel != nullptr) *rel = e.relative_offset;
+      }
+    }
+    io_.close(fd.value());
+    return ts;
+  };
+  // First segment whose index has reached timestamp_ns. Start scanning at
+  // its last index entry below the timestamp; if it has none, at the last
+  // entry of the segment before it (the match may lie in that one's tail).
+  std::size_t lo = 0;
+  std::size_t hi = segments_.size();
+  while (lo < hi) {
+    const std::size_t mid = (lo + hi) / 2;
+    if (last_time(segments_[mid], nullptr) >= timestamp_ns) {
+      hi = mid;
+    } else {
+      lo = mid + 1;
+    }
+  }
+  std::uint64_t from = segments_.front();
+  bool in_lo = false;
+  if (lo < segments_.size()) {
+    for (const TimeIndexEntry& e : read_time_index(segments_[lo])) {
+      if (e.timestamp_ns >= timestamp_ns) break;
+      from = segments_[lo] + e.relative_offset;
+      in_lo = true;
+    }
+  }
+  if (!in_lo && lo > 0) {
+    std::uint32_t rel = 0;
+    from = segments_[lo - 1] + (last_time(segments_[lo - 1], &rel) != INT64_MIN ? rel : 0);
+  }
+  if (auto s = seek(from); s != ReadStatus::batch) return s;
+  // Scan batches until one reaches the timestamp, then find the record.
+  for (;;) {
+    DecodedBatch b;
+    const ReadStatus s = next(limit, b);
+    if (s == ReadStatus::end) {
+      *offset = next_offset_;
+      return ReadStatus::end;
+    }
+    if (s != ReadStatus::batch) return s;
+    if (b.header.max_timestamp_ns < timestamp_ns) continue;
+    std::uint64_t found = b.header.base_offset + b.header.offset_span;
+    bool have = false;
+    for_each_record(b, 0, [&](const Record& r) {
+      if (!have && r.timestamp_ns >= timestamp_ns) {
+        found = r.offset;
+        have = true;
+      }
+    });
+    *offset = found;
+    // Back to the start of this batch, so next() returns it again.
+    pos_ -= b.header.batch_length;
+    next_offset_ = b.header.base_offset;
+    return ReadStatus::batch;
+  }
+}
+
+}  // namespace ringbus::io

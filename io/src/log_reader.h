@@ -1,0 +1,85 @@
+// Reading a partition's commit log: seek by offset (segment by name, then the
+// sparse offset index, then batch headers) or by timestamp (the time
+// indexes), then batch after batch across segments. Every batch is checked
+// (decode_batch) before anything trusts it.
+//
+// Used by consumers whose position is no longer in the ring (they read the
+// files themselves, never through the broker) and by tools. A reader reads
+// only below a limit the caller gives: the flusher's written offset from the
+// partition header, below which every batch is completely written.
+//
+// Threading: one thread at a time. The writer appends and retention deletes
+// concurrently: a deleted segment stays readable through an open handle, and
+// a seek below the earliest segment says out_of_range with the earliest.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "batch_codec.h"
+#include "file_io.h"
+
+namespace ringbus::io {
+
+enum class ReadStatus : std::uint8_t {
+  batch,         // `out` holds the next batch
+  end,           // nothing more below the limit (yet)
+  out_of_range,  // the offset is below the earliest on disk (earliest() says where)
+  corrupt,       // a batch or file failed its checks (error() says which); skip_segment() goes on
+  error,         // the file system refused (error() says why)
+};
+
+class LogReader {
+ public:
+  LogReader(FileIo& io, std::string dir);
+  ~LogReader();
+  LogReader(const LogReader&) = delete;
+  LogReader& operator=(const LogReader&) = delete;
+
+  // Positions the reader at the batch that holds `offset` (or the first
+  // after it). The next batch may start below `offset`: callers skip those
+  // records.
+  ReadStatus seek(std::uint64_t offset);
+  // Positions the reader at the first batch whose newest record is at or
+  // after `timestamp_ns`, and returns in *offset the first record's offset
+  // with a timestamp at or after it (the end of the log if none is).
+  ReadStatus seek_time(std::int64_t timestamp_ns, std::uint64_t limit, std::uint64_t* offset);
+  // Reads the next batch if it lies below `limit`. `out` stays valid until
+  // the next call.
+  ReadStatus next(std::uint64_t limit, DecodedBatch& out);
+  // After `corrupt`: continues at the next segment (whatever is left of this
+  // one is lost to this reader).
+  ReadStatus skip_segment();
+
+  std::uint64_t next_offset() const noexcept { return next_offset_; }
+  // The earliest offset on disk as last seen (after out_of_range: the one to jump to).
+  std::uint64_t earliest() const noexcept { return earliest_; }
+  const std::string& error() const noexcept { return error_; }
+
+ private:
+  ReadStatus refresh();
+  ReadStatus open_segment(std::size_t i);
+  void close_segment();
+  // Makes [pos, pos + need) readable from buf_ if the file has it; returns
+  // the bytes available from pos (fewer at the end of the file), or -1.
+  std::int64_t load(std::uint64_t pos, std::size_t need);
+  std::uint64_t index_position(std::uint64_t offset);
+  std::vector<TimeIndexEntry> read_time_index(std::uint64_t base);
+  ReadStatus fail(ReadStatus s, std::string message);
+
+  FileIo& io_;
+  std::string dir_;
+  std::vector<std::uint64_t> segments_;
+  std::size_t seg_ = 0;
+  int fd_ = -1;
+  std::uint64_t pos_ = 0;          // file position of the next batch
+  std::uint64_t next_offset_ = 0;
+  std::uint64_t earliest_ = 0;
+  std::vector<std::byte> buf_;
+  std::uint64_t buf_at_ = 0;       // file position of buf_[0]
+  std::size_t buf_len_ = 0;
+  std::string error_;
+};
+
+}  // namespace ringbus::io

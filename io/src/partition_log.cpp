@@ -1,0 +1,528 @@
+#include "partition_log.h"
+
+#include <algorithm>
+#include <cstring>
+#include <set>
+
+#include "batch_codec.h"
+#include "crc32c.h"
+#include "segment_files.h"
+
+namespace ringbus::io {
+
+namespace {
+
+constexpr std::size_t kScanChunk = 1 << 20;
+// Index entries are written in groups of this many (a reader scans batch
+// headers past the last entry on disk, so this bounds that scan).
+constexpr std::size_t kIndexWriteGroup = 256;
+
+template <class T>
+std::span<const std::byte> bytes_of(const T& v) {
+  return std::span(reinterpret_cast<const std::byte*>(&v), sizeof v);
+}
+
+std::uint32_t marker_crc(const CleanMarker& m) {
+  constexpr std::size_t from = offsetof(CleanMarker, end_offset);
+  return crc32c(reinterpret_cast<const std::byte*>(&m) + from, sizeof m - from);
+}
+
+// Reads a file through a window, for scans.
+class Window {
+ public:
+  Window(FileIo& io, int fd) : io_(io), fd_(fd) {}
+  // The bytes at [pos, pos + need) or as many as the file has; empty on error.
+  Result<std::span<const std::byte>> at(std::uint64_t pos, std::size_t need) {
+    if (pos < at_ || pos + need > at_ + len_) {
+      const std::size_t want = std::max(need, kScanChunk);
+      if (buf_.size() < want) buf_.resize(want);
+      auto got = io_.read(fd_, pos, std::span(buf_.data(), want));
+      if (!got) return got.error();
+      at_ = pos;
+      len_ = got.value();
+    }
+    return std::span<const std::byte>(buf_.data() + (pos - at_), at_ + len_ - pos);
+  }
+
+ private:
+  FileIo& io_;
+  int fd_;
+  std::vector<std::byte> buf_;
+  std::uint64_t at_ = 0;
+  std::size_t len_ = 0;
+};
+
+// Reads an index file's entries (after checking its header). An unreadable
+// or missing file gives no entries and a note.
+template <class Entry>
+std::vector<Entry> read_entries(FileIo& io, const std::string& path, bool time, std::uint64_t base, std::string* note) {
+  std::vector<Entry> entries;
+  auto fd = io.open_read(path);
+  if (!fd) {
+    *note = path + ": missing; rebuilt from the segment";
+    return entries;
+  }
+  auto size = io.size(fd.value());
+  std::vector<std::byte> bytes(size ? size.value() : 0);
+  auto got = io.read(fd.value(), 0, bytes);
+  io.close(fd.value());
+  if (!got) {
+    *note = got.error().message + "; rebuilt from the segment";
+    return entries;
+  }
+  if (auto s = check_index_header(std::span(bytes.data(), got.value()), path, time, base); !s) {
+    *note = s.error().message + "; rebuilt from the segment";
+    return entries;
+  }
+  entries.resize((got.value() - sizeof(IndexHeader)) / sizeof(Entry));
+  std::memcpy(entries.data(), bytes.data() + sizeof(IndexHeader), entries.size() * sizeof(Entry));
+  return entries;
+}
+
+// Rewrites an index file whole from memory (recovery, repairs).
+template <class Entry>
+Status write_entries(FileIo& io, const std::string& path, bool time, std::uint64_t base,
+                     const std::vector<Entry>& entries) {
+  auto fd = io.open(path, true);
+  if (!fd) return fd.error();
+  std::vector<std::byte> bytes(sizeof(IndexHeader) + entries.size() * sizeof(Entry));
+  const IndexHeader h = make_index_header(time, base);
+  std::memcpy(bytes.data(), &h, sizeof h);
+  if (!entries.empty()) std::memcpy(bytes.data() + sizeof h, entries.data(), entries.size() * sizeof(Entry));
+  Status s = io.truncate(fd.value(), 0);
+  if (s) s = io.write_now(fd.value(), 0, bytes);
+  if (s) s = io.sync_now(fd.value());
+  io.close(fd.value());
+  return s;
+}
+
+// Scans the batches of a segment from `position`, calling on_batch(header,
+// position) for each good one; returns the position after the last good
+// batch and, in *reason, why the scan stopped ("" at the end of the file).
+template <class F>
+Result<std::uint64_t> scan_batches(FileIo& io, int fd, std::uint64_t position, std::uint64_t expected_offset,
+                                   std::string* reason, F&& on_batch) {
+  Window w(io, fd);
+  for (;;) {
+    auto head = w.at(position, sizeof(BatchHeader));
+    if (!head) return head.error();
+    if (head.value().empty()) {
+      reason->clear();
+      return position;
+    }
+    BatchHeader h{};
+    std::memcpy(&h, head.value().data(), std::min(sizeof h, head.value().size()));
+    const std::size_t need = h.magic == kBatchMagic && h.batch_length <= kMaxBatchLength ? h.batch_length : sizeof h;
+    auto bytes = w.at(position, std::max<std::size_t>(need, sizeof h));
+    if (!bytes) return bytes.error();
+    const DecodedBatch b = decode_batch(bytes.value());
+    if (!b.ok()) {
+      *reason = std::string(to_string(b.error)) + (b.detail.empty() ? "" : " (" + b.detail + ")");
+      return position;
+    }
+    if (b.header.base_offset != expected_offset) {
+      *reason = "batch base offset " + std::to_string(b.header.base_offset) + " where " +
+                std::to_string(expected_offset) + " was expected";
+      return position;
+    }
+    on_batch(b.header, position);
+    expected_offset = b.header.base_offset + b.header.offset_span;
+    position += b.header.batch_length;
+  }
+}
+
+}  // namespace
+
+LogSettings LogSettings::from(const LogConfig& c) {
+  LogSettings s;
+  s.segment_bytes = c.segment_bytes;
+  s.segment_age_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(c.segment_age).count();
+  s.retention_bytes = c.retention_bytes;
+  s.retention_age_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(c.retention_age).count();
+  s.index_interval_bytes = c.index_interval_bytes;
+  return s;
+}
+
+Result<std::unique_ptr<PartitionLog>> PartitionLog::open(FileIo& io, std::string dir, LogSettings settings,
+                                                         std::uint64_t first_offset, RecoveryReport* report) {
+  RecoveryReport scratch;
+  if (report == nullptr) report = &scratch;
+  *report = RecoveryReport{};
+  std::unique_ptr<PartitionLog> log(new PartitionLog(io, std::move(dir), settings));
+  if (auto s = io.make_directories(log->dir_); !s) return s.error();
+  auto names = io.list(log->dir_);
+  if (!names) return names.error();
+  const std::set<std::string> present(names.value().begin(), names.value().end());
+  auto bases = list_segments(io, log->dir_);
+  if (!bases) return bases.error();
+  if (bases.value().empty()) {
+    if (auto s = log->create_segment(first_offset, wall_clock_ns()); !s) return s.error();
+    log->end_offset_ = first_offset;
+    report->clean = true;
+    return log;
+  }
+  for (const std::uint64_t b : bases.value()) log->segments_.push_back({b, UINT64_MAX});
+
+  // The clean-shutdown marker: read, then removed before anything is
+  // appended, so that a crash from here on is seen as one.
+  const std::string marker_path = log->dir_ + "/" + kCleanMarkerName;
+  CleanMarker m{};
+  bool clean = false;
+  if (present.count(kCleanMarkerName) != 0) {
+    if (auto fd = io.open_read(marker_path)) {
+      auto got = io.read(fd.value(), 0, std::span(reinterpret_cast<std::byte*>(&m), sizeof m));
+      io.close(fd.value());
+      clean = got && got.value() == sizeof m && m.magic == kCleanMagic && m.version == kSegmentVersion &&
+              m.crc32c == marker_crc(m) && m.last_base == log->segments_.back().base;
+      if (!clean) report->notes.push_back(marker_path + ": not a valid clean-shutdown marker; checking the tail");
+    }
+    if (auto s = io.remove(marker_path); !s) return s.error();
+    if (auto s = io.sync_directory(log->dir_); !s) return s.error();
+  }
+
+  // Older segments were synced when they rolled; only a missing index is
+  // repaired (found by name: their data is not read).
+  for (std::size_t i = 0; i + 1 < log->segments_.size(); ++i) {
+    const std::uint64_t base = log->segments_[i].base;
+    const std::string index_name = segment_path("", base, kIndexExt).substr(1);
+    const std::string time_name = segment_path("", base, kTimeIndexExt).substr(1);
+    if (present.count(index_name) != 0 && present.count(time_name) != 0) continue;
+    auto fd = io.open_read(segment_path(log->dir_, base, kLogExt));
+    if (!fd) return fd.error();
+    std::vector<IndexEntry> index;
+    std::vector<TimeIndexEntry> times;
+    std::uint64_t last = sizeof(SegmentHeader);
+    std::int64_t max_ts = INT64_MIN;
+    std::string reason;
+    auto end = scan_batches(io, fd.value(), sizeof(SegmentHeader), base, &reason,
+                            [&](const BatchHeader& h, std::uint64_t pos) {
+                              max_ts = std::max(max_ts, h.max_timestamp_ns);
+                              if (pos - last >= settings.index_interval_bytes) {
+                                const auto rel = static_cast<std::uint32_t>(h.base_offset - base);
+                                index.push_back({rel, static_cast<std::uint32_t>(pos)});
+                                times.push_back({max_ts, rel, 0});
+                                last = pos;
+                              }
+                            });
+    io.close(fd.value());
+    if (!end) return end.error();
+    if (auto s = write_entries(io, segment_path(log->dir_, base, kIndexExt), false, base, index); !s) return s.error();
+    if (auto s = write_entries(io, segment_path(log->dir_, base, kTimeIndexExt), true, base, times); !s) {
+      return s.error();
+    }
+    report->notes.push_back(segment_path(log->dir_, base, kIndexExt) + ": missing; rebuilt (" +
+                            std::to_string(index.size()) + " entries)");
+  }
+
+  if (clean) {
+    if (auto s = log->open_active(report, true); !s) return s.error();
+    // A marker that does not match the file (written, then the file changed) is not trusted.
+    if (log->active_size_ == m.last_size) {
+      log->end_offset_ = m.end_offset;
+      log->max_timestamp_ns_ = std::max(log->max_timestamp_ns_, m.max_timestamp_ns);
+      report->clean = true;
+      return log;
+    }
+    report->notes.push_back(marker_path + ": the last segment's size differs from the marker's; checking the tail");
+    log->close_active();
+  }
+  if (auto s = log->open_active(report, false); !s) return s.error();
+  return log;
+}
+
+PartitionLog::~PartitionLog() { close_active(); }
+
+void PartitionLog::close_active() noexcept {
+  for (int* fd : {&active_fd_, &index_fd_, &time_fd_}) {
+    if (*fd >= 0) io_.close(*fd);
+    *fd = -1;
+  }
+}
+
+// Opens the last segment as the active one. Clean: trust its size and read
+// its indexes. Otherwise recover its tail first.
+Status PartitionLog::open_active(RecoveryReport* report, bool clean) {
+  const std::uint64_t base = segments_.back().base;
+  active_path_ = segment_path(dir_, base, kLogExt);
+  auto fd = io_.open(active_path_, false);
+  if (!fd) return fd.error();
+  active_fd_ = fd.value();
+  auto size = io_.size(active_fd_);
+  if (!size) return size.error();
+  active_size_ = size.value();
+  if (clean) {
+    SegmentHeader h{};
+    auto got = io_.read(active_fd_, 0, std::span(reinterpret_cast<std::byte*>(&h), sizeof h));
+    if (!got) return got.error();
+    if (auto s = check_segment_header(std::span(reinterpret_cast<const std::byte*>(&h), got.value()), active_path_, base);
+        !s) {
+      return s;
+    }
+    active_created_ns_ = h.created_ns;
+    std::string note;
+    index_ = read_entries<IndexEntry>(io_, segment_path(dir_, base, kIndexExt), false, base, &note);
+    time_index_ = read_entries<TimeIndexEntry>(io_, segment_path(dir_, base, kTimeIndexExt), true, base, &note);
+    if (!note.empty() || index_.size() != time_index_.size()) {
+      active_size_ = UINT64_MAX;  // makes the caller fall back to recovery
+      return {};
+    }
+  } else {
+    if (auto s = recover_tail(report); !s) return s;
+  }
+  index_written_ = index_.size();
+  last_indexed_position_ = index_.empty() ? sizeof(SegmentHeader) : index_.back().position;
+  if (!time_index_.empty()) max_timestamp_ns_ = std::max(max_timestamp_ns_, time_index_.back().timestamp_ns);
+  active_has_batches_ = active_size_ > sizeof(SegmentHeader);
+  segments_.back().bytes = active_size_;
+  for (auto [fdp, ext] : {std::pair{&index_fd_, kIndexExt}, std::pair{&time_fd_, kTimeIndexExt}}) {
+    auto f = io_.open(segment_path(dir_, base, ext), true);
+    if (!f) return f.error();
+    *fdp = f.value();
+  }
+  return {};
+}
+
+Status PartitionLog::recover_tail(RecoveryReport* report) {
+  const std::uint64_t base = segments_.back().base;
+  // The header: a file of another version is refused (never "repaired");
+  // a torn or garbage header means nothing in the file can be trusted.
+  SegmentHeader h{};
+  auto got = io_.read(active_fd_, 0, std::span(reinterpret_cast<std::byte*>(&h), sizeof h));
+  if (!got) return got.error();
+  const Status header = check_segment_header(std::span(reinterpret_cast<const std::byte*>(&h), got.value()), active_path_, base);
+  if (!header && header.error().code == Errc::version_mismatch) return header;
+  if (!header) {
+    report->notes.push_back(header.error().message + "; the segment is emptied (" + std::to_string(active_size_) +
+                            " bytes, offsets from " + std::to_string(base) + ")");
+    report->cut_bytes = active_size_;
+    report->cut_from_offset = base;
+    h = make_segment_header(base, wall_clock_ns());
+    if (auto s = io_.truncate(active_fd_, 0); !s) return s;
+    if (auto s = io_.write_now(active_fd_, 0, bytes_of(h)); !s) return s;
+    active_size_ = sizeof h;
+  }
+  active_created_ns_ = h.created_ns;
+
+  // The indexes: keep the entries that agree with each other and point
+  // inside the file, in increasing order; the scan starts at the last one.
+  std::string index_note;
+  std::string time_note;
+  index_ = read_entries<IndexEntry>(io_, segment_path(dir_, base, kIndexExt), false, base, &index_note);
+  time_index_ = read_entries<TimeIndexEntry>(io_, segment_path(dir_, base, kTimeIndexExt), true, base, &time_note);
+  for (const std::string* n : {&index_note, &time_note}) {
+    if (!n->empty()) report->notes.push_back(*n);
+  }
+  std::size_t k = 0;
+  const std::size_t stored = index_.size();
+  for (; k < std::min(index_.size(), time_index_.size()); ++k) {
+    const IndexEntry& e = index_[k];
+    const bool inside = e.position >= sizeof(SegmentHeader) && e.position < active_size_ && e.position % kBatchAlign == 0;
+    const bool increasing = k == 0 || (e.position > index_[k - 1].position && e.relative_offset > index_[k - 1].relative_offset &&
+                                       time_index_[k].timestamp_ns >= time_index_[k - 1].timestamp_ns);
+    if (!inside || !increasing || time_index_[k].relative_offset != e.relative_offset) break;
+  }
+  if (k < stored && index_note.empty()) {
+    report->notes.push_back(segment_path(dir_, base, kIndexExt) + ": " + std::to_string(stored - k) +
+                            " entries past the end of the segment or out of order; rebuilt");
+  }
+  index_.resize(k);
+  time_index_.resize(k);
+  std::uint64_t position = k > 0 ? index_[k - 1].position : sizeof(SegmentHeader);
+  end_offset_ = k > 0 ? base + index_[k - 1].relative_offset : base;
+  max_timestamp_ns_ = k > 0 ? time_index_[k - 1].timestamp_ns : INT64_MIN;
+  last_indexed_position_ = position;
+
+  const std::uint64_t scan_from = position;
+  std::string reason;
+  auto end = scan_batches(io_, active_fd_, position, end_offset_, &reason, [&](const BatchHeader& b, std::uint64_t pos) {
+    max_timestamp_ns_ = std::max(max_timestamp_ns_, b.max_timestamp_ns);
+    if (pos - last_indexed_position_ >= settings_.index_interval_bytes) {
+      const auto rel = static_cast<std::uint32_t>(b.base_offset - base);
+      index_.push_back({rel, static_cast<std::uint32_t>(pos)});
+      time_index_.push_back({max_timestamp_ns_, rel, 0});
+      last_indexed_position_ = pos;
+    }
+    end_offset_ = b.base_offset + b.offset_span;
+  });
+  if (!end) return end.error();
+  report->scanned_bytes = active_size_ - scan_from;
+  if (end.value() < active_size_) {
+    const std::uint64_t cut = active_size_ - end.value();
+    report->cut_bytes += cut;
+    report->cut_from_offset = end_offset_;
+    report->notes.push_back(active_path_ + ": cut " + std::to_string(cut) + " bytes at position " +
+                            std::to_string(end.value()) + " (offsets from " + std::to_string(end_offset_) +
+                            " on): " + reason);
+    if (auto s = io_.truncate(active_fd_, end.value()); !s) return s;
+    active_size_ = end.value();
+  }
+  if (auto s = io_.sync_now(active_fd_); !s) return s;
+  // The indexes are rewritten whole: they are small, and this leaves them
+  // exactly what the writer would have written.
+  if (auto s = write_entries(io_, segment_path(dir_, base, kIndexExt), false, base, index_); !s) return s;
+  return write_entries(io_, segment_path(dir_, base, kTimeIndexExt), true, base, time_index_);
+}
+
+Status PartitionLog::create_segment(std::uint64_t base, std::int64_t now_ns) {
+  const std::string path = segment_path(dir_, base, kLogExt);
+  auto fd = io_.open(path, true);
+  if (!fd) return fd.error();
+  active_fd_ = fd.value();
+  active_path_ = path;
+  const SegmentHeader h = make_segment_header(base, now_ns);
+  if (auto s = io_.truncate(active_fd_, 0); !s) return s;
+  if (auto s = io_.write_now(active_fd_, 0, bytes_of(h)); !s) return s;
+  if (settings_.preallocate) {
+    if (auto s = io_.allocate(active_fd_, settings_.segment_bytes); !s) return s;
+  }
+  if (auto s = io_.sync_now(active_fd_); !s) return s;
+  for (auto [fdp, time] : {std::pair{&index_fd_, false}, std::pair{&time_fd_, true}}) {
+    auto f = io_.open(segment_path(dir_, base, time ? kTimeIndexExt : kIndexExt), true);
+    if (!f) return f.error();
+    *fdp = f.value();
+    const IndexHeader ih = make_index_header(time, base);
+    if (auto s = io_.truncate(*fdp, 0); !s) return s;
+    if (auto s = io_.write_now(*fdp, 0, bytes_of(ih)); !s) return s;
+    if (auto s = io_.sync_now(*fdp); !s) return s;
+  }
+  if (auto s = io_.sync_directory(dir_); !s) return s;
+  segments_.push_back({base, sizeof h});
+  total_bytes_ += sizeof h;
+  active_size_ = sizeof h;
+  active_created_ns_ = now_ns;
+  active_has_batches_ = false;
+  last_indexed_position_ = sizeof h;
+  index_.clear();
+  time_index_.clear();
+  index_written_ = 0;
+  return {};
+}
+
+bool PartitionLog::should_roll(std::uint64_t bytes, std::int64_t now_ns) const noexcept {
+  return active_has_batches_ &&
+         (active_size_ + bytes > settings_.segment_bytes || now_ns - active_created_ns_ >= settings_.segment_age_ns);
+}
+
+PartitionLog::Placement PartitionLog::append(std::span<const std::byte> batch) {
+  BatchHeader h;
+  std::memcpy(&h, batch.data(), sizeof h);
+  const std::uint64_t position = active_size_;
+  active_size_ += batch.size();
+  segments_.back().bytes = active_size_;
+  total_bytes_ += batch.size();
+  max_timestamp_ns_ = std::max(max_timestamp_ns_, h.max_timestamp_ns);
+  if (position - last_indexed_position_ >= settings_.index_interval_bytes) {
+    const auto rel = static_cast<std::uint32_t>(h.base_offset - segments_.back().base);
+    index_.push_back({rel, static_cast<std::uint32_t>(position)});
+    time_index_.push_back({max_timestamp_ns_, rel, 0});
+    last_indexed_position_ = position;
+    // Errors here are not fatal: an index is a hint that recovery rebuilds.
+    if (index_.size() - index_written_ >= kIndexWriteGroup) (void)write_index();
+  }
+  end_offset_ = h.base_offset + h.offset_span;
+  active_has_batches_ = true;
+  return {active_fd_, position};
+}
+
+Status PartitionLog::write_index() {
+  const std::size_t from = index_written_;
+  const std::size_t n = index_.size() - from;
+  if (n == 0) return {};
+  const auto* ie = reinterpret_cast<const std::byte*>(index_.data() + from);
+  const auto* te = reinterpret_cast<const std::byte*>(time_index_.data() + from);
+  if (auto s = io_.write_now(index_fd_, sizeof(IndexHeader) + from * sizeof(IndexEntry), std::span(ie, n * sizeof(IndexEntry)));
+      !s) {
+    return s;
+  }
+  if (auto s = io_.write_now(time_fd_, sizeof(IndexHeader) + from * sizeof(TimeIndexEntry),
+                             std::span(te, n * sizeof(TimeIndexEntry)));
+      !s) {
+    return s;
+  }
+  index_written_ = index_.size();
+  return {};
+}
+
+Status PartitionLog::roll(std::int64_t now_ns) {
+  if (auto s = write_index(); !s) return s;
+  if (auto s = io_.truncate(active_fd_, active_size_); !s) return s;  // gives back the preallocated rest
+  for (const int fd : {active_fd_, index_fd_, time_fd_}) {
+    if (auto s = io_.sync_now(fd); !s) return s;
+  }
+  close_active();
+  return create_segment(end_offset_, now_ns);
+}
+
+Result<std::size_t> PartitionLog::apply_retention(std::int64_t now_ns) {
+  if (settings_.retention_bytes == 0 && settings_.retention_age_ns <= 0) return std::size_t{0};
+  if (settings_.retention_bytes != 0 && !sizes_known_) {
+    // Once, lazily: the sizes of segments this run did not write.
+    total_bytes_ = 0;
+    for (Segment& seg : segments_) {
+      if (seg.bytes == UINT64_MAX) {
+        auto fd = io_.open_read(segment_path(dir_, seg.base, kLogExt));
+        if (!fd) return fd.error();
+        auto size = io_.size(fd.value());
+        io_.close(fd.value());
+        if (!size) return size.error();
+        seg.bytes = size.value();
+      }
+      total_bytes_ += seg.bytes;
+    }
+    sizes_known_ = true;
+  }
+  std::size_t deleted = 0;
+  while (segments_.size() > 1) {
+    const Segment& seg = segments_.front();
+    bool expired = settings_.retention_bytes != 0 && total_bytes_ > settings_.retention_bytes;
+    if (!expired && settings_.retention_age_ns > 0) {
+      // A segment's records are no newer than the moment the next segment
+      // was created (when this one rolled).
+      SegmentHeader next{};
+      auto fd = io_.open_read(segment_path(dir_, segments_[1].base, kLogExt));
+      if (!fd) return fd.error();
+      auto got = io_.read(fd.value(), 0, std::span(reinterpret_cast<std::byte*>(&next), sizeof next));
+      io_.close(fd.value());
+      expired = got && got.value() == sizeof next && next.created_ns < now_ns - settings_.retention_age_ns;
+    }
+    if (!expired) break;
+    for (const std::string_view ext : {kLogExt, kIndexExt, kTimeIndexExt}) {
+      if (auto s = io_.remove(segment_path(dir_, seg.base, ext)); !s) return s.error();
+    }
+    if (seg.bytes != UINT64_MAX) total_bytes_ -= std::min(total_bytes_, seg.bytes);
+    segments_.erase(segments_.begin());
+    ++deleted;
+  }
+  if (deleted > 0) {
+    if (auto s = io_.sync_directory(dir_); !s) return s.error();
+  }
+  return deleted;
+}
+
+Status PartitionLog::close_clean() {
+  if (active_fd_ < 0) return {};
+  if (auto s = write_index(); !s) return s;
+  if (auto s = io_.truncate(active_fd_, active_size_); !s) return s;
+  for (const int fd : {active_fd_, index_fd_, time_fd_}) {
+    if (auto s = io_.sync_now(fd); !s) return s;
+  }
+  CleanMarker m{};
+  m.magic = kCleanMagic;
+  m.version = kSegmentVersion;
+  m.end_offset = end_offset_;
+  m.last_base = segments_.back().base;
+  m.last_size = active_size_;
+  m.max_timestamp_ns = max_timestamp_ns_;
+  m.crc32c = marker_crc(m);
+  auto fd = io_.open(dir_ + "/" + kCleanMarkerName, true);
+  if (!fd) return fd.error();
+  Status s = io_.truncate(fd.value(), 0);
+  if (s) s = io_.write_now(fd.value(), 0, bytes_of(m));
+  if (s) s = io_.sync_now(fd.value());
+  io_.close(fd.value());
+  if (!s) return s;
+  close_active();
+  return io_.sync_directory(dir_);
+}
+
+}  // namespace ringbus::io

@@ -1,0 +1,132 @@
+// One partition's commit log on disk, as its writer (the flusher) sees it:
+// the segment files, the active segment's indexes, rolling, recovery at
+// open, retention. Data writes themselves are queued by the flusher
+// (append() says where a batch goes); this class keeps the bookkeeping.
+//
+// Threading: one thread (the flusher that owns the partition). Readers in
+// other processes use LogReader on the same files.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "file_io.h"
+#include "log_format.h"
+#include "ringbus/result.h"
+#include "ringbus/topic.h"
+
+namespace ringbus::io {
+
+struct LogSettings {
+  std::uint64_t segment_bytes = 1ULL << 30;
+  std::int64_t segment_age_ns = 7LL * 24 * 3600 * 1'000'000'000;
+  std::uint64_t retention_bytes = 0;  // 0: no limit
+  std::int64_t retention_age_ns = 0;  // 0: no limit
+  std::uint32_t index_interval_bytes = 4096;
+  bool preallocate = true;
+  static LogSettings from(const LogConfig& c);
+};
+
+// What recovery found and did, for the broker's log.
+struct RecoveryReport {
+  bool clean = false;                 // opened from the clean-shutdown marker, nothing scanned
+  std::uint64_t scanned_bytes = 0;    // bytes of the tail that were checked
+  std::uint64_t cut_bytes = 0;        // bytes truncated from the last segment
+  std::uint64_t cut_from_offset = 0;  // offsets from here on were lost (if cut_bytes > 0)
+  std::vector<std::string> notes;     // one line per repair, naming the file
+};
+
+class PartitionLog {
+ public:
+  // Opens the log in `dir` (creating it, with a first segment at
+  // `first_offset`, if it holds no segment). A log without a valid
+  // clean-shutdown marker has its last segment's tail checked and repaired.
+  static Result<std::unique_ptr<PartitionLog>> open(FileIo& io, std::string dir, LogSettings settings,
+                                                    std::uint64_t first_offset, RecoveryReport* report);
+  ~PartitionLog();
+
+  const std::string& directory() const noexcept { return dir_; }
+  std::uint64_t start_offset() const noexcept { return segments_.front().base; }
+  std::uint64_t end_offset() const noexcept { return end_offset_; }
+  std::size_t segment_count() const noexcept { return segments_.size(); }
+  const std::string& active_path() const noexcept { return active_path_; }
+
+  // ---- appending (the flusher) --------------------------------------------
+  // True if a batch of `bytes` should go to a new segment (size or age).
+  bool should_roll(std::uint64_t bytes, std::int64_t now_ns) const noexcept;
+  // Closes the active segment (index written, everything fdatasync'ed) and
+  // starts a new one at end_offset(). The caller has reaped every write to
+  // the active segment first.
+  Status roll(std::int64_t now_ns);
+  struct Placement {
+    int file;
+    std::uint64_t position;
+  };
+  // Books a batch at the end of the active segment and returns where the
+  // caller writes it. Index entries are kept and written in groups.
+  Placement append(std::span<const std::byte> batch);
+  // The active segment's file handle (for fdatasync).
+  int active_file() const noexcept { return active_fd_; }
+  // Writes the index entries not yet on disk (synchronously; small).
+  Status write_index();
+
+  // ---- retention and shutdown ---------------------------------------------
+  // Deletes whole segments (never the active one) past the retention limits.
+  // Returns how many; start_offset() moves up.
+  Result<std::size_t> apply_retention(std::int64_t now_ns);
+  // Writes the indexes, syncs everything and leaves the clean-shutdown
+  // marker. The caller has reaped every write first.
+  Status close_clean();
+
+ private:
+  struct Segment {
+    std::uint64_t base;
+    std::uint64_t bytes;  // UINT64_MAX: not looked at yet (retention looks lazily)
+  };
+  PartitionLog(FileIo& io, std::string dir, LogSettings s) : io_(io), dir_(std::move(dir)), settings_(s) {}
+  Status create_segment(std::uint64_t base, std::int64_t now_ns);
+  Status open_active(RecoveryReport* report, bool clean);
+  Status recover_tail(RecoveryReport* report);
+  void close_active() noexcept;
+  Status add_index_entry(std::uint64_t base_offset, std::uint64_t position, std::int64_t max_ts);
+
+  FileIo& io_;
+  std::string dir_;
+  LogSettings settings_;
+  std::vector<Segment> segments_;
+  std::uint64_t end_offset_ = 0;
+  // The active (last) segment.
+  std::string active_path_;
+  int active_fd_ = -1;
+  int index_fd_ = -1;
+  int time_fd_ = -1;
+  std::uint64_t active_size_ = 0;       // where the next batch goes
+  std::int64_t active_created_ns_ = 0;
+  bool active_has_batches_ = false;
+  std::uint64_t last_indexed_position_ = 0;
+  std::int64_t max_timestamp_ns_ = INT64_MIN;
+  std::uint64_t index_written_ = 0;     // entries on disk
+  std::vector<IndexEntry> index_;       // all entries of the active segment
+  std::vector<TimeIndexEntry> time_index_;
+  bool sizes_known_ = false;
+  std::uint64_t total_bytes_ = 0;
+};
+
+// The clean-shutdown marker (file "clean" in a partition's log directory).
+struct CleanMarker {
+  std::uint64_t magic;        // kCleanMagic
+  std::uint32_t version;      // kSegmentVersion
+  std::uint32_t crc32c;       // of the bytes after this field
+  std::uint64_t end_offset;
+  std::uint64_t last_base;    // the last segment's base offset
+  std::uint64_t last_size;    // and its size in bytes
+  std::int64_t max_timestamp_ns;
+};
+static_assert(sizeof(CleanMarker) == 48);
+inline constexpr std::uint64_t kCleanMagic = 0x314e41454c434252ULL;  // bytes "RBCLEAN1"
+inline constexpr const char* kCleanMarkerName = "clean";
+
+}  // namespace ringbus::io

@@ -1,0 +1,120 @@
+#include "segment_files.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+
+#include "file_io.h"
+
+namespace ringbus::io {
+
+std::string segment_path(const std::string& dir, std::uint64_t base, std::string_view ext) {
+  char name[24];
+  std::snprintf(name, sizeof name, "%020llu", static_cast<unsigned long long>(base));
+  return dir + "/" + name + std::string(ext);
+}
+
+std::string partition_log_directory(const std::string& topic_dir, std::uint32_t partition) {
+  return topic_dir + "/" + std::to_string(partition);
+}
+
+bool parse_segment_name(std::string_view name, std::uint64_t& base) {
+  if (name.size() != 20 + kLogExt.size() || name.substr(20) != kLogExt) return false;
+  std::uint64_t v = 0;
+  for (std::size_t i = 0; i < 20; ++i) {
+    const char c = name[i];
+    if (c < '0' || c > '9') return false;
+    const std::uint64_t digit = static_cast<std::uint64_t>(c - '0');
+    if (v > (UINT64_MAX - digit) / 10) return false;  // 20 digits can exceed 2^64
+    v = v * 10 + digit;
+  }
+  base = v;
+  return true;
+}
+
+Result<std::vector<std::uint64_t>> list_segments(FileIo& io, const std::string& dir) {
+  std::vector<std::uint64_t> bases;
+  auto names = io.list(dir);
+  if (!names) {
+    if (names.error().code == Errc::not_found) return bases;
+    return names.error();
+  }
+  for (const std::string& n : names.value()) {
+    std::uint64_t base = 0;
+    if (parse_segment_name(n, base)) bases.push_back(base);
+  }
+  std::sort(bases.begin(), bases.end());
+  return bases;
+}
+
+SegmentHeader make_segment_header(std::uint64_t base, std::int64_t created_ns) {
+  SegmentHeader h{};
+  h.magic = kSegmentMagic;
+  h.version = kSegmentVersion;
+  h.header_size = sizeof(SegmentHeader);
+  h.base_offset = base;
+  h.created_ns = created_ns;
+  return h;
+}
+
+IndexHeader make_index_header(bool time_index, std::uint64_t base) {
+  IndexHeader h{};
+  h.magic = time_index ? kTimeIndexMagic : kIndexMagic;
+  h.version = kSegmentVersion;
+  h.entry_size = time_index ? sizeof(TimeIndexEntry) : sizeof(IndexEntry);
+  h.base_offset = base;
+  return h;
+}
+
+namespace {
+
+Error corrupt(const std::string& path, const std::string& what) { return Error{Errc::corrupt, path + ": " + what}; }
+
+}  // namespace
+
+Status check_segment_header(std::span<const std::byte> bytes, const std::string& path, std::uint64_t base) {
+  if (bytes.size() < sizeof(SegmentHeader)) {
+    return corrupt(path, "truncated: " + std::to_string(bytes.size()) + " bytes, a segment header is 64");
+  }
+  SegmentHeader h;
+  std::memcpy(&h, bytes.data(), sizeof h);
+  if (h.magic != kSegmentMagic) return corrupt(path, "not a ringbus segment file (bad magic)");
+  if (h.version != kSegmentVersion) {
+    return Error{Errc::version_mismatch, path + ": segment format version " + std::to_string(h.version) +
+                                             ", this ringbus reads version " + std::to_string(kSegmentVersion)};
+  }
+  if (h.header_size != sizeof(SegmentHeader)) return corrupt(path, "header_size " + std::to_string(h.header_size));
+  if (h.base_offset != base) {
+    return corrupt(path, "base offset " + std::to_string(h.base_offset) + " differs from the file name");
+  }
+  return {};
+}
+
+Status check_index_header(std::span<const std::byte> bytes, const std::string& path, bool time_index,
+                          std::uint64_t base) {
+  if (bytes.size() < sizeof(IndexHeader)) {
+    return corrupt(path, "truncated: " + std::to_string(bytes.size()) + " bytes, an index header is 32");
+  }
+  IndexHeader h;
+  std::memcpy(&h, bytes.data(), sizeof h);
+  const IndexHeader want = make_index_header(time_index, base);
+  if (h.magic != want.magic) return corrupt(path, "not a ringbus index file (bad magic)");
+  if (h.version != kSegmentVersion) {
+    return Error{Errc::version_mismatch, path + ": index format version " + std::to_string(h.version) +
+                                             ", this ringbus reads version " + std::to_string(kSegmentVersion)};
+  }
+  if (h.entry_size != want.entry_size) return corrupt(path, "entry_size " + std::to_string(h.entry_size));
+  if (h.base_offset != base) {
+    return corrupt(path, "base offset " + std::to_string(h.base_offset) + " differs from the file name");
+  }
+  return {};
+}
+
+std::int64_t wall_clock_ns() noexcept {
+  timespec ts{};
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+}  // namespace ringbus::io

@@ -1,0 +1,29 @@
+// A topic's configuration as stored in its log directory
+// (<data-dir>/<topic>/topic.meta), so that a restarted broker recreates the
+// topic with the same settings. Binary, with magic, version and a CRC32C;
+// the decoder trusts nothing (fuzz target: tests/fuzz/topic_meta_fuzz.cpp).
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "ringbus/result.h"
+#include "ringbus/topic.h"
+
+namespace ringbus::io {
+
+inline constexpr const char* kTopicMetaName = "topic.meta";
+
+struct TopicMeta {
+  TopicConfig config;
+  std::uint64_t topic_id = 0;
+};
+
+std::vector<std::byte> encode_topic_meta(const TopicMeta& meta);
+// Checks magic, version, size, CRC, and every field (validate_topic_config);
+// the message names `path` and what is wrong.
+Result<TopicMeta> decode_topic_meta(std::span<const std::byte> bytes, const std::string& path);
+
+}  // namespace ringbus::io

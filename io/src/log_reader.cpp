@@ -207,8 +207,9 @@ ReadStatus LogReader::seek_time(std::int64_t timestamp_ns, std::uint64_t limit, 
     return ReadStatus::end;
   }
   // The newest timestamp a segment's time index knows (its last entry), or
-  // INT64_MIN if it has none. Monotonic across segments (a segment's index
-  // carries the largest timestamp seen so far), so a binary search applies.
+  // INT64_MIN if it has none. Monotonic across segments (entries carry the
+  // largest timestamp seen so far, and every closed segment has one: its
+  // first batch is always indexed), so a binary search applies.
   auto last_time = [&](std::uint64_t base, std::uint32_t* rel) -> std::int64_t {
     const std::string path = segment_path(dir_, base, kTimeIndexExt);
     auto fd = io_.open_read(path);
@@ -236,7 +237,8 @@ ReadStatus LogReader::seek_time(std::int64_t timestamp_ns, std::uint64_t limit, 
   std::size_t hi = segments_.size();
   while (lo < hi) {
     const std::size_t mid = (lo + hi) / 2;
-    if (last_time(segments_[mid], nullptr) >= timestamp_ns) {
+    // The active segment's entries may not be on disk yet; it is the newest.
+    if (mid + 1 == segments_.size() || last_time(segments_[mid], nullptr) >= timestamp_ns) {
       hi = mid;
     } else {
       lo = mid + 1;

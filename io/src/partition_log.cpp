@@ -197,7 +197,7 @@ Result<std::unique_ptr<PartitionLog>> PartitionLog::open(FileIo& io, std::string
     auto end = scan_batches(io, fd.value(), sizeof(SegmentHeader), base, &reason,
                             [&](const BatchHeader& h, std::uint64_t pos) {
                               max_ts = std::max(max_ts, h.max_timestamp_ns);
-                              if (pos - last >= settings.index_interval_bytes) {
+                              if (index.empty() || pos - last >= settings.index_interval_bytes) {
                                 const auto rel = static_cast<std::uint32_t>(h.base_offset - base);
                                 index.push_back({rel, static_cast<std::uint32_t>(pos)});
                                 times.push_back({max_ts, rel, 0});
@@ -336,7 +336,7 @@ Status PartitionLog::recover_tail(RecoveryReport* report) {
   std::string reason;
   auto end = scan_batches(io_, active_fd_, position, end_offset_, &reason, [&](const BatchHeader& b, std::uint64_t pos) {
     max_timestamp_ns_ = std::max(max_timestamp_ns_, b.max_timestamp_ns);
-    if (pos - last_indexed_position_ >= settings_.index_interval_bytes) {
+    if (index_.empty() || pos - last_indexed_position_ >= settings_.index_interval_bytes) {
       const auto rel = static_cast<std::uint32_t>(b.base_offset - base);
       index_.push_back({rel, static_cast<std::uint32_t>(pos)});
       time_index_.push_back({max_timestamp_ns_, rel, 0});
@@ -411,7 +411,7 @@ PartitionLog::Placement PartitionLog::append(std::span<const std::byte> batch) {
   segments_.back().bytes = active_size_;
   total_bytes_ += batch.size();
   max_timestamp_ns_ = std::max(max_timestamp_ns_, h.max_timestamp_ns);
-  if (position - last_indexed_position_ >= settings_.index_interval_bytes) {
+  if (index_.empty() || position - last_indexed_position_ >= settings_.index_interval_bytes) {
     const auto rel = static_cast<std::uint32_t>(h.base_offset - segments_.back().base);
     index_.push_back({rel, static_cast<std::uint32_t>(position)});
     time_index_.push_back({max_timestamp_ns_, rel, 0});

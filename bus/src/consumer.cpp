@@ -6,8 +6,13 @@
 #include <cstring>
 #include <utility>
 
+#include <unistd.h>
+
+#include "file_io.h"
+#include "log_reader.h"
 #include "partition_ring.h"
 #include "record_frame.h"
+#include "segment_files.h"
 #include "topic_files.h"
 
 namespace ringbus {
@@ -21,7 +26,17 @@ namespace {
 struct PartitionCursor {
   detail::PartitionRing* ring;
   detail::ReaderCursor cursor;
+  std::string log_dir;                   // "" : the topic has no commit log
+  std::unique_ptr<io::LogReader> disk;   // set while reading from the log
 };
+
+// The topic's commit log directory, through the link its broker made.
+std::string topic_log_directory(std::string_view instance, std::string_view topic) {
+  const std::string link = detail::topic_directory(instance, topic) + "/" + detail::kLogLinkName;
+  char target[4096];
+  const ssize_t n = ::readlink(link.c_str(), target, sizeof target - 1);
+  return n > 0 ? std::string(target, static_cast<std::size_t>(n)) : std::string();
+}
 
 }  // namespace
 
@@ -34,16 +49,91 @@ struct Consumer::Impl {
   std::vector<std::byte> copy;       // non-gating: the batch being checked
   std::vector<std::atomic<std::uint32_t>*> wake_words;
   std::vector<std::uint32_t> wake_values;
+  std::unique_ptr<io::FileIo> disk_io;  // plain reads (pread), shared by the partitions' readers
 
   ~Impl() {
     for (PartitionCursor& p : parts) p.ring->close_cursor(p.cursor);
+    parts.clear();  // the readers use disk_io
   }
 
   bool deliver_in_place(PartitionCursor& part, const detail::RecordHandlerRef& handler, std::size_t& delivered);
   // Returns false if the copy may be torn (the consumer was lapped).
   bool deliver_copy(PartitionCursor& part, const detail::RecordHandlerRef& handler, std::size_t& delivered);
   bool has_news(const PartitionCursor& part) const noexcept;
+  // Starts reading a partition from its commit log at `offset`; false (with
+  // the reason) if the log does not have it.
+  bool go_to_disk(PartitionCursor& part, std::uint64_t offset, std::string& error);
+  // Reads from disk; returns true if the partition is back on the ring.
+  bool poll_disk(PartitionCursor& part, const detail::RecordHandlerRef& handler, std::size_t max_records,
+                 PollResult& r);
 };
+
+bool Consumer::Impl::go_to_disk(PartitionCursor& part, std::uint64_t offset, std::string& error) {
+  if (part.log_dir.empty()) return false;
+  if (!disk_io) disk_io = io::make_pwrite_io();
+  part.disk = std::make_unique<io::LogReader>(*disk_io, part.log_dir);
+  const io::ReadStatus s = part.disk->seek(offset);
+  if (s != io::ReadStatus::batch) {
+    error = part.disk->error();
+    part.disk.reset();
+    return false;
+  }
+  if (part.cursor.gating_slot >= 0) part.ring->close_cursor(part.cursor);
+  part.cursor = detail::ReaderCursor{};
+  part.cursor.offset = part.cursor.deliver_from = offset;
+  return true;
+}
+
+bool Consumer::Impl::poll_disk(PartitionCursor& part, const detail::RecordHandlerRef& handler, std::size_t max_records,
+                               PollResult& r) {
+  detail::ReaderCursor& c = part.cursor;
+  const std::uint32_t partition = part.ring->partition();
+  // Below log_written every batch is completely written.
+  const std::uint64_t limit = part.ring->header().log_written.load(std::memory_order_acquire);
+  while (r.records < max_records) {
+    io::DecodedBatch batch;
+    const io::ReadStatus s = part.disk->next(limit, batch);
+    if (s == io::ReadStatus::batch) {
+      std::size_t delivered = 0;
+      io::for_each_record(batch, partition, [&](const Record& rec) {
+        if (rec.offset >= c.deliver_from) {
+          handler(rec);
+          ++delivered;
+        }
+      });
+      r.records += delivered;
+      c.offset = c.deliver_from = std::max(c.deliver_from, batch.header.base_offset + batch.header.offset_span);
+      continue;
+    }
+    if (s == io::ReadStatus::end) {
+      // Caught up with the log: back to the ring if it still holds our position.
+      std::string error;
+      detail::ReaderCursor ring_cursor;
+      if (part.ring->open_cursor(ring_cursor, StartPosition::Kind::offset, c.deliver_from, options.gating, error)) {
+        part.disk.reset();
+        c = ring_cursor;
+        return true;
+      }
+      return false;
+    }
+    // Lost records: out of range (retention) or corrupt (skip the segment).
+    r.partition = partition;
+    r.missed_from = c.deliver_from;
+    if (s == io::ReadStatus::out_of_range || s == io::ReadStatus::error) {
+      r.status = PollStatus::out_of_range;
+      std::string error;
+      const std::uint64_t earliest = std::max(part.disk->earliest(), c.deliver_from);
+      if (!go_to_disk(part, earliest, error)) return false;
+    } else {
+      r.status = PollStatus::corrupt;
+      (void)part.disk->skip_segment();
+      c.offset = c.deliver_from = std::max(c.deliver_from, part.disk->next_offset());
+    }
+    r.resumed_at = c.deliver_from;
+    return false;
+  }
+  return false;
+}
 
 // Gating: producers cannot overwrite the claim while we hold its position, so
 // the handler sees the ring itself. walk_claim checks each frame before it is
@@ -113,15 +203,31 @@ Result<Consumer> Consumer::open(std::string_view instance, std::string_view topi
       return Error{Errc::invalid_argument, "partition " + std::to_string(p) + " is listed twice"};
     }
   }
+  const std::string log_dir = topic_log_directory(instance, topic);
   for (const std::uint32_t p : ids) {
-    PartitionCursor part{&impl->topic->ring(p), {}};
-    std::string error;
-    if (!part.ring->open_cursor(part.cursor, impl->options.start.kind, impl->options.start.offset,
-                                impl->options.gating, error)) {
-      return Error{Errc::invalid_argument, "topic '" + std::string(topic) + "': " + error};
-    }
-    impl->parts.push_back(part);
+    PartitionCursor part{&impl->topic->ring(p), {}, log_dir.empty() ? "" : io::partition_log_directory(log_dir, p), {}};
     impl->wake_words.push_back(part.ring->wake_word());
+    const StartPosition start = impl->options.start;
+    std::string error;
+    // From the earliest, or an offset the ring no longer holds: the log.
+    const std::uint64_t disk_start = part.ring->header().log_start_offset.load(std::memory_order_acquire);
+    if (!part.log_dir.empty() && start.kind == StartPosition::Kind::earliest &&
+        disk_start < part.ring->header().log_written.load(std::memory_order_acquire) &&
+        impl->go_to_disk(part, disk_start, error)) {
+      impl->parts.push_back(std::move(part));
+      continue;
+    }
+    if (part.ring->open_cursor(part.cursor, start.kind, start.offset, impl->options.gating, error)) {
+      impl->parts.push_back(std::move(part));
+      continue;
+    }
+    std::string disk_error;
+    if (start.kind == StartPosition::Kind::offset && start.offset < part.ring->tail().second &&
+        impl->go_to_disk(part, start.offset, disk_error)) {
+      impl->parts.push_back(std::move(part));
+      continue;
+    }
+    return Error{Errc::invalid_argument, "topic '" + std::string(topic) + "': " + (disk_error.empty() ? error : disk_error)};
   }
   impl->wake_values.resize(impl->parts.size());
   impl->partition_ids = std::move(ids);
@@ -141,6 +247,15 @@ PollResult Consumer::poll_with(detail::RecordHandlerRef handler, std::size_t max
   bool all_deleted = true;
   for (std::size_t k = 0; k < count && r.records < max_records; ++k) {
     PartitionCursor& part = im.parts[(im.next + k) % count];
+    if (part.disk) {
+      const bool back_on_ring = im.poll_disk(part, handler, max_records, r);
+      if (r.status != PollStatus::ok) {
+        im.next = (im.next + 1) % count;
+        return r;
+      }
+      all_deleted = false;
+      if (!back_on_ring) continue;
+    }
     const std::uint64_t start_position = part.cursor.position;
     bool part_deleted = false;
     while (r.records < max_records) {
@@ -163,6 +278,12 @@ PollResult Consumer::poll_with(detail::RecordHandlerRef handler, std::size_t max
       } else if (s != Step::lapped) {
         break;  // empty or pending
       }
+      // Lapped with a commit log: what the ring lost is on disk.
+      std::string disk_error;
+      if (lost == PollStatus::lapped &&
+          im.go_to_disk(part, std::max(part.cursor.offset, part.cursor.deliver_from), disk_error)) {
+        break;
+      }
       // Lapped or corrupt: report the first offset lost, resume at the newest.
       const detail::Pair t = part.ring->tail();
       r.status = lost;
@@ -177,7 +298,7 @@ PollResult Consumer::poll_with(detail::RecordHandlerRef handler, std::size_t max
       return r;
     }
     all_deleted = all_deleted && part_deleted;
-    if (gating && part.cursor.position != start_position) part.ring->publish_gate(part.cursor);
+    if (gating && !part.disk && part.cursor.position != start_position) part.ring->publish_gate(part.cursor);
   }
   im.next = (im.next + 1) % count;
   if (r.records == 0 && all_deleted) r.status = PollStatus::topic_deleted;
@@ -185,6 +306,7 @@ PollResult Consumer::poll_with(detail::RecordHandlerRef handler, std::size_t max
 }
 
 bool Consumer::Impl::has_news(const PartitionCursor& part) const noexcept {
+  if (part.disk) return part.disk->next_offset() < part.ring->header().log_written.load(std::memory_order_acquire);
   return part.ring->has_news(part.cursor, options.gating);
 }
 
@@ -228,7 +350,11 @@ bool Consumer::wait(std::chrono::nanoseconds timeout) {
   }
   bool news = any_news();
   if (!news) {
-    const std::chrono::nanoseconds sleep = check_abandoned(timeout);
+    std::chrono::nanoseconds sleep = check_abandoned(timeout);
+    // The flusher does not wake readers of the log: look again soon.
+    if (std::any_of(im.parts.begin(), im.parts.end(), [](const PartitionCursor& p) { return p.disk != nullptr; })) {
+      sleep = std::min<std::chrono::nanoseconds>(sleep, std::chrono::milliseconds(1));
+    }
     news = any_news();  // the check may have revoked what we were waiting on
     if (!news) {
       detail::futex_wait_any(im.wake_words, im.wake_values, sleep);

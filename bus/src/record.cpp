@@ -28,7 +28,8 @@ const char* to_string(PollStatus s) noexcept {
     case PollStatus::ok: return "ok";
     case PollStatus::lapped: return "lapped (producers overwrote records this consumer had not read)";
     case PollStatus::topic_deleted: return "topic deleted";
-    case PollStatus::corrupt: return "corrupt record in the ring (skipped to the newest record)";
+    case PollStatus::corrupt: return "corrupt record (skipped past it)";
+    case PollStatus::out_of_range: return "offset out of range (deleted by retention; resumed at the earliest)";
   }
   return "unknown";
 }

@@ -13,6 +13,12 @@
 //    a torn record: each batch is copied out of the ring and checked before
 //    the handler sees it (as Agrona's CopyBroadcastReceiver does), since
 //    producers may overwrite the ring at any moment.
+//
+// When the topic has a commit log (its broker has a data directory), a
+// consumer whose position is no longer in the ring (it started at an old
+// offset or from the earliest, or it was lapped) reads the segment files
+// itself, with the same poll() and handler, and goes back to the ring once it
+// has caught up. It is then never lapped.
 #pragma once
 
 #include <chrono>
@@ -28,6 +34,7 @@
 namespace ringbus {
 
 struct StartPosition {
+  // earliest: the earliest record kept (on disk if the topic has a log).
   enum class Kind : std::uint8_t { earliest, latest, offset };
   Kind kind = Kind::latest;
   std::uint64_t offset = 0;

@@ -99,16 +99,20 @@ enum class PollStatus : std::uint8_t {
   topic_deleted,  // the topic was deleted and everything before was delivered
   corrupt,        // a gating consumer found a frame no producer writes (a
                   // producer stopped past the abandoned-claim timeout wrote
-                  // over newer records): skipped to the newest record
+                  // over newer records): skipped to the newest record; or a
+                  // batch on disk failed its checks: skipped to the next segment
+  out_of_range,   // reading from the commit log, the position was deleted by
+                  // retention: resumed at the earliest offset on disk
 };
 const char* to_string(PollStatus s) noexcept;
 
 struct [[nodiscard]] PollResult {
   PollStatus status = PollStatus::ok;
   std::size_t records = 0;  // handed to the handler by this call
-  // When lapped or corrupt: the partition, the first offset that was lost, and the
-  // offset the consumer resumed at (its missed records are [missed_from,
-  // resumed_at); the commit log of the next issue serves them from disk).
+  // When lapped, corrupt or out_of_range: the partition, the first offset
+  // that was lost, and the offset the consumer resumed at (its missed records
+  // are [missed_from, resumed_at)). A consumer of a topic with a commit log
+  // is never lapped: it reads what the ring lost from disk.
   std::uint32_t partition = 0;
   std::uint64_t missed_from = 0;
   std::uint64_t resumed_at = 0;

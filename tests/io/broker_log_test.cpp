@@ -1,0 +1,245 @@
+// The broker with a data directory: durable acknowledgements, a restart that
+// goes on from the logs' end offsets, consumers that read from disk and
+// cross back to the ring, and a disk that fills up and recovers.
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "../bus/test_support.h"
+#include "file_io.h"
+#include "flusher.h"
+#include "log_reader.h"
+#include "ringbus/broker.h"
+#include "segment_files.h"
+#include "topic_files.h"
+
+namespace ringbus::test {
+namespace {
+
+struct LogBroker : ::testing::Test {
+  std::string instance = unique_instance("log");
+  std::filesystem::path data = std::filesystem::temp_directory_path() / ("ringbus-data-" + instance);
+  std::vector<std::string> messages;
+
+  ~LogBroker() override {
+    std::error_code ec;
+    std::filesystem::remove_all(data, ec);
+  }
+  Broker start() {
+    BrokerOptions o{instance, data.string()};
+    o.logger = [this](const char* level, const std::string& m) { messages.push_back(std::string(level) + ": " + m); };
+    auto b = Broker::start(o);
+    if (!b) {
+      ADD_FAILURE() << b.error().message;
+      std::abort();
+    }
+    return std::move(b.value());
+  }
+  static TopicConfig config(const std::string& name, Durability d = Durability::every_ack) {
+    TopicConfig c = topic(name, 1, 64 * 1024, 1024);
+    c.log.durability = d;
+    c.log.segment_bytes = 1 << 20;
+    return c;
+  }
+  static std::string value(std::uint64_t i) { return "value-" + std::to_string(i); }
+  // Reads `count` records from `start`, checking offsets and values.
+  void expect_records(std::uint64_t from, std::uint64_t count, ConsumerOptions o) {
+    auto c = Consumer::open(instance, "t", o);
+    ASSERT_TRUE(c.ok()) << c.error().message;
+    std::uint64_t next = from;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (next < from + count && std::chrono::steady_clock::now() < deadline) {
+      const PollResult r = c->poll([&](const Record& rec) {
+        ASSERT_EQ(rec.offset, next);
+        ASSERT_EQ(rec.value, value(next));
+        ++next;
+      });
+      ASSERT_EQ(r.status, PollStatus::ok) << to_string(r.status);
+      if (r.records == 0) (void)c->wait(std::chrono::milliseconds(10));
+    }
+    EXPECT_EQ(next, from + count);
+  }
+};
+
+TEST_F(LogBroker, DurableAcknowledgementsAndARestartThatGoesOn) {
+  {
+    Broker b = start();
+    ASSERT_TRUE(b.create_topic(config("t")).ok());
+    Producer p = std::move(Producer::open(instance, "t").value());
+    for (std::uint64_t i = 0; i < 2000; ++i) {
+      const PublishResult r = p.publish("", value(i));
+      ASSERT_TRUE(r.ok());
+      ASSERT_EQ(r.offset, i);
+      if (i % 100 == 99) {
+        ASSERT_EQ(p.wait_durable(r, std::chrono::seconds(10)), PublishStatus::ok);
+      }
+    }
+    const TopicInfo info = b.describe_topic("t").value();
+    EXPECT_TRUE(info.partition_info[0].has_log);
+    EXPECT_GE(info.partition_info[0].durable_offset, 2000u);
+  }
+  Broker b = start();
+  const TopicInfo info = b.describe_topic("t").value();
+  EXPECT_EQ(info.partition_info[0].end_offset, 2000u);
+  bool clean = false;
+  for (const std::string& m : messages) clean = clean || m.find("clean shutdown") != std::string::npos;
+  EXPECT_TRUE(clean);
+  // The ring is new and empty: everything before comes from disk.
+  expect_records(0, 2000, from_earliest());
+  ConsumerOptions at;
+  at.start = StartPosition::at(1500);
+  expect_records(1500, 500, at);
+  Producer p = std::move(Producer::open(instance, "t").value());
+  const PublishResult r = p.publish("", value(2000));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.offset, 2000u);
+}
+
+TEST_F(LogBroker, ConsumerFromZeroCrossesFromDiskToTheRingWhileProducersWrite) {
+  Broker b = start();
+  ASSERT_TRUE(b.create_topic(config("t", Durability::page_cache)).ok());
+  constexpr std::uint64_t kFirst = 20'000;  // 64 KiB ring: most of these are only on disk
+  constexpr std::uint64_t kTotal = 60'000;
+  Producer p = std::move(Producer::open(instance, "t").value());
+  for (std::uint64_t i = 0; i < kFirst; ++i) ASSERT_TRUE(p.publish("", value(i)).ok());
+  std::thread writer([&] {
+    Producer q = std::move(Producer::open(instance, "t").value());
+    for (std::uint64_t i = kFirst; i < kTotal; ++i) ASSERT_TRUE(q.publish("", value(i)).ok());
+  });
+  expect_records(0, kTotal, from_earliest());
+  writer.join();
+}
+
+TEST_F(LogBroker, GatingConsumerFromAnOldOffsetReadsDiskThenGatesTheRing) {
+  Broker b = start();
+  ASSERT_TRUE(b.create_topic(config("t", Durability::page_cache)).ok());
+  Producer p = std::move(Producer::open(instance, "t").value());
+  for (std::uint64_t i = 0; i < 10'000; ++i) ASSERT_TRUE(p.publish("", value(i)).ok());
+  ConsumerOptions o;
+  o.start = StartPosition::at(10);
+  o.gating = true;
+  expect_records(10, 9'990, o);
+}
+
+TEST_F(LogBroker, ASlowNonGatingConsumerIsNeverLappedItReadsTheDisk) {
+  Broker b = start();
+  ASSERT_TRUE(b.create_topic(config("t", Durability::page_cache)).ok());
+  auto c = Consumer::open(instance, "t", from_earliest());
+  ASSERT_TRUE(c.ok());
+  Producer p = std::move(Producer::open(instance, "t").value());
+  std::uint64_t next = 0;
+  for (std::uint64_t round = 0; round < 20; ++round) {
+    for (std::uint64_t i = 0; i < 2'000; ++i) ASSERT_TRUE(p.publish("", value(round * 2000 + i)).ok());
+    // Reads a little each round: producers lap it many times over.
+    const PollResult r = c->poll([&](const Record& rec) {
+      ASSERT_EQ(rec.offset, next);
+      ++next;
+    }, 100);
+    ASSERT_EQ(r.status, PollStatus::ok) << to_string(r.status);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (next < 40'000 && std::chrono::steady_clock::now() < deadline) {
+    const PollResult r = c->poll([&](const Record& rec) {
+      ASSERT_EQ(rec.offset, next);
+      ASSERT_EQ(rec.value, value(next));
+      ++next;
+    });
+    ASSERT_EQ(r.status, PollStatus::ok) << to_string(r.status);
+    if (r.records == 0) (void)c->wait(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(next, 40'000u);
+}
+
+TEST_F(LogBroker, WaitDurableWithoutACommitLogSaysSo) {
+  auto b = Broker::start({instance});
+  ASSERT_TRUE(b.ok());
+  ASSERT_TRUE(b->create_topic(topic("t")).ok());
+  Producer p = std::move(Producer::open(instance, "t").value());
+  const PublishResult r = p.publish("", "x");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(p.wait_durable(r, std::chrono::seconds(1)), PublishStatus::no_commit_log);
+}
+
+TEST_F(LogBroker, ASecondBrokerOnTheSameDataDirectoryIsRefused) {
+  Broker b = start();
+  BrokerOptions o{unique_instance("other"), data.string()};
+  auto second = Broker::start(o);
+  ASSERT_FALSE(second.ok());
+  EXPECT_NE(second.error().message.find("in use by another broker"), std::string::npos) << second.error().message;
+}
+
+TEST_F(LogBroker, DeletingATopicDeletesItsLog) {
+  Broker b = start();
+  ASSERT_TRUE(b.create_topic(config("t")).ok());
+  EXPECT_TRUE(std::filesystem::exists(data / "t" / "0"));
+  ASSERT_TRUE(b.delete_topic("t").ok());
+  EXPECT_FALSE(std::filesystem::exists(data / "t"));
+  ASSERT_TRUE(b.create_topic(config("t")).ok());
+}
+
+// Disk full: the write fails, the error is logged once and published to
+// waiters, the flusher retries, and once the disk has room again everything
+// is written, nothing lost or doubled.
+TEST(FlusherFaults, DiskFullIsReportedOnceAndTheFlusherResumes) {
+  const std::string instance = unique_instance("full");
+  auto b = Broker::start({instance});
+  ASSERT_TRUE(b.ok());
+  TopicConfig c = topic("t", 1, 64 * 1024, 1024);
+  ASSERT_TRUE(b->create_topic(c).ok());
+  auto map = detail::TopicMap::open(instance, "t").value();
+  map->ring(0).header().log_durability.store(static_cast<std::uint32_t>(detail::LogDurability::synced));
+  auto mem = std::make_unique<io::MemoryIo>();
+  io::MemoryIo* raw = mem.get();
+  // Writes 1-3 create the first segment's files; 4 is the first batch.
+  raw->inject({5, -ENOSPC, 100});
+  std::vector<std::string> lines;
+  std::mutex mu;
+  io::FlusherThread flusher(std::move(mem), [&](const char* level, const std::string& m) {
+    std::lock_guard lock(mu);
+    lines.push_back(std::string(level) + ": " + m);
+  });
+  c.log.durability = Durability::every_ack;
+  ASSERT_TRUE(flusher.add(map, 0, "/mem/t/0", c.log).ok());
+  Producer p = std::move(Producer::open(instance, "t").value());
+  PublishResult last;
+  for (std::uint64_t i = 0; i < 50; ++i) {
+    last = p.publish("", "value-" + std::to_string(i));
+    ASSERT_TRUE(last.ok());
+    PublishStatus s;
+    while ((s = p.wait_durable(last, std::chrono::seconds(10))) == PublishStatus::log_failed) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    ASSERT_EQ(s, PublishStatus::ok);
+  }
+  flusher.stop();
+  std::lock_guard lock(mu);
+  int errors = 0;
+  int resumed = 0;
+  for (const std::string& l : lines) {
+    errors += l.find("No space left on device") != std::string::npos;
+    resumed += l.find("resumed") != std::string::npos;
+  }
+  EXPECT_EQ(errors, 1);
+  EXPECT_EQ(resumed, 1);
+  io::LogReader r(*raw, "/mem/t/0");
+  ASSERT_EQ(r.seek(0), io::ReadStatus::batch);
+  std::uint64_t next = 0;
+  io::DecodedBatch batch;
+  while (r.next(UINT64_MAX, batch) == io::ReadStatus::batch) {
+    io::for_each_record(batch, 0, [&](const Record& rec) {
+      EXPECT_EQ(rec.offset, next);
+      EXPECT_EQ(rec.value, "value-" + std::to_string(next));
+      ++next;
+    });
+  }
+  EXPECT_EQ(next, 50u);
+}
+
+}  // namespace
+}  // namespace ringbus::test

@@ -31,8 +31,9 @@ struct LogBroker : ::testing::Test {
     std::error_code ec;
     std::filesystem::remove_all(data, ec);
   }
-  Broker start() {
+  Broker start(IoBackend backend = IoBackend::io_uring) {
     BrokerOptions o{instance, data.string()};
+    o.io_backend = backend;
     o.logger = [this](const char* level, const std::string& m) { messages.push_back(std::string(level) + ": " + m); };
     auto b = Broker::start(o);
     if (!b) {
@@ -99,6 +100,23 @@ TEST_F(LogBroker, DurableAcknowledgementsAndARestartThatGoesOn) {
   const PublishResult r = p.publish("", value(2000));
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r.offset, 2000u);
+}
+
+// The fallback where io_uring is unavailable: the same log, written with pwrite.
+TEST_F(LogBroker, ThePwriteBackendWritesTheSameLog) {
+  {
+    Broker b = start(IoBackend::pwrite);
+    ASSERT_TRUE(b.create_topic(config("t")).ok());
+    Producer p = std::move(Producer::open(instance, "t").value());
+    PublishResult r;
+    for (std::uint64_t i = 0; i < 500; ++i) {
+      r = p.publish("", value(i));
+      ASSERT_TRUE(r.ok());
+    }
+    ASSERT_EQ(p.wait_durable(r, std::chrono::seconds(10)), PublishStatus::ok);
+  }
+  Broker b = start(IoBackend::pwrite);
+  expect_records(0, 500, from_earliest());
 }
 
 TEST_F(LogBroker, ConsumerFromZeroCrossesFromDiskToTheRingWhileProducersWrite) {

@@ -68,12 +68,6 @@ std::int64_t monotonic_ns() noexcept {
   return ts.tv_sec * 1'000'000'000LL + ts.tv_nsec;
 }
 
-std::int64_t realtime_ns() noexcept {
-  timespec ts{};
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return ts.tv_sec * 1'000'000'000LL + ts.tv_nsec;
-}
-
 bool process_is_dead(std::int32_t pid) noexcept {
   if (pid <= 0) return false;
   return ::kill(pid, 0) != 0 && errno == ESRCH;

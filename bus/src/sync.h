@@ -8,6 +8,8 @@
 // lock table that other processes cannot see).
 #pragma once
 
+#include <time.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -98,7 +100,13 @@ inline std::int64_t deadline_after(std::int64_t timeout_ns) noexcept {
   const std::int64_t now = monotonic_ns();
   return timeout_ns > INT64_MAX - now ? INT64_MAX : now + timeout_ns;
 }
-std::int64_t realtime_ns() noexcept;
+// CLOCK_REALTIME in nanoseconds. Inline: the log's read side (ringbus_log)
+// uses it without linking bus.
+inline std::int64_t realtime_ns() noexcept {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return ts.tv_sec * 1'000'000'000LL + ts.tv_nsec;
+}
 
 // True if the process `pid` is gone (kill(pid, 0) says ESRCH).
 bool process_is_dead(std::int32_t pid) noexcept;

@@ -84,11 +84,6 @@ Status write_small_file(const std::string& path, std::span<const std::byte> byte
   return {};
 }
 
-Status sync_dir(const std::string& dir) {
-  auto io = io::make_pwrite_io();
-  return io->sync_directory(dir);
-}
-
 // Removes what a broker that died left behind: marks its topics deleted (so
 // clients still mapping them stop cleanly) and unlinks them.
 void remove_leftovers(std::string_view instance) {
@@ -303,9 +298,9 @@ Result<TopicInfo> Broker::create_topic(const TopicConfig& config) {
     if (!plog) return fail(plog.error());
     if (auto s = plog.value()->close_clean(); !s) return fail(s.error());
   }
-  if (auto s = sync_dir(tmp); !s) return fail(s.error());
+  if (auto s = io->sync_directory(tmp); !s) return fail(s.error());
   if (::rename(tmp.c_str(), dir.c_str()) != 0) return fail(Error{Errc::io_error, detail::errno_message("rename " + tmp, errno)});
-  if (auto s = sync_dir(im.data_dir); !s) return s.error();
+  if (auto s = io->sync_directory(im.data_dir); !s) return s.error();
   if (auto s = im.attach_log(config, id, std::vector<std::uint64_t>(config.partitions, 0)); !s) return s.error();
   return ringbus::describe_topic(im.instance, config.name);
 }

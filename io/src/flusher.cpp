@@ -117,7 +117,7 @@ bool PartitionFlusher::pump(std::int64_t now_ns) {
   maybe_sync(now_ns);
   if (now_ns >= next_retention_ns_ && error_ == 0) {
     next_retention_ns_ = now_ns + kRetentionPeriodNs;
-    auto deleted = log_->apply_retention(wall_clock_ns());
+    auto deleted = log_->apply_retention(detail::realtime_ns());
     if (!deleted) {
       report_error(deleted.error().message, 0);
     } else if (deleted.value() > 0) {
@@ -177,24 +177,25 @@ void PartitionFlusher::maybe_sync(std::int64_t now_ns) {
   (void)io_.sync(log_->active_file(), tag_base_ + kSyncTag);
 }
 
-void PartitionFlusher::publish(std::atomic<std::uint64_t>& mark, std::uint64_t value) {
+// Dekker with wait_durable(): the caller stored a mark or the error
+// (seq_cst), then this looks for waiters.
+void PartitionFlusher::wake_durable_waiters() noexcept {
   detail::PartitionHeader& h = ring_.header();
-  // Dekker with wait_durable(): store the mark, then look for waiters.
-  mark.store(value, std::memory_order_seq_cst);
   if (h.durable_waiters.load(std::memory_order_seq_cst) != 0) {
     h.durable_seq.fetch_add(1, std::memory_order_release);
     detail::futex_wake_all(&h.durable_seq);
   }
 }
 
+void PartitionFlusher::publish(std::atomic<std::uint64_t>& mark, std::uint64_t value) {
+  mark.store(value, std::memory_order_seq_cst);
+  wake_durable_waiters();
+}
+
 void PartitionFlusher::set_error(int err) {
   error_ = err;
-  detail::PartitionHeader& h = ring_.header();
-  h.log_error.store(err, std::memory_order_seq_cst);
-  if (h.durable_waiters.load(std::memory_order_seq_cst) != 0) {
-    h.durable_seq.fetch_add(1, std::memory_order_release);
-    detail::futex_wake_all(&h.durable_seq);
-  }
+  ring_.header().log_error.store(err, std::memory_order_seq_cst);
+  wake_durable_waiters();
 }
 
 void PartitionFlusher::report_error(const std::string& what, int err) {

@@ -80,6 +80,7 @@ class PartitionFlusher {
   bool gather(Buffer& b);
   void place_ready(std::int64_t now_ns);
   void maybe_sync(std::int64_t now_ns);
+  void wake_durable_waiters() noexcept;
   void publish(std::atomic<std::uint64_t>& mark, std::uint64_t value);
   void set_error(int err);
   void report_error(const std::string& what, int err);

@@ -76,33 +76,16 @@ std::int64_t LogReader::load(std::uint64_t pos, std::size_t need) {
 // batch. The index is only a hint: the scan that follows checks every batch.
 std::uint64_t LogReader::index_position(std::uint64_t offset) {
   const std::uint64_t base = segments_[seg_];
-  const std::string path = segment_path(dir_, base, kIndexExt);
-  auto fd = io_.open_read(path);
-  if (!fd) return sizeof(SegmentHeader);
-  std::uint64_t result = sizeof(SegmentHeader);
-  auto size = io_.size(fd.value());
+  const std::vector<IndexEntry> entries =
+      read_index_entries<IndexEntry>(io_, segment_path(dir_, base, kIndexExt), base, nullptr);
   auto log_size = io_.size(fd_);
-  if (size && log_size && size.value() >= sizeof(IndexHeader)) {
-    std::vector<std::byte> bytes(size.value());
-    auto got = io_.read(fd.value(), 0, bytes);
-    if (got && check_index_header(std::span(bytes.data(), got.value()), path, false, base)) {
-      const std::size_t n = (got.value() - sizeof(IndexHeader)) / sizeof(IndexEntry);
-      std::vector<IndexEntry> entries(n);
-      std::memcpy(entries.data(), bytes.data() + sizeof(IndexHeader), n * sizeof(IndexEntry));
-      const std::uint64_t rel = offset - base;
-      // Last entry with relative_offset <= rel.
-      auto it = std::upper_bound(entries.begin(), entries.end(), rel,
-                                 [](std::uint64_t r, const IndexEntry& e) { return r < e.relative_offset; });
-      if (it != entries.begin()) {
-        const IndexEntry& e = *(it - 1);
-        if (e.position >= sizeof(SegmentHeader) && e.position < log_size.value() && e.position % kBatchAlign == 0) {
-          result = e.position;
-        }
-      }
-    }
-  }
-  io_.close(fd.value());
-  return result;
+  // Last entry with relative_offset <= offset - base.
+  const auto it = std::upper_bound(entries.begin(), entries.end(), offset - base,
+                                   [](std::uint64_t r, const IndexEntry& e) { return r < e.relative_offset; });
+  if (it == entries.begin() || !log_size) return sizeof(SegmentHeader);
+  const IndexEntry& e = *(it - 1);
+  const bool sound = e.position >= sizeof(SegmentHeader) && e.position < log_size.value() && e.position % kBatchAlign == 0;
+  return sound ? e.position : sizeof(SegmentHeader);
 }
 
 ReadStatus LogReader::seek(std::uint64_t offset) {
@@ -175,29 +158,14 @@ ReadStatus LogReader::next(std::uint64_t limit, DecodedBatch& out) {
 }
 
 ReadStatus LogReader::skip_segment() {
+  // By base offset: refresh() replaces the list, so an index into it goes
+  // stale when retention deleted older segments meanwhile.
+  if (segments_.empty()) return fail(ReadStatus::end, "no segment to skip");
+  const std::uint64_t current = segments_[seg_];
   if (auto s = refresh(); s == ReadStatus::error) return s;
-  const std::uint64_t current = fd_ >= 0 || seg_ < segments_.size() ? segments_[std::min(seg_, segments_.size() - 1)] : 0;
   const auto it = std::upper_bound(segments_.begin(), segments_.end(), current);
   if (it == segments_.end()) return fail(ReadStatus::end, "no segment after " + std::to_string(current));
   return open_segment(static_cast<std::size_t>(it - segments_.begin()));
-}
-
-std::vector<TimeIndexEntry> LogReader::read_time_index(std::uint64_t base) {
-  std::vector<TimeIndexEntry> entries;
-  const std::string path = segment_path(dir_, base, kTimeIndexExt);
-  auto fd = io_.open_read(path);
-  if (!fd) return entries;
-  auto size = io_.size(fd.value());
-  if (size && size.value() >= sizeof(IndexHeader)) {
-    std::vector<std::byte> bytes(size.value());
-    auto got = io_.read(fd.value(), 0, bytes);
-    if (got && check_index_header(std::span(bytes.data(), got.value()), path, true, base)) {
-      entries.resize((got.value() - sizeof(IndexHeader)) / sizeof(TimeIndexEntry));
-      std::memcpy(entries.data(), bytes.data() + sizeof(IndexHeader), entries.size() * sizeof(TimeIndexEntry));
-    }
-  }
-  io_.close(fd.value());
-  return entries;
 }
 
 ReadStatus LogReader::seek_time(std::int64_t timestamp_ns, std::uint64_t limit, std::uint64_t* offset) {
@@ -247,7 +215,8 @@ ReadStatus LogReader::seek_time(std::int64_t timestamp_ns, std::uint64_t limit, 
   std::uint64_t from = segments_.front();
   bool in_lo = false;
   if (lo < segments_.size()) {
-    for (const TimeIndexEntry& e : read_time_index(segments_[lo])) {
+    for (const TimeIndexEntry& e :
+         read_index_entries<TimeIndexEntry>(io_, segment_path(dir_, segments_[lo], kTimeIndexExt), segments_[lo], nullptr)) {
       if (e.timestamp_ns >= timestamp_ns) break;
       from = segments_[lo] + e.relative_offset;
       in_lo = true;

@@ -65,7 +65,6 @@ class LogReader {
   // the bytes available from pos (fewer at the end of the file), or -1.
   std::int64_t load(std::uint64_t pos, std::size_t need);
   std::uint64_t index_position(std::uint64_t offset);
-  std::vector<TimeIndexEntry> read_time_index(std::uint64_t base);
   ReadStatus fail(ReadStatus s, std::string message);
 
   FileIo& io_;

@@ -7,6 +7,7 @@
 #include "batch_codec.h"
 #include "crc32c.h"
 #include "segment_files.h"
+#include "sync.h"
 
 namespace ringbus::io {
 
@@ -52,31 +53,20 @@ class Window {
   std::size_t len_ = 0;
 };
 
-// Reads an index file's entries (after checking its header). An unreadable
-// or missing file gives no entries and a note.
-template <class Entry>
-std::vector<Entry> read_entries(FileIo& io, const std::string& path, bool time, std::uint64_t base, std::string* note) {
-  std::vector<Entry> entries;
-  auto fd = io.open_read(path);
-  if (!fd) {
-    *note = path + ": missing; rebuilt from the segment";
-    return entries;
-  }
-  auto size = io.size(fd.value());
-  std::vector<std::byte> bytes(size ? size.value() : 0);
-  auto got = io.read(fd.value(), 0, bytes);
-  io.close(fd.value());
-  if (!got) {
-    *note = got.error().message + "; rebuilt from the segment";
-    return entries;
-  }
-  if (auto s = check_index_header(std::span(bytes.data(), got.value()), path, time, base); !s) {
-    *note = s.error().message + "; rebuilt from the segment";
-    return entries;
-  }
-  entries.resize((got.value() - sizeof(IndexHeader)) / sizeof(Entry));
-  std::memcpy(entries.data(), bytes.data() + sizeof(IndexHeader), entries.size() * sizeof(Entry));
-  return entries;
+// Adds the batch at `position` to a segment's indexes if it is due: the
+// segment's first batch, then the first after every `interval` bytes. The
+// writer, recovery and the rebuild of a missing index share this rule, so
+// that recovery rewrites exactly what the writer wrote. `max_ts` is the
+// largest timestamp up to and including this batch.
+bool index_batch(std::vector<IndexEntry>& index, std::vector<TimeIndexEntry>& times, std::uint64_t& last_indexed,
+                 std::uint32_t interval, std::uint64_t segment_base, std::uint64_t batch_base, std::uint64_t position,
+                 std::int64_t max_ts) {
+  if (!index.empty() && position - last_indexed < interval) return false;
+  const auto rel = static_cast<std::uint32_t>(batch_base - segment_base);
+  index.push_back({rel, static_cast<std::uint32_t>(position)});
+  times.push_back({max_ts, rel, 0});
+  last_indexed = position;
+  return true;
 }
 
 // Rewrites an index file whole from memory (recovery, repairs).
@@ -156,7 +146,7 @@ Result<std::unique_ptr<PartitionLog>> PartitionLog::open(FileIo& io, std::string
   auto bases = list_segments(io, log->dir_);
   if (!bases) return bases.error();
   if (bases.value().empty()) {
-    if (auto s = log->create_segment(first_offset, wall_clock_ns()); !s) return s.error();
+    if (auto s = log->create_segment(first_offset, detail::realtime_ns()); !s) return s.error();
     log->end_offset_ = first_offset;
     report->clean = true;
     return log;
@@ -197,12 +187,8 @@ Result<std::unique_ptr<PartitionLog>> PartitionLog::open(FileIo& io, std::string
     auto end = scan_batches(io, fd.value(), sizeof(SegmentHeader), base, &reason,
                             [&](const BatchHeader& h, std::uint64_t pos) {
                               max_ts = std::max(max_ts, h.max_timestamp_ns);
-                              if (index.empty() || pos - last >= settings.index_interval_bytes) {
-                                const auto rel = static_cast<std::uint32_t>(h.base_offset - base);
-                                index.push_back({rel, static_cast<std::uint32_t>(pos)});
-                                times.push_back({max_ts, rel, 0});
-                                last = pos;
-                              }
+                              index_batch(index, times, last, settings.index_interval_bytes, base, h.base_offset, pos,
+                                          max_ts);
                             });
     io.close(fd.value());
     if (!end) return end.error();
@@ -259,10 +245,11 @@ Status PartitionLog::open_active(RecoveryReport* report, bool clean) {
       return s;
     }
     active_created_ns_ = h.created_ns;
-    std::string note;
-    index_ = read_entries<IndexEntry>(io_, segment_path(dir_, base, kIndexExt), false, base, &note);
-    time_index_ = read_entries<TimeIndexEntry>(io_, segment_path(dir_, base, kTimeIndexExt), true, base, &note);
-    if (!note.empty() || index_.size() != time_index_.size()) {
+    std::string index_problem;
+    std::string time_problem;
+    index_ = read_index_entries<IndexEntry>(io_, segment_path(dir_, base, kIndexExt), base, &index_problem);
+    time_index_ = read_index_entries<TimeIndexEntry>(io_, segment_path(dir_, base, kTimeIndexExt), base, &time_problem);
+    if (!index_problem.empty() || !time_problem.empty() || index_.size() != time_index_.size()) {
       active_size_ = UINT64_MAX;  // makes the caller fall back to recovery
       return {};
     }
@@ -296,7 +283,7 @@ Status PartitionLog::recover_tail(RecoveryReport* report) {
                             " bytes, offsets from " + std::to_string(base) + ")");
     report->cut_bytes = active_size_;
     report->cut_from_offset = base;
-    h = make_segment_header(base, wall_clock_ns());
+    h = make_segment_header(base, detail::realtime_ns());
     if (auto s = io_.truncate(active_fd_, 0); !s) return s;
     if (auto s = io_.write_now(active_fd_, 0, bytes_of(h)); !s) return s;
     active_size_ = sizeof h;
@@ -307,10 +294,10 @@ Status PartitionLog::recover_tail(RecoveryReport* report) {
   // inside the file, in increasing order; the scan starts at the last one.
   std::string index_note;
   std::string time_note;
-  index_ = read_entries<IndexEntry>(io_, segment_path(dir_, base, kIndexExt), false, base, &index_note);
-  time_index_ = read_entries<TimeIndexEntry>(io_, segment_path(dir_, base, kTimeIndexExt), true, base, &time_note);
+  index_ = read_index_entries<IndexEntry>(io_, segment_path(dir_, base, kIndexExt), base, &index_note);
+  time_index_ = read_index_entries<TimeIndexEntry>(io_, segment_path(dir_, base, kTimeIndexExt), base, &time_note);
   for (const std::string* n : {&index_note, &time_note}) {
-    if (!n->empty()) report->notes.push_back(*n);
+    if (!n->empty()) report->notes.push_back(*n + "; rebuilt from the segment");
   }
   std::size_t k = 0;
   const std::size_t stored = index_.size();
@@ -336,12 +323,8 @@ Status PartitionLog::recover_tail(RecoveryReport* report) {
   std::string reason;
   auto end = scan_batches(io_, active_fd_, position, end_offset_, &reason, [&](const BatchHeader& b, std::uint64_t pos) {
     max_timestamp_ns_ = std::max(max_timestamp_ns_, b.max_timestamp_ns);
-    if (index_.empty() || pos - last_indexed_position_ >= settings_.index_interval_bytes) {
-      const auto rel = static_cast<std::uint32_t>(b.base_offset - base);
-      index_.push_back({rel, static_cast<std::uint32_t>(pos)});
-      time_index_.push_back({max_timestamp_ns_, rel, 0});
-      last_indexed_position_ = pos;
-    }
+    index_batch(index_, time_index_, last_indexed_position_, settings_.index_interval_bytes, base, b.base_offset, pos,
+                max_timestamp_ns_);
     end_offset_ = b.base_offset + b.offset_span;
   });
   if (!end) return end.error();
@@ -411,13 +394,10 @@ PartitionLog::Placement PartitionLog::append(std::span<const std::byte> batch) {
   segments_.back().bytes = active_size_;
   total_bytes_ += batch.size();
   max_timestamp_ns_ = std::max(max_timestamp_ns_, h.max_timestamp_ns);
-  if (index_.empty() || position - last_indexed_position_ >= settings_.index_interval_bytes) {
-    const auto rel = static_cast<std::uint32_t>(h.base_offset - segments_.back().base);
-    index_.push_back({rel, static_cast<std::uint32_t>(position)});
-    time_index_.push_back({max_timestamp_ns_, rel, 0});
-    last_indexed_position_ = position;
-    // Errors here are not fatal: an index is a hint that recovery rebuilds.
-    if (index_.size() - index_written_ >= kIndexWriteGroup) (void)write_index();
+  if (index_batch(index_, time_index_, last_indexed_position_, settings_.index_interval_bytes, segments_.back().base,
+                  h.base_offset, position, max_timestamp_ns_) &&
+      index_.size() - index_written_ >= kIndexWriteGroup) {
+    (void)write_index();  // not fatal: an index is a hint that recovery rebuilds
   }
   end_offset_ = h.base_offset + h.offset_span;
   active_has_batches_ = true;

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <ctime>
 
 #include "file_io.h"
 
@@ -109,12 +108,6 @@ Status check_index_header(std::span<const std::byte> bytes, const std::string& p
     return corrupt(path, "base offset " + std::to_string(h.base_offset) + " differs from the file name");
   }
   return {};
-}
-
-std::int64_t wall_clock_ns() noexcept {
-  timespec ts{};
-  ::clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
 }  // namespace ringbus::io

@@ -3,11 +3,14 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <span>
+#include <type_traits>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "file_io.h"
 #include "log_format.h"
 #include "ringbus/result.h"
 
@@ -23,7 +26,6 @@ std::string segment_path(const std::string& dir, std::uint64_t base, std::string
 std::string partition_log_directory(const std::string& topic_dir, std::uint32_t partition);
 // Parses "<20 digits>.log"; false for any other name.
 bool parse_segment_name(std::string_view name, std::uint64_t& base);
-class FileIo;
 // The base offsets of the segments in `dir`, ascending. A missing directory
 // is an empty log.
 Result<std::vector<std::uint64_t>> list_segments(FileIo& io, const std::string& dir);
@@ -36,7 +38,35 @@ Status check_segment_header(std::span<const std::byte> bytes, const std::string&
 Status check_index_header(std::span<const std::byte> bytes, const std::string& path, bool time_index,
                           std::uint64_t base);
 
-// CLOCK_REALTIME in nanoseconds (segment creation times, retention by age).
-std::int64_t wall_clock_ns() noexcept;
+// The entries of an index file (IndexEntry or TimeIndexEntry), after
+// checking its header. A missing, unreadable or bad file gives no entries,
+// and *problem (if given) says why, naming the file.
+template <class Entry>
+std::vector<Entry> read_index_entries(FileIo& io, const std::string& path, std::uint64_t base, std::string* problem) {
+  constexpr bool time_index = std::is_same_v<Entry, TimeIndexEntry>;
+  std::vector<Entry> entries;
+  std::string why;
+  auto fd = io.open_read(path);
+  if (!fd) {
+    why = path + ": missing";
+  } else {
+    auto size = io.size(fd.value());
+    std::vector<std::byte> bytes(size ? size.value() : 0);
+    auto got = io.read(fd.value(), 0, bytes);
+    io.close(fd.value());
+    Status header = got ? check_index_header(std::span(bytes.data(), got.value()), path, time_index, base)
+                        : Status(got.error());
+    if (!header) {
+      why = header.error().message;
+    } else {
+      entries.resize((got.value() - sizeof(IndexHeader)) / sizeof(Entry));
+      if (!entries.empty()) {
+        std::memcpy(entries.data(), bytes.data() + sizeof(IndexHeader), entries.size() * sizeof(Entry));
+      }
+    }
+  }
+  if (problem != nullptr) *problem = std::move(why);
+  return entries;
+}
 
 }  // namespace ringbus::io

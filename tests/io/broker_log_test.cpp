@@ -49,22 +49,27 @@ struct LogBroker : ::testing::Test {
     return c;
   }
   static std::string value(std::uint64_t i) { return "value-" + std::to_string(i); }
-  // Reads `count` records from `start`, checking offsets and values.
-  void expect_records(std::uint64_t from, std::uint64_t count, ConsumerOptions o) {
-    auto c = Consumer::open(instance, "t", o);
-    ASSERT_TRUE(c.ok()) << c.error().message;
-    std::uint64_t next = from;
+  // Polls `c` until it has read up to `end` (or 30 s pass), checking that
+  // offsets go on from `next` without a gap or a duplicate, and the values.
+  static void read_until(Consumer& c, std::uint64_t& next, std::uint64_t end) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (next < from + count && std::chrono::steady_clock::now() < deadline) {
-      const PollResult r = c->poll([&](const Record& rec) {
+    while (next < end && std::chrono::steady_clock::now() < deadline) {
+      const PollResult r = c.poll([&](const Record& rec) {
         ASSERT_EQ(rec.offset, next);
         ASSERT_EQ(rec.value, value(next));
         ++next;
       });
       ASSERT_EQ(r.status, PollStatus::ok) << to_string(r.status);
-      if (r.records == 0) (void)c->wait(std::chrono::milliseconds(10));
+      if (r.records == 0) (void)c.wait(std::chrono::milliseconds(10));
     }
-    EXPECT_EQ(next, from + count);
+    EXPECT_EQ(next, end);
+  }
+  // Reads `count` records from `start` with a new consumer.
+  void expect_records(std::uint64_t from, std::uint64_t count, ConsumerOptions o) {
+    auto c = Consumer::open(instance, "t", o);
+    ASSERT_TRUE(c.ok()) << c.error().message;
+    std::uint64_t next = from;
+    read_until(c.value(), next, from + count);
   }
 };
 
@@ -161,17 +166,7 @@ TEST_F(LogBroker, ASlowNonGatingConsumerIsNeverLappedItReadsTheDisk) {
     }, 100);
     ASSERT_EQ(r.status, PollStatus::ok) << to_string(r.status);
   }
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (next < 40'000 && std::chrono::steady_clock::now() < deadline) {
-    const PollResult r = c->poll([&](const Record& rec) {
-      ASSERT_EQ(rec.offset, next);
-      ASSERT_EQ(rec.value, value(next));
-      ++next;
-    });
-    ASSERT_EQ(r.status, PollStatus::ok) << to_string(r.status);
-    if (r.records == 0) (void)c->wait(std::chrono::milliseconds(10));
-  }
-  EXPECT_EQ(next, 40'000u);
+  read_until(c.value(), next, 40'000);
 }
 
 TEST_F(LogBroker, WaitDurableWithoutACommitLogSaysSo) {

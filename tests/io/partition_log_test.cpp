@@ -13,6 +13,7 @@
 #include "log_reader.h"
 #include "partition_log.h"
 #include "segment_files.h"
+#include "sync.h"
 
 namespace ringbus::io {
 namespace {
@@ -317,7 +318,7 @@ TEST_F(PartitionLogTest, RetentionByAgeKeepsTheActiveSegment) {
   s.retention_age_ns = 1;
   open(s);
   for (int i = 0; i < 400; ++i) append(4);
-  auto deleted = log->apply_retention(wall_clock_ns() + 1'000'000'000);
+  auto deleted = log->apply_retention(detail::realtime_ns() + 1'000'000'000);
   ASSERT_TRUE(deleted.ok());
   EXPECT_EQ(log->segment_count(), 1u);
   EXPECT_EQ(read_all(log->start_offset()), range(log->start_offset(), 1600));

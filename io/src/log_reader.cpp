@@ -76,27 +76,39 @@ std::int64_t LogReader::load(std::uint64_t pos, std::size_t need) {
 // batch. The index is only a hint: the scan that follows checks every batch.
 std::uint64_t LogReader::index_position(std::uint64_t offset) {
   const std::uint64_t base = segments_[seg_];
-  const std::vector<IndexEntry> entries =
-      read_index_entries<IndexEntry>(io_, segment_path(dir_, base, kIndexExt), base, nullptr);
+  const std::optional<IndexEntry> e = find_index_entry<IndexEntry>(
+      io_, segment_path(dir_, base, kIndexExt), base,
+      [&](const IndexEntry& x) { return x.relative_offset <= offset - base; });
   auto log_size = io_.size(fd_);
-  // Last entry with relative_offset <= offset - base.
-  const auto it = std::upper_bound(entries.begin(), entries.end(), offset - base,
-                                   [](std::uint64_t r, const IndexEntry& e) { return r < e.relative_offset; });
-  if (it == entries.begin() || !log_size) return sizeof(SegmentHeader);
-  const IndexEntry& e = *(it - 1);
-  const bool sound = e.position >= sizeof(SegmentHeader) && e.position < log_size.value() && e.position % kBatchAlign == 0;
-  return sound ? e.position : sizeof(SegmentHeader);
+  if (!e || !log_size) return sizeof(SegmentHeader);
+  const bool sound = e->position >= sizeof(SegmentHeader) && e->position < log_size.value() && e->position % kBatchAlign == 0;
+  return sound ? e->position : sizeof(SegmentHeader);
 }
 
-ReadStatus LogReader::seek(std::uint64_t offset) {
-  if (auto s = refresh(); s == ReadStatus::error) return s;
-  if (segments_.empty() || offset < segments_.front()) {
-    if (segments_.empty()) earliest_ = offset;
-    return fail(ReadStatus::out_of_range, "offset " + std::to_string(offset) + " is out of range, earliest is " +
-                                              std::to_string(earliest_));
+ReadStatus LogReader::seek(std::uint64_t offset) { return seek_listed(offset, false); }
+
+ReadStatus LogReader::seek_listed(std::uint64_t offset, bool fresh) {
+  // The listing of the segments is kept between seeks: listing a directory
+  // of 10,000 segments costs more than the rest of a seek. It is read again
+  // when it cannot be trusted: it is empty; the offset lies below its first
+  // segment (retention moved the earliest) or in its last one (newer
+  // segments may have rolled since); the segment to open is gone.
+  for (;;) {
+    if (!fresh && (segments_.empty() || offset < segments_.front() || offset >= segments_.back())) {
+      if (auto s = refresh(); s == ReadStatus::error) return s;
+      fresh = true;
+    }
+    if (segments_.empty() || offset < segments_.front()) {
+      if (segments_.empty()) earliest_ = offset;
+      return fail(ReadStatus::out_of_range, "offset " + std::to_string(offset) + " is out of range, earliest is " +
+                                                std::to_string(earliest_));
+    }
+    const auto it = std::upper_bound(segments_.begin(), segments_.end(), offset);
+    const ReadStatus s = open_segment(static_cast<std::size_t>(it - segments_.begin()) - 1);
+    if (s == ReadStatus::batch) break;
+    if (s != ReadStatus::out_of_range || fresh) return s;
+    segments_.clear();  // deleted since the listing: list again
   }
-  const auto it = std::upper_bound(segments_.begin(), segments_.end(), offset);
-  if (auto s = open_segment(static_cast<std::size_t>(it - segments_.begin()) - 1); s != ReadStatus::batch) return s;
   pos_ = index_position(offset);
   // Step over whole batches below `offset`, reading only their headers.
   for (;;) {
@@ -215,10 +227,11 @@ ReadStatus LogReader::seek_time(std::int64_t timestamp_ns, std::uint64_t limit, 
   std::uint64_t from = segments_.front();
   bool in_lo = false;
   if (lo < segments_.size()) {
-    for (const TimeIndexEntry& e :
-         read_index_entries<TimeIndexEntry>(io_, segment_path(dir_, segments_[lo], kTimeIndexExt), segments_[lo], nullptr)) {
-      if (e.timestamp_ns >= timestamp_ns) break;
-      from = segments_[lo] + e.relative_offset;
+    const std::optional<TimeIndexEntry> e =
+        find_index_entry<TimeIndexEntry>(io_, segment_path(dir_, segments_[lo], kTimeIndexExt), segments_[lo],
+                                         [&](const TimeIndexEntry& x) { return x.timestamp_ns < timestamp_ns; });
+    if (e) {
+      from = segments_[lo] + e->relative_offset;
       in_lo = true;
     }
   }
@@ -226,7 +239,7 @@ ReadStatus LogReader::seek_time(std::int64_t timestamp_ns, std::uint64_t limit, 
     std::uint32_t rel = 0;
     from = segments_[lo - 1] + (last_time(segments_[lo - 1], &rel) != INT64_MIN ? rel : 0);
   }
-  if (auto s = seek(from); s != ReadStatus::batch) return s;
+  if (auto s = seek_listed(from, true); s != ReadStatus::batch) return s;
   // Scan batches until one reaches the timestamp, then find the record.
   for (;;) {
     DecodedBatch b;

@@ -59,6 +59,8 @@ class LogReader {
 
  private:
   ReadStatus refresh();
+  // seek(), with `fresh` telling that segments_ was listed just now.
+  ReadStatus seek_listed(std::uint64_t offset, bool fresh);
   ReadStatus open_segment(std::size_t i);
   void close_segment();
   // Makes [pos, pos + need) readable from buf_ if the file has it; returns
@@ -69,7 +71,7 @@ class LogReader {
 
   FileIo& io_;
   std::string dir_;
-  std::vector<std::uint64_t> segments_;
+  std::vector<std::uint64_t> segments_;  // base offsets as last listed (kept between seeks)
   std::size_t seg_ = 0;
   int fd_ = -1;
   std::uint64_t pos_ = 0;          // file position of the next batch

@@ -143,15 +143,14 @@ Result<std::unique_ptr<PartitionLog>> PartitionLog::open(FileIo& io, std::string
   auto names = io.list(log->dir_);
   if (!names) return names.error();
   const std::set<std::string> present(names.value().begin(), names.value().end());
-  auto bases = list_segments(io, log->dir_);
-  if (!bases) return bases.error();
-  if (bases.value().empty()) {
+  const std::vector<std::uint64_t> bases = segment_bases(names.value());
+  if (bases.empty()) {
     if (auto s = log->create_segment(first_offset, detail::realtime_ns()); !s) return s.error();
     log->end_offset_ = first_offset;
     report->clean = true;
     return log;
   }
-  for (const std::uint64_t b : bases.value()) log->segments_.push_back({b, UINT64_MAX});
+  for (const std::uint64_t b : bases) log->segments_.push_back({b, UINT64_MAX});
 
   // The clean-shutdown marker: read, then removed before anything is
   // appended, so that a crash from here on is seen as one.

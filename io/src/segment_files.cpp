@@ -32,19 +32,23 @@ bool parse_segment_name(std::string_view name, std::uint64_t& base) {
   return true;
 }
 
-Result<std::vector<std::uint64_t>> list_segments(FileIo& io, const std::string& dir) {
+std::vector<std::uint64_t> segment_bases(const std::vector<std::string>& names) {
   std::vector<std::uint64_t> bases;
-  auto names = io.list(dir);
-  if (!names) {
-    if (names.error().code == Errc::not_found) return bases;
-    return names.error();
-  }
-  for (const std::string& n : names.value()) {
+  for (const std::string& n : names) {
     std::uint64_t base = 0;
     if (parse_segment_name(n, base)) bases.push_back(base);
   }
   std::sort(bases.begin(), bases.end());
   return bases;
+}
+
+Result<std::vector<std::uint64_t>> list_segments(FileIo& io, const std::string& dir) {
+  auto names = io.list(dir);
+  if (!names) {
+    if (names.error().code == Errc::not_found) return std::vector<std::uint64_t>{};
+    return names.error();
+  }
+  return segment_bases(names.value());
 }
 
 SegmentHeader make_segment_header(std::uint64_t base, std::int64_t created_ns) {

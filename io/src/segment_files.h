@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <span>
 #include <type_traits>
 #include <string>
@@ -26,6 +27,8 @@ std::string segment_path(const std::string& dir, std::uint64_t base, std::string
 std::string partition_log_directory(const std::string& topic_dir, std::uint32_t partition);
 // Parses "<20 digits>.log"; false for any other name.
 bool parse_segment_name(std::string_view name, std::uint64_t& base);
+// The base offsets of the segments among a directory's names, ascending.
+std::vector<std::uint64_t> segment_bases(const std::vector<std::string>& names);
 // The base offsets of the segments in `dir`, ascending. A missing directory
 // is an empty log.
 Result<std::vector<std::uint64_t>> list_segments(FileIo& io, const std::string& dir);
@@ -67,6 +70,41 @@ std::vector<Entry> read_index_entries(FileIo& io, const std::string& path, std::
   }
   if (problem != nullptr) *problem = std::move(why);
   return entries;
+}
+
+// The last entry of an index file for which before(entry) holds, found by
+// binary search with one small read per step: a seek reads O(log n) entries,
+// never the whole index (a 1 GiB segment's holds 256k entries). `before`
+// must hold for a prefix of the entries (both indexes grow monotonically).
+// nullopt if it holds for none, or the file is missing or has a bad header.
+template <class Entry, class Before>
+std::optional<Entry> find_index_entry(FileIo& io, const std::string& path, std::uint64_t base, Before before) {
+  constexpr bool time_index = std::is_same_v<Entry, TimeIndexEntry>;
+  auto fd = io.open_read(path);
+  if (!fd) return std::nullopt;
+  std::optional<Entry> found;
+  std::byte head[sizeof(IndexHeader)];
+  auto size = io.size(fd.value());
+  auto got = io.read(fd.value(), 0, head);
+  if (size && got && check_index_header(std::span(head, got.value()), path, time_index, base)) {
+    std::uint64_t lo = 0;  // entries [0, lo) satisfy before(); [hi, n) do not
+    std::uint64_t hi = (size.value() - sizeof(IndexHeader)) / sizeof(Entry);
+    while (lo < hi) {
+      const std::uint64_t mid = lo + (hi - lo) / 2;
+      Entry e{};
+      auto r = io.read(fd.value(), sizeof(IndexHeader) + mid * sizeof(Entry),
+                       std::span(reinterpret_cast<std::byte*>(&e), sizeof e));
+      if (!r || r.value() != sizeof e) break;
+      if (before(e)) {
+        found = e;
+        lo = mid + 1;
+      } else {
+        hi = mid;
+      }
+    }
+  }
+  io.close(fd.value());
+  return found;
 }
 
 }  // namespace ringbus::io

@@ -313,6 +313,38 @@ TEST_F(PartitionLogTest, RetentionBySizeDeletesTheOldestSegments) {
   EXPECT_EQ(read_all(earliest), range(earliest, 3200));
 }
 
+// A reader keeps its listing of the segments between seeks; it must notice
+// segments deleted by retention and segments rolled since it listed.
+TEST_F(PartitionLogTest, AReaderSeesSegmentsDeletedAndRolledSinceItListed) {
+  LogSettings s = small_segments();
+  s.retention_bytes = 128 * 1024;
+  open(s);
+  for (int i = 0; i < 400; ++i) append(4);
+  LogReader r(io, kDir);
+  ASSERT_EQ(r.seek(300), ReadStatus::batch) << r.error();  // lists the segments
+  for (int i = 0; i < 400; ++i) append(4);                  // rolls newer ones
+  ASSERT_TRUE(log->apply_retention(0).ok());               // deletes the oldest
+  const std::uint64_t earliest = log->start_offset();
+  ASSERT_GT(earliest, 400u);
+  // Offset 400 lies in a segment the reader listed and retention deleted.
+  EXPECT_EQ(r.seek(400), ReadStatus::out_of_range);
+  EXPECT_EQ(r.earliest(), earliest);
+  // Offset 3000 lies in a segment rolled after the reader listed.
+  auto from = [&](std::uint64_t offset) {
+    std::vector<std::uint64_t> seen;
+    EXPECT_EQ(r.seek(offset), ReadStatus::batch) << r.error();
+    DecodedBatch b;
+    while (r.next(UINT64_MAX, b) == ReadStatus::batch) {
+      for_each_record(b, 0, [&](const Record& rec) {
+        if (rec.offset >= offset) seen.push_back(rec.offset);
+      });
+    }
+    return seen;
+  };
+  EXPECT_EQ(from(3000), range(3000, 3200));
+  EXPECT_EQ(from(earliest + 10), range(earliest + 10, 3200));
+}
+
 TEST_F(PartitionLogTest, RetentionByAgeKeepsTheActiveSegment) {
   LogSettings s = small_segments();
   s.retention_age_ns = 1;

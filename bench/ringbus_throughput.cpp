@@ -51,6 +51,7 @@
 #include <boost/lockfree/spsc_queue.hpp>
 
 #include "bench_options.h"
+#include "bench_util.h"
 #include "ringbus/broker.h"
 #include "ringbus/consumer.h"
 #include "ringbus/producer.h"
@@ -58,6 +59,7 @@
 namespace {
 
 namespace bip = boost::interprocess;
+using namespace ringbus::bench;
 
 constexpr int kMaxRoles = 4;  // producers + consumers of one case
 constexpr std::uint64_t kSentinel = ~std::uint64_t{0};
@@ -69,40 +71,7 @@ constexpr std::uint32_t kFrameHeader = 32;  // ringbus RecordHeader, for sizing 
 volatile std::sig_atomic_t g_interrupted = 0;
 extern "C" void on_signal(int) { g_interrupted = 1; }
 
-std::int64_t now_ns() noexcept {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);  // vDSO on this machine (clocksource tsc)
-  return ts.tv_sec * 1'000'000'000LL + ts.tv_nsec;
-}
-
 inline void cpu_relax() noexcept { __builtin_ia32_pause(); }
-
-// Keeps the compiler from dropping a copy whose result nobody reads.
-inline void escape(const void* p) noexcept { asm volatile("" : : "g"(p) : "memory"); }
-
-// Pins the calling thread (for a forked child: the whole process).
-bool pin_to_cpu(int cpu) noexcept {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(cpu, &set);
-  return sched_setaffinity(0, sizeof set, &set) == 0;
-}
-
-std::string read_first_line(const char* path) {
-  std::ifstream f(path);
-  std::string line;
-  std::getline(f, line);
-  return line;
-}
-
-std::string cpu_model() {
-  std::ifstream f("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(f, line)) {
-    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
-  }
-  return "?";
-}
 
 // ---------------------------------------------------------------------------
 // Memory shared by the roles of a case, whether they are threads or forked
@@ -1018,13 +987,6 @@ Bench::Latency Bench::run_bare_pingpong() {
 // ---------------------------------------------------------------------------
 // Summaries: medians over the repetitions, and ratio lines.
 
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 struct Series {
   std::vector<Sample> runs;
   std::vector<double> recs() const {
@@ -1045,14 +1007,6 @@ struct Series {
     return static_cast<int>(std::count_if(runs.begin(), runs.end(), [](const Sample& s) { return s.ok; }));
   }
 };
-
-std::string fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
-
-std::string ratio_str(double r) { return fmt(r >= 10 ? "%.1fx" : "%.2fx", r); }
 
 // Per-run ratios: subject and baseline of the same repetition.
 std::vector<double> paired_ratios(const Series& a, const Series& b, bool bytes) {
@@ -1085,10 +1039,9 @@ void print_ratio(const std::string& what, const std::string& a_name, const Serie
   const char* f = bytes ? "%.0f" : "%.2f";
   std::string line = "ratio " + what + ": " + a_name + " " + fmt(f, x * scale) + unit + " / " + b_name + " " +
                      fmt(f, y * scale) + unit + " = " + ratio_str(r);
-  std::string extra = "per-run " + ratio_str(*std::min_element(pr.begin(), pr.end())) + ".." +
-                      ratio_str(*std::max_element(pr.begin(), pr.end()));
+  std::string extra = per_run(pr);
   if (goal > 0) {
-    const std::string g = "goal >= " + fmt(goal >= 1 ? "%.0fx" : "%.2fx", goal) + ": " + (r >= goal ? "met" : "MISSED");
+    const std::string g = goal_str(r, goal);
     extra += "; " + g;
     g_goals.push_back(line + " (" + g + ")");
   }
@@ -1337,15 +1290,12 @@ int main(int argc, char** argv) {
       std::printf("no valid latency runs\n");
     } else {
       auto line = [&](const char* name, const std::vector<double>& r, const char* bare_name,
-                      const std::vector<double>& b, double goal, const std::vector<double>* per_run) {
+                      const std::vector<double>& b, double goal, const std::vector<double>* ratios) {
         const double x = median(r);
         const double y = median(b);
         std::string s = std::string(name) + " " + fmt("%.0f", x) + " ns (bare ping-pong " + bare_name + " " +
                         fmt("%.0f", y) + " ns, " + ratio_str(x / y);
-        if (per_run != nullptr) {
-          s += ", per-run " + ratio_str(*std::min_element(per_run->begin(), per_run->end())) + ".." +
-               ratio_str(*std::max_element(per_run->begin(), per_run->end()));
-        }
+        if (ratios != nullptr) s += ", " + per_run(*ratios);
         if (goal > 0) {
           const std::string g = "goal <= " + fmt("%.0fx", goal) + ": " + (x / y <= goal ? "met" : "MISSED");
           s += "; " + g;

@@ -181,11 +181,6 @@ ReadStatus LogReader::skip_segment() {
 }
 
 ReadStatus LogReader::seek_time(std::int64_t timestamp_ns, std::uint64_t limit, std::uint64_t* offset) {
-  if (auto s = refresh(); s == ReadStatus::error) return s;
-  if (segments_.empty()) {
-    *offset = limit;
-    return ReadStatus::end;
-  }
   // The newest timestamp a segment's time index knows (its last entry), or
   // INT64_MIN if it has none. Monotonic across segments (entries carry the
   // largest timestamp seen so far, and every closed segment has one: its
@@ -210,36 +205,61 @@ ReadStatus LogReader::seek_time(std::int64_t timestamp_ns, std::uint64_t limit, 
     io_.close(fd.value());
     return ts;
   };
-  // First segment whose index has reached timestamp_ns. Start scanning at
-  // its last index entry below the timestamp; if it has none, at the last
-  // entry of the segment before it (the match may lie in that one's tail).
-  std::size_t lo = 0;
-  std::size_t hi = segments_.size();
-  while (lo < hi) {
-    const std::size_t mid = (lo + hi) / 2;
-    // The active segment's entries may not be on disk yet; it is the newest.
-    if (mid + 1 == segments_.size() || last_time(segments_[mid], nullptr) >= timestamp_ns) {
-      hi = mid;
-    } else {
-      lo = mid + 1;
+  // The listing is kept as seek() keeps it, and read again when it is
+  // empty, when the timestamp falls in its last segment or after (newer
+  // segments may have rolled), or when a segment it names is gone.
+  bool fresh = false;
+  auto relist = [&]() {
+    fresh = true;
+    return refresh();
+  };
+  for (;;) {
+    if (segments_.empty() && !fresh && relist() == ReadStatus::error) return ReadStatus::error;
+    if (segments_.empty()) {
+      *offset = limit;
+      return ReadStatus::end;
     }
-  }
-  std::uint64_t from = segments_.front();
-  bool in_lo = false;
-  if (lo < segments_.size()) {
-    const std::optional<TimeIndexEntry> e =
-        find_index_entry<TimeIndexEntry>(io_, segment_path(dir_, segments_[lo], kTimeIndexExt), segments_[lo],
-                                         [&](const TimeIndexEntry& x) { return x.timestamp_ns < timestamp_ns; });
-    if (e) {
-      from = segments_[lo] + e->relative_offset;
-      in_lo = true;
+    // First segment whose index has reached timestamp_ns. Start scanning at
+    // its last index entry below the timestamp; if it has none, at the last
+    // entry of the segment before it (the match may lie in that one's tail).
+    std::size_t lo = 0;
+    std::size_t hi = segments_.size();
+    while (lo < hi) {
+      const std::size_t mid = (lo + hi) / 2;
+      // The active segment's entries may not be on disk yet; it is the newest.
+      if (mid + 1 == segments_.size() || last_time(segments_[mid], nullptr) >= timestamp_ns) {
+        hi = mid;
+      } else {
+        lo = mid + 1;
+      }
     }
+    if (!fresh && lo + 1 >= segments_.size()) {
+      if (relist() == ReadStatus::error) return ReadStatus::error;
+      continue;
+    }
+    std::uint64_t from = segments_.front();
+    bool in_lo = false;
+    if (lo < segments_.size()) {
+      const std::optional<TimeIndexEntry> e =
+          find_index_entry<TimeIndexEntry>(io_, segment_path(dir_, segments_[lo], kTimeIndexExt), segments_[lo],
+                                           [&](const TimeIndexEntry& x) { return x.timestamp_ns < timestamp_ns; });
+      if (e) {
+        from = segments_[lo] + e->relative_offset;
+        in_lo = true;
+      }
+    }
+    if (!in_lo && lo > 0) {
+      std::uint32_t rel = 0;
+      from = segments_[lo - 1] + (last_time(segments_[lo - 1], &rel) != INT64_MIN ? rel : 0);
+    }
+    const ReadStatus s = seek_listed(from, fresh);
+    if (s == ReadStatus::out_of_range && !fresh) {
+      if (relist() == ReadStatus::error) return ReadStatus::error;
+      continue;  // retention deleted segments since the listing
+    }
+    if (s != ReadStatus::batch) return s;
+    break;
   }
-  if (!in_lo && lo > 0) {
-    std::uint32_t rel = 0;
-    from = segments_[lo - 1] + (last_time(segments_[lo - 1], &rel) != INT64_MIN ? rel : 0);
-  }
-  if (auto s = seek_listed(from, true); s != ReadStatus::batch) return s;
   // Scan batches until one reaches the timestamp, then find the record.
   for (;;) {
     DecodedBatch b;

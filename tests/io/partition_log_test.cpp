@@ -343,6 +343,17 @@ TEST_F(PartitionLogTest, AReaderSeesSegmentsDeletedAndRolledSinceItListed) {
   };
   EXPECT_EQ(from(3000), range(3000, 3200));
   EXPECT_EQ(from(earliest + 10), range(earliest + 10, 3200));
+  // The same by time (record o has timestamp 1'000'000 + o), with a reader
+  // that listed before the rolls and the deletions.
+  LogReader t(io, kDir);
+  std::uint64_t offset = 0;
+  ASSERT_EQ(t.seek_time(1'000'000 + 300, UINT64_MAX, &offset), ReadStatus::batch) << t.error();
+  for (int i = 0; i < 400; ++i) append(4);
+  ASSERT_TRUE(log->apply_retention(0).ok());
+  EXPECT_EQ(t.seek_time(1'000'000 + 4700, UINT64_MAX, &offset), ReadStatus::batch) << t.error();
+  EXPECT_EQ(offset, 4700u);
+  EXPECT_EQ(t.seek_time(0, UINT64_MAX, &offset), ReadStatus::batch) << t.error();
+  EXPECT_EQ(offset, log->start_offset());
 }
 
 TEST_F(PartitionLogTest, RetentionByAgeKeepsTheActiveSegment) {

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <set>
 
 #include "batch_codec.h"
 #include "crc32c.h"
@@ -142,8 +141,8 @@ Result<std::unique_ptr<PartitionLog>> PartitionLog::open(FileIo& io, std::string
   if (auto s = io.make_directories(log->dir_); !s) return s.error();
   auto names = io.list(log->dir_);
   if (!names) return names.error();
-  const std::set<std::string> present(names.value().begin(), names.value().end());
-  const std::vector<std::uint64_t> bases = segment_bases(names.value());
+  const SegmentNames files = sort_segment_names(names.value());
+  const std::vector<std::uint64_t>& bases = files.logs;
   if (bases.empty()) {
     if (auto s = log->create_segment(first_offset, detail::realtime_ns()); !s) return s.error();
     log->end_offset_ = first_offset;
@@ -157,7 +156,7 @@ Result<std::unique_ptr<PartitionLog>> PartitionLog::open(FileIo& io, std::string
   const std::string marker_path = log->dir_ + "/" + kCleanMarkerName;
   CleanMarker m{};
   bool clean = false;
-  if (present.count(kCleanMarkerName) != 0) {
+  if (std::find(names.value().begin(), names.value().end(), kCleanMarkerName) != names.value().end()) {
     if (auto fd = io.open_read(marker_path)) {
       auto got = io.read(fd.value(), 0, std::span(reinterpret_cast<std::byte*>(&m), sizeof m));
       io.close(fd.value());
@@ -173,9 +172,10 @@ Result<std::unique_ptr<PartitionLog>> PartitionLog::open(FileIo& io, std::string
   // repaired (found by name: their data is not read).
   for (std::size_t i = 0; i + 1 < log->segments_.size(); ++i) {
     const std::uint64_t base = log->segments_[i].base;
-    const std::string index_name = segment_path("", base, kIndexExt).substr(1);
-    const std::string time_name = segment_path("", base, kTimeIndexExt).substr(1);
-    if (present.count(index_name) != 0 && present.count(time_name) != 0) continue;
+    if (std::binary_search(files.indexes.begin(), files.indexes.end(), base) &&
+        std::binary_search(files.time_indexes.begin(), files.time_indexes.end(), base)) {
+      continue;
+    }
     auto fd = io.open_read(segment_path(log->dir_, base, kLogExt));
     if (!fd) return fd.error();
     std::vector<IndexEntry> index;

@@ -18,8 +18,8 @@ std::string partition_log_directory(const std::string& topic_dir, std::uint32_t 
   return topic_dir + "/" + std::to_string(partition);
 }
 
-bool parse_segment_name(std::string_view name, std::uint64_t& base) {
-  if (name.size() != 20 + kLogExt.size() || name.substr(20) != kLogExt) return false;
+bool parse_segment_name(std::string_view name, std::string_view ext, std::uint64_t& base) {
+  if (name.size() != 20 + ext.size() || name.substr(20) != ext) return false;
   std::uint64_t v = 0;
   for (std::size_t i = 0; i < 20; ++i) {
     const char c = name[i];
@@ -32,14 +32,20 @@ bool parse_segment_name(std::string_view name, std::uint64_t& base) {
   return true;
 }
 
-std::vector<std::uint64_t> segment_bases(const std::vector<std::string>& names) {
-  std::vector<std::uint64_t> bases;
+SegmentNames sort_segment_names(const std::vector<std::string>& names) {
+  SegmentNames out;
   for (const std::string& n : names) {
     std::uint64_t base = 0;
-    if (parse_segment_name(n, base)) bases.push_back(base);
+    if (parse_segment_name(n, kLogExt, base)) {
+      out.logs.push_back(base);
+    } else if (parse_segment_name(n, kIndexExt, base)) {
+      out.indexes.push_back(base);
+    } else if (parse_segment_name(n, kTimeIndexExt, base)) {
+      out.time_indexes.push_back(base);
+    }
   }
-  std::sort(bases.begin(), bases.end());
-  return bases;
+  for (auto* v : {&out.logs, &out.indexes, &out.time_indexes}) std::sort(v->begin(), v->end());
+  return out;
 }
 
 Result<std::vector<std::uint64_t>> list_segments(FileIo& io, const std::string& dir) {
@@ -48,7 +54,7 @@ Result<std::vector<std::uint64_t>> list_segments(FileIo& io, const std::string& 
     if (names.error().code == Errc::not_found) return std::vector<std::uint64_t>{};
     return names.error();
   }
-  return segment_bases(names.value());
+  return sort_segment_names(names.value()).logs;
 }
 
 SegmentHeader make_segment_header(std::uint64_t base, std::int64_t created_ns) {

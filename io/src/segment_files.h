@@ -25,10 +25,16 @@ inline constexpr std::string_view kTimeIndexExt = ".timeindex";
 std::string segment_path(const std::string& dir, std::uint64_t base, std::string_view ext);
 // A partition's log directory inside its topic's log directory.
 std::string partition_log_directory(const std::string& topic_dir, std::uint32_t partition);
-// Parses "<20 digits>.log"; false for any other name.
-bool parse_segment_name(std::string_view name, std::uint64_t& base);
-// The base offsets of the segments among a directory's names, ascending.
-std::vector<std::uint64_t> segment_bases(const std::vector<std::string>& names);
+// Parses "<20 digits><ext>"; false for any other name.
+bool parse_segment_name(std::string_view name, std::string_view ext, std::uint64_t& base);
+// A directory's segment files by kind, as base offsets, ascending (other
+// names are left out). One pass: a log of 10,000 segments has 30,000 names.
+struct SegmentNames {
+  std::vector<std::uint64_t> logs;
+  std::vector<std::uint64_t> indexes;
+  std::vector<std::uint64_t> time_indexes;
+};
+SegmentNames sort_segment_names(const std::vector<std::string>& names);
 // The base offsets of the segments in `dir`, ascending. A missing directory
 // is an empty log.
 Result<std::vector<std::uint64_t>> list_segments(FileIo& io, const std::string& dir);

@@ -1,7 +1,9 @@
 #include "flusher.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
+#include <thread>
 
 #include "segment_files.h"
 #include "sync.h"
@@ -16,6 +18,9 @@ constexpr std::int64_t kRetentionPeriodNs = 1'000'000'000;
 constexpr std::int64_t kMinBackoffNs = 10'000'000;      // failed writes: first retry after 10 ms,
 constexpr std::int64_t kMaxBackoffNs = 1'000'000'000;   // doubling up to 1 s
 constexpr std::uint64_t kSyncTag = PartitionFlusher::kTagSpan - 1;
+constexpr std::int64_t kIdleSpinNs = 100'000;           // caught up: poll this long before sleeping
+constexpr std::int64_t kLingerNs = 1'000'000;           // wait this long for a run worth a write (not every_ack)
+constexpr std::uint64_t kLingerBytes = 256 * 1024;      // ... of this size (at most an eighth of the ring)
 
 }  // namespace
 
@@ -29,7 +34,8 @@ PartitionFlusher::PartitionFlusher(std::shared_ptr<detail::TopicMap> topic, std:
       config_(config),
       log_fn_(std::move(log_fn)),
       tag_base_(tag_base),
-      buffers_(kBuffers) {
+      buffers_(kBuffers),
+      linger_bytes_(std::min<std::uint64_t>(kLingerBytes, topic_->ring(partition).capacity() / 8)) {
   written_ = durable_ = log_->end_offset();
   // The flusher gates the ring from its first record: nothing is
   // overwritten before it is copied out.
@@ -87,7 +93,25 @@ bool PartitionFlusher::gather(Buffer& b) {
   return !b.builder.empty();
 }
 
-bool PartitionFlusher::pump(std::int64_t now_ns) {
+// Waits for a run of records worth a write before reading the ring, up to
+// kLingerNs. A flusher that follows producers record by record reads each
+// cache line while they are still writing it, so the line crosses between
+// cores several times; with small records that cost producers ~25% of
+// their rate (bench/RESULTS.md). Not for every_ack: producers wait on it.
+bool PartitionFlusher::linger(std::int64_t now_ns) noexcept {
+  if (config_.durability == Durability::every_ack) return false;
+  const std::uint64_t pending = ring_.tail().first - cursor_.position;
+  if (pending == 0 || pending >= linger_bytes_) {
+    linger_since_ = 0;
+    return false;
+  }
+  if (linger_since_ == 0) linger_since_ = now_ns;
+  if (now_ns - linger_since_ < kLingerNs) return true;
+  linger_since_ = 0;
+  return false;
+}
+
+bool PartitionFlusher::pump(std::int64_t now_ns, bool drain) {
   bool worked = false;
   if (error_ != 0 && now_ns >= retry_at_ns_) {
     // Retry the failed writes in place (same file, same position).
@@ -99,7 +123,8 @@ bool PartitionFlusher::pump(std::int64_t now_ns) {
     }
     retry_at_ns_ = now_ns + backoff_ns_;
   }
-  for (std::size_t i = 0; i < buffers_.size(); ++i) {
+  lingering_ = !drain && linger(now_ns);
+  for (std::size_t i = 0; i < buffers_.size() && !lingering_; ++i) {
     Buffer& b = buffers_[i];
     if (b.state != State::free) continue;
     if (!gather(b)) break;
@@ -367,6 +392,7 @@ void FlusherThread::run_commands() {
 void FlusherThread::run() {
   std::vector<std::atomic<std::uint32_t>*> words;
   std::vector<std::uint32_t> values;
+  std::int64_t idle_since = 0;
   for (;;) {
     if (has_commands_.load(std::memory_order_acquire)) run_commands();
     if (stopping_.load(std::memory_order_acquire)) break;
@@ -377,9 +403,29 @@ void FlusherThread::run() {
       // Completions come within microseconds to milliseconds: wait for one
       // if there was nothing else to do.
       reap(worked ? 0 : 1);
+      idle_since = 0;
       continue;
     }
-    if (worked) continue;
+    if (worked) {
+      idle_since = 0;
+      continue;
+    }
+    if (std::any_of(parts_.begin(), parts_.end(), [](const auto& kv) { return kv.second->lingering(); })) {
+      // Records are waiting for more to come: look again soon, without
+      // registering as a sleeper (producers would pay a wake per commit).
+      std::this_thread::sleep_for(std::chrono::microseconds(20));
+      continue;
+    }
+    // Caught up: stay awake a little before sleeping. While the flusher
+    // sleeps, every producer commit pays a futex wake (a system call) until
+    // it is up again; a flusher that slept whenever it caught up in the
+    // middle of a burst cost producers ~15% of their rate (bench/RESULTS.md).
+    if (idle_since == 0) idle_since = now;
+    if (now - idle_since < kIdleSpinNs) {
+      for (int i = 0; i < 64; ++i) detail::cpu_relax();
+      continue;
+    }
+    idle_since = 0;
     // Idle: sleep until a producer commits (the rings' wake-up words), a
     // command arrives, or 10 ms pass (sync intervals, retention, retries).
     words.assign(1, &wake_);
@@ -398,7 +444,7 @@ void FlusherThread::run() {
   for (int round = 0; round < 1000; ++round) {
     bool worked = false;
     const std::int64_t now = detail::monotonic_ns();
-    for (auto& [key, p] : parts_) worked = p->pump(now) || worked;
+    for (auto& [key, p] : parts_) worked = p->pump(now, true) || worked;
     while (io_->pending() > 0) reap(1);
     if (!worked) break;
   }

@@ -52,7 +52,10 @@ class PartitionFlusher {
   // Gathers what producers committed, queues writes and syncs, retries
   // failed writes when due, runs retention when due. Returns true if it did
   // anything.
-  bool pump(std::int64_t now_ns);
+  // With `drain`, writes what is committed at once (stopping).
+  bool pump(std::int64_t now_ns, bool drain = false);
+  // True if the last pump() left records in the ring to wait for more.
+  bool lingering() const noexcept { return lingering_; }
   // A completion whose tag is in [tag_base, tag_base + kTagSpan).
   void on_completion(const IoCompletion& c, std::int64_t now_ns);
   bool busy() const noexcept { return !order_.empty() || sync_in_flight_; }
@@ -77,6 +80,7 @@ class PartitionFlusher {
     std::uint64_t end_offset = 0;
     PartitionLog::Placement place{};
   };
+  bool linger(std::int64_t now_ns) noexcept;
   bool gather(Buffer& b);
   void place_ready(std::int64_t now_ns);
   void maybe_sync(std::int64_t now_ns);
@@ -94,6 +98,9 @@ class PartitionFlusher {
   std::uint64_t tag_base_;
   detail::ReaderCursor cursor_;
   std::vector<Buffer> buffers_;
+  std::uint64_t linger_bytes_;
+  std::int64_t linger_since_ = 0;
+  bool lingering_ = false;
   std::vector<std::size_t> order_;       // buffers ready/writing/done, in offset order
   std::uint64_t written_ = 0;            // offsets below are written
   std::uint64_t durable_ = 0;            // ... and synced

@@ -147,6 +147,30 @@ void back_off(std::uint32_t& spins) {
   }
 }
 
+// Publishes n values of kRecord bytes flat out, each starting with its
+// sequence number (its offset in a fresh topic), backing off while
+// back-pressured. Returns the last result; `error` says why it stopped early.
+PublishResult publish_sequence(Producer& p, std::uint64_t n, std::string& error) {
+  std::string value(kRecord, 'v');
+  PublishResult last;
+  std::uint32_t spins = 0;
+  for (std::uint64_t i = 0; i < n;) {
+    std::memcpy(value.data(), &i, sizeof i);
+    const PublishResult r = p.try_publish({}, value);
+    if (r.ok()) {
+      last = r;
+      ++i;
+      spins = 0;
+    } else if (r.status == PublishStatus::back_pressured) {
+      back_off(spins);
+    } else {
+      error = std::string("publish: ") + to_string(r.status);
+      break;
+    }
+  }
+  return last;
+}
+
 // Pins the calling thread to a CPU for its lifetime, then restores the mask
 // (threads a broker starts later must not inherit the pin).
 class ScopedPin {
@@ -261,23 +285,10 @@ Run flush_ringbus(const Options& o, IoBackend backend) {
     must(broker.create_topic(topic_config("flush", Durability::interval)), "creating topic flush");
     Producer p = must(Producer::open(broker.instance(), "flush", producer_options()), "opening a producer");
     const std::uint64_t n = o.flush_mib * kMiB / kRecord;
-    std::string value(kRecord, 'v');
-    PublishResult last;
-    std::uint32_t spins = 0;
+    std::string error;
     const std::int64_t t0 = now_ns();
-    for (std::uint64_t i = 0; i < n && run.ok;) {
-      std::memcpy(value.data(), &i, sizeof i);
-      const PublishResult r = p.try_publish({}, value);
-      if (r.ok()) {
-        last = r;
-        ++i;
-        spins = 0;
-      } else if (r.status == PublishStatus::back_pressured) {
-        back_off(spins);
-      } else {
-        invalid(run, std::string("publish: ") + to_string(r.status));
-      }
-    }
+    const PublishResult last = publish_sequence(p, n, error);
+    if (!error.empty()) invalid(run, error);
     const PublishStatus d = p.wait_durable(last, std::chrono::minutes(2));
     const std::int64_t t1 = now_ns();
     if (d != PublishStatus::ok) invalid(run, std::string("wait_durable: ") + to_string(d));
@@ -366,6 +377,13 @@ void bench_flush(const Options& o) {
   std::printf("\n== flush: %llu MiB of 1 KiB records until durable (interval 100 ms) ==\n",
               static_cast<unsigned long long>(o.flush_mib));
   std::vector<Run> uring, pwrite, raw, direct;
+  // Four cases per repetition, each ~flush_mib (plus headers), all kept
+  // until the end of the case.
+  const std::uint64_t need = static_cast<std::uint64_t>(o.reps) * 4 * o.flush_mib * kMiB / 100 * 105;
+  if (const std::uint64_t avail = fs::space(o.dir).available; avail < need) {
+    die("the flush case needs ~" + fmt("%.1f", static_cast<double>(need) / (1 << 30)) + " GiB free in " + o.dir +
+        ", there are " + fmt("%.1f", static_cast<double>(avail) / (1 << 30)) + " GiB (see --reps, --flush-mib, --dir)");
+  }
   fs::create_directories(flush_dir(o));
   const std::uint64_t estimate = o.flush_mib * kMiB * 1031 / 1000;  // values + headers (3.1%), until measured
   for (int rep = 0; rep < o.reps && g_interrupted == 0; ++rep) {
@@ -587,22 +605,9 @@ ReadLog write_read_log(const Options& o) {
   Broker broker = start_broker(log.data);
   must(broker.create_topic(topic_config("read", Durability::page_cache)), "creating topic read");
   Producer p = must(Producer::open(broker.instance(), "read", producer_options()), "opening a producer");
-  std::string value(kRecord, 'r');
-  PublishResult last;
-  std::uint32_t spins = 0;
-  for (std::uint64_t i = 0; i < log.records;) {
-    std::memcpy(value.data(), &i, sizeof i);
-    const PublishResult r = p.try_publish({}, value);
-    if (r.ok()) {
-      last = r;
-      ++i;
-      spins = 0;
-    } else if (r.status == PublishStatus::back_pressured) {
-      back_off(spins);
-    } else {
-      die(std::string("publish: ") + to_string(r.status));
-    }
-  }
+  std::string error;
+  const PublishResult last = publish_sequence(p, log.records, error);
+  if (!error.empty()) die(error);
   if (p.wait_durable(last, std::chrono::minutes(2)) != PublishStatus::ok) die("the read log did not reach the disk");
   broker.close();  // clean: the next broker opens it without a scan
   log.bytes = log_bytes(log.data + "/read/0");

@@ -96,8 +96,8 @@ bool PartitionFlusher::gather(Buffer& b) {
 // Waits for a run of records worth a write before reading the ring, up to
 // kLingerNs. A flusher that follows producers record by record reads each
 // cache line while they are still writing it, so the line crosses between
-// cores several times; with small records that cost producers ~25% of
-// their rate (bench/RESULTS.md). Not for every_ack: producers wait on it.
+// cores several times (bench/RESULTS.md, "What changed on the way").
+// Not for every_ack: producers wait on every write.
 bool PartitionFlusher::linger(std::int64_t now_ns) noexcept {
   if (config_.durability == Durability::every_ack) return false;
   const std::uint64_t pending = ring_.tail().first - cursor_.position;
@@ -418,8 +418,8 @@ void FlusherThread::run() {
     }
     // Caught up: stay awake a little before sleeping. While the flusher
     // sleeps, every producer commit pays a futex wake (a system call) until
-    // it is up again; a flusher that slept whenever it caught up in the
-    // middle of a burst cost producers ~15% of their rate (bench/RESULTS.md).
+    // it is up again, and one that slept whenever it caught up would do
+    // that many times in a single burst of records.
     if (idle_since == 0) idle_since = now;
     if (now - idle_since < kIdleSpinNs) {
       for (int i = 0; i < 64; ++i) detail::cpu_relax();

@@ -48,7 +48,7 @@ ReadStatus LogReader::open_segment(std::size_t i) {
   fd_ = fd.value();
   const std::int64_t got = load(0, sizeof(SegmentHeader));
   if (got < 0) return ReadStatus::error;
-  if (auto s = check_segment_header(std::span(buf_.data(), static_cast<std::size_t>(got)), path, segments_[i]); !s) {
+  if (auto s = check_segment_header(std::span(buf_.get(), static_cast<std::size_t>(got)), path, segments_[i]); !s) {
     return fail(ReadStatus::corrupt, s.error().message);
   }
   pos_ = sizeof(SegmentHeader);
@@ -59,8 +59,11 @@ ReadStatus LogReader::open_segment(std::size_t i) {
 std::int64_t LogReader::load(std::uint64_t pos, std::size_t need) {
   if (pos >= buf_at_ && pos + need <= buf_at_ + buf_len_) return static_cast<std::int64_t>(buf_at_ + buf_len_ - pos);
   const std::size_t want = std::max(need, kReadChunk);
-  if (buf_.size() < want) buf_.resize(want);
-  auto got = io_.read(fd_, pos, std::span(buf_.data(), want));
+  if (buf_capacity_ < want) {
+    buf_.reset(new std::byte[want]);  // not zero-filled: a reader of a small log does not pay for 1 MiB of memset
+    buf_capacity_ = want;
+  }
+  auto got = io_.read(fd_, pos, std::span(buf_.get(), want));
   if (!got) {
     error_ = got.error().message;
     buf_len_ = 0;
@@ -116,7 +119,7 @@ ReadStatus LogReader::seek_listed(std::uint64_t offset, bool fresh) {
     if (got < 0) return ReadStatus::error;
     if (got < static_cast<std::int64_t>(sizeof(BatchHeader))) break;  // end of segment: next() goes on
     BatchHeader h;
-    std::memcpy(&h, buf_.data() + (pos_ - buf_at_), sizeof h);
+    std::memcpy(&h, buf_.get() + (pos_ - buf_at_), sizeof h);
     if (h.magic != kBatchMagic || h.batch_length < sizeof(BatchHeader) || h.batch_length % kBatchAlign != 0) break;
     next_offset_ = h.base_offset;
     if (h.base_offset + h.offset_span > offset) break;
@@ -153,12 +156,12 @@ ReadStatus LogReader::next(std::uint64_t limit, DecodedBatch& out) {
                                            std::to_string(pos_));
     }
     BatchHeader h;
-    std::memcpy(&h, buf_.data() + (pos_ - buf_at_), sizeof h);
+    std::memcpy(&h, buf_.get() + (pos_ - buf_at_), sizeof h);
     if (h.magic == kBatchMagic && h.base_offset >= limit) return ReadStatus::end;
     const std::size_t need = h.magic == kBatchMagic && h.batch_length <= kMaxBatchLength ? h.batch_length : sizeof h;
     got = load(pos_, need);
     if (got < 0) return ReadStatus::error;
-    out = decode_batch(std::span(buf_.data() + (pos_ - buf_at_), static_cast<std::size_t>(got)));
+    out = decode_batch(std::span(buf_.get() + (pos_ - buf_at_), static_cast<std::size_t>(got)));
     if (!out.ok()) {
       return fail(ReadStatus::corrupt, segment_path(dir_, segments_[seg_], kLogExt) + " at byte " + std::to_string(pos_) +
                                            ": " + to_string(out.error) + " (" + out.detail + ")");

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -77,7 +78,8 @@ class LogReader {
   std::uint64_t pos_ = 0;          // file position of the next batch
   std::uint64_t next_offset_ = 0;
   std::uint64_t earliest_ = 0;
-  std::vector<std::byte> buf_;
+  std::unique_ptr<std::byte[]> buf_;
+  std::size_t buf_capacity_ = 0;
   std::uint64_t buf_at_ = 0;       // file position of buf_[0]
   std::size_t buf_len_ = 0;
   std::string error_;

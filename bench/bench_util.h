@@ -20,6 +20,28 @@ inline std::int64_t now_ns() noexcept {
   return ts.tv_sec * 1'000'000'000LL + ts.tv_nsec;
 }
 
+inline void cpu_relax() noexcept { __builtin_ia32_pause(); }
+
+// Waiting for the other side: pause-spin while each side has its own core;
+// yield after a while when more threads than cores share them (then spinning
+// only burns the time slice the other side needs).
+class Backoff {
+ public:
+  explicit Backoff(bool yield_when_idle) : yield_(yield_when_idle) {}
+  void reset() noexcept { spins_ = 0; }
+  void wait() noexcept {
+    if (yield_ && ++spins_ > 64) {
+      sched_yield();
+    } else {
+      cpu_relax();
+    }
+  }
+
+ private:
+  bool yield_;
+  std::uint32_t spins_ = 0;
+};
+
 // Keeps the compiler from dropping a copy whose result nobody reads.
 inline void escape(const void* p) noexcept { asm volatile("" : : "g"(p) : "memory"); }
 

@@ -119,33 +119,23 @@ TopicConfig topic_config(const std::string& name, Durability d) {
   return c;
 }
 
-// The bytes of a partition's segment files (what the flusher wrote).
-std::uint64_t log_bytes(const std::string& partition_dir) {
-  std::uint64_t n = 0;
-  for (const auto& e : fs::directory_iterator(partition_dir)) {
-    if (e.path().extension() == ".log") n += e.file_size();
-  }
-  return n;
-}
-
+// The segment files of a partition, oldest first (named and listed as the log does).
 std::vector<std::string> segment_files(const std::string& partition_dir) {
+  auto fio = io::make_pwrite_io();
   std::vector<std::string> v;
-  for (const auto& e : fs::directory_iterator(partition_dir)) {
-    if (e.path().extension() == ".log") v.push_back(e.path().string());
+  for (const std::uint64_t base : must(io::list_segments(*fio, partition_dir), "listing " + partition_dir)) {
+    v.push_back(io::segment_path(partition_dir, base, io::kLogExt));
   }
-  std::sort(v.begin(), v.end());  // names are zero-padded base offsets
   return v;
 }
 
-// Back-pressure: spin briefly, then yield (the flusher needs a CPU too; this
-// machine has two).
-void back_off(std::uint32_t& spins) {
-  if (++spins > 64) {
-    sched_yield();
-  } else {
-    __builtin_ia32_pause();
-  }
+// The bytes of a partition's segment files (what the flusher wrote).
+std::uint64_t log_bytes(const std::string& partition_dir) {
+  std::uint64_t n = 0;
+  for (const std::string& path : segment_files(partition_dir)) n += fs::file_size(path);
+  return n;
 }
+
 
 // Publishes n values of kRecord bytes flat out, each starting with its
 // sequence number (its offset in a fresh topic), backing off while
@@ -153,16 +143,16 @@ void back_off(std::uint32_t& spins) {
 PublishResult publish_sequence(Producer& p, std::uint64_t n, std::string& error) {
   std::string value(kRecord, 'v');
   PublishResult last;
-  std::uint32_t spins = 0;
+  Backoff idle(true);  // the flusher needs a CPU too; this machine has two
   for (std::uint64_t i = 0; i < n;) {
     std::memcpy(value.data(), &i, sizeof i);
     const PublishResult r = p.try_publish({}, value);
     if (r.ok()) {
       last = r;
       ++i;
-      spins = 0;
+      idle.reset();
     } else if (r.status == PublishStatus::back_pressured) {
-      back_off(spins);
+      idle.wait();
     } else {
       error = std::string("publish: ") + to_string(r.status);
       break;
@@ -470,7 +460,7 @@ Run produce_paced(const Options& o, std::size_t value_size, bool with_log) {
           ++k;
         } else if (r.status == PublishStatus::back_pressured) {
           ++stalls;
-          __builtin_ia32_pause();
+          cpu_relax();
         } else {
           invalid(run, std::string("publish: ") + to_string(r.status));
         }
@@ -708,6 +698,15 @@ struct SegmentLog {
   std::uint64_t bytes = 0;
 };
 
+// Small segments, rolled by hand; nothing preallocated or retired.
+io::LogSettings segment_log_settings() {
+  io::LogSettings settings;
+  settings.segment_bytes = kMiB;
+  settings.preallocate = false;
+  settings.retention_age_ns = 0;
+  return settings;
+}
+
 // `count` segments of 8 batches of 4 records of 200 bytes (~7 KiB each, a
 // few index entries each), written through PartitionLog as the flusher
 // writes them, then closed cleanly.
@@ -715,11 +714,7 @@ SegmentLog make_segment_log(const Options& o, std::uint32_t count) {
   SegmentLog s{o.dir + "/open-" + std::to_string(count) + "/0", 0, 1'700'000'000'000'000'000LL, 0};
   fs::remove_all(s.dir);
   auto fio = io::make_pwrite_io();
-  io::LogSettings settings;
-  settings.segment_bytes = kMiB;
-  settings.preallocate = false;
-  settings.retention_age_ns = 0;
-  auto log = must(io::PartitionLog::open(*fio, s.dir, settings, 0, nullptr), "creating a log in " + s.dir);
+  auto log = must(io::PartitionLog::open(*fio, s.dir, segment_log_settings(), 0, nullptr), "creating a log in " + s.dir);
   io::BatchBuilder b;
   const std::string value(200, 's');
   for (std::uint32_t seg = 0; seg < count; ++seg) {
@@ -740,12 +735,8 @@ SegmentLog make_segment_log(const Options& o, std::uint32_t count) {
 double time_open(const SegmentLog& s, bool crash, io::RecoveryReport& report) {
   auto fio = io::make_pwrite_io();
   if (crash) fs::remove(s.dir + "/" + io::kCleanMarkerName);
-  io::LogSettings settings;
-  settings.segment_bytes = kMiB;
-  settings.preallocate = false;
-  settings.retention_age_ns = 0;
   const std::int64_t t0 = now_ns();
-  auto log = must(io::PartitionLog::open(*fio, s.dir, settings, 0, &report), "opening " + s.dir);
+  auto log = must(io::PartitionLog::open(*fio, s.dir, segment_log_settings(), 0, &report), "opening " + s.dir);
   const std::int64_t t1 = now_ns();
   if (log->end_offset() != s.end) die("the log reopened at " + std::to_string(log->end_offset()) + ", not " + std::to_string(s.end));
   must(log->close_clean(), "closing " + s.dir);

@@ -71,8 +71,6 @@ constexpr std::uint32_t kFrameHeader = 32;  // ringbus RecordHeader, for sizing 
 volatile std::sig_atomic_t g_interrupted = 0;
 extern "C" void on_signal(int) { g_interrupted = 1; }
 
-inline void cpu_relax() noexcept { __builtin_ia32_pause(); }
-
 // ---------------------------------------------------------------------------
 // Memory shared by the roles of a case, whether they are threads or forked
 // processes: an anonymous MAP_SHARED mapping is inherited across fork() at the
@@ -138,26 +136,6 @@ void ready_and_wait_for_go(Control& ctl) {
   ctl.ready.v.fetch_add(1, std::memory_order_acq_rel);
   while (ctl.go.v.load(std::memory_order_acquire) == 0) cpu_relax();
 }
-
-// Waiting for the other side: pause-spin while each side has its own core;
-// yield after a while when more roles than cores share them (then spinning
-// only burns the time slice the other side needs).
-class Backoff {
- public:
-  explicit Backoff(bool yield_when_idle) : yield_(yield_when_idle) {}
-  void reset() noexcept { spins_ = 0; }
-  void wait() noexcept {
-    if (yield_ && ++spins_ > 64) {
-      sched_yield();
-    } else {
-      cpu_relax();
-    }
-  }
-
- private:
-  bool yield_;
-  std::uint32_t spins_ = 0;
-};
 
 // ---------------------------------------------------------------------------
 // Payload: [u64 sequence][u64 producer index][filler]. Sequences count from 0

@@ -35,7 +35,7 @@ PartitionFlusher::PartitionFlusher(std::shared_ptr<detail::TopicMap> topic, std:
       log_fn_(std::move(log_fn)),
       tag_base_(tag_base),
       buffers_(kBuffers),
-      linger_bytes_(std::min<std::uint64_t>(kLingerBytes, topic_->ring(partition).capacity() / 8)) {
+      linger_bytes_(std::min<std::uint64_t>(kLingerBytes, ring_.capacity() / 8)) {
   written_ = durable_ = log_->end_offset();
   // The flusher gates the ring from its first record: nothing is
   // overwritten before it is copied out.

@@ -9,6 +9,8 @@ RINGBUS_PACKAGES=(
   libxxhash-dev                      # the stable key hash
   liburing-dev                       # the commit log's io_uring writer
   libcli11-dev libfmt-dev            # command-line parsing and formatting of the tools
+  nlohmann-json3-dev                 # the control channel's JSON, JSON output
+  libtomlplusplus-dev libspdlog-dev  # ringbusd's configuration file and log
   libgtest-dev libgmock-dev          # tests
   libbenchmark-dev                   # benchmarks
 )

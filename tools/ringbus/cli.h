@@ -1,0 +1,55 @@
+// The ringbus command line: what its subcommands share (tools/README.md).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <fmt/core.h>
+
+#include "ringbus/result.h"
+
+namespace ringbus::cli {
+
+// Exit codes scripts can rely on (tools/README.md).
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitError = 1;     // the broker or the library refused, I/O failed
+inline constexpr int kExitUsage = 2;     // bad command line
+inline constexpr int kExitNotFound = 3;  // no broker running, unknown topic
+inline constexpr int kExitTimeout = 4;   // consume --timeout passed before --count records
+
+struct Global {
+  std::string instance;  // resolved: --instance, else $RINGBUS_INSTANCE, else "default"
+  std::chrono::milliseconds timeout{10000};  // control requests
+};
+
+// Set by SIGINT/SIGTERM: long-running commands stop at the next record.
+extern std::atomic<bool> g_stop;
+
+// Prints "ringbus: <message>" and returns the exit code for the error.
+inline int fail(const Error& e) {
+  std::fprintf(stderr, "ringbus: %s\n", e.message.c_str());
+  return e.code == Errc::not_found ? kExitNotFound : kExitError;
+}
+
+// Durations with a unit: 500ms, 10s, 5min, 2h, 7d -> milliseconds.
+inline CLI::AsNumberWithUnit duration_units() {
+  return CLI::AsNumberWithUnit(std::map<std::string, std::int64_t>{{"ms", 1},
+                                                                   {"s", 1000},
+                                                                   {"min", 60'000},
+                                                                   {"h", 3'600'000},
+                                                                   {"d", 86'400'000}},
+                               static_cast<CLI::AsNumberWithUnit::Options>(CLI::AsNumberWithUnit::CASE_SENSITIVE | CLI::AsNumberWithUnit::UNIT_REQUIRED),
+                               "DURATION");
+}
+
+// Each subcommand registers its options and a callback that runs it.
+// `code` receives the exit code.
+void add_topic_commands(CLI::App& app, const Global& g, int& code);
+void add_produce_command(CLI::App& app, const Global& g, int& code);
+void add_consume_command(CLI::App& app, const Global& g, int& code);
+void add_stats_command(CLI::App& app, const Global& g, int& code);
+
+}  // namespace ringbus::cli

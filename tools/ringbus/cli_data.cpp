@@ -1,0 +1,228 @@
+// ringbus produce, ringbus consume: the data path, straight into and out of
+// the topic's rings (and its commit log), never through the broker.
+#include <charconv>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "cli.h"
+#include "ringbus/consumer.h"
+#include "ringbus/producer.h"
+#include "ringbus/topic.h"
+
+namespace ringbus::cli {
+
+namespace {
+
+struct ProduceOptions {
+  std::string topic;
+  std::string file;
+  bool keyed = false;
+  std::string key_separator;
+  std::vector<std::string> headers;
+  double rate = 0;
+  bool durable = false;
+  std::int64_t partition = -1;
+};
+
+int produce(const Global& g, const ProduceOptions& o) {
+  std::vector<std::pair<std::string, std::string>> header_store;
+  for (const std::string& h : o.headers) {
+    const std::size_t eq = h.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      std::fprintf(stderr, "ringbus: --header '%s' is not NAME=VALUE\n", h.c_str());
+      return kExitUsage;
+    }
+    header_store.emplace_back(h.substr(0, eq), h.substr(eq + 1));
+  }
+  std::vector<Header> headers;
+  for (const auto& [n, v] : header_store) headers.push_back({n, v});
+  const std::string sep = o.keyed && o.key_separator.empty() ? std::string("\t") : o.key_separator;
+
+  auto p = Producer::open(g.instance, o.topic);
+  if (!p) return fail(p.error());
+  if (o.partition >= static_cast<std::int64_t>(p->partitions())) {
+    std::fprintf(stderr, "ringbus: --partition %lld: topic '%s' has %u partitions\n", static_cast<long long>(o.partition),
+                 o.topic.c_str(), p->partitions());
+    return kExitUsage;
+  }
+  const std::uint32_t partition = o.partition < 0 ? kAutoPartition : static_cast<std::uint32_t>(o.partition);
+
+  std::ifstream file;
+  if (!o.file.empty() && o.file != "-") {
+    file.open(o.file);
+    if (!file) {
+      std::fprintf(stderr, "ringbus: cannot read %s\n", o.file.c_str());
+      return kExitNotFound;
+    }
+  }
+  std::istream& in = file.is_open() ? static_cast<std::istream&>(file) : std::cin;
+  std::map<std::uint32_t, PublishResult> last;  // per partition, for --durable
+  std::uint64_t n = 0;
+  const auto start = std::chrono::steady_clock::now();
+  std::string line;
+  while (!g_stop.load(std::memory_order_relaxed) && std::getline(in, line)) {
+    std::string_view key;
+    std::string_view value = line;
+    if (!sep.empty()) {
+      if (const std::size_t at = line.find(sep); at != std::string::npos) {
+        key = std::string_view(line).substr(0, at);
+        value = std::string_view(line).substr(at + sep.size());
+      }
+    }
+    if (o.rate > 0) {
+      std::this_thread::sleep_until(start + std::chrono::duration<double>(static_cast<double>(n) / o.rate));
+    }
+    const PublishResult r = p->publish(key, value, headers, partition);
+    if (!r.ok()) {
+      std::fprintf(stderr, "ringbus: line %llu: %s (%llu records published before it)\n",
+                   static_cast<unsigned long long>(n + 1), to_string(r.status), static_cast<unsigned long long>(n));
+      return r.status == PublishStatus::topic_deleted ? kExitNotFound : kExitError;
+    }
+    last[r.partition] = r;
+    ++n;
+  }
+  if (o.durable) {
+    for (const auto& [part, r] : last) {
+      const PublishStatus s = p->wait_durable(r, std::chrono::seconds(30));
+      if (s != PublishStatus::ok) {
+        std::fprintf(stderr, "ringbus: partition %u: not durable: %s\n", part, to_string(s));
+        return kExitError;
+      }
+    }
+  }
+  std::fprintf(stderr, "produced %llu records to %s%s\n", static_cast<unsigned long long>(n), o.topic.c_str(),
+               o.durable ? " (durable)" : "");
+  return kExitOk;
+}
+
+struct ConsumeOptions {
+  std::string topic;
+  std::string from = "latest";
+  std::uint64_t count = 0;
+  std::string format = "value";
+  std::vector<std::uint32_t> partitions;
+  std::int64_t timeout_ms = -1;
+};
+
+void print_record(const Record& r, const std::string& format) {
+  if (format == "value") {
+    std::fwrite(r.value.data(), 1, r.value.size(), stdout);
+    std::fputc('\n', stdout);
+  } else if (format == "key-value") {
+    std::fwrite(r.key.data(), 1, r.key.size(), stdout);
+    std::fputc('\t', stdout);
+    std::fwrite(r.value.data(), 1, r.value.size(), stdout);
+    std::fputc('\n', stdout);
+  } else {
+    nlohmann::json h = nlohmann::json::object();
+    for (const Header& x : r.headers) h[std::string(x.name)] = std::string(x.value);
+    const nlohmann::json j{{"partition", r.partition},         {"offset", r.offset},
+                           {"timestamp_ns", r.timestamp_ns},   {"key", std::string(r.key)},
+                           {"value", std::string(r.value)},    {"headers", std::move(h)}};
+    // Bytes that are not UTF-8 are replaced (U+FFFD) rather than failing the line.
+    std::fputs(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str(), stdout);
+    std::fputc('\n', stdout);
+  }
+}
+
+int consume(const Global& g, const ConsumeOptions& o) {
+  ConsumerOptions co;
+  if (o.from == "earliest") {
+    co.start = StartPosition::earliest();
+  } else if (o.from == "latest") {
+    co.start = StartPosition::latest();
+  } else {
+    std::uint64_t off = 0;
+    const char* end = o.from.data() + o.from.size();
+    if (o.from.empty() || std::from_chars(o.from.data(), end, off).ptr != end) {
+      std::fprintf(stderr, "ringbus: --from '%s': expected earliest, latest or an offset\n", o.from.c_str());
+      return kExitUsage;
+    }
+    co.start = StartPosition::at(off);
+  }
+  co.partitions = o.partitions;
+  auto c = Consumer::open(g.instance, o.topic, co);
+  if (!c) return fail(c.error());
+  std::uint64_t n = 0;
+  const auto idle_limit = std::chrono::milliseconds(o.timeout_ms);
+  auto deadline = std::chrono::steady_clock::now() + idle_limit;
+  while (!g_stop.load(std::memory_order_relaxed) && (o.count == 0 || n < o.count)) {
+    const std::size_t want = o.count == 0 ? 1024 : static_cast<std::size_t>(std::min<std::uint64_t>(o.count - n, 1024));
+    const PollResult r = c->poll(
+        [&](const Record& rec) {
+          // poll delivers whole batches: stop printing at the count.
+          if (o.count != 0 && n >= o.count) return;
+          print_record(rec, o.format);
+          ++n;
+        },
+        want);
+    if (r.status == PollStatus::topic_deleted) {
+      std::fflush(stdout);
+      std::fprintf(stderr, "ringbus: topic '%s' was deleted (after %llu records)\n", o.topic.c_str(),
+                   static_cast<unsigned long long>(n));
+      return kExitNotFound;
+    }
+    if (r.status != PollStatus::ok) std::fprintf(stderr, "ringbus: %s\n", to_string(r.status));
+    if (r.records > 0) deadline = std::chrono::steady_clock::now() + idle_limit;
+    if (r.records == 0) {
+      std::fflush(stdout);
+      if (o.timeout_ms >= 0 && std::chrono::steady_clock::now() >= deadline) {
+        std::fprintf(stderr, "ringbus: timed out after %llu of %llu records\n", static_cast<unsigned long long>(n),
+                     static_cast<unsigned long long>(o.count));
+        return kExitTimeout;
+      }
+      (void)c->wait(std::chrono::milliseconds(100));
+    }
+  }
+  std::fflush(stdout);
+  return kExitOk;
+}
+
+}  // namespace
+
+void add_produce_command(CLI::App& app, const Global& g, int& code) {
+  auto o = std::make_shared<ProduceOptions>();
+  CLI::App* cmd = app.add_subcommand("produce", "publish one record per line of stdin (or a file)");
+  cmd->footer(
+      "Records without a key go round-robin over the partitions; with a key, to the key's partition.\n"
+      "Examples:\n"
+      "  seq 1 1000 | ringbus produce numbers\n"
+      "  printf 'truck-7\\t{\"speed\":88}\\n' | ringbus produce trucks --keyed --durable\n"
+      "  ringbus produce logs --file app.log --header source=app --rate 500");
+  cmd->add_option("TOPIC", o->topic, "topic")->required();
+  cmd->add_option("--file,-f", o->file, "read this file instead of stdin ('-': stdin)");
+  cmd->add_flag("--keyed,-k", o->keyed, "each line is KEY<TAB>VALUE");
+  cmd->add_option("--key-separator", o->key_separator, "split KEY and VALUE at this string instead of a tab");
+  cmd->add_option("--header,-H", o->headers, "NAME=VALUE header on every record (repeatable)");
+  cmd->add_option("--rate", o->rate, "at most this many records per second")->check(CLI::PositiveNumber);
+  cmd->add_flag("--durable", o->durable, "exit only once every record is durable in the commit log");
+  cmd->add_option("--partition", o->partition, "publish every record to this partition")->check(CLI::NonNegativeNumber);
+  cmd->callback([&g, &code, o] { code = produce(g, *o); });
+}
+
+void add_consume_command(CLI::App& app, const Global& g, int& code) {
+  auto o = std::make_shared<ConsumeOptions>();
+  CLI::App* cmd = app.add_subcommand("consume", "print records of a topic, one per line");
+  cmd->footer(
+      "Without --count it follows the topic until interrupted.\n"
+      "Examples:\n"
+      "  ringbus consume numbers --from earliest --count 1000\n"
+      "  ringbus consume trucks --from latest --format json\n"
+      "  ringbus consume trucks --from 5000 --partition 2 --format key-value");
+  cmd->add_option("TOPIC", o->topic, "topic")->required();
+  cmd->add_option("--from", o->from, "earliest, latest (default) or an offset (in every partition read)");
+  cmd->add_option("--count,-n", o->count, "exit after this many records");
+  cmd->add_option("--format", o->format, "value (default), key-value (KEY<TAB>VALUE) or json (one object per line)")
+      ->check(CLI::IsMember({"value", "key-value", "json"}));
+  cmd->add_option("--partition", o->partitions, "read only these partitions (repeatable)");
+  cmd->add_option("--timeout", o->timeout_ms, "give up (exit 4) when no record came for this long")
+      ->transform(duration_units());
+  cmd->callback([&g, &code, o] { code = consume(g, *o); });
+}
+
+}  // namespace ringbus::cli

@@ -1,0 +1,144 @@
+#include "daemon_config.h"
+
+#include <fstream>
+#include <sstream>
+
+#include <toml++/toml.h>
+
+#include "ringbus/topic.h"
+
+namespace ringbus::daemon {
+
+namespace {
+
+// "FILE:LINE: key 'K' ..." for a node of the document.
+std::string where(std::string_view source, const toml::source_region& r, std::string_view key) {
+  std::string s(source);
+  if (r.begin.line != 0) s += ":" + std::to_string(r.begin.line);
+  return s + ": key '" + std::string(key) + "'";
+}
+
+Error bad(std::string_view source, const toml::node& n, std::string_view key, const std::string& rule) {
+  return Error{Errc::invalid_argument, where(source, n.source(), key) + " " + rule};
+}
+
+Status get_string(std::string_view src, const toml::node& n, std::string_view key, std::string& out) {
+  const auto* v = n.as_string();
+  if (v == nullptr) return bad(src, n, key, "must be a string");
+  out = v->get();
+  return {};
+}
+
+Status get_bool(std::string_view src, const toml::node& n, std::string_view key, bool& out) {
+  const auto* v = n.as_boolean();
+  if (v == nullptr) return bad(src, n, key, "must be true or false");
+  out = v->get();
+  return {};
+}
+
+Status get_uint(std::string_view src, const toml::node& n, std::string_view key, std::int64_t lo, std::int64_t hi,
+                std::uint32_t& out) {
+  const auto* v = n.as_integer();
+  if (v == nullptr || v->get() < lo || v->get() > hi) {
+    return bad(src, n, key, "must be an integer from " + std::to_string(lo) + " to " + std::to_string(hi));
+  }
+  out = static_cast<std::uint32_t>(v->get());
+  return {};
+}
+
+Status apply_metrics(DaemonConfig& c, const toml::table& t, std::string_view src) {
+  for (auto&& [k, v] : t) {
+    const std::string key = "metrics." + std::string(k.str());
+    Status s;
+    if (k.str() == "enabled") {
+      s = get_bool(src, v, key, c.metrics);
+    } else if (k.str() == "port") {
+      s = get_uint(src, v, key, 0, 65535, c.metrics_port);
+    } else {
+      return Error{Errc::invalid_argument, where(src, k.source(), key) + " is unknown (known: enabled, port)"};
+    }
+    if (!s) return s;
+  }
+  return {};
+}
+
+}  // namespace
+
+DaemonConfig default_config() {
+  DaemonConfig c;
+  c.instance = default_instance();
+  return c;
+}
+
+Status apply_toml(DaemonConfig& c, std::string_view text, std::string_view src) {
+  toml::table doc;
+  try {
+    doc = toml::parse(text, src);
+  } catch (const toml::parse_error& e) {
+    std::string s(src);
+    if (e.source().begin.line != 0) s += ":" + std::to_string(e.source().begin.line);
+    return Error{Errc::invalid_argument, s + ": " + std::string(e.description())};
+  }
+  for (auto&& [k, v] : doc) {
+    const std::string key(k.str());
+    Status s;
+    if (key == "instance") {
+      s = get_string(src, v, key, c.instance);
+      if (s) {
+        if (auto n = validate_name("instance", c.instance); !n) s = bad(src, v, key, n.error().message);
+      }
+    } else if (key == "data_dir") {
+      s = get_string(src, v, key, c.data_dir);
+      if (s && c.data_dir.empty()) s = bad(src, v, key, "is empty (leave it out for the default, or set memory_only)");
+    } else if (key == "memory_only") {
+      s = get_bool(src, v, key, c.memory_only);
+    } else if (key == "flusher_threads") {
+      s = get_uint(src, v, key, 1, 256, c.flusher_threads);
+    } else if (key == "io_backend") {
+      std::string b;
+      s = get_string(src, v, key, b);
+      if (s && b == "io_uring") {
+        c.io_backend = IoBackend::io_uring;
+      } else if (s && b == "pwrite") {
+        c.io_backend = IoBackend::pwrite;
+      } else if (s) {
+        s = bad(src, v, key, "must be \"io_uring\" or \"pwrite\", not \"" + b + "\"");
+      }
+    } else if (key == "log_level") {
+      s = get_string(src, v, key, c.log_level);
+      if (s && c.log_level != "trace" && c.log_level != "debug" && c.log_level != "info" && c.log_level != "warn" &&
+          c.log_level != "error") {
+        s = bad(src, v, key, "must be trace, debug, info, warn or error, not \"" + c.log_level + "\"");
+      }
+    } else if (key == "metrics") {
+      const toml::table* t = v.as_table();
+      s = t == nullptr ? bad(src, v, key, "must be a table ([metrics])") : apply_metrics(c, *t, src);
+    } else {
+      return Error{Errc::invalid_argument,
+                   where(src, k.source(), key) +
+                       " is unknown (known: instance, data_dir, memory_only, flusher_threads, io_backend, "
+                       "log_level, [metrics])"};
+    }
+    if (!s) return s;
+  }
+  return {};
+}
+
+Status apply_toml_file(DaemonConfig& c, const std::string& path) {
+  std::ifstream f(path);
+  if (!f) return Error{Errc::not_found, "cannot read the configuration file " + path};
+  std::ostringstream text;
+  text << f.rdbuf();
+  return apply_toml(c, text.str(), path);
+}
+
+Status finish_config(DaemonConfig& c) {
+  if (auto s = validate_name("instance", c.instance); !s) return s;
+  if (c.memory_only && !c.data_dir.empty()) {
+    return Error{Errc::invalid_argument, "memory_only and data_dir exclude each other (choose one)"};
+  }
+  if (!c.memory_only && c.data_dir.empty()) c.data_dir = "/var/tmp/ringbus/" + c.instance;
+  return {};
+}
+
+}  // namespace ringbus::daemon

@@ -1,0 +1,210 @@
+#include "metrics.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <string_view>
+
+#include <fmt/core.h>
+
+namespace ringbus::daemon {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::uint64_t segment_bytes(const std::string& dir) {
+  std::uint64_t n = 0;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    if (e.path().extension() == ".log") n += e.file_size(ec);
+  }
+  return n;
+}
+
+// A label value: backslash, quote and newline escaped (the text format).
+std::string label(std::string_view s) {
+  std::string out;
+  for (const char c : s) {
+    if (c == '\\' || c == '"') out += '\\';
+    out += c == '\n' ? 'n' : c;
+  }
+  return out;
+}
+
+}  // namespace
+
+Metrics::Metrics(Broker& broker, std::string data_dir) : broker_(broker), data_dir_(std::move(data_dir)) {}
+
+void Metrics::sample(std::int64_t now_ns) {
+  std::vector<PartitionSample> next;
+  auto topics = broker_.list_topics();
+  if (topics) {
+    for (const std::string& t : topics.value()) {
+      auto info = broker_.describe_topic(t);
+      if (!info) continue;  // deleted meanwhile
+      for (const PartitionInfo& p : info->partition_info) {
+        PartitionSample s;
+        s.topic = t;
+        s.partition = p.partition;
+        s.end_offset = p.end_offset;
+        s.written_offset = p.written_offset;
+        s.durable_offset = p.durable_offset;
+        s.log_start_offset = p.log_start_offset;
+        s.log_error = p.log_error;
+        if (p.has_log) s.retained_bytes = segment_bytes(data_dir_ + "/" + t + "/" + std::to_string(p.partition));
+        next.push_back(std::move(s));
+      }
+    }
+  }
+  std::lock_guard lock(mu_);
+  const double seconds = sampled_ns_ == 0 ? 0 : static_cast<double>(now_ns - sampled_ns_) / 1e9;
+  std::map<std::pair<std::string, std::uint32_t>, std::uint64_t> ends;
+  for (PartitionSample& s : next) {
+    const auto key = std::make_pair(s.topic, s.partition);
+    if (auto it = previous_.find(key); it != previous_.end() && seconds > 0 && s.end_offset >= it->second) {
+      s.records_in_per_second = static_cast<double>(s.end_offset - it->second) / seconds;
+    }
+    ends[key] = s.end_offset;
+  }
+  previous_ = std::move(ends);
+  samples_ = std::move(next);
+  sampled_ns_ = now_ns;
+}
+
+std::string Metrics::prometheus() const {
+  std::lock_guard lock(mu_);
+  std::string out;
+  const auto family = [&](const char* name, const char* type, const char* help, auto value) {
+    out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+    for (const PartitionSample& s : samples_) {
+      out += fmt::format("{}{{topic=\"{}\",partition=\"{}\"}} {}\n", name, label(s.topic), s.partition, value(s));
+    }
+  };
+  family("ringbus_partition_end_offset", "gauge", "Next offset to be published.",
+         [](const PartitionSample& s) { return s.end_offset; });
+  family("ringbus_partition_written_offset", "gauge", "Offsets below this are written to the commit log.",
+         [](const PartitionSample& s) { return s.written_offset; });
+  family("ringbus_partition_durable_offset", "gauge", "Offsets below this are durable by the topic's policy.",
+         [](const PartitionSample& s) { return s.durable_offset; });
+  family("ringbus_partition_log_start_offset", "gauge", "Earliest offset kept in the commit log.",
+         [](const PartitionSample& s) { return s.log_start_offset; });
+  family("ringbus_partition_retained_bytes", "gauge", "Bytes of the partition's segment files.",
+         [](const PartitionSample& s) { return s.retained_bytes; });
+  family("ringbus_partition_records_in_per_second", "gauge", "Records published per second over the last sample.",
+         [](const PartitionSample& s) { return s.records_in_per_second; });
+  family("ringbus_partition_log_error", "gauge", "errno the partition's flusher is stuck on (0: none).",
+         [](const PartitionSample& s) { return s.log_error; });
+  out += fmt::format("# HELP ringbus_broker_errors_total Errors the broker logged (disk, flusher, retention).\n"
+                     "# TYPE ringbus_broker_errors_total counter\nringbus_broker_errors_total {}\n",
+                     errors_.load(std::memory_order_relaxed));
+  return out;
+}
+
+nlohmann::json Metrics::json() const {
+  std::lock_guard lock(mu_);
+  nlohmann::json parts = nlohmann::json::array();
+  for (const PartitionSample& s : samples_) {
+    parts.push_back({{"topic", s.topic},
+                     {"partition", s.partition},
+                     {"end_offset", s.end_offset},
+                     {"written_offset", s.written_offset},
+                     {"durable_offset", s.durable_offset},
+                     {"log_start_offset", s.log_start_offset},
+                     {"retained_bytes", s.retained_bytes},
+                     {"records_in_per_second", s.records_in_per_second},
+                     {"log_error", s.log_error}});
+  }
+  return {{"partitions", std::move(parts)}, {"errors", errors_.load(std::memory_order_relaxed)}};
+}
+
+// ---------------------------------------------------------------------------
+
+Result<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::start(std::uint16_t port, const Metrics& metrics) {
+  std::unique_ptr<MetricsHttpServer> s(new MetricsHttpServer());
+  s->metrics_ = &metrics;
+  s->listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (s->listen_fd_ < 0) return Error{Errc::io_error, std::string("metrics socket: ") + std::strerror(errno)};
+  const int one = 1;
+  ::setsockopt(s->listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  if (::bind(s->listen_fd_, reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0 || ::listen(s->listen_fd_, 16) != 0 ||
+      ::getsockname(s->listen_fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+    return Error{Errc::io_error, "metrics: cannot listen on 127.0.0.1:" + std::to_string(port) + ": " + std::strerror(errno) +
+                                     " (set [metrics] port, or 0 for any free port)"};
+  }
+  s->port_ = ntohs(a.sin_port);
+  if (::pipe2(s->wake_, O_CLOEXEC) != 0) return Error{Errc::io_error, std::string("pipe: ") + std::strerror(errno)};
+  MetricsHttpServer* p = s.get();
+  s->thread_ = std::thread([p] { p->run(); });
+  return s;
+}
+
+MetricsHttpServer::~MetricsHttpServer() {
+  if (thread_.joinable()) {
+    const char x = 1;
+    (void)!::write(wake_[1], &x, 1);
+    thread_.join();
+  }
+  for (const int fd : {listen_fd_, wake_[0], wake_[1]}) {
+    if (fd >= 0) ::close(fd);
+  }
+}
+
+void MetricsHttpServer::run() {
+  for (;;) {
+    pollfd fds[2] = {{wake_[0], POLLIN, 0}, {listen_fd_, POLLIN, 0}};
+    if (::poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    if (fds[0].revents != 0) return;
+    const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0) continue;
+    timeval tv{1, 0};  // a client that does not send its request in a second is dropped
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    std::string request;
+    char buf[4096];
+    while (request.find("\r\n\r\n") == std::string::npos && request.find("\n\n") == std::string::npos &&
+           request.size() < 16384) {
+      const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      request.append(buf, static_cast<std::size_t>(n));
+    }
+    std::string status = "200 OK";
+    std::string body;
+    if (request.rfind("GET /metrics ", 0) == 0 || request.rfind("GET / ", 0) == 0) {
+      body = metrics_->prometheus();
+    } else if (request.rfind("GET ", 0) == 0) {
+      status = "404 Not Found";
+      body = "ringbusd serves /metrics\n";
+    } else {
+      status = "400 Bad Request";
+      body = "ringbusd serves GET /metrics\n";
+    }
+    const std::string response = "HTTP/1.0 " + status +
+                                 "\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: " +
+                                 std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+    std::string_view rest = response;
+    while (!rest.empty()) {
+      const ssize_t n = ::send(fd, rest.data(), rest.size(), MSG_NOSIGNAL);
+      if (n <= 0) break;
+      rest.remove_prefix(static_cast<std::size_t>(n));
+    }
+    ::close(fd);
+  }
+}
+
+}  // namespace ringbus::daemon

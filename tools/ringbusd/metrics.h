@@ -1,0 +1,75 @@
+// ringbusd's metrics: sampled once a second from the broker (end, written
+// and durable offsets, the log's start and size, the flusher's error), with
+// rates computed between samples. Served as Prometheus text on a loopback
+// HTTP port and as JSON on the control channel (`ringbus stats`).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "ringbus/broker.h"
+#include "ringbus/result.h"
+
+namespace ringbus::daemon {
+
+struct PartitionSample {
+  std::string topic;
+  std::uint32_t partition = 0;
+  std::uint64_t end_offset = 0;
+  std::uint64_t written_offset = 0;
+  std::uint64_t durable_offset = 0;
+  std::uint64_t log_start_offset = 0;
+  std::uint64_t retained_bytes = 0;  // the partition's segment files
+  double records_in_per_second = 0;
+  int log_error = 0;
+};
+
+// sample() is called by one thread (the daemon's main loop); the readers
+// (HTTP thread, control thread) take a copy under the mutex. Not on any data
+// path.
+class Metrics {
+ public:
+  Metrics(Broker& broker, std::string data_dir);
+  void sample(std::int64_t now_ns);
+  void count_error() noexcept { errors_.fetch_add(1, std::memory_order_relaxed); }
+  std::string prometheus() const;
+  nlohmann::json json() const;
+
+ private:
+  Broker& broker_;
+  std::string data_dir_;
+  std::atomic<std::uint64_t> errors_{0};
+  mutable std::mutex mu_;
+  std::vector<PartitionSample> samples_;
+  std::int64_t sampled_ns_ = 0;
+  // (topic, partition) -> the previous end offset, for the rate.
+  std::map<std::pair<std::string, std::uint32_t>, std::uint64_t> previous_;
+};
+
+// GET /metrics on 127.0.0.1:port (0: the kernel picks a free port), HTTP/1.0,
+// one request per connection, answered from a thread of its own.
+class MetricsHttpServer {
+ public:
+  static Result<std::unique_ptr<MetricsHttpServer>> start(std::uint16_t port, const Metrics& metrics);
+  ~MetricsHttpServer();
+  std::uint16_t port() const noexcept { return port_; }
+
+ private:
+  MetricsHttpServer() = default;
+  void run();
+  const Metrics* metrics_ = nullptr;
+  int listen_fd_ = -1;
+  int wake_[2] = {-1, -1};
+  std::uint16_t port_ = 0;
+  std::thread thread_;
+};
+
+}  // namespace ringbus::daemon

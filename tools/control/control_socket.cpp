@@ -93,17 +93,22 @@ struct ControlServer::Impl {
     c.in.append(buf, static_cast<std::size_t>(n));
     std::size_t start = 0;
     for (std::size_t nl; (nl = c.in.find('\n', start)) != std::string::npos; start = nl + 1) {
+      if (nl - start >= kMaxLineBytes) return refuse_long_line(c);
       if (!send_all(c.fd, answer(std::string_view(c.in).substr(start, nl - start)))) return false;
     }
     c.in.erase(0, start);
-    if (c.in.size() >= kMaxLineBytes) {
-      (void)send_all(c.fd, error_response(Error{Errc::invalid_argument, "the request is longer than " +
-                                                                            std::to_string(kMaxLineBytes) + " bytes"})
-                               .dump() +
-                               "\n");
-      return false;
-    }
+    if (c.in.size() >= kMaxLineBytes) return refuse_long_line(c);
     return true;
+  }
+
+  // Answers an over-long request with an error, then closes (the rest of the
+  // line would be read as garbage).
+  static bool refuse_long_line(const Connection& c) {
+    (void)send_all(c.fd, error_response(Error{Errc::invalid_argument, "the request is longer than " +
+                                                                          std::to_string(kMaxLineBytes) + " bytes"})
+                             .dump() +
+                             "\n");
+    return false;
   }
 
   void run() {
@@ -231,7 +236,11 @@ Result<Json> ControlClient::call_raw(std::string_view line) {
   const std::string who = "the broker of instance '" + instance_ + "'";
   std::string out(line);
   out += '\n';
-  if (!send_all(fd_, out)) return Error{Errc::io_error, errno_text("sending to " + who, errno)};
+  const std::string closed = who + " closed the connection (it stopped or died)";
+  if (!send_all(fd_, out)) {
+    if (errno == EPIPE || errno == ECONNRESET) return Error{Errc::io_error, closed};
+    return Error{Errc::io_error, errno_text("sending to " + who, errno)};
+  }
   for (;;) {
     if (const std::size_t nl = buffer_.find('\n'); nl != std::string::npos) {
       Json r = Json::parse(std::string_view(buffer_).substr(0, nl), nullptr, false);
@@ -242,9 +251,10 @@ Result<Json> ControlClient::call_raw(std::string_view line) {
     if (buffer_.size() > kMaxLineBytes) return Error{Errc::corrupt, who + " answered with an over-long line"};
     char buf[65536];
     const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-    if (n == 0) return Error{Errc::io_error, who + " closed the connection (it stopped or died)"};
+    if (n == 0) return Error{Errc::io_error, closed};
     if (n < 0) {
       if (errno == EINTR) continue;
+      if (errno == ECONNRESET) return Error{Errc::io_error, closed};
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
         return Error{Errc::io_error, who + " did not answer within " + std::to_string(timeout_.count()) + " ms"};
       }

@@ -1,0 +1,103 @@
+// ringbusd's configuration file: defaults, every key, and one test per kind
+// of refusal (the message names the file, the line and the key).
+#include <gtest/gtest.h>
+
+#include "daemon_config.h"
+
+namespace ringbus::daemon {
+namespace {
+
+DaemonConfig parse_ok(const std::string& text) {
+  DaemonConfig c = default_config();
+  auto s = apply_toml(c, text, "test.toml");
+  EXPECT_TRUE(s) << (s ? "" : s.error().message);
+  return c;
+}
+
+std::string parse_error(const std::string& text) {
+  DaemonConfig c = default_config();
+  auto s = apply_toml(c, text, "test.toml");
+  EXPECT_FALSE(s) << "accepted: " << text;
+  return s ? "" : s.error().message;
+}
+
+TEST(DaemonConfig, NoFileGivesWorkingDefaults) {
+  DaemonConfig c = default_config();
+  ASSERT_TRUE(finish_config(c));
+  EXPECT_EQ(c.data_dir, "/var/tmp/ringbus/" + c.instance);
+  EXPECT_EQ(c.flusher_threads, 1u);
+  EXPECT_TRUE(c.metrics);
+  EXPECT_EQ(c.metrics_port, 0u);
+  EXPECT_EQ(c.log_level, "info");
+}
+
+TEST(DaemonConfig, EveryKeyIsRead) {
+  DaemonConfig c = parse_ok(
+      "instance = \"prod\"\ndata_dir = \"/srv/rb\"\nflusher_threads = 4\nio_backend = \"pwrite\"\n"
+      "log_level = \"debug\"\n[metrics]\nenabled = false\nport = 9644\n");
+  EXPECT_EQ(c.instance, "prod");
+  EXPECT_EQ(c.data_dir, "/srv/rb");
+  EXPECT_EQ(c.flusher_threads, 4u);
+  EXPECT_EQ(c.io_backend, IoBackend::pwrite);
+  EXPECT_EQ(c.log_level, "debug");
+  EXPECT_FALSE(c.metrics);
+  EXPECT_EQ(c.metrics_port, 9644u);
+}
+
+TEST(DaemonConfig, MemoryOnlyHasNoDataDirectory) {
+  DaemonConfig c = parse_ok("memory_only = true\n");
+  ASSERT_TRUE(finish_config(c));
+  EXPECT_TRUE(c.data_dir.empty());
+}
+
+TEST(DaemonConfig, MemoryOnlyWithADataDirectoryIsRefused) {
+  DaemonConfig c = parse_ok("memory_only = true\ndata_dir = \"/srv\"\n");
+  auto s = finish_config(c);
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.error().message.find("memory_only and data_dir"), std::string::npos);
+}
+
+TEST(DaemonConfig, UnknownKeyNamesFileLineAndKey) {
+  const std::string m = parse_error("instance = \"a\"\n\nflusher_thread = 2\n");
+  EXPECT_NE(m.find("test.toml:3: key 'flusher_thread' is unknown"), std::string::npos) << m;
+}
+
+TEST(DaemonConfig, UnknownKeyInMetricsTable) {
+  const std::string m = parse_error("[metrics]\nport = 1\nadress = \"x\"\n");
+  EXPECT_NE(m.find("test.toml:3: key 'metrics.adress' is unknown"), std::string::npos) << m;
+}
+
+TEST(DaemonConfig, WrongTypeNamesTheKey) {
+  const std::string m = parse_error("flusher_threads = \"two\"\n");
+  EXPECT_NE(m.find("test.toml:1: key 'flusher_threads' must be an integer from 1 to 256"), std::string::npos) << m;
+}
+
+TEST(DaemonConfig, OutOfRangeNamesTheKey) {
+  EXPECT_NE(parse_error("[metrics]\nport = 70000\n").find("key 'metrics.port' must be an integer from 0 to 65535"),
+            std::string::npos);
+  EXPECT_NE(parse_error("flusher_threads = 0\n").find("flusher_threads"), std::string::npos);
+}
+
+TEST(DaemonConfig, BadEnumValuesAreRefused) {
+  EXPECT_NE(parse_error("io_backend = \"aio\"\n").find("must be \"io_uring\" or \"pwrite\""), std::string::npos);
+  EXPECT_NE(parse_error("log_level = \"loud\"\n").find("must be trace, debug, info, warn or error"), std::string::npos);
+}
+
+TEST(DaemonConfig, BadInstanceNameIsRefused) {
+  EXPECT_NE(parse_error("instance = \"a/b\"\n").find("key 'instance'"), std::string::npos);
+}
+
+TEST(DaemonConfig, SyntaxErrorNamesTheLine) {
+  const std::string m = parse_error("instance = \"a\"\nflusher_threads = = 2\n");
+  EXPECT_EQ(m.rfind("test.toml:2:", 0), 0u) << m;
+}
+
+TEST(DaemonConfig, MissingFileIsReported) {
+  DaemonConfig c = default_config();
+  auto s = apply_toml_file(c, "/nonexistent/ringbusd.toml");
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.error().message.find("/nonexistent/ringbusd.toml"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace ringbus::daemon

@@ -1,0 +1,507 @@
+// System tests: a real ringbusd, driven by the ringbus command line and by
+// control-channel clients, each in its own process.
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "control_socket.h"
+
+extern char** environ;
+
+namespace ringbus::test {
+namespace {
+
+namespace fs = std::filesystem;
+using control::ControlClient;
+using control::Json;
+
+struct Output {
+  int code = -1;
+  std::string out;
+  std::string err;
+};
+
+std::string read_file(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+// A scratch directory and instance name per test.
+class Scratch {
+ public:
+  Scratch() {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    instance_ = "systest-" + std::to_string(::getpid()) + "-" + info->name();
+    dir_ = "/var/tmp/ringbus-systest-" + std::to_string(::getpid()) + "-" + info->name();
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  ~Scratch() { fs::remove_all(dir_); }
+  const std::string& instance() const { return instance_; }
+  const std::string& dir() const { return dir_; }
+
+ private:
+  std::string instance_;
+  std::string dir_;
+};
+
+// Runs a program with stdin from `input`, stdout and stderr captured, and
+// the instance in RINGBUS_INSTANCE. Killed after `limit`.
+Output run(const Scratch& s, const std::string& program, const std::vector<std::string>& args,
+           const std::string& input = "", std::chrono::seconds limit = std::chrono::seconds(60)) {
+  static int n = 0;
+  const std::string base = s.dir() + "/run-" + std::to_string(n++);
+  { std::ofstream(base + ".in") << input; }
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, (base + ".in").c_str(), O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 1, (base + ".out").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&fa, 2, (base + ".err").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  std::vector<std::string> argv_s{program};
+  argv_s.insert(argv_s.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (std::string& a : argv_s) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::vector<std::string> env_s{"RINGBUS_INSTANCE=" + s.instance()};
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (std::string_view(*e).rfind("RINGBUS_INSTANCE=", 0) != 0) env_s.emplace_back(*e);
+  }
+  std::vector<char*> env;
+  for (std::string& e : env_s) env.push_back(e.data());
+  env.push_back(nullptr);
+  pid_t pid = 0;
+  Output o;
+  if (posix_spawn(&pid, program.c_str(), &fa, nullptr, argv.data(), env.data()) != 0) return o;
+  posix_spawn_file_actions_destroy(&fa);
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  int status = 0;
+  while (::waitpid(pid, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      o.err = "(killed: ran past " + std::to_string(limit.count()) + " s) ";
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  o.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  o.out = read_file(base + ".out");
+  o.err += read_file(base + ".err");
+  return o;
+}
+
+Output cli(const Scratch& s, const std::vector<std::string>& args, const std::string& input = "") {
+  return run(s, RINGBUS_CLI_PATH, args, input);
+}
+
+std::vector<std::string> lines(const std::string& text) {
+  std::vector<std::string> v;
+  std::istringstream in(text);
+  for (std::string l; std::getline(in, l);) v.push_back(l);
+  return v;
+}
+
+// A ringbusd process of the scratch instance.
+class Daemon {
+ public:
+  Daemon(const Scratch& s, std::vector<std::string> args) : s_(s) {
+    log_ = s.dir() + "/ringbusd-" + std::to_string(starts_++) + ".log";
+    std::vector<std::string> argv_s{RINGBUSD_PATH};
+    argv_s.insert(argv_s.end(), args.begin(), args.end());
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::setenv("RINGBUS_INSTANCE", s.instance().c_str(), 1);
+      const int fd = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      ::dup2(fd, 2);
+      ::dup2(fd, 1);
+      std::vector<char*> argv;
+      for (std::string& a : argv_s) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
+    }
+  }
+  ~Daemon() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  // Waits until it answers a ping (true), or it exited / 10 s passed (false).
+  bool ready() {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (auto c = ControlClient::connect(s_.instance()); c && c->call("ping")) return true;
+      int status = 0;
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        pid_ = -1;
+        return false;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+  }
+  // Sends sig and returns the exit code (128 + signal if killed by it).
+  int stop(int sig = SIGTERM) {
+    if (pid_ <= 0) return exit_code_;
+    ::kill(pid_, sig);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return exit_code_;
+  }
+  int wait_exit() {
+    if (pid_ <= 0) return exit_code_;
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+  std::string log() const { return read_file(log_); }
+
+ private:
+  const Scratch& s_;
+  std::string log_;
+  pid_t pid_ = -1;
+  int exit_code_ = -1;
+  static inline int starts_ = 0;
+};
+
+std::string shm_dir(const Scratch& s) {
+  const char* d = std::getenv("RINGBUS_SHM_DIR");
+  return std::string(d != nullptr ? d : "/dev/shm") + "/ringbus-" + s.instance();
+}
+
+TEST(ToolsSystem, ProduceThenConsumeRoundTrip) {
+  Scratch s;
+  Daemon d(s, {"--data-dir", s.dir() + "/data"});
+  ASSERT_TRUE(d.ready()) << d.log();
+  Output o = cli(s, {"topic", "create", "trucks", "--partitions", "3", "--ring-bytes", "1MiB"});
+  ASSERT_EQ(o.code, 0) << o.err;
+  std::string input;
+  for (int i = 0; i < 3000; ++i) input += "truck-" + std::to_string(i % 17) + "\t" + std::to_string(i) + "\n";
+  o = cli(s, {"produce", "trucks", "--keyed", "--durable"}, input);
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_NE(o.err.find("produced 3000 records"), std::string::npos) << o.err;
+  o = cli(s, {"consume", "trucks", "--from", "earliest", "--count", "3000", "--format", "key-value", "--timeout", "10s"});
+  ASSERT_EQ(o.code, 0) << o.err;
+  const auto got = lines(o.out);
+  ASSERT_EQ(got.size(), 3000u);
+  // Every record once; per key (one partition each) in the order published.
+  std::map<std::string, int> last;
+  std::vector<bool> seen(3000, false);
+  for (const std::string& l : got) {
+    const std::size_t tab = l.find('\t');
+    ASSERT_NE(tab, std::string::npos) << l;
+    const std::string key = l.substr(0, tab);
+    const int v = std::stoi(l.substr(tab + 1));
+    EXPECT_EQ(key, "truck-" + std::to_string(v % 17));
+    EXPECT_FALSE(seen[static_cast<std::size_t>(v)]) << "duplicate " << v;
+    seen[static_cast<std::size_t>(v)] = true;
+    if (last.count(key) != 0) {
+      EXPECT_LT(last[key], v) << "out of order for " << key;
+    }
+    last[key] = v;
+  }
+  EXPECT_EQ(d.stop(), 0) << d.log();
+}
+
+TEST(ToolsSystem, ConsumeFormatsJsonWithOffsetsAndHeaders) {
+  Scratch s;
+  Daemon d(s, {"--memory-only"});
+  ASSERT_TRUE(d.ready()) << d.log();
+  ASSERT_EQ(cli(s, {"topic", "create", "t"}).code, 0);
+  ASSERT_EQ(cli(s, {"produce", "t", "--header", "source=test"}, "a\nb\n").code, 0);
+  Output o = cli(s, {"consume", "t", "--from", "0", "--count", "2", "--format", "json", "--timeout", "10s"});
+  ASSERT_EQ(o.code, 0) << o.err;
+  const auto got = lines(o.out);
+  ASSERT_EQ(got.size(), 2u);
+  const Json j = Json::parse(got[1]);
+  EXPECT_EQ(j["offset"], 1);
+  EXPECT_EQ(j["partition"], 0);
+  EXPECT_EQ(j["value"], "b");
+  EXPECT_EQ(j["headers"]["source"], "test");
+  EXPECT_GT(j["timestamp_ns"].get<std::int64_t>(), 0);
+}
+
+TEST(ToolsSystem, TopicCommandsAndTheirErrors) {
+  Scratch s;
+  Daemon d(s, {"--data-dir", s.dir() + "/data"});
+  ASSERT_TRUE(d.ready()) << d.log();
+  ASSERT_EQ(cli(s, {"topic", "create", "a", "--partitions", "2", "--durability", "every_ack"}).code, 0);
+  ASSERT_EQ(cli(s, {"topic", "create", "b"}).code, 0);
+  Output o = cli(s, {"topic", "list"});
+  EXPECT_EQ(o.code, 0);
+  auto names = lines(o.out);
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"a", "b"}));
+
+  o = cli(s, {"topic", "describe", "a", "--json"});
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_EQ(Json::parse(o.out)["partitions"], 2);
+
+  o = cli(s, {"topic", "create", "a"});
+  EXPECT_EQ(o.code, 1);
+  EXPECT_NE(o.err.find("already exists"), std::string::npos) << o.err;
+  o = cli(s, {"topic", "create", "bad/name"});
+  EXPECT_EQ(o.code, 1);
+  EXPECT_NE(o.err.find("bad/name"), std::string::npos) << o.err;
+  o = cli(s, {"topic", "create", "c", "--partitions", "5000"});
+  EXPECT_EQ(o.code, 1);
+  EXPECT_NE(o.err.find("partitions is 5000"), std::string::npos) << o.err;
+  o = cli(s, {"topic", "create", "c", "--ring-bytes", "1000"});
+  EXPECT_EQ(o.code, 1);
+  EXPECT_NE(o.err.find("ring_bytes"), std::string::npos) << o.err;
+  o = cli(s, {"topic", "describe", "nope"});
+  EXPECT_EQ(o.code, 3);
+  EXPECT_NE(o.err.find("nope"), std::string::npos) << o.err;
+  o = cli(s, {"consume", "nope", "--count", "1"});
+  EXPECT_EQ(o.code, 3);
+  o = cli(s, {"produce", "nope"}, "x\n");
+  EXPECT_EQ(o.code, 3);
+  o = cli(s, {"topic", "frobnicate"});
+  EXPECT_EQ(o.code, 2);
+
+  ASSERT_EQ(cli(s, {"topic", "delete", "b"}).code, 0);
+  EXPECT_EQ(lines(cli(s, {"topic", "list"}).out), std::vector<std::string>{"a"});
+  EXPECT_EQ(cli(s, {"topic", "delete", "b"}).code, 3);
+  EXPECT_FALSE(fs::exists(s.dir() + "/data/b"));
+}
+
+TEST(ToolsSystem, OversizedRecordIsRefusedAndEarlierRecordsStay) {
+  Scratch s;
+  Daemon d(s, {"--data-dir", s.dir() + "/data"});
+  ASSERT_TRUE(d.ready()) << d.log();
+  ASSERT_EQ(cli(s, {"topic", "create", "small", "--max-record-size", "100"}).code, 0);
+  Output o = cli(s, {"produce", "small"}, "one\ntwo\n" + std::string(500, 'x') + "\nfour\n");
+  EXPECT_EQ(o.code, 1);
+  EXPECT_NE(o.err.find("line 3: record too large"), std::string::npos) << o.err;
+  o = cli(s, {"consume", "small", "--from", "earliest", "--count", "2", "--timeout", "10s"});
+  EXPECT_EQ(o.code, 0) << o.err;
+  EXPECT_EQ(lines(o.out), (std::vector<std::string>{"one", "two"}));
+}
+
+TEST(ToolsSystem, NoBrokerIsAClearErrorNotAHang) {
+  Scratch s;
+  const auto t0 = std::chrono::steady_clock::now();
+  Output o = cli(s, {"topic", "list"});
+  EXPECT_EQ(o.code, 3);
+  EXPECT_NE(o.err.find("no broker is running for instance '" + s.instance() + "'"), std::string::npos) << o.err;
+  o = cli(s, {"consume", "t", "--count", "1"});
+  EXPECT_EQ(o.code, 3) << o.err;
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(20));
+}
+
+TEST(ToolsSystem, SecondBrokerOnTheSameInstanceIsRefused) {
+  Scratch s;
+  Daemon d(s, {"--data-dir", s.dir() + "/data"});
+  ASSERT_TRUE(d.ready()) << d.log();
+  Daemon second(s, {"--data-dir", s.dir() + "/data2"});
+  EXPECT_EQ(second.wait_exit(), 1);
+  EXPECT_NE(second.log().find("already has a running broker"), std::string::npos) << second.log();
+  EXPECT_EQ(cli(s, {"topic", "list"}).code, 0);  // the first is untouched
+}
+
+TEST(ToolsSystem, MalformedConfigIsRefusedNamingFileLineAndKey) {
+  Scratch s;
+  const std::string path = s.dir() + "/ringbusd.toml";
+  std::ofstream(path) << "log_level = \"info\"\n\nflusher_thread = 2\n";
+  Daemon d(s, {"--config", path});
+  EXPECT_EQ(d.wait_exit(), 2);
+  EXPECT_NE(d.log().find(path + ":3: key 'flusher_thread' is unknown"), std::string::npos) << d.log();
+
+  std::ofstream(path) << "[metrics]\nport = \"high\"\n";
+  Daemon d2(s, {"--config", path});
+  EXPECT_EQ(d2.wait_exit(), 2);
+  EXPECT_NE(d2.log().find(path + ":2: key 'metrics.port' must be an integer"), std::string::npos) << d2.log();
+}
+
+TEST(ToolsSystem, ConfigFileIsUsedAndOptionsOverrideIt) {
+  Scratch s;
+  const std::string path = s.dir() + "/ringbusd.toml";
+  std::ofstream(path) << "data_dir = \"" << s.dir() << "/from-file\"\nlog_level = \"warn\"\n";
+  Daemon d(s, {"--config", path, "--data-dir", s.dir() + "/from-option"});
+  ASSERT_TRUE(d.ready()) << d.log();
+  auto c = ControlClient::connect(s.instance());
+  ASSERT_TRUE(c);
+  auto r = c->call("ping");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r.value()["data_dir"], s.dir() + "/from-option");
+  EXPECT_EQ(d.log().find("info"), std::string::npos) << "log_level warn from the file: " << d.log();
+}
+
+TEST(ToolsSystem, SigtermShutsDownCleanlyAndARestartGoesOn) {
+  Scratch s;
+  {
+    Daemon d(s, {"--data-dir", s.dir() + "/data"});
+    ASSERT_TRUE(d.ready()) << d.log();
+    ASSERT_EQ(cli(s, {"topic", "create", "t", "--partitions", "2"}).code, 0);
+    ASSERT_EQ(cli(s, {"produce", "t", "--durable"}, "1\n2\n3\n4\n").code, 0);
+    EXPECT_EQ(d.stop(SIGTERM), 0) << d.log();
+    EXPECT_NE(d.log().find("stopped cleanly"), std::string::npos) << d.log();
+    EXPECT_FALSE(fs::exists(shm_dir(s))) << "shared memory left behind";
+  }
+  Daemon d(s, {"--data-dir", s.dir() + "/data"});
+  ASSERT_TRUE(d.ready()) << d.log();
+  EXPECT_EQ(d.log().find("after a crash"), std::string::npos) << "a clean stop needs no tail check: " << d.log();
+  ASSERT_EQ(cli(s, {"produce", "t", "--partition", "0"}, "5\n").code, 0);
+  Output o = cli(s, {"consume", "t", "--from", "earliest", "--count", "5", "--format", "json", "--timeout", "10s"});
+  ASSERT_EQ(o.code, 0) << o.err;
+  std::vector<std::string> values;
+  std::uint64_t offset_of_5 = 0;
+  for (const std::string& l : lines(o.out)) {
+    const Json j = Json::parse(l);
+    values.push_back(j["value"]);
+    if (j["value"] == "5") offset_of_5 = j["offset"];
+  }
+  std::sort(values.begin(), values.end());
+  EXPECT_EQ(values, (std::vector<std::string>{"1", "2", "3", "4", "5"}));
+  EXPECT_EQ(offset_of_5, 2u) << "offsets go on from where they stopped (2 records per partition before)";
+}
+
+TEST(ToolsSystem, SigintAlsoShutsDownCleanly) {
+  Scratch s;
+  Daemon d(s, {"--memory-only"});
+  ASSERT_TRUE(d.ready()) << d.log();
+  EXPECT_EQ(d.stop(SIGINT), 0) << d.log();
+  EXPECT_FALSE(fs::exists(shm_dir(s)));
+}
+
+TEST(ToolsSystem, SigkillThenRestartRecoversEveryDurableRecord) {
+  Scratch s;
+  std::string input;
+  for (int i = 0; i < 500; ++i) input += std::to_string(i) + "\n";
+  {
+    Daemon d(s, {"--data-dir", s.dir() + "/data"});
+    ASSERT_TRUE(d.ready()) << d.log();
+    ASSERT_EQ(cli(s, {"topic", "create", "t", "--durability", "every_ack"}).code, 0);
+    ASSERT_EQ(cli(s, {"produce", "t", "--durable"}, input).code, 0);
+    EXPECT_EQ(d.stop(SIGKILL), 128 + SIGKILL);
+  }
+  EXPECT_TRUE(fs::exists(shm_dir(s))) << "a killed broker leaves its shared memory";
+  Daemon d(s, {"--data-dir", s.dir() + "/data"});
+  ASSERT_TRUE(d.ready()) << d.log();
+  EXPECT_NE(d.log().find("recovered"), std::string::npos) << d.log();
+  Output o = cli(s, {"consume", "t", "--from", "earliest", "--count", "500", "--timeout", "10s"});
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_EQ(o.out, input);
+}
+
+TEST(ToolsSystem, ControlChannelRefusesGarbageAndOtherVersions) {
+  Scratch s;
+  Daemon d(s, {"--memory-only"});
+  ASSERT_TRUE(d.ready()) << d.log();
+  auto c = ControlClient::connect(s.instance());
+  ASSERT_TRUE(c);
+  auto r = c->call_raw("this is not json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r.value()["ok"], false);
+  EXPECT_EQ(r.value()["code"], "invalid_argument");
+  r = c->call_raw(R"({"v":99,"op":"ping"})");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r.value()["code"], "version_mismatch");
+  EXPECT_NE(r.value()["error"].get<std::string>().find("version 99"), std::string::npos);
+  auto u = c->call("reboot");
+  ASSERT_FALSE(u);
+  EXPECT_NE(u.error().message.find("unknown operation 'reboot'"), std::string::npos);
+  auto t = c->call("create_topic", Json{{"topic", {{"name", "x"}, {"partitons", 2}}}});
+  ASSERT_FALSE(t);
+  EXPECT_NE(t.error().message.find("unknown field 'partitons'"), std::string::npos);
+  auto no_name = c->call("describe_topic");
+  ASSERT_FALSE(no_name);
+  EXPECT_NE(no_name.error().message.find("no topic \"name\""), std::string::npos);
+  EXPECT_TRUE(c->call("ping")) << "garbage does not close the connection";
+  // A line past the limit is refused and the connection closed.
+  auto big = c->call_raw(std::string(control::kMaxLineBytes + 10, 'x'));
+  ASSERT_TRUE(big);
+  EXPECT_EQ(big.value()["ok"], false);
+  EXPECT_NE(big.value()["error"].get<std::string>().find("longer than"), std::string::npos);
+  // The broker still serves others.
+  auto c2 = ControlClient::connect(s.instance());
+  ASSERT_TRUE(c2);
+  EXPECT_TRUE(c2->call("ping"));
+}
+
+TEST(ToolsSystem, AClientOfADeadBrokerGetsAClearError) {
+  Scratch s;
+  Daemon d(s, {"--memory-only"});
+  ASSERT_TRUE(d.ready()) << d.log();
+  auto c = ControlClient::connect(s.instance(), std::chrono::seconds(2));
+  ASSERT_TRUE(c);
+  d.stop(SIGKILL);
+  auto r = c->call("ping");
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("closed the connection"), std::string::npos) << r.error().message;
+  Output o = cli(s, {"topic", "list"});
+  EXPECT_EQ(o.code, 3) << o.err;
+}
+
+std::string http_get(std::uint16_t port, const std::string& path) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    ::close(fd);
+    return "";
+  }
+  const std::string req = "GET " + path + " HTTP/1.0\r\n\r\n";
+  (void)!::write(fd, req.data(), req.size());
+  std::string out;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) out.append(buf, static_cast<std::size_t>(n));
+  ::close(fd);
+  return out;
+}
+
+TEST(ToolsSystem, MetricsAreServedAsPrometheusTextAndByStats) {
+  Scratch s;
+  Daemon d(s, {"--data-dir", s.dir() + "/data"});
+  ASSERT_TRUE(d.ready()) << d.log();
+  ASSERT_EQ(cli(s, {"topic", "create", "m"}).code, 0);
+  ASSERT_EQ(cli(s, {"produce", "m", "--durable"}, "a\nb\nc\n").code, 0);
+  auto c = ControlClient::connect(s.instance());
+  ASSERT_TRUE(c);
+  const auto port = c->call("ping").value()["metrics_port"].get<std::uint16_t>();
+  ASSERT_NE(port, 0);
+  // Sampled once a second.
+  std::string body;
+  for (int i = 0; i < 50 && body.find("ringbus_partition_end_offset{topic=\"m\",partition=\"0\"} 3") == std::string::npos;
+       ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    body = http_get(port, "/metrics");
+  }
+  EXPECT_EQ(body.rfind("HTTP/1.0 200 OK", 0), 0u) << body;
+  EXPECT_NE(body.find("ringbus_partition_end_offset{topic=\"m\",partition=\"0\"} 3"), std::string::npos) << body;
+  EXPECT_NE(body.find("ringbus_partition_durable_offset{topic=\"m\",partition=\"0\"} 3"), std::string::npos) << body;
+  EXPECT_NE(body.find("# TYPE ringbus_partition_retained_bytes gauge"), std::string::npos);
+  EXPECT_NE(body.find("ringbus_broker_errors_total 0"), std::string::npos);
+  EXPECT_EQ(http_get(port, "/nope").rfind("HTTP/1.0 404", 0), 0u);
+  Output o = cli(s, {"stats"});
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_NE(o.out.find("m "), std::string::npos) << o.out;
+}
+
+}  // namespace
+}  // namespace ringbus::test

@@ -53,12 +53,7 @@ void Metrics::sample(std::int64_t now_ns) {
       for (const PartitionInfo& p : info->partition_info) {
         PartitionSample s;
         s.topic = t;
-        s.partition = p.partition;
-        s.end_offset = p.end_offset;
-        s.written_offset = p.written_offset;
-        s.durable_offset = p.durable_offset;
-        s.log_start_offset = p.log_start_offset;
-        s.log_error = p.log_error;
+        s.info = p;
         if (p.has_log) s.retained_bytes = segment_bytes(data_dir_ + "/" + t + "/" + std::to_string(p.partition));
         next.push_back(std::move(s));
       }
@@ -68,11 +63,11 @@ void Metrics::sample(std::int64_t now_ns) {
   const double seconds = sampled_ns_ == 0 ? 0 : static_cast<double>(now_ns - sampled_ns_) / 1e9;
   std::map<std::pair<std::string, std::uint32_t>, std::uint64_t> ends;
   for (PartitionSample& s : next) {
-    const auto key = std::make_pair(s.topic, s.partition);
-    if (auto it = previous_.find(key); it != previous_.end() && seconds > 0 && s.end_offset >= it->second) {
-      s.records_in_per_second = static_cast<double>(s.end_offset - it->second) / seconds;
+    const auto key = std::make_pair(s.topic, s.info.partition);
+    if (auto it = previous_.find(key); it != previous_.end() && seconds > 0 && s.info.end_offset >= it->second) {
+      s.records_in_per_second = static_cast<double>(s.info.end_offset - it->second) / seconds;
     }
-    ends[key] = s.end_offset;
+    ends[key] = s.info.end_offset;
   }
   previous_ = std::move(ends);
   samples_ = std::move(next);
@@ -85,23 +80,23 @@ std::string Metrics::prometheus() const {
   const auto family = [&](const char* name, const char* type, const char* help, auto value) {
     out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
     for (const PartitionSample& s : samples_) {
-      out += fmt::format("{}{{topic=\"{}\",partition=\"{}\"}} {}\n", name, label(s.topic), s.partition, value(s));
+      out += fmt::format("{}{{topic=\"{}\",partition=\"{}\"}} {}\n", name, label(s.topic), s.info.partition, value(s));
     }
   };
   family("ringbus_partition_end_offset", "gauge", "Next offset to be published.",
-         [](const PartitionSample& s) { return s.end_offset; });
+         [](const PartitionSample& s) { return s.info.end_offset; });
   family("ringbus_partition_written_offset", "gauge", "Offsets below this are written to the commit log.",
-         [](const PartitionSample& s) { return s.written_offset; });
+         [](const PartitionSample& s) { return s.info.written_offset; });
   family("ringbus_partition_durable_offset", "gauge", "Offsets below this are durable by the topic's policy.",
-         [](const PartitionSample& s) { return s.durable_offset; });
+         [](const PartitionSample& s) { return s.info.durable_offset; });
   family("ringbus_partition_log_start_offset", "gauge", "Earliest offset kept in the commit log.",
-         [](const PartitionSample& s) { return s.log_start_offset; });
+         [](const PartitionSample& s) { return s.info.log_start_offset; });
   family("ringbus_partition_retained_bytes", "gauge", "Bytes of the partition's segment files.",
          [](const PartitionSample& s) { return s.retained_bytes; });
   family("ringbus_partition_records_in_per_second", "gauge", "Records published per second over the last sample.",
          [](const PartitionSample& s) { return s.records_in_per_second; });
   family("ringbus_partition_log_error", "gauge", "errno the partition's flusher is stuck on (0: none).",
-         [](const PartitionSample& s) { return s.log_error; });
+         [](const PartitionSample& s) { return s.info.log_error; });
   out += fmt::format("# HELP ringbus_broker_errors_total Errors the broker logged (disk, flusher, retention).\n"
                      "# TYPE ringbus_broker_errors_total counter\nringbus_broker_errors_total {}\n",
                      errors_.load(std::memory_order_relaxed));
@@ -113,14 +108,14 @@ nlohmann::json Metrics::json() const {
   nlohmann::json parts = nlohmann::json::array();
   for (const PartitionSample& s : samples_) {
     parts.push_back({{"topic", s.topic},
-                     {"partition", s.partition},
-                     {"end_offset", s.end_offset},
-                     {"written_offset", s.written_offset},
-                     {"durable_offset", s.durable_offset},
-                     {"log_start_offset", s.log_start_offset},
+                     {"partition", s.info.partition},
+                     {"end_offset", s.info.end_offset},
+                     {"written_offset", s.info.written_offset},
+                     {"durable_offset", s.info.durable_offset},
+                     {"log_start_offset", s.info.log_start_offset},
                      {"retained_bytes", s.retained_bytes},
                      {"records_in_per_second", s.records_in_per_second},
-                     {"log_error", s.log_error}});
+                     {"log_error", s.info.log_error}});
   }
   return {{"partitions", std::move(parts)}, {"errors", errors_.load(std::memory_order_relaxed)}};
 }

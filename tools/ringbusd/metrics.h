@@ -22,14 +22,9 @@ namespace ringbus::daemon {
 
 struct PartitionSample {
   std::string topic;
-  std::uint32_t partition = 0;
-  std::uint64_t end_offset = 0;
-  std::uint64_t written_offset = 0;
-  std::uint64_t durable_offset = 0;
-  std::uint64_t log_start_offset = 0;
+  PartitionInfo info;                // offsets and the flusher's error, as the broker describes them
   std::uint64_t retained_bytes = 0;  // the partition's segment files
   double records_in_per_second = 0;
-  int log_error = 0;
 };
 
 // sample() is called by one thread (the daemon's main loop); the readers

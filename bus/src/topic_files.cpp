@@ -81,7 +81,7 @@ Status validate_topic_config(const TopicConfig& c) {
   constexpr std::uint64_t kMaxSegmentFileBytes = 0xFFFF'FFFFULL;
   if (l.segment_bytes < (1U << 20) || l.segment_bytes > kMaxSegmentFileBytes) {
     return Error{Errc::invalid_argument, t + "log.segment_bytes is " + std::to_string(l.segment_bytes) +
-                                             "; it must be 1 MiB to 4 GiB"};
+                                             "; it must be at least 1 MiB and less than 4 GiB"};
   }
   if (l.segment_age < std::chrono::seconds(1)) {
     return Error{Errc::invalid_argument, t + "log.segment_age must be at least 1 second"};

@@ -309,6 +309,10 @@ TEST(ToolsSystem, NoBrokerIsAClearErrorNotAHang) {
   EXPECT_NE(o.err.find("no broker is running for instance '" + s.instance() + "'"), std::string::npos) << o.err;
   o = cli(s, {"consume", "t", "--count", "1"});
   EXPECT_EQ(o.code, 3) << o.err;
+  o = cli(s, {"--instance", "no/slash", "topic", "list"});
+  EXPECT_EQ(o.code, 2) << o.err;
+  EXPECT_NE(o.err.find("no/slash"), std::string::npos) << o.err;
+  EXPECT_EQ(o.err.find("no broker"), std::string::npos) << "the bad name is refused before anything runs: " << o.err;
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(20));
 }
 

@@ -18,7 +18,7 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitError = 1;     // the broker or the library refused, I/O failed
 inline constexpr int kExitUsage = 2;     // bad command line
 inline constexpr int kExitNotFound = 3;  // no broker running, unknown topic
-inline constexpr int kExitTimeout = 4;   // consume --timeout passed before --count records
+inline constexpr int kExitTimeout = 4;   // consume --timeout: no record came for that long
 
 struct Global {
   std::string instance;  // resolved: --instance, else $RINGBUS_INSTANCE, else "default"

@@ -1,5 +1,9 @@
 // ringbus produce, ringbus consume: the data path, straight into and out of
 // the topic's rings (and its commit log), never through the broker.
+#include <poll.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <charconv>
 #include <fstream>
 #include <iostream>
@@ -57,7 +61,7 @@ int produce(const Global& g, const ProduceOptions& o) {
     file.open(o.file);
     if (!file) {
       std::fprintf(stderr, "ringbus: cannot read %s\n", o.file.c_str());
-      return kExitNotFound;
+      return kExitError;
     }
   }
   std::istream& in = file.is_open() ? static_cast<std::istream&>(file) : std::cin;
@@ -161,6 +165,11 @@ int consume(const Global& g, const ConsumeOptions& o) {
           ++n;
         },
         want);
+    if (std::ferror(stdout) != 0) {
+      // The reader of our output went away (a closed pipe): stop quietly, as
+      // cat does under `| head`; any other write error is an error.
+      return errno == EPIPE ? kExitOk : (std::perror("ringbus: writing records"), kExitError);
+    }
     if (r.status == PollStatus::topic_deleted) {
       std::fflush(stdout);
       std::fprintf(stderr, "ringbus: topic '%s' was deleted (after %llu records)\n", o.topic.c_str(),
@@ -171,9 +180,13 @@ int consume(const Global& g, const ConsumeOptions& o) {
     if (r.records > 0) deadline = std::chrono::steady_clock::now() + idle_limit;
     if (r.records == 0) {
       std::fflush(stdout);
+      // Idle: also notice a reader that went away (`| head`) without waiting
+      // for the next record to fail its write.
+      pollfd out{STDOUT_FILENO, 0, 0};
+      if (::poll(&out, 1, 0) > 0 && (out.revents & (POLLERR | POLLHUP)) != 0) return kExitOk;
       if (o.timeout_ms >= 0 && std::chrono::steady_clock::now() >= deadline) {
-        std::fprintf(stderr, "ringbus: timed out after %llu of %llu records\n", static_cast<unsigned long long>(n),
-                     static_cast<unsigned long long>(o.count));
+        std::fprintf(stderr, "ringbus: no record for %lld ms (timed out after %llu records)\n",
+                     static_cast<long long>(o.timeout_ms), static_cast<unsigned long long>(n));
         return kExitTimeout;
       }
       (void)c->wait(std::chrono::milliseconds(100));

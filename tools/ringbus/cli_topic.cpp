@@ -155,13 +155,19 @@ void add_stats_command(CLI::App& app, const Global& g, int& code) {
   auto watch = std::make_shared<double>(0);
   CLI::App* stats = app.add_subcommand("stats", "the broker's metrics per topic partition");
   stats->footer("Examples:\n  ringbus stats\n  ringbus stats --watch 1     # refresh every second until Ctrl-C");
-  stats->add_option("--watch", *watch, "refresh every SECONDS until interrupted")->check(CLI::PositiveNumber);
+  stats->add_option("--watch", *watch, "refresh every SECONDS until interrupted")->check(CLI::Range(0.1, 3600.0));
   stats->callback([&g, &code, watch] {
     auto c = ControlClient::connect(g.instance, g.timeout);
     if (!c) {
       code = fail(c.error());
       return;
     }
+    auto ping = c->call("ping");
+    if (!ping) {
+      code = fail(ping.error());
+      return;
+    }
+    const auto port = ping.value()["metrics_port"].get<std::uint32_t>();
     do {
       auto r = c->call("stats");
       if (!r) {
@@ -180,7 +186,8 @@ void add_stats_command(CLI::App& app, const Global& g, int& code) {
                    p["retained_bytes"].get<std::uint64_t>(), p["records_in_per_second"].get<double>(),
                    err == 0 ? "-" : std::strerror(err));
       }
-      fmt::print("broker errors logged: {}\n", s["errors"].get<std::uint64_t>());
+      fmt::print("broker errors logged: {}; metrics: {}\n", s["errors"].get<std::uint64_t>(),
+                 port == 0 ? std::string("off") : fmt::format("http://127.0.0.1:{}/metrics", port));
       std::fflush(stdout);
       if (*watch <= 0) break;
       for (int i = 0; i < static_cast<int>(*watch * 10) && !g_stop.load(); ++i) {

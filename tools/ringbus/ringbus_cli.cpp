@@ -24,7 +24,8 @@ int main(int argc, char** argv) {
   app.add_option("--instance,-i", instance, "the broker's instance name");
   std::int64_t timeout_ms = 10000;
   app.add_option("--request-timeout", timeout_ms, "how long to wait for the broker's answers (default 10s)")
-      ->transform(duration_units());
+      ->transform(duration_units())
+      ->check(CLI::PositiveNumber);
   int code = kExitOk;
   add_topic_commands(app, g, code);
   add_produce_command(app, g, code);
@@ -34,6 +35,7 @@ int main(int argc, char** argv) {
   app.parse_complete_callback([&] {
     g.instance = instance.empty() ? ringbus::default_instance() : instance;
     g.timeout = std::chrono::milliseconds(timeout_ms);
+    if (auto s = ringbus::validate_name("instance", g.instance); !s) throw CLI::ValidationError("--instance", s.error().message);
   });
 
   struct sigaction sa{};
@@ -49,10 +51,6 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     (void)app.exit(e);
-    return kExitUsage;
-  }
-  if (auto s = ringbus::validate_name("instance", g.instance); !s) {
-    std::fprintf(stderr, "ringbus: %s\n", s.error().message.c_str());
     return kExitUsage;
   }
   return code;

@@ -19,7 +19,7 @@ struct DaemonConfig {
   IoBackend io_backend = IoBackend::io_uring;
   std::string log_level = "info";  // trace, debug, info, warn, error
   bool metrics = true;             // the Prometheus endpoint on 127.0.0.1
-  std::uint32_t metrics_port = 0;  // 0: a free port the kernel picks (logged; `ringbus stats` finds it)
+  std::uint32_t metrics_port = 0;  // 0: a free port the kernel picks (logged; `ringbus stats` prints it)
 };
 
 DaemonConfig default_config();

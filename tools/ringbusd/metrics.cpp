@@ -33,8 +33,12 @@ std::uint64_t segment_bytes(const std::string& dir) {
 std::string label(std::string_view s) {
   std::string out;
   for (const char c : s) {
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
     if (c == '\\' || c == '"') out += '\\';
-    out += c == '\n' ? 'n' : c;
+    out += c;
   }
   return out;
 }

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -59,7 +60,7 @@ Json handle(Broker& broker, const Metrics& metrics, const DaemonConfig& config, 
                {"instance", config.instance},
                {"data_dir", config.memory_only ? "" : config.data_dir},
                {"metrics_port", metrics_port},
-               {"version", "0.1.0"}});
+               {"version", RINGBUS_VERSION}});
   }
   if (op == "create_topic") {
     if (!req.contains("topic")) return control::error_response({Errc::invalid_argument, "the request has no \"topic\""});
@@ -112,12 +113,14 @@ int run(DaemonConfig config) {
   bo.data_dir = config.memory_only ? "" : config.data_dir;
   bo.flusher_threads = config.flusher_threads;
   bo.io_backend = config.io_backend;
-  Metrics* metrics_ptr = nullptr;  // set once metrics exist; the broker logs before that only from start()
+  // Set once the metrics exist; the flushers may log from their threads
+  // before that (recovery, disk errors), hence atomic.
+  std::atomic<Metrics*> metrics_ptr{nullptr};
   bo.logger = [&metrics_ptr](const char* level, const std::string& message) {
     const std::string_view l(level);
     if (l == "error") {
       spdlog::error("{}", message);
-      if (metrics_ptr != nullptr) metrics_ptr->count_error();
+      if (Metrics* m = metrics_ptr.load(std::memory_order_acquire); m != nullptr) m->count_error();
     } else if (l == "warn") {
       spdlog::warn("{}", message);
     } else {
@@ -132,7 +135,7 @@ int run(DaemonConfig config) {
     return kExitError;
   }
   metrics = std::make_unique<Metrics>(broker.value(), config.memory_only ? "" : config.data_dir);
-  metrics_ptr = metrics.get();
+  metrics_ptr.store(metrics.get(), std::memory_order_release);
   metrics->sample(monotonic_ns());
 
   std::unique_ptr<MetricsHttpServer> http;

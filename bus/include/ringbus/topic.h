@@ -22,7 +22,7 @@ const char* to_string(Durability d) noexcept;
 
 // The commit log of a topic (used when the broker has a data directory).
 struct LogConfig {
-  std::uint64_t segment_bytes = 1ULL << 30;  // roll to a new segment file at this size (1 MiB..4 GiB)
+  std::uint64_t segment_bytes = 1ULL << 30;  // roll to a new segment file at this size (1 MiB to 4 GiB - 1)
   std::chrono::milliseconds segment_age = std::chrono::hours(24 * 7);  // ... or at this age
   std::uint64_t retention_bytes = 0;         // delete the oldest segments above this (0: no limit)
   std::chrono::milliseconds retention_age = std::chrono::hours(24 * 7);  // ... or older than this (0: no limit)

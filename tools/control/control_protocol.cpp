@@ -1,6 +1,9 @@
 #include "control_protocol.h"
 
+#include <algorithm>
 #include <array>
+#include <chrono>
+#include <iterator>
 #include <limits>
 #include <utility>
 
@@ -45,15 +48,6 @@ Result<std::uint64_t> get_uint(const Json& j, const char* key, std::uint64_t max
   return x;
 }
 
-const char* durability_name(Durability d) {
-  switch (d) {
-    case Durability::page_cache: return "page_cache";
-    case Durability::interval: return "interval";
-    case Durability::every_ack: return "every_ack";
-  }
-  return "interval";
-}
-
 }  // namespace
 
 std::string socket_path(std::string_view instance) { return instance_directory(instance) + "/control.sock"; }
@@ -71,33 +65,64 @@ Result<Json> parse_request(std::string_view line) {
   return j;
 }
 
+namespace {
+
+// The unsigned fields of a topic's configuration, each once: its key, its
+// largest value, and how it is read from and written into a TopicConfig.
+struct UintField {
+  const char* key;
+  std::uint64_t max;
+  Json (*get)(const TopicConfig&);
+  void (*set)(TopicConfig&, std::uint64_t);
+};
+
+using Ms = std::chrono::milliseconds;
+constexpr std::uint64_t kU32 = std::numeric_limits<std::uint32_t>::max();
+constexpr std::uint64_t kU64 = std::numeric_limits<std::uint64_t>::max();
+constexpr std::uint64_t kMaxMs = std::uint64_t{1} << 50;  // ~35,000 years: no overflow in nanoseconds
+
+Ms ms(std::uint64_t x) { return Ms(static_cast<std::int64_t>(x)); }
+
+constexpr UintField kUintFields[] = {
+    {"partitions", kU32, [](const TopicConfig& c) { return Json(c.partitions); },
+     [](TopicConfig& c, std::uint64_t x) { c.partitions = static_cast<std::uint32_t>(x); }},
+    {"ring_bytes", kU64, [](const TopicConfig& c) { return Json(c.ring_bytes); },
+     [](TopicConfig& c, std::uint64_t x) { c.ring_bytes = x; }},
+    {"max_record_size", kU32, [](const TopicConfig& c) { return Json(c.max_record_size); },
+     [](TopicConfig& c, std::uint64_t x) { c.max_record_size = static_cast<std::uint32_t>(x); }},
+    {"abandoned_claim_timeout_ms", kMaxMs,
+     [](const TopicConfig& c) { return Json(std::chrono::duration_cast<Ms>(c.abandoned_claim_timeout).count()); },
+     [](TopicConfig& c, std::uint64_t x) { c.abandoned_claim_timeout = ms(x); }},
+    {"segment_bytes", kU64, [](const TopicConfig& c) { return Json(c.log.segment_bytes); },
+     [](TopicConfig& c, std::uint64_t x) { c.log.segment_bytes = x; }},
+    {"segment_age_ms", kMaxMs, [](const TopicConfig& c) { return Json(c.log.segment_age.count()); },
+     [](TopicConfig& c, std::uint64_t x) { c.log.segment_age = ms(x); }},
+    {"retention_bytes", kU64, [](const TopicConfig& c) { return Json(c.log.retention_bytes); },
+     [](TopicConfig& c, std::uint64_t x) { c.log.retention_bytes = x; }},
+    {"retention_age_ms", kMaxMs, [](const TopicConfig& c) { return Json(c.log.retention_age.count()); },
+     [](TopicConfig& c, std::uint64_t x) { c.log.retention_age = ms(x); }},
+    {"flush_interval_ms", kMaxMs, [](const TopicConfig& c) { return Json(c.log.flush_interval.count()); },
+     [](TopicConfig& c, std::uint64_t x) { c.log.flush_interval = ms(x); }},
+    {"flush_bytes", kU64, [](const TopicConfig& c) { return Json(c.log.flush_bytes); },
+     [](TopicConfig& c, std::uint64_t x) { c.log.flush_bytes = x; }},
+    {"index_interval_bytes", kU32, [](const TopicConfig& c) { return Json(c.log.index_interval_bytes); },
+     [](TopicConfig& c, std::uint64_t x) { c.log.index_interval_bytes = static_cast<std::uint32_t>(x); }},
+};
+
+constexpr Durability kDurabilities[] = {Durability::page_cache, Durability::interval, Durability::every_ack};
+
+}  // namespace
+
 Json topic_config_to_json(const TopicConfig& c) {
-  return Json{
-      {"name", c.name},
-      {"partitions", c.partitions},
-      {"ring_bytes", c.ring_bytes},
-      {"max_record_size", c.max_record_size},
-      {"abandoned_claim_timeout_ms",
-       std::chrono::duration_cast<std::chrono::milliseconds>(c.abandoned_claim_timeout).count()},
-      {"segment_bytes", c.log.segment_bytes},
-      {"segment_age_ms", c.log.segment_age.count()},
-      {"retention_bytes", c.log.retention_bytes},
-      {"retention_age_ms", c.log.retention_age.count()},
-      {"durability", durability_name(c.log.durability)},
-      {"flush_interval_ms", c.log.flush_interval.count()},
-      {"flush_bytes", c.log.flush_bytes},
-      {"index_interval_bytes", c.log.index_interval_bytes},
-  };
+  Json j{{"name", c.name}, {"durability", to_string(c.log.durability)}};
+  for (const UintField& f : kUintFields) j[f.key] = f.get(c);
+  return j;
 }
 
 Result<TopicConfig> topic_config_from_json(const Json& j) {
   if (!j.is_object()) return bad("the topic configuration is not a JSON object");
   TopicConfig c;
-  constexpr std::uint64_t u32 = std::numeric_limits<std::uint32_t>::max();
-  constexpr std::uint64_t u64 = std::numeric_limits<std::uint64_t>::max();
-  constexpr std::uint64_t ms_max = std::uint64_t{1} << 50;  // ~35,000 years: no overflow in nanoseconds below
   for (const auto& [key, value] : j.items()) {
-    const char* k = key.c_str();
     if (key == "name") {
       if (!value.is_string()) return bad("field 'name' must be a string");
       c.name = value.get<std::string>();
@@ -105,43 +130,20 @@ Result<TopicConfig> topic_config_from_json(const Json& j) {
     }
     if (key == "durability") {
       const std::string d = value.is_string() ? value.get<std::string>() : "";
-      if (d == "page_cache") {
-        c.log.durability = Durability::page_cache;
-      } else if (d == "interval") {
-        c.log.durability = Durability::interval;
-      } else if (d == "every_ack") {
-        c.log.durability = Durability::every_ack;
-      } else {
+      const auto* it = std::find_if(std::begin(kDurabilities), std::end(kDurabilities),
+                                    [&](Durability x) { return d == to_string(x); });
+      if (it == std::end(kDurabilities)) {
         return bad("field 'durability' must be \"page_cache\", \"interval\" or \"every_ack\", not " + value.dump());
       }
+      c.log.durability = *it;
       continue;
     }
-    std::uint64_t limit = 0;
-    if (key == "partitions" || key == "max_record_size" || key == "index_interval_bytes") {
-      limit = u32;
-    } else if (key == "ring_bytes" || key == "segment_bytes" || key == "retention_bytes" || key == "flush_bytes") {
-      limit = u64;
-    } else if (key == "abandoned_claim_timeout_ms" || key == "segment_age_ms" || key == "retention_age_ms" ||
-               key == "flush_interval_ms") {
-      limit = ms_max;
-    } else {
-      return bad("unknown field '" + key + "' in the topic configuration");
-    }
-    auto v = get_uint(j, k, limit);
+    const auto* f = std::find_if(std::begin(kUintFields), std::end(kUintFields),
+                                 [&](const UintField& x) { return key == x.key; });
+    if (f == std::end(kUintFields)) return bad("unknown field '" + key + "' in the topic configuration");
+    auto v = get_uint(j, f->key, f->max);
     if (!v) return v.error();
-    const std::uint64_t x = v.value();
-    const auto ms = std::chrono::milliseconds(static_cast<std::int64_t>(x));
-    if (key == "partitions") c.partitions = static_cast<std::uint32_t>(x);
-    if (key == "max_record_size") c.max_record_size = static_cast<std::uint32_t>(x);
-    if (key == "index_interval_bytes") c.log.index_interval_bytes = static_cast<std::uint32_t>(x);
-    if (key == "ring_bytes") c.ring_bytes = x;
-    if (key == "segment_bytes") c.log.segment_bytes = x;
-    if (key == "retention_bytes") c.log.retention_bytes = x;
-    if (key == "flush_bytes") c.log.flush_bytes = x;
-    if (key == "abandoned_claim_timeout_ms") c.abandoned_claim_timeout = ms;
-    if (key == "segment_age_ms") c.log.segment_age = ms;
-    if (key == "retention_age_ms") c.log.retention_age = ms;
-    if (key == "flush_interval_ms") c.log.flush_interval = ms;
+    f->set(c, v.value());
   }
   if (c.name.empty()) return bad("the topic configuration has no 'name'");
   return c;

@@ -14,6 +14,8 @@
 
 #include <fmt/core.h>
 
+#include "segment_files.h"
+
 namespace ringbus::daemon {
 
 namespace fs = std::filesystem;
@@ -24,7 +26,7 @@ std::uint64_t segment_bytes(const std::string& dir) {
   std::uint64_t n = 0;
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(dir, ec)) {
-    if (e.path().extension() == ".log") n += e.file_size(ec);
+    if (e.path().extension() == io::kLogExt) n += e.file_size(ec);
   }
   return n;
 }
@@ -58,7 +60,7 @@ void Metrics::sample(std::int64_t now_ns) {
         PartitionSample s;
         s.topic = t;
         s.info = p;
-        if (p.has_log) s.retained_bytes = segment_bytes(data_dir_ + "/" + t + "/" + std::to_string(p.partition));
+        if (p.has_log) s.retained_bytes = segment_bytes(io::partition_log_directory(data_dir_ + "/" + t, p.partition));
         next.push_back(std::move(s));
       }
     }

@@ -37,16 +37,14 @@ void print_topic(const Json& t) {
   fmt::print("{:>9} {:>14} {:>14} {:>14} {:>14} {:>7} {}\n", "partition", "log start", "end offset", "written",
              "durable", "gating", "error");
   for (const Json& p : t["partition_info"]) {
+    // Without a commit log the log's columns are "-".
+    const bool log = p["has_log"].get<bool>();
+    const auto log_field = [&](const char* key) { return log ? std::to_string(p[key].get<std::uint64_t>()) : "-"; };
     const int err = p["log_error"].get<int>();
-    if (p["has_log"].get<bool>()) {
-      fmt::print("{:>9} {:>14} {:>14} {:>14} {:>14} {:>7} {}\n", p["partition"].get<std::uint32_t>(),
-                 p["log_start_offset"].get<std::uint64_t>(), p["end_offset"].get<std::uint64_t>(),
-                 p["written_offset"].get<std::uint64_t>(), p["durable_offset"].get<std::uint64_t>(),
-                 p["gating_readers"].get<std::uint32_t>(), err == 0 ? "-" : std::strerror(err));
-    } else {
-      fmt::print("{:>9} {:>14} {:>14} {:>14} {:>14} {:>7} {}\n", p["partition"].get<std::uint32_t>(), "-",
-                 p["end_offset"].get<std::uint64_t>(), "-", "-", p["gating_readers"].get<std::uint32_t>(), "-");
-    }
+    fmt::print("{:>9} {:>14} {:>14} {:>14} {:>14} {:>7} {}\n", p["partition"].get<std::uint32_t>(),
+               log_field("log_start_offset"), p["end_offset"].get<std::uint64_t>(), log_field("written_offset"),
+               log_field("durable_offset"), p["gating_readers"].get<std::uint32_t>(),
+               log && err != 0 ? std::strerror(err) : "-");
   }
 }
 

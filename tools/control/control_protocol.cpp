@@ -122,7 +122,10 @@ Json topic_config_to_json(const TopicConfig& c) {
 Result<TopicConfig> topic_config_from_json(const Json& j) {
   if (!j.is_object()) return bad("the topic configuration is not a JSON object");
   TopicConfig c;
-  for (const auto& [key, value] : j.items()) {
+  for (const auto& item : j.items()) {
+    // Not a structured binding: clang 14 (the fuzz build) cannot capture one in a lambda.
+    const std::string& key = item.key();
+    const Json& value = item.value();
     if (key == "name") {
       if (!value.is_string()) return bad("field 'name' must be a string");
       c.name = value.get<std::string>();

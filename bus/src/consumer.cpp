@@ -8,6 +8,7 @@
 
 #include <unistd.h>
 
+#include "consumer_access.h"
 #include "file_io.h"
 #include "log_reader.h"
 #include "partition_ring.h"
@@ -28,15 +29,18 @@ struct PartitionCursor {
   detail::ReaderCursor cursor;
   std::string log_dir;                   // "" : the topic has no commit log
   std::unique_ptr<io::LogReader> disk;   // set while reading from the log
-};
+  // Group members read a window [cursor.deliver_from, window_end) at a time
+  // (ConsumerAccess::set_window). A claim or batch that crosses window_end is
+  // delivered up to it and the ring cursor stays at the claim's start, so the
+  // next window can go on inside the same claim.
+  std::uint64_t window_end = ~std::uint64_t{0};
 
-// The topic's commit log directory, through the link its broker made.
-std::string topic_log_directory(std::string_view instance, std::string_view topic) {
-  const std::string link = detail::topic_directory(instance, topic) + "/" + detail::kLogLinkName;
-  char target[4096];
-  const ssize_t n = ::readlink(link.c_str(), target, sizeof target - 1);
-  return n > 0 ? std::string(target, static_cast<std::size_t>(n)) : std::string();
-}
+  // Every offset below this was delivered or passed over.
+  std::uint64_t passed() const noexcept { return std::max(cursor.offset, cursor.deliver_from); }
+  bool in_window(std::uint64_t offset) const noexcept {
+    return offset >= cursor.deliver_from && offset < window_end;
+  }
+};
 
 }  // namespace
 
@@ -56,10 +60,22 @@ struct Consumer::Impl {
     parts.clear();  // the readers use disk_io
   }
 
+  // Moves the cursor past a delivered claim, or, if the claim crosses the
+  // window's end, leaves it at the claim's start (see window_end).
+  static void advance(PartitionCursor& part, std::uint64_t end, std::uint32_t records) noexcept;
   bool deliver_in_place(PartitionCursor& part, const detail::RecordHandlerRef& handler, std::size_t& delivered);
   // Returns false if the copy may be torn (the consumer was lapped).
   bool deliver_copy(PartitionCursor& part, const detail::RecordHandlerRef& handler, std::size_t& delivered);
   bool has_news(const PartitionCursor& part) const noexcept;
+  // Places the partition's cursor at a start position (the ring, or the
+  // commit log if the ring no longer holds it); false with the reason.
+  bool place(PartitionCursor& part, StartPosition start, std::string& error);
+  PartitionCursor* find(std::uint32_t partition) noexcept {
+    for (PartitionCursor& p : parts) {
+      if (p.ring->partition() == partition) return &p;
+    }
+    return nullptr;
+  }
   // Starts reading a partition from its commit log at `offset`; false (with
   // the reason) if the log does not have it.
   bool go_to_disk(PartitionCursor& part, std::uint64_t offset, std::string& error);
@@ -90,19 +106,24 @@ bool Consumer::Impl::poll_disk(PartitionCursor& part, const detail::RecordHandle
   const std::uint32_t partition = part.ring->partition();
   // Below log_written every batch is completely written.
   const std::uint64_t limit = part.ring->header().log_written.load(std::memory_order_acquire);
-  while (r.records < max_records) {
+  while (r.records < max_records && part.passed() < part.window_end) {
     io::DecodedBatch batch;
     const io::ReadStatus s = part.disk->next(limit, batch);
     if (s == io::ReadStatus::batch) {
       std::size_t delivered = 0;
       io::for_each_record(batch, partition, [&](const Record& rec) {
-        if (rec.offset >= c.deliver_from) {
+        if (part.in_window(rec.offset)) {
           handler(rec);
           ++delivered;
         }
       });
       r.records += delivered;
-      c.offset = c.deliver_from = std::max(c.deliver_from, batch.header.base_offset + batch.header.offset_span);
+      const std::uint64_t batch_end = batch.header.base_offset + batch.header.offset_span;
+      // Past the window's end: the cursor has gone by records the next window
+      // wants, so set_window seeks back (c.offset > its start).
+      c.offset = std::max(c.deliver_from, batch_end);
+      c.deliver_from = std::min(c.offset, part.window_end);
+      if (part.passed() >= part.window_end) return false;
       continue;
     }
     if (s == io::ReadStatus::end) {
@@ -146,16 +167,25 @@ bool Consumer::Impl::deliver_in_place(PartitionCursor& part, const detail::Recor
   std::uint64_t end = 0;
   std::uint32_t k = 0;
   const bool ok = ring.walk_claim(c.position, end, k, [&](const std::byte* frame, const RecordHeader& h) {
-    if (h.offset >= c.deliver_from) {
+    if (part.in_window(h.offset)) {
       handler(detail::record_at(frame, ring.partition()));
       ++delivered;
     }
     return true;
   });
   if (!ok) return false;
-  c.offset += k;
-  c.position = end;
+  advance(part, end, k);
   return true;
+}
+
+void Consumer::Impl::advance(PartitionCursor& part, std::uint64_t end, std::uint32_t records) noexcept {
+  detail::ReaderCursor& c = part.cursor;
+  if (c.offset + records > part.window_end) {
+    c.deliver_from = part.window_end;  // stay at the claim: the next window goes on inside it
+    return;
+  }
+  c.offset += records;
+  c.position = end;
 }
 
 // Non-gating: producers may overwrite the claim at any moment, so copy it out,
@@ -168,7 +198,12 @@ bool Consumer::Impl::deliver_copy(PartitionCursor& part, const detail::RecordHan
   std::uint64_t end = 0;
   std::uint32_t k = 0;
   std::uint64_t used = 0;
+  std::uint32_t copied = 0;
   const bool ok = ring.walk_claim(c.position, end, k, [&](const std::byte* frame, const RecordHeader& h) {
+    // Only what the handler will see (a group member passes over the other
+    // members' records without copying them).
+    if (!part.in_window(h.offset)) return true;
+    ++copied;
     const std::uint64_t aligned = align_frame(h.frame_length);
     // Grows to the largest claim seen (at most a quarter of the ring).
     if (copy.size() < used + aligned) copy.resize(std::max<std::uint64_t>(used + aligned, 2 * copy.size()));
@@ -177,10 +212,29 @@ bool Consumer::Impl::deliver_copy(PartitionCursor& part, const detail::RecordHan
     return true;
   });
   if (!ok || ring.overwritten_since(c.position)) return false;
-  detail::deliver_frames(copy.data(), k, ring.partition(), c.deliver_from, delivered, handler);
-  c.offset += k;
-  c.position = end;
+  detail::deliver_frames(copy.data(), copied, ring.partition(), c.deliver_from, delivered, handler);
+  advance(part, end, k);
   return true;
+}
+
+bool Consumer::Impl::place(PartitionCursor& part, StartPosition start, std::string& error) {
+  if (part.cursor.gating_slot >= 0) part.ring->close_cursor(part.cursor);
+  part.disk.reset();
+  part.cursor = detail::ReaderCursor{};
+  // From the earliest, or an offset the ring no longer holds: the log.
+  const std::uint64_t disk_start = part.ring->header().log_start_offset.load(std::memory_order_acquire);
+  if (!part.log_dir.empty() && start.kind == StartPosition::Kind::earliest &&
+      disk_start < part.ring->header().log_written.load(std::memory_order_acquire) && go_to_disk(part, disk_start, error)) {
+    return true;
+  }
+  if (part.ring->open_cursor(part.cursor, start.kind, start.offset, options.gating, error)) return true;
+  std::string disk_error;
+  if (start.kind == StartPosition::Kind::offset && start.offset < part.ring->tail().second &&
+      go_to_disk(part, start.offset, disk_error)) {
+    return true;
+  }
+  if (!disk_error.empty()) error = disk_error;
+  return false;
 }
 
 Result<Consumer> Consumer::open(std::string_view instance, std::string_view topic, ConsumerOptions options) {
@@ -203,31 +257,15 @@ Result<Consumer> Consumer::open(std::string_view instance, std::string_view topi
       return Error{Errc::invalid_argument, "partition " + std::to_string(p) + " is listed twice"};
     }
   }
-  const std::string log_dir = topic_log_directory(instance, topic);
+  const std::string log_dir = detail::topic_log_directory(instance, topic);
   for (const std::uint32_t p : ids) {
     PartitionCursor part{&impl->topic->ring(p), {}, log_dir.empty() ? "" : io::partition_log_directory(log_dir, p), {}};
     impl->wake_words.push_back(part.ring->wake_word());
-    const StartPosition start = impl->options.start;
     std::string error;
-    // From the earliest, or an offset the ring no longer holds: the log.
-    const std::uint64_t disk_start = part.ring->header().log_start_offset.load(std::memory_order_acquire);
-    if (!part.log_dir.empty() && start.kind == StartPosition::Kind::earliest &&
-        disk_start < part.ring->header().log_written.load(std::memory_order_acquire) &&
-        impl->go_to_disk(part, disk_start, error)) {
-      impl->parts.push_back(std::move(part));
-      continue;
+    if (!impl->place(part, impl->options.start, error)) {
+      return Error{Errc::invalid_argument, "topic '" + std::string(topic) + "': " + error};
     }
-    if (part.ring->open_cursor(part.cursor, start.kind, start.offset, impl->options.gating, error)) {
-      impl->parts.push_back(std::move(part));
-      continue;
-    }
-    std::string disk_error;
-    if (start.kind == StartPosition::Kind::offset && start.offset < part.ring->tail().second &&
-        impl->go_to_disk(part, start.offset, disk_error)) {
-      impl->parts.push_back(std::move(part));
-      continue;
-    }
-    return Error{Errc::invalid_argument, "topic '" + std::string(topic) + "': " + (disk_error.empty() ? error : disk_error)};
+    impl->parts.push_back(std::move(part));
   }
   impl->wake_values.resize(impl->parts.size());
   impl->partition_ids = std::move(ids);
@@ -258,7 +296,7 @@ PollResult Consumer::poll_with(detail::RecordHandlerRef handler, std::size_t max
     }
     const std::uint64_t start_position = part.cursor.position;
     bool part_deleted = false;
-    while (r.records < max_records) {
+    while (r.records < max_records && part.passed() < part.window_end) {
       const Step s = part.ring->step(part.cursor, gating);
       PollStatus lost = PollStatus::lapped;
       if (s == Step::committed) {
@@ -379,5 +417,56 @@ std::uint64_t Consumer::skipped() const noexcept {
 }
 
 const std::vector<std::uint32_t>& Consumer::partitions() const noexcept { return impl_->partition_ids; }
+
+namespace detail {
+
+Status ConsumerAccess::set_window(Consumer& consumer, std::uint32_t partition, std::uint64_t from, std::uint64_t to,
+                                  Pair hint) {
+  Consumer::Impl& im = *consumer.impl_;
+  PartitionCursor* part = im.find(partition);
+  if (part == nullptr) return Error{Errc::invalid_argument, "the consumer does not read partition " + std::to_string(partition)};
+  part->window_end = to;
+  if (!part->disk && !im.options.gating && hint.second > part->cursor.offset && hint.second <= from) {
+    part->cursor.offset = hint.second;
+    part->cursor.position = hint.first;
+  }
+  if (from >= part->cursor.offset) {
+    // Ahead of (or inside the claim at) the cursor: pass over what lies between.
+    part->cursor.deliver_from = from;
+    return {};
+  }
+  std::string error;
+  if (!im.place(*part, StartPosition::at(from), error)) {
+    part->window_end = from;  // nothing to deliver until the caller moves on
+    return Error{Errc::not_found, "partition " + std::to_string(partition) + ": " + error};
+  }
+  return {};
+}
+
+Status ConsumerAccess::place(Consumer& consumer, std::uint32_t partition, StartPosition start) {
+  Consumer::Impl& im = *consumer.impl_;
+  PartitionCursor* part = im.find(partition);
+  if (part == nullptr) return Error{Errc::invalid_argument, "the consumer does not read partition " + std::to_string(partition)};
+  part->window_end = ~std::uint64_t{0};
+  std::string error;
+  if (!im.place(*part, start, error)) return Error{Errc::not_found, "partition " + std::to_string(partition) + ": " + error};
+  return {};
+}
+
+Pair ConsumerAccess::ring_cursor(const Consumer& consumer, std::uint32_t partition) {
+  for (const PartitionCursor& p : consumer.impl_->parts) {
+    if (p.ring->partition() == partition) return p.disk ? Pair{0, 0} : Pair{p.cursor.position, p.cursor.offset};
+  }
+  return {0, 0};
+}
+
+std::uint64_t ConsumerAccess::passed(const Consumer& consumer, std::uint32_t partition) {
+  for (const PartitionCursor& p : consumer.impl_->parts) {
+    if (p.ring->partition() == partition) return p.passed();
+  }
+  return 0;
+}
+
+}  // namespace detail
 
 }  // namespace ringbus

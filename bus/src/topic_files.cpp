@@ -24,6 +24,7 @@ const char* to_string(Errc e) noexcept {
     case Errc::corrupt: return "corrupt";
     case Errc::io_error: return "I/O error";
     case Errc::deleted: return "deleted";
+    case Errc::busy: return "busy";
   }
   return "unknown error";
 }
@@ -147,6 +148,13 @@ std::string topics_directory(std::string_view instance) { return instance_direct
 
 std::string topic_directory(std::string_view instance, std::string_view topic) {
   return topics_directory(instance) + "/" + std::string(topic);
+}
+
+std::string topic_log_directory(std::string_view instance, std::string_view topic) {
+  const std::string link = topic_directory(instance, topic) + "/" + kLogLinkName;
+  char target[4096];
+  const ssize_t n = ::readlink(link.c_str(), target, sizeof target - 1);
+  return n > 0 ? std::string(target, static_cast<std::size_t>(n)) : std::string();
 }
 
 namespace {
@@ -364,6 +372,14 @@ Status delete_topic_files(std::string_view instance, std::string_view topic) {
   }
   for (std::uint32_t p = 0; p < map.value()->partition_count(); ++p) ::unlink(partition_path(gone, p).c_str());
   ::unlink((gone + "/" + kLogLinkName).c_str());
+  // Its consumer groups (group-*), and a group file half-created (.group-*).
+  if (DIR* d = ::opendir(gone.c_str())) {
+    while (const dirent* e = ::readdir(d)) {
+      const std::string_view n = e->d_name;
+      if (n.starts_with("group-") || n.starts_with(".group-")) ::unlink((gone + "/" + std::string(n)).c_str());
+    }
+    ::closedir(d);
+  }
   ::rmdir(gone.c_str());
   return {};
 }

@@ -52,6 +52,9 @@ std::string topic_directory(std::string_view instance, std::string_view topic);
 // A topic directory's link to the topic's commit log directory.
 inline constexpr const char* kLogLinkName = "log";
 
+// The topic's commit log directory, through the link its broker made ("": none).
+std::string topic_log_directory(std::string_view instance, std::string_view topic);
+
 // What a broker with a commit log tells a new topic's rings.
 struct TopicLog {
   std::string directory;                    // the topic's log directory ("": no log)

@@ -11,7 +11,7 @@ namespace ringbus::control {
 
 namespace {
 
-constexpr std::array<std::pair<Errc, const char*>, 7> kCodes = {{
+constexpr std::array<std::pair<Errc, const char*>, 8> kCodes = {{
     {Errc::invalid_argument, "invalid_argument"},
     {Errc::not_found, "not_found"},
     {Errc::already_exists, "already_exists"},
@@ -19,6 +19,7 @@ constexpr std::array<std::pair<Errc, const char*>, 7> kCodes = {{
     {Errc::corrupt, "corrupt"},
     {Errc::io_error, "io_error"},
     {Errc::deleted, "deleted"},
+    {Errc::busy, "busy"},
 }};
 
 const char* code_name(Errc e) {

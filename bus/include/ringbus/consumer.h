@@ -51,6 +51,8 @@ struct ConsumerOptions {
 };
 
 namespace detail {
+struct ConsumerAccess;  // consumer groups' window control (bus/src/consumer_access.h)
+
 // A non-owning reference to the caller's handler for one poll() call: two
 // words, no allocation (std::function may allocate per call for a lambda with
 // a few captures). Internal: poll() makes it, so it can never outlive the
@@ -99,6 +101,7 @@ class Consumer {
 
  private:
   struct Impl;
+  friend struct detail::ConsumerAccess;
   explicit Consumer(std::unique_ptr<Impl> impl);
   PollResult poll_with(detail::RecordHandlerRef handler, std::size_t max_records);
   std::unique_ptr<Impl> impl_;

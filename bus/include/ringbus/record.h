@@ -63,6 +63,10 @@ struct Record {
   std::string_view key;       // empty if the record has no key
   std::string_view value;
   HeaderView headers;
+  // In a queue group: the how-many-th time this record is handed to the group
+  // (1 the first time; more after a member died or its lease ran out).
+  // 0 everywhere else.
+  std::uint32_t deliveries = 0;
 };
 
 // The outcome of a publish or claim. Values, not exceptions: the hot path

@@ -18,6 +18,7 @@ enum class Errc {
   corrupt,               // a file that is truncated or fails its checks
   io_error,              // the operating system refused (errno in the message)
   deleted,               // the topic was deleted while open
+  busy,                  // refused while in use (e.g. a group with live members)
 };
 
 const char* to_string(Errc e) noexcept;

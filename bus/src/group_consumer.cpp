@@ -523,7 +523,9 @@ Status GroupConsumer::commit(bool durable, std::chrono::milliseconds timeout) {
   if (!im.queue() && im.joined) im.commit_positions();
   if (!durable) return {};
   detail::GroupHeader& h = im.file->header();
-  if (h.keeper_pid.load(std::memory_order_acquire) == 0) {
+  // A topic with a commit log has a broker with a data directory, whose
+  // keeper writes the offsets (it may not have seen this group yet).
+  if (im.map->ring(0).header().log_durability.load(std::memory_order_acquire) == 0) {
     return Error{Errc::invalid_argument, "group '" + im.group + "': the broker has no data directory, so nothing is durable"};
   }
   const std::uint64_t want = im.file->request_persist();

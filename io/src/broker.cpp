@@ -15,6 +15,7 @@
 #include <mutex>
 
 #include "flusher.h"
+#include "group_keeper.h"
 #include "partition_log.h"
 #include "segment_files.h"
 #include "sync.h"
@@ -31,7 +32,8 @@ struct Broker::Impl {
   std::uint64_t next_topic_id = 0;
   io::LogFn log;
   std::vector<std::unique_ptr<io::FlusherThread>> flushers;
-  mutable std::mutex mu;  // serialises topic operations of this broker
+  mutable std::mutex mu;  // serialises topic operations of this broker (and group keeper passes)
+  std::unique_ptr<io::GroupKeeper> group_keeper;  // with a data directory
   bool closed = false;
 
   Status open_data_dir(const BrokerOptions& options);
@@ -233,7 +235,9 @@ Status Broker::Impl::open_data_dir(const BrokerOptions& options) {
     }
     next_topic_id = std::max(next_topic_id, meta->topic_id);
     if (auto s = attach_log(config, meta->topic_id, ends); !s) return s;
+    io::GroupKeeper::restore(instance, config.name, meta->topic_id, config.partitions, dir, log);
   }
+  group_keeper = std::make_unique<io::GroupKeeper>(instance, mu, log);
   return {};
 }
 
@@ -333,9 +337,16 @@ Result<TopicInfo> Broker::describe_topic(std::string_view name) const {
 
 void Broker::close() {
   if (!impl_) return;
-  std::lock_guard lock(impl_->mu);
+  std::unique_lock lock(impl_->mu);
   if (impl_->closed) return;
   impl_->closed = true;
+  // Write the groups' last positions (the keeper takes mu for its passes).
+  if (impl_->group_keeper) {
+    lock.unlock();
+    impl_->group_keeper->stop();
+    lock.lock();
+    impl_->group_keeper.reset();
+  }
   // Flush first: the flushers read the rings this removes.
   for (auto& f : impl_->flushers) f->stop();
   impl_->flushers.clear();

@@ -1,0 +1,64 @@
+// The broker's keeper of consumer-group positions: it writes every group's
+// committed offsets to its topic's log directory (group_offsets.h), so they
+// survive a broker restart and a host crash, and it evicts dead members of
+// groups nobody polls. At start the broker restores the groups from those
+// files before clients can join.
+//
+// Threading: one thread of its own. Each pass takes the broker's topic mutex,
+// so a topic is never deleted under a write.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "flusher.h"
+#include "ringbus/result.h"
+
+namespace ringbus::detail {
+class GroupFile;
+}
+
+namespace ringbus::io {
+
+class GroupKeeper {
+ public:
+  GroupKeeper(std::string instance, std::mutex& topics_mu, LogFn log);
+  ~GroupKeeper();  // stop()
+  // A last pass (so what members committed just before is written), then the thread ends.
+  void stop();
+
+  // Recreates a topic's groups in shared memory from <topic_dir>/groups/.
+  // A file that fails its checks is logged and left for the operator.
+  static void restore(const std::string& instance, const std::string& topic, std::uint64_t topic_id,
+                      std::uint32_t partitions, const std::string& topic_dir, const LogFn& log);
+
+ private:
+  struct Known {
+    std::shared_ptr<detail::GroupFile> file;
+    std::uint64_t inode = 0;
+    std::vector<std::uint64_t> written;  // offsets last written
+    std::uint64_t written_seq = 0;       // commit_seq covered by the last write
+    std::int64_t written_ns = 0;
+    bool failing = false;                // an error was logged; log again only once it works
+  };
+  void run();
+  void pass(bool final);
+  void keep(const std::string& topic, const std::string& topic_dir, const std::string& group, bool final);
+
+  std::string instance_;
+  std::mutex& topics_mu_;
+  LogFn log_;
+  std::map<std::string, Known> known_;  // "<topic>/<group>"
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+}  // namespace ringbus::io

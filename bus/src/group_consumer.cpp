@@ -545,6 +545,15 @@ Status GroupConsumer::commit(bool durable, std::chrono::milliseconds timeout) {
   }
 }
 
+Status GroupConsumer::rewind(std::uint32_t partition, std::uint64_t offset) {
+  Impl& im = *impl_;
+  if (im.queue()) return Error{Errc::invalid_argument, "rewind is for publish-subscribe groups (a queue acknowledges instead)"};
+  if (partition >= im.partitions() || !im.owned[partition]) {
+    return Error{Errc::invalid_argument, "this member does not own partition " + std::to_string(partition)};
+  }
+  return ConsumerAccess::place(*im.reader, partition, StartPosition::at(offset));
+}
+
 void GroupConsumer::leave() {
   if (!impl_ || !impl_->joined) return;
   Impl& im = *impl_;

@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <set>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -67,7 +69,7 @@ class Scratch {
 // the instance in RINGBUS_INSTANCE. Killed after `limit`.
 Output run(const Scratch& s, const std::string& program, const std::vector<std::string>& args,
            const std::string& input = "", std::chrono::seconds limit = std::chrono::seconds(60)) {
-  static int n = 0;
+  static std::atomic<int> n{0};  // tests run several CLIs at once from threads
   const std::string base = s.dir() + "/run-" + std::to_string(n++);
   { std::ofstream(base + ".in") << input; }
   posix_spawn_file_actions_t fa;
@@ -505,6 +507,129 @@ TEST(ToolsSystem, MetricsAreServedAsPrometheusTextAndByStats) {
   Output o = cli(s, {"stats"});
   ASSERT_EQ(o.code, 0) << o.err;
   EXPECT_NE(o.out.find("m "), std::string::npos) << o.out;
+}
+
+// ---- consumer groups ----------------------------------------------------------
+
+std::string numbers(int from, int to) {
+  std::string s;
+  for (int i = from; i < to; ++i) s += std::to_string(i) + "\n";
+  return s;
+}
+
+TEST(ToolsSystem, PubsubGroupsEachSeeEveryRecordAndResume) {
+  Scratch s;
+  Daemon d(s, {"--data-dir", s.dir() + "/data"});
+  ASSERT_TRUE(d.ready()) << d.log();
+  ASSERT_EQ(cli(s, {"topic", "create", "t", "--partitions", "3"}).code, 0);
+  ASSERT_EQ(cli(s, {"produce", "t", "--durable"}, numbers(0, 300)).code, 0);
+  for (const char* group : {"audit", "billing"}) {
+    Output o = cli(s, {"consume", "t", "--group", group, "--from", "earliest", "--count", "300", "--timeout", "10s"});
+    ASSERT_EQ(o.code, 0) << o.err;
+    const auto got = lines(o.out);
+    EXPECT_EQ(std::set<std::string>(got.begin(), got.end()).size(), 300u) << group;
+  }
+  // The group committed everything: nothing is left for it.
+  Output o = cli(s, {"consume", "t", "--group", "audit", "--count", "1", "--timeout", "1s"});
+  EXPECT_EQ(o.code, 4) << o.err;
+  // In parts: the second run goes on where the first stopped, nothing twice.
+  ASSERT_EQ(cli(s, {"produce", "t", "--durable"}, numbers(300, 600)).code, 0);
+  Output a = cli(s, {"consume", "t", "--group", "audit", "--count", "100", "--timeout", "10s"});
+  Output b = cli(s, {"consume", "t", "--group", "audit", "--count", "200", "--timeout", "10s"});
+  ASSERT_EQ(a.code, 0) << a.err;
+  ASSERT_EQ(b.code, 0) << b.err;
+  std::set<std::string> both;
+  for (const auto& l : lines(a.out)) both.insert(l);
+  for (const auto& l : lines(b.out)) EXPECT_TRUE(both.insert(l).second) << "read twice: " << l;
+  EXPECT_EQ(both.size(), 300u);
+  EXPECT_EQ(*both.begin(), "300");
+  o = cli(s, {"group", "describe", "t", "audit"});
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_NE(o.out.find("pubsub"), std::string::npos) << o.out;
+  o = cli(s, {"group", "list", "t"});
+  EXPECT_EQ(lines(o.out), (std::vector<std::string>{"audit", "billing"}));
+  EXPECT_EQ(d.stop(), 0) << d.log();
+}
+
+TEST(ToolsSystem, QueueGroupMembersTogetherSeeEveryRecordOnce) {
+  Scratch s;
+  Daemon d(s, {"--memory-only"});
+  ASSERT_TRUE(d.ready()) << d.log();
+  ASSERT_EQ(cli(s, {"topic", "create", "jobs", "--partitions", "2", "--ring-bytes", "4MiB"}).code, 0);
+  ASSERT_EQ(cli(s, {"group", "reset", "jobs", "workers", "--to", "earliest", "--queue"}).code, 0);
+  std::vector<Output> outs(3);
+  std::vector<std::thread> members;
+  for (std::size_t i = 0; i < outs.size(); ++i) {
+    members.emplace_back([&, i] { outs[i] = cli(s, {"consume", "jobs", "--group", "workers", "--queue", "--timeout", "3s"}); });
+  }
+  ASSERT_EQ(cli(s, {"produce", "jobs"}, numbers(0, 5000)).code, 0);
+  for (auto& t : members) t.join();
+  std::multiset<std::string> all;
+  for (const Output& o : outs) {
+    EXPECT_EQ(o.code, 4) << o.err;  // each stops after 3 s without a record
+    for (const auto& l : lines(o.out)) all.insert(l);
+  }
+  EXPECT_EQ(all.size(), 5000u);
+  EXPECT_EQ(std::set<std::string>(all.begin(), all.end()).size(), 5000u) << "a record went to two members";
+  Output o = cli(s, {"group", "describe", "jobs", "workers", "--json"});
+  ASSERT_EQ(o.code, 0) << o.err;
+  const Json g = Json::parse(o.out);
+  for (const Json& p : g["partitions"]) EXPECT_EQ(p["lag"], 0);
+}
+
+TEST(ToolsSystem, GroupPositionsSurviveRestartsAndSigkill) {
+  Scratch s;
+  {
+    Daemon d(s, {"--data-dir", s.dir() + "/data"});
+    ASSERT_TRUE(d.ready()) << d.log();
+    ASSERT_EQ(cli(s, {"topic", "create", "t"}).code, 0);
+    ASSERT_EQ(cli(s, {"produce", "t", "--durable"}, numbers(0, 100)).code, 0);
+    ASSERT_EQ(cli(s, {"consume", "t", "--group", "g", "--from", "earliest", "--count", "40"}).code, 0);
+    EXPECT_EQ(d.stop(SIGTERM), 0) << d.log();
+  }
+  {
+    Daemon d(s, {"--data-dir", s.dir() + "/data"});
+    ASSERT_TRUE(d.ready()) << d.log();
+    Output o = cli(s, {"consume", "t", "--group", "g", "--count", "20", "--timeout", "10s"});
+    ASSERT_EQ(o.code, 0) << o.err;
+    EXPECT_EQ(lines(o.out).front(), "40");
+    EXPECT_EQ(d.stop(SIGKILL), 128 + SIGKILL);
+  }
+  Daemon d(s, {"--data-dir", s.dir() + "/data"});
+  ASSERT_TRUE(d.ready()) << d.log();
+  Output o = cli(s, {"consume", "t", "--group", "g", "--count", "40", "--timeout", "10s"});
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_EQ(lines(o.out).front(), "60");
+}
+
+TEST(ToolsSystem, GroupBadInputGetsClearErrors) {
+  Scratch s;
+  Daemon d(s, {"--memory-only"});
+  ASSERT_TRUE(d.ready()) << d.log();
+  ASSERT_EQ(cli(s, {"topic", "create", "t"}).code, 0);
+  Output o = cli(s, {"group", "describe", "t", "nope"});
+  EXPECT_EQ(o.code, 3);
+  EXPECT_NE(o.err.find("no group 'nope'"), std::string::npos) << o.err;
+  o = cli(s, {"group", "list", "missing"});
+  EXPECT_EQ(o.code, 3) << o.err;
+  o = cli(s, {"consume", "t", "--group", "bad/name", "--count", "1"});
+  EXPECT_EQ(o.code, 1);
+  EXPECT_NE(o.err.find("group name 'bad/name'"), std::string::npos) << o.err;
+  o = cli(s, {"consume", "t", "--queue", "--count", "1"});
+  EXPECT_EQ(o.code, 2) << o.err;
+  o = cli(s, {"group", "reset", "t", "g", "--to", "yesterday"});
+  EXPECT_EQ(o.code, 2) << o.err;
+  ASSERT_EQ(cli(s, {"group", "reset", "t", "g", "--to", "latest"}).code, 0);
+  o = cli(s, {"consume", "t", "--group", "g", "--queue", "--count", "1", "--timeout", "1s"});
+  EXPECT_EQ(o.code, 1);
+  EXPECT_NE(o.err.find("is a pubsub group"), std::string::npos) << o.err;
+  // A live member: reset refused.
+  std::thread member([&] { (void)cli(s, {"consume", "t", "--group", "g", "--timeout", "2s"}); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  o = cli(s, {"group", "reset", "t", "g", "--to", "earliest"});
+  member.join();
+  EXPECT_EQ(o.code, 1);
+  EXPECT_NE(o.err.find("live member"), std::string::npos) << o.err;
 }
 
 }  // namespace

@@ -179,6 +179,39 @@ Json topic_info_to_json(const TopicInfo& info) {
   };
 }
 
+Json group_info_to_json(const GroupInfo& info) {
+  Json members = Json::array();
+  for (const GroupMemberInfo& m : info.members) {
+    members.push_back(Json{{"slot", m.slot},
+                           {"pid", m.pid},
+                           {"joined_ns", m.joined_ns},
+                           {"heartbeat_age_ms", m.heartbeat_age_ns / 1'000'000},
+                           {"partitions", m.partitions}});
+  }
+  Json parts = Json::array();
+  for (const GroupPartitionInfo& p : info.partitions) {
+    parts.push_back(Json{{"partition", p.partition},
+                         {"committed", p.has_committed ? Json(p.committed) : Json(nullptr)},
+                         {"end_offset", p.end_offset},
+                         {"lag", p.lag},
+                         {"in_flight", p.in_flight},
+                         {"redelivered", p.redelivered},
+                         {"dead_lettered", p.dead_lettered}});
+  }
+  const GroupSettings& s = info.settings;
+  return Json{{"topic", info.topic},
+              {"name", info.name},
+              {"mode", to_string(s.mode)},
+              {"start", s.start == StartPosition::Kind::earliest ? "earliest" : "latest"},
+              {"lease_ms", s.lease.count()},
+              {"max_deliveries", s.max_deliveries},
+              {"dead_letter_topic", s.dead_letter_topic},
+              {"session_timeout_ms", s.session_timeout.count()},
+              {"generation", info.generation},
+              {"members", std::move(members)},
+              {"partitions", std::move(parts)}};
+}
+
 Json error_response(const Error& e) { return Json{{"ok", false}, {"code", code_name(e.code)}, {"error", e.message}}; }
 
 Status response_status(const Json& r) {

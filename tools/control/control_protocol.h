@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ringbus/result.h"
+#include "ringbus/group.h"
 #include "ringbus/topic.h"
 
 namespace ringbus::control {
@@ -45,6 +46,7 @@ Json topic_config_to_json(const TopicConfig& c);
 Result<TopicConfig> topic_config_from_json(const Json& j);
 
 Json topic_info_to_json(const TopicInfo& info);
+Json group_info_to_json(const GroupInfo& info);
 
 // {"ok": false, "code": "<Errc>", "error": message}
 Json error_response(const Error& e);

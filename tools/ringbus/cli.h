@@ -3,12 +3,15 @@
 
 #include <atomic>
 #include <chrono>
+#include <charconv>
 #include <cstdio>
+#include <optional>
 #include <string>
 
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
+#include "control_protocol.h"
 #include "ringbus/result.h"
 
 namespace ringbus::cli {
@@ -45,11 +48,20 @@ inline CLI::AsNumberWithUnit duration_units() {
                                "DURATION");
 }
 
+// Sends one control request to the broker; on failure prints the error,
+// sets code and returns false.
+bool call(const Global& g, std::string_view op, control::Json fields, control::Json& out, int& code);
+
 // Each subcommand registers its options and a callback that runs it.
 // `code` receives the exit code.
 void add_topic_commands(CLI::App& app, const Global& g, int& code);
 void add_produce_command(CLI::App& app, const Global& g, int& code);
 void add_consume_command(CLI::App& app, const Global& g, int& code);
 void add_stats_command(CLI::App& app, const Global& g, int& code);
+void add_group_commands(CLI::App& app, const Global& g, int& code);
+
+// A UTC time, 2026-11-25T10:00:00Z (optionally .mmm before the Z) or
+// @UNIX_MILLISECONDS, in milliseconds since the epoch; nullopt if neither.
+std::optional<std::int64_t> parse_time_ms(const std::string& s);
 
 }  // namespace ringbus::cli

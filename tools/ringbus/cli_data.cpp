@@ -8,6 +8,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -15,6 +16,7 @@
 
 #include "cli.h"
 #include "ringbus/consumer.h"
+#include "ringbus/group.h"
 #include "ringbus/producer.h"
 #include "ringbus/topic.h"
 
@@ -111,6 +113,8 @@ struct ConsumeOptions {
   std::string format = "value";
   std::vector<std::uint32_t> partitions;
   std::int64_t timeout_ms = -1;
+  std::string group;
+  bool queue = false;
 };
 
 void print_record(const Record& r, const std::string& format) {
@@ -134,7 +138,32 @@ void print_record(const Record& r, const std::string& format) {
   }
 }
 
+// A source of records: a plain consumer, or a member of a group.
+struct Source {
+  std::optional<Consumer> plain;
+  std::optional<GroupConsumer> member;
+  template <class F>
+  PollResult poll(F&& f, std::size_t max) {
+    return plain ? plain->poll(f, max) : member->poll(f, max);
+  }
+  bool wait(std::chrono::milliseconds t) { return plain ? plain->wait(t) : member->wait(t); }
+};
+
 int consume(const Global& g, const ConsumeOptions& o) {
+  if (!o.group.empty()) {
+    if (o.from != "earliest" && o.from != "latest") {
+      std::fprintf(stderr, "ringbus: --from with --group is earliest or latest (where a new group starts); "
+                           "move an existing group with 'ringbus group reset'\n");
+      return kExitUsage;
+    }
+    if (!o.partitions.empty()) {
+      std::fprintf(stderr, "ringbus: --partition and --group do not go together (the group assigns partitions)\n");
+      return kExitUsage;
+    }
+  } else if (o.queue) {
+    std::fprintf(stderr, "ringbus: --queue needs --group\n");
+    return kExitUsage;
+  }
   ConsumerOptions co;
   if (o.from == "earliest") {
     co.start = StartPosition::earliest();
@@ -150,18 +179,40 @@ int consume(const Global& g, const ConsumeOptions& o) {
     co.start = StartPosition::at(off);
   }
   co.partitions = o.partitions;
-  auto c = Consumer::open(g.instance, o.topic, co);
-  if (!c) return fail(c.error());
+  Source c;
+  if (o.group.empty()) {
+    auto plain = Consumer::open(g.instance, o.topic, co);
+    if (!plain) return fail(plain.error());
+    c.plain.emplace(std::move(plain.value()));
+  } else {
+    GroupOptions go;
+    go.settings.mode = o.queue ? GroupMode::queue : GroupMode::pubsub;
+    go.settings.start = co.start.kind == StartPosition::Kind::earliest ? StartPosition::Kind::earliest
+                                                                        : StartPosition::Kind::latest;
+    // Each printed record is acknowledged; what a chunk held beyond --count
+    // goes back to the group when we leave.
+    go.auto_ack = false;
+    auto member = GroupConsumer::join(g.instance, o.topic, o.group, go);
+    if (!member) return fail(member.error());
+    c.member.emplace(std::move(member.value()));
+  }
+  // pubsub member: where each partition's unprinted records start (poll
+  // hands over whole batches; what --count cuts off must stay the group's).
+  std::map<std::uint32_t, std::uint64_t> unprinted;
   std::uint64_t n = 0;
   const auto idle_limit = std::chrono::milliseconds(o.timeout_ms);
   auto deadline = std::chrono::steady_clock::now() + idle_limit;
   while (!g_stop.load(std::memory_order_relaxed) && (o.count == 0 || n < o.count)) {
     const std::size_t want = o.count == 0 ? 1024 : static_cast<std::size_t>(std::min<std::uint64_t>(o.count - n, 1024));
-    const PollResult r = c->poll(
+    const PollResult r = c.poll(
         [&](const Record& rec) {
           // poll delivers whole batches: stop printing at the count.
-          if (o.count != 0 && n >= o.count) return;
+          if (o.count != 0 && n >= o.count) {
+            unprinted.try_emplace(rec.partition, rec.offset);
+            return;
+          }
           print_record(rec, o.format);
+          if (c.member && c.member->mode() == GroupMode::queue) (void)c.member->ack(rec.partition, rec.offset);
           ++n;
         },
         want);
@@ -189,10 +240,16 @@ int consume(const Global& g, const ConsumeOptions& o) {
                      static_cast<long long>(o.timeout_ms), static_cast<unsigned long long>(n));
         return kExitTimeout;
       }
-      (void)c->wait(std::chrono::milliseconds(100));
+      (void)c.wait(std::chrono::milliseconds(100));
     }
   }
   std::fflush(stdout);
+  if (c.member) {
+    if (c.member->mode() == GroupMode::pubsub) {
+      for (const auto& [partition, offset] : unprinted) (void)c.member->rewind(partition, offset);
+    }
+    c.member->leave();  // commits; a queue member hands back what it did not acknowledge
+  }
   return kExitOk;
 }
 
@@ -226,7 +283,9 @@ void add_consume_command(CLI::App& app, const Global& g, int& code) {
       "Examples:\n"
       "  ringbus consume numbers --from earliest --count 1000\n"
       "  ringbus consume trucks --from latest --format json\n"
-      "  ringbus consume trucks --from 5000 --partition 2 --format key-value");
+      "  ringbus consume trucks --from 5000 --partition 2 --format key-value\n"
+      "  ringbus consume orders --group billing --from earliest      # every group sees every record\n"
+      "  ringbus consume jobs --group workers --queue --count 10     # members share the records");
   cmd->add_option("TOPIC", o->topic, "topic")->required();
   cmd->add_option("--from", o->from, "earliest, latest (default) or an offset (in every partition read)");
   cmd->add_option("--count,-n", o->count, "exit after this many records");
@@ -235,6 +294,8 @@ void add_consume_command(CLI::App& app, const Global& g, int& code) {
   cmd->add_option("--partition", o->partitions, "read only these partitions (repeatable)");
   cmd->add_option("--timeout", o->timeout_ms, "give up (exit 4) when no record came for this long")
       ->transform(duration_units());
+  cmd->add_option("--group,-g", o->group, "read as a member of this consumer group (created if new; positions are committed)");
+  cmd->add_flag("--queue", o->queue, "the group is a queue: its members share the records one by one (default: publish-subscribe)");
   cmd->callback([&g, &code, o] { code = consume(g, *o); });
 }
 

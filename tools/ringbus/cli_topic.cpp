@@ -13,8 +13,9 @@ namespace {
 using control::ControlClient;
 using control::Json;
 
-// Connects and sends one request; on failure prints the error and sets code.
-bool call(const Global& g, std::string_view op, Json fields, Json& out, int& code) {
+}  // namespace
+
+bool call(const Global& g, std::string_view op, control::Json fields, control::Json& out, int& code) {
   auto c = ControlClient::connect(g.instance, g.timeout);
   if (!c) {
     code = fail(c.error());
@@ -28,6 +29,8 @@ bool call(const Global& g, std::string_view op, Json fields, Json& out, int& cod
   out = std::move(r.value());
   return true;
 }
+
+namespace {
 
 void print_topic(const Json& t) {
   fmt::print("topic {} (id {}): {} partitions, ring {} bytes, max record {} bytes, abandoned claim timeout {} ms\n",

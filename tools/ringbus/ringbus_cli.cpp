@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   add_topic_commands(app, g, code);
   add_produce_command(app, g, code);
   add_consume_command(app, g, code);
+  add_group_commands(app, g, code);
   add_stats_command(app, g, code);
   // Resolve the global options before any subcommand's callback runs.
   app.parse_complete_callback([&] {

@@ -50,6 +50,24 @@ std::string require_name(const Json& req) {
   return req["name"].get<std::string>();
 }
 
+std::string require_string(const Json& req, const char* key) {
+  if (!req.contains(key) || !req[key].is_string()) throw std::invalid_argument(std::string("the request has no \"") + key + "\" string");
+  return req[key].get<std::string>();
+}
+
+// "to": "earliest" | "latest" | an offset | {"time_ms": unix milliseconds}
+Result<GroupPosition> group_position_from_json(const Json& req) {
+  if (!req.contains("to")) return Error{Errc::invalid_argument, "the request has no \"to\""};
+  const Json& to = req["to"];
+  if (to == "earliest") return GroupPosition{GroupPosition::Kind::earliest};
+  if (to == "latest") return GroupPosition{GroupPosition::Kind::latest};
+  if (to.is_number_unsigned()) return GroupPosition{GroupPosition::Kind::offset, to.get<std::uint64_t>()};
+  if (to.is_object() && to.size() == 1 && to.contains("time_ms") && to["time_ms"].is_number_integer()) {
+    return GroupPosition{GroupPosition::Kind::time, 0, to["time_ms"].get<std::int64_t>() * 1'000'000};
+  }
+  return Error{Errc::invalid_argument, "\"to\" must be \"earliest\", \"latest\", an offset or {\"time_ms\": N}"};
+}
+
 // Answers one control request (control_protocol.h). Runs on the control
 // server's thread; Broker methods are thread-safe.
 Json handle(Broker& broker, const Metrics& metrics, const DaemonConfig& config, std::uint16_t metrics_port,
@@ -88,6 +106,41 @@ Json handle(Broker& broker, const Metrics& metrics, const DaemonConfig& config, 
     return ok({{"topic", control::topic_info_to_json(info.value())}});
   }
   if (op == "stats") return ok({{"stats", metrics.json()}});
+  if (op == "list_groups") {
+    auto groups = list_groups(broker.instance(), require_string(req, "topic"));
+    if (!groups) return control::error_response(groups.error());
+    return ok({{"groups", groups.value()}});
+  }
+  if (op == "describe_group") {
+    auto info = describe_group(broker.instance(), require_string(req, "topic"), require_string(req, "group"));
+    if (!info) return control::error_response(info.error());
+    return ok({{"group", control::group_info_to_json(info.value())}});
+  }
+  if (op == "reset_group") {
+    const std::string topic = require_string(req, "topic");
+    const std::string group = require_string(req, "group");
+    auto pos = group_position_from_json(req);
+    if (!pos) return control::error_response(pos.error());
+    GroupSettings settings;  // for a group that does not exist yet
+    if (req.contains("mode")) {
+      if (req["mode"] != "pubsub" && req["mode"] != "queue") {
+        return control::error_response({Errc::invalid_argument, "\"mode\" must be \"pubsub\" or \"queue\""});
+      }
+      settings.mode = req["mode"] == "queue" ? GroupMode::queue : GroupMode::pubsub;
+    }
+    if (auto s = reset_group(broker.instance(), topic, group, pos.value(), settings); !s) return control::error_response(s.error());
+    spdlog::info("reset group '{}' of topic '{}'", group, topic);
+    auto info = describe_group(broker.instance(), topic, group);
+    if (!info) return control::error_response(info.error());
+    return ok({{"group", control::group_info_to_json(info.value())}});
+  }
+  if (op == "delete_group") {
+    const std::string topic = require_string(req, "topic");
+    const std::string group = require_string(req, "group");
+    if (auto s = delete_group(broker.instance(), topic, group); !s) return control::error_response(s.error());
+    spdlog::info("deleted group '{}' of topic '{}'", group, topic);
+    return ok();
+  }
   return control::error_response({Errc::invalid_argument, "unknown operation '" + op + "'"});
 }
 

@@ -91,6 +91,10 @@ class GroupConsumer {
   // durable: waits (up to timeout) until the broker has written the group's
   // offsets to disk; Errc::invalid_argument if the broker has no data directory.
   Status commit(bool durable = false, std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  // pubsub: the partition (one this member owns) goes on at `offset`, below
+  // records poll already handed over (which come again); commits record it.
+  // For a reader that stops mid-batch (poll hands over whole batches).
+  Status rewind(std::uint32_t partition, std::uint64_t offset);
   // Commits (pubsub), hands back what this member holds (queue: unacknowledged
   // records are redelivered at once), and leaves. Idempotent.
   void leave();

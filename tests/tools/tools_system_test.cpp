@@ -548,6 +548,19 @@ TEST(ToolsSystem, PubsubGroupsEachSeeEveryRecordAndResume) {
   EXPECT_NE(o.out.find("pubsub"), std::string::npos) << o.out;
   o = cli(s, {"group", "list", "t"});
   EXPECT_EQ(lines(o.out), (std::vector<std::string>{"audit", "billing"}));
+  // Per group and partition in the metrics (sampled once a second).
+  auto c = ControlClient::connect(s.instance());
+  ASSERT_TRUE(c);
+  const auto port = c->call("ping").value()["metrics_port"].get<std::uint16_t>();
+  std::string body;
+  for (int i = 0; i < 50 && body.find("ringbus_group_lag{topic=\"t\",group=\"billing\"") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    body = http_get(port, "/metrics");
+  }
+  EXPECT_NE(body.find("ringbus_group_committed_offset{topic=\"t\",group=\"audit\",mode=\"pubsub\",partition=\"0\"}"),
+            std::string::npos) << body;
+  o = cli(s, {"stats"});
+  EXPECT_NE(o.out.find("billing"), std::string::npos) << o.out;
   EXPECT_EQ(d.stop(), 0) << d.log();
 }
 

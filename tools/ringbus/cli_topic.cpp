@@ -187,6 +187,16 @@ void add_stats_command(CLI::App& app, const Global& g, int& code) {
                    p["retained_bytes"].get<std::uint64_t>(), p["records_in_per_second"].get<double>(),
                    err == 0 ? "-" : std::strerror(err));
       }
+      if (!s["groups"].empty()) {
+        fmt::print("\n{:<24} {:<16} {:<6} {:>5} {:>14} {:>12} {:>12}\n", "topic", "group", "mode", "part", "committed", "lag",
+                   "out rec/s");
+        for (const Json& gr : s["groups"]) {
+          fmt::print("{:<24} {:<16} {:<6} {:>5} {:>14} {:>12} {:>12.0f}\n", gr["topic"].get<std::string>(),
+                     gr["group"].get<std::string>(), gr["mode"].get<std::string>(), gr["partition"].get<std::uint32_t>(),
+                     gr["committed"].get<std::uint64_t>(), gr["lag"].get<std::uint64_t>(),
+                     gr["records_out_per_second"].get<double>());
+        }
+      }
       fmt::print("broker errors logged: {}; metrics: {}\n", s["errors"].get<std::uint64_t>(),
                  port == 0 ? std::string("off") : fmt::format("http://127.0.0.1:{}/metrics", port));
       std::fflush(stdout);

@@ -14,6 +14,7 @@
 
 #include <fmt/core.h>
 
+#include "ringbus/group.h"
 #include "segment_files.h"
 
 namespace ringbus::daemon {
@@ -65,8 +66,30 @@ void Metrics::sample(std::int64_t now_ns) {
       }
     }
   }
+  std::vector<GroupSample> groups;
+  for (const std::string& t : topics ? topics.value() : std::vector<std::string>{}) {
+    auto names = list_groups(broker_.instance(), t);
+    for (const std::string& g : names ? names.value() : std::vector<std::string>{}) {
+      auto info = describe_group(broker_.instance(), t, g);
+      if (!info) continue;
+      for (const GroupPartitionInfo& p : info->partitions) {
+        if (!p.has_committed) continue;
+        groups.push_back(GroupSample{t, g, to_string(info->settings.mode), p.partition, p.committed, p.lag, 0});
+      }
+    }
+  }
   std::lock_guard lock(mu_);
   const double seconds = sampled_ns_ == 0 ? 0 : static_cast<double>(now_ns - sampled_ns_) / 1e9;
+  std::map<std::pair<std::string, std::uint32_t>, std::uint64_t> committed;
+  for (GroupSample& g : groups) {
+    const auto key = std::make_pair(g.topic + "/" + g.group, g.partition);
+    if (auto it = previous_committed_.find(key); it != previous_committed_.end() && seconds > 0 && g.committed >= it->second) {
+      g.records_out_per_second = static_cast<double>(g.committed - it->second) / seconds;
+    }
+    committed[key] = g.committed;
+  }
+  previous_committed_ = std::move(committed);
+  groups_ = std::move(groups);
   std::map<std::pair<std::string, std::uint32_t>, std::uint64_t> ends;
   for (PartitionSample& s : next) {
     const auto key = std::make_pair(s.topic, s.info.partition);
@@ -103,6 +126,18 @@ std::string Metrics::prometheus() const {
          [](const PartitionSample& s) { return s.records_in_per_second; });
   family("ringbus_partition_log_error", "gauge", "errno the partition's flusher is stuck on (0: none).",
          [](const PartitionSample& s) { return s.info.log_error; });
+  const auto group_family = [&](const char* name, const char* help, auto value) {
+    out += fmt::format("# HELP {} {}\n# TYPE {} gauge\n", name, help, name);
+    for (const GroupSample& g : groups_) {
+      out += fmt::format("{}{{topic=\"{}\",group=\"{}\",mode=\"{}\",partition=\"{}\"}} {}\n", name, label(g.topic),
+                         label(g.group), g.mode, g.partition, value(g));
+    }
+  };
+  group_family("ringbus_group_committed_offset", "Next offset the consumer group reads (queue: all below acknowledged).",
+               [](const GroupSample& g) { return g.committed; });
+  group_family("ringbus_group_lag", "End offset minus the group's committed offset.", [](const GroupSample& g) { return g.lag; });
+  group_family("ringbus_group_records_out_per_second", "Records the group consumed per second over the last sample.",
+               [](const GroupSample& g) { return g.records_out_per_second; });
   out += fmt::format("# HELP ringbus_broker_errors_total Errors the broker logged (disk, flusher, retention).\n"
                      "# TYPE ringbus_broker_errors_total counter\nringbus_broker_errors_total {}\n",
                      errors_.load(std::memory_order_relaxed));
@@ -123,7 +158,17 @@ nlohmann::json Metrics::json() const {
                      {"records_in_per_second", s.records_in_per_second},
                      {"log_error", s.info.log_error}});
   }
-  return {{"partitions", std::move(parts)}, {"errors", errors_.load(std::memory_order_relaxed)}};
+  nlohmann::json groups = nlohmann::json::array();
+  for (const GroupSample& g : groups_) {
+    groups.push_back({{"topic", g.topic},
+                      {"group", g.group},
+                      {"mode", g.mode},
+                      {"partition", g.partition},
+                      {"committed", g.committed},
+                      {"lag", g.lag},
+                      {"records_out_per_second", g.records_out_per_second}});
+  }
+  return {{"partitions", std::move(parts)}, {"groups", std::move(groups)}, {"errors", errors_.load(std::memory_order_relaxed)}};
 }
 
 // ---------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 // ringbusd's metrics: sampled once a second from the broker (end, written
 // and durable offsets, the log's start and size, the flusher's error), with
-// rates computed between samples. Served as Prometheus text on a loopback
+// rates computed between samples; and per consumer group and partition the
+// committed offset, the lag and the rate the group consumes at. Served as Prometheus text on a loopback
 // HTTP port and as JSON on the control channel (`ringbus stats`).
 #pragma once
 
@@ -27,6 +28,17 @@ struct PartitionSample {
   double records_in_per_second = 0;
 };
 
+// One consumer group's partition: its position and how far behind it is.
+struct GroupSample {
+  std::string topic;
+  std::string group;
+  std::string mode;
+  std::uint32_t partition = 0;
+  std::uint64_t committed = 0;
+  std::uint64_t lag = 0;
+  double records_out_per_second = 0;  // the committed offset's rate
+};
+
 // sample() is called by one thread (the daemon's main loop); the readers
 // (HTTP thread, control thread) take a copy under the mutex. Not on any data
 // path.
@@ -44,7 +56,10 @@ class Metrics {
   std::atomic<std::uint64_t> errors_{0};
   mutable std::mutex mu_;
   std::vector<PartitionSample> samples_;
+  std::vector<GroupSample> groups_;
   std::int64_t sampled_ns_ = 0;
+  // (topic/group, partition) -> the previous committed offset, for the rate.
+  std::map<std::pair<std::string, std::uint32_t>, std::uint64_t> previous_committed_;
   // (topic, partition) -> the previous end offset, for the rate.
   std::map<std::pair<std::string, std::uint32_t>, std::uint64_t> previous_;
 };

@@ -21,19 +21,6 @@ using detail::Pair;
 
 namespace {
 
-bool has_log(const detail::PartitionRing& ring) {
-  return ring.header().log_durability.load(std::memory_order_acquire) != 0;
-}
-
-// The earliest offset a reader can still get: on disk if there is a log,
-// else in the ring.
-std::uint64_t earliest_offset(const detail::PartitionRing& ring) {
-  if (has_log(ring)) return ring.header().log_start_offset.load(std::memory_order_acquire);
-  const Pair t = ring.tail();
-  if (t.first <= ring.capacity()) return ring.header().id.base_offset;
-  return detail::load_pair(ring.header().lap_marker).second;
-}
-
 // The first offset whose record was published at or after `ts`.
 std::uint64_t offset_for_time(std::string_view instance, std::string_view topic, const detail::PartitionRing& ring,
                               std::int64_t ts) {
@@ -129,7 +116,7 @@ Status reset_group(std::string_view instance, std::string_view topic, std::strin
   std::vector<std::uint64_t> targets(n);
   for (std::uint32_t p = 0; p < n; ++p) {
     const detail::PartitionRing& ring = map.value()->ring(p);
-    const std::uint64_t lo = earliest_offset(ring);
+    const std::uint64_t lo = ring.earliest_offset();
     const std::uint64_t hi = ring.tail().second;
     switch (position.kind) {
       case GroupPosition::Kind::earliest: targets[p] = lo; break;

@@ -58,14 +58,15 @@ struct GroupConsumer::Impl {
   std::int64_t heartbeat_every_ns = 0;
   std::int64_t last_heartbeat_ns = 0;
   // pubsub
-  std::uint64_t generation_seen = ~std::uint64_t{0};
+  std::uint64_t generation_seen = ~std::uint64_t{0};   // settled at: owns what it should
+  std::uint64_t generation_tried = ~std::uint64_t{0};  // last rebalance attempt
+  std::int64_t retry_rebalance_ns = 0;                 // unsettled: try again from then
   std::vector<bool> owned;
   std::int64_t next_commit_ns = 0;
   // queue
   std::vector<HeldChunk> reading;   // per partition
   std::vector<HeldChunk> awaiting;  // auto_ack off: read, waiting for ack()
-  std::vector<ChunkGrant> taken;    // redeliveries taken over, not yet read (with their partition in seq's place... see below)
-  std::vector<std::uint32_t> taken_partition;
+  std::vector<HeldChunk> taken;     // redeliveries taken over, not yet read
   std::int64_t next_scan_ns = 0;
   std::optional<Producer> dead_letters;
   std::uint32_t next_partition = 0;
@@ -79,6 +80,7 @@ struct GroupConsumer::Impl {
   void tick(std::int64_t now);
   // pubsub
   void rebalance();
+  bool rebalance_due(std::int64_t now) const;
   void commit_positions();
   void release_partition(std::uint32_t p);
   bool acquire_partition(std::uint32_t p);
@@ -98,7 +100,7 @@ Status GroupConsumer::Impl::rejoin() {
   incarnation = j->second;
   joined = true;
   last_heartbeat_ns = detail::monotonic_ns();
-  generation_seen = ~std::uint64_t{0};
+  generation_seen = generation_tried = ~std::uint64_t{0};
   return {};
 }
 
@@ -116,7 +118,6 @@ void GroupConsumer::Impl::tick(std::int64_t now) {
     for (HeldChunk& h : reading) h.active = false;
     awaiting.clear();
     taken.clear();
-    taken_partition.clear();
     if (!rejoin()) joined = false;
     return;
   }
@@ -197,7 +198,18 @@ void GroupConsumer::Impl::rebalance() {
   for (std::uint32_t p = 0; p < partitions(); ++p) {
     if (!owned[p] && p % n == rank && !acquire_partition(p)) settled = false;
   }
-  if (settled) generation_seen = gen;
+  generation_tried = gen;
+  if (settled) {
+    generation_seen = gen;
+  } else {
+    // Waiting for a member to let go: look again soon, not in a spin.
+    retry_rebalance_ns = detail::monotonic_ns() + 20'000'000;
+  }
+}
+
+bool GroupConsumer::Impl::rebalance_due(std::int64_t now) const {
+  const std::uint64_t gen = file->header().generation.load(std::memory_order_acquire);
+  return gen != generation_seen && (gen != generation_tried || now >= retry_rebalance_ns);
 }
 
 // ---- queue ----------------------------------------------------------------------
@@ -206,14 +218,11 @@ bool GroupConsumer::Impl::start_chunk(std::uint32_t p) {
   HeldChunk h;
   h.partition = p;
   bool got = false;
-  for (std::size_t i = 0; i < taken.size(); ++i) {
-    if (taken_partition[i] == p) {
-      h.grant = taken[i];
-      taken.erase(taken.begin() + static_cast<std::ptrdiff_t>(i));
-      taken_partition.erase(taken_partition.begin() + static_cast<std::ptrdiff_t>(i));
-      got = true;
-      break;
-    }
+  if (auto it = std::find_if(taken.begin(), taken.end(), [&](const HeldChunk& t) { return t.partition == p; });
+      it != taken.end()) {
+    h.grant = it->grant;
+    taken.erase(it);
+    got = true;
   }
   if (!got) {
     const std::uint64_t end = map->ring(p).tail().second;
@@ -267,8 +276,7 @@ void GroupConsumer::Impl::scan_for_redelivery() {
       }
       ChunkGrant g;
       if (file->take_over(p, c, owner(), lease_ms, g)) {
-        taken.push_back(g);
-        taken_partition.push_back(p);
+        taken.push_back(HeldChunk{p, g, 0, 0, false});
       }
     }
   }
@@ -317,12 +325,7 @@ Result<GroupConsumer> GroupConsumer::join(std::string_view instance, std::string
     // A new queue group starts every partition at its earliest or latest offset.
     for (std::uint32_t p = 0; p < n; ++p) {
       const detail::PartitionRing& ring = map.value()->ring(p);
-      starts[p] = options.settings.start == StartPosition::Kind::earliest
-                      ? std::min(ring.header().log_start_offset.load(std::memory_order_acquire), ring.header().id.base_offset)
-                      : ring.tail().second;
-      if (options.settings.start == StartPosition::Kind::earliest && ring.header().log_durability.load() == 0) {
-        starts[p] = ring.header().id.base_offset;
-      }
+      starts[p] = options.settings.start == StartPosition::Kind::earliest ? ring.earliest_offset() : ring.tail().second;
     }
   }
   auto file = GroupFile::open_or_create(instance, topic, map.value()->topic_id(), n, group, options.settings, starts);
@@ -395,7 +398,7 @@ PollResult GroupConsumer::poll_with(detail::RecordHandlerRef handler, std::size_
   im.tick(now);
   if (!im.joined) return total;
   if (!im.queue()) {
-    if (im.file->header().generation.load(std::memory_order_acquire) != im.generation_seen) im.rebalance();
+    if (im.rebalance_due(now)) im.rebalance();
     PollResult r = im.reader->poll(handler, max_records);
     if (im.options.commit_interval.count() > 0 && now >= im.next_commit_ns) {
       im.commit_positions();
@@ -458,10 +461,13 @@ bool GroupConsumer::wait(std::chrono::nanoseconds timeout) {
     if (now >= deadline) return false;
     im.tick(now);
     // Wake for the heartbeat, for rebalances and redelivery scans, and for new records.
-    if (!im.queue() && im.file->header().generation.load(std::memory_order_acquire) != im.generation_seen) return true;
+    if (!im.queue() && im.rebalance_due(now)) return true;
     if (im.queue() && now >= im.next_scan_ns) return true;
     std::chrono::nanoseconds slice(std::min<std::int64_t>(deadline - now, im.heartbeat_every_ns));
     if (im.queue()) slice = std::min<std::chrono::nanoseconds>(slice, std::chrono::nanoseconds(im.next_scan_ns - now));
+    if (!im.queue() && im.generation_seen != im.file->header().generation.load(std::memory_order_acquire)) {
+      slice = std::min<std::chrono::nanoseconds>(slice, std::chrono::nanoseconds(std::max<std::int64_t>(im.retry_rebalance_ns - now, 1'000'000)));
+    }
     if (im.options.idle != IdleStrategy::block) {
       if (im.options.idle == IdleStrategy::yield) {
         ::sched_yield();
@@ -570,10 +576,9 @@ void GroupConsumer::leave() {
       h.active = false;
     }
     for (const HeldChunk& h : im.awaiting) (void)im.file->release(h.partition, h.grant.seq, im.owner());
-    for (std::size_t i = 0; i < im.taken.size(); ++i) (void)im.file->release(im.taken_partition[i], im.taken[i].seq, im.owner());
+    for (const HeldChunk& h : im.taken) (void)im.file->release(h.partition, h.grant.seq, im.owner());
     im.awaiting.clear();
     im.taken.clear();
-    im.taken_partition.clear();
   } else {
     for (std::uint32_t p = 0; p < im.partitions(); ++p) {
       if (im.owned[p]) im.release_partition(p);

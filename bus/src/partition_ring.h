@@ -160,6 +160,15 @@ class PartitionRing {
   // have been overwritten (non-gating readers check this after copying).
   bool overwritten_since(std::uint64_t position) const noexcept;
   Pair tail() const noexcept { return load_pair(header_->claim); }
+  // The earliest offset a reader can still get: on disk if the topic has a
+  // commit log, else the first claim of the ring's newest lap.
+  std::uint64_t earliest_offset() const noexcept {
+    if (header_->log_durability.load(std::memory_order_acquire) != 0) {
+      return header_->log_start_offset.load(std::memory_order_acquire);
+    }
+    if (tail().first <= capacity_) return header_->id.base_offset;
+    return load_pair(header_->lap_marker).second;
+  }
 
   // For blocking waits.
   std::atomic<std::uint32_t>* wake_word() const noexcept { return &header_->wake_seq; }

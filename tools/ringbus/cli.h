@@ -51,5 +51,6 @@ void add_topic_commands(CLI::App& app, const Global& g, int& code);
 void add_produce_command(CLI::App& app, const Global& g, int& code);
 void add_consume_command(CLI::App& app, const Global& g, int& code);
 void add_stats_command(CLI::App& app, const Global& g, int& code);
+void add_log_commands(CLI::App& app, int& code);
 
 }  // namespace ringbus::cli

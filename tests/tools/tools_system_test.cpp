@@ -645,5 +645,25 @@ TEST(ToolsSystem, GroupBadInputGetsClearErrors) {
   EXPECT_NE(o.err.find("live member"), std::string::npos) << o.err;
 }
 
+TEST(ToolsSystem, LogVerifyAndDumpReadARealLog) {
+  Scratch s;
+  Daemon d(s, {"--data-dir", s.dir() + "/data"});
+  ASSERT_TRUE(d.ready()) << d.log();
+  ASSERT_EQ(cli(s, {"topic", "create", "t"}).code, 0);
+  ASSERT_EQ(cli(s, {"produce", "t", "--durable"}, numbers(0, 500)).code, 0);
+  EXPECT_EQ(d.stop(), 0) << d.log();
+  const std::string part = s.dir() + "/data/t/0";
+  Output o = cli(s, {"log", "verify", part});
+  EXPECT_EQ(o.code, 0) << o.out << o.err;
+  EXPECT_NE(o.out.find("1 segment(s): no problems"), std::string::npos) << o.out;
+  o = cli(s, {"log", "dump", part, "--records"});
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_NE(o.out.find("offset 499 "), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("value \"499\""), std::string::npos);
+  o = cli(s, {"log", "verify", s.dir() + "/nothing"});
+  EXPECT_EQ(o.code, 3) << o.err;
+  EXPECT_NE(o.err.find("no such segment file or partition directory"), std::string::npos) << o.err;
+}
+
 }  // namespace
 }  // namespace ringbus::test

@@ -63,5 +63,6 @@ void add_group_commands(CLI::App& app, const Global& g, int& code);
 // A UTC time, 2026-11-25T10:00:00Z (optionally .mmm before the Z) or
 // @UNIX_MILLISECONDS, in milliseconds since the epoch; nullopt if neither.
 std::optional<std::int64_t> parse_time_ms(const std::string& s);
+void add_log_commands(CLI::App& app, int& code);
 
 }  // namespace ringbus::cli

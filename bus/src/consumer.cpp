@@ -45,6 +45,7 @@ struct PartitionCursor {
 }  // namespace
 
 struct Consumer::Impl {
+  std::string instance;
   std::shared_ptr<detail::TopicMap> topic;
   ConsumerOptions options;
   std::vector<PartitionCursor> parts;
@@ -218,6 +219,9 @@ bool Consumer::Impl::deliver_copy(PartitionCursor& part, const detail::RecordHan
 }
 
 bool Consumer::Impl::place(PartitionCursor& part, StartPosition start, std::string& error) {
+  if (start.kind == StartPosition::Kind::time) {
+    start = StartPosition::at(detail::offset_for_time(instance, topic->name(), *part.ring, start.timestamp_ns));
+  }
   if (part.cursor.gating_slot >= 0) part.ring->close_cursor(part.cursor);
   part.disk.reset();
   part.cursor = detail::ReaderCursor{};
@@ -241,6 +245,7 @@ Result<Consumer> Consumer::open(std::string_view instance, std::string_view topi
   auto map = detail::TopicMap::open(instance, topic);
   if (!map) return map.error();
   auto impl = std::make_unique<Impl>();
+  impl->instance = instance;
   impl->topic = std::move(map.value());
   impl->options = std::move(options);
   const std::uint32_t n = impl->topic->partition_count();

@@ -19,11 +19,8 @@ namespace ringbus {
 using detail::GroupFile;
 using detail::Pair;
 
-namespace {
-
-// The first offset whose record was published at or after `ts`.
-std::uint64_t offset_for_time(std::string_view instance, std::string_view topic, const detail::PartitionRing& ring,
-                              std::int64_t ts) {
+std::uint64_t detail::offset_for_time(std::string_view instance, std::string_view topic, const PartitionRing& ring,
+                                      std::int64_t ts) {
   const std::uint32_t p = ring.partition();
   const std::string log_dir = detail::topic_log_directory(instance, topic);
   if (!log_dir.empty()) {
@@ -49,8 +46,6 @@ std::uint64_t offset_for_time(std::string_view instance, std::string_view topic,
   }
   return found == detail::kNoOffset ? end : found;
 }
-
-}  // namespace
 
 Result<std::vector<std::string>> list_groups(std::string_view instance, std::string_view topic) {
   auto info = describe_topic(instance, topic);
@@ -122,7 +117,7 @@ Status reset_group(std::string_view instance, std::string_view topic, std::strin
       case GroupPosition::Kind::earliest: targets[p] = lo; break;
       case GroupPosition::Kind::latest: targets[p] = hi; break;
       case GroupPosition::Kind::offset: targets[p] = std::clamp(position.offset, lo, hi); break;
-      case GroupPosition::Kind::time: targets[p] = std::clamp(offset_for_time(instance, topic, ring, position.timestamp_ns), lo, hi); break;
+      case GroupPosition::Kind::time: targets[p] = std::clamp(detail::offset_for_time(instance, topic, ring, position.timestamp_ns), lo, hi); break;
     }
   }
   auto file = GroupFile::open_or_create(instance, topic, map.value()->topic_id(), n, group, settings, targets);

@@ -137,7 +137,7 @@ Result<std::shared_ptr<GroupFile>> GroupFile::open_or_create(std::string_view in
     if (auto s = validate_name("dead-letter topic", settings.dead_letter_topic); !s) return s.error();
     if (settings.dead_letter_topic == topic) return Error{Errc::invalid_argument, quoted + "the dead-letter topic is the topic itself"};
   }
-  if (settings.start == StartPosition::Kind::offset) {
+  if (settings.start != StartPosition::Kind::earliest && settings.start != StartPosition::Kind::latest) {
     return Error{Errc::invalid_argument, quoted + "a group starts at earliest or latest"};
   }
   const bool queue = settings.mode == GroupMode::queue;

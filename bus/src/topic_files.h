@@ -55,6 +55,12 @@ inline constexpr const char* kLogLinkName = "log";
 // The topic's commit log directory, through the link its broker made ("": none).
 std::string topic_log_directory(std::string_view instance, std::string_view topic);
 
+// The first offset of a partition whose record was published at or after
+// `ts` (CLOCK_REALTIME ns): the log's time index, else a read of the ring;
+// the partition's end if none is. (group_admin.cpp)
+std::uint64_t offset_for_time(std::string_view instance, std::string_view topic, const PartitionRing& ring,
+                              std::int64_t ts);
+
 // What a broker with a commit log tells a new topic's rings.
 struct TopicLog {
   std::string directory;                    // the topic's log directory ("": no log)

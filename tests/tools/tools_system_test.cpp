@@ -665,5 +665,27 @@ TEST(ToolsSystem, LogVerifyAndDumpReadARealLog) {
   EXPECT_NE(o.err.find("no such segment file or partition directory"), std::string::npos) << o.err;
 }
 
+TEST(ToolsSystem, ConsumeFromATime) {
+  Scratch s;
+  Daemon d(s, {"--data-dir", s.dir() + "/data"});
+  ASSERT_TRUE(d.ready()) << d.log();
+  ASSERT_EQ(cli(s, {"topic", "create", "t", "--partitions", "2"}).code, 0);
+  ASSERT_EQ(cli(s, {"produce", "t", "--durable"}, numbers(0, 100)).code, 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_EQ(cli(s, {"produce", "t", "--durable"}, numbers(100, 150)).code, 0);
+  Output o = cli(s, {"consume", "t", "--from", "@" + std::to_string(ms), "--count", "50", "--timeout", "5s"});
+  ASSERT_EQ(o.code, 0) << o.err;
+  std::set<int> got;
+  for (const auto& l : lines(o.out)) got.insert(std::stoi(l));
+  EXPECT_EQ(got.size(), 50u);
+  EXPECT_EQ(*got.begin(), 100);
+  o = cli(s, {"consume", "t", "--from", "2001-01-01T00:00:00Z", "--count", "150", "--timeout", "5s"});
+  EXPECT_EQ(o.code, 0) << o.err;
+  EXPECT_EQ(lines(o.out).size(), 150u);
+  EXPECT_EQ(cli(s, {"consume", "t", "--from", "tuesday"}).code, 2);
+}
+
 }  // namespace
 }  // namespace ringbus::test

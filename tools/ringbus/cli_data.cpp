@@ -172,11 +172,15 @@ int consume(const Global& g, const ConsumeOptions& o) {
   } else {
     std::uint64_t off = 0;
     const char* end = o.from.data() + o.from.size();
-    if (o.from.empty() || std::from_chars(o.from.data(), end, off).ptr != end) {
-      std::fprintf(stderr, "ringbus: --from '%s': expected earliest, latest or an offset\n", o.from.c_str());
+    if (!o.from.empty() && std::from_chars(o.from.data(), end, off).ptr == end) {
+      co.start = StartPosition::at(off);
+    } else if (const auto ms = parse_time_ms(o.from)) {
+      co.start = StartPosition::at_time(*ms * 1'000'000);
+    } else {
+      std::fprintf(stderr, "ringbus: --from '%s': expected earliest, latest, an offset, or a UTC time like "
+                           "2026-11-25T10:00:00Z or @UNIX_MS\n", o.from.c_str());
       return kExitUsage;
     }
-    co.start = StartPosition::at(off);
   }
   co.partitions = o.partitions;
   Source c;
@@ -284,10 +288,13 @@ void add_consume_command(CLI::App& app, const Global& g, int& code) {
       "  ringbus consume numbers --from earliest --count 1000\n"
       "  ringbus consume trucks --from latest --format json\n"
       "  ringbus consume trucks --from 5000 --partition 2 --format key-value\n"
+      "  ringbus consume trucks --from 2026-11-25T10:00:00Z --count 100\n"
       "  ringbus consume orders --group billing --from earliest      # every group sees every record\n"
       "  ringbus consume jobs --group workers --queue --count 10     # members share the records");
   cmd->add_option("TOPIC", o->topic, "topic")->required();
-  cmd->add_option("--from", o->from, "earliest, latest (default) or an offset (in every partition read)");
+  cmd->add_option("--from", o->from,
+                  "earliest, latest (default), an offset (in every partition read), or a UTC time: "
+                  "2026-11-25T10:00:00Z or @UNIX_MS (each partition's first record at or after it)");
   cmd->add_option("--count,-n", o->count, "exit after this many records");
   cmd->add_option("--format", o->format, "value (default), key-value (KEY<TAB>VALUE) or json (one object per line)")
       ->check(CLI::IsMember({"value", "key-value", "json"}));

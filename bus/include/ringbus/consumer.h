@@ -35,12 +35,17 @@ namespace ringbus {
 
 struct StartPosition {
   // earliest: the earliest record kept (on disk if the topic has a log).
-  enum class Kind : std::uint8_t { earliest, latest, offset };
+  // time: in each partition, the first record published at or after
+  // timestamp_ns (CLOCK_REALTIME), found in the log's time index (else by
+  // reading the ring); the end if there is none.
+  enum class Kind : std::uint8_t { earliest, latest, offset, time };
   Kind kind = Kind::latest;
   std::uint64_t offset = 0;
-  static StartPosition earliest() { return {Kind::earliest, 0}; }
-  static StartPosition latest() { return {Kind::latest, 0}; }
-  static StartPosition at(std::uint64_t o) { return {Kind::offset, o}; }
+  std::int64_t timestamp_ns = 0;
+  static StartPosition earliest() { return {Kind::earliest, 0, 0}; }
+  static StartPosition latest() { return {Kind::latest, 0, 0}; }
+  static StartPosition at(std::uint64_t o) { return {Kind::offset, o, 0}; }
+  static StartPosition at_time(std::int64_t ts) { return {Kind::time, 0, ts}; }
 };
 
 struct ConsumerOptions {

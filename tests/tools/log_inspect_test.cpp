@@ -96,7 +96,15 @@ TEST_F(LogInspect, DumpSeesEveryRecordInOrder) {
 }
 
 TEST_F(LogInspect, BitFlipInTheMiddleIsABadCrcAtItsBatch) {
-  write_byte(segment(0), 200000, 'X');
+  // Inside the data, wherever the first segment's data ends (the flusher's
+  // batching decides), with a byte that differs from what is there.
+  const auto before = inspect();
+  ASSERT_FALSE(before.empty());
+  ASSERT_GT(before[0].data_end, 1000u);
+  const std::uint64_t mid = before[0].data_end / 2;
+  char old = 0;
+  std::ifstream(segment(0), std::ios::binary).seekg(static_cast<std::streamoff>(mid)).get(old);
+  write_byte(segment(0), mid, static_cast<char>(~old));
   const std::string p = problems(inspect());
   EXPECT_NE(p.find(segment(0).string() + ": byte "), std::string::npos) << p;
   EXPECT_NE(p.find("CRC"), std::string::npos) << p;

@@ -64,5 +64,6 @@ void add_group_commands(CLI::App& app, const Global& g, int& code);
 // @UNIX_MILLISECONDS, in milliseconds since the epoch; nullopt if neither.
 std::optional<std::int64_t> parse_time_ms(const std::string& s);
 void add_log_commands(CLI::App& app, int& code);
+void add_perf_commands(CLI::App& app, const Global& g, int& code);
 
 }  // namespace ringbus::cli

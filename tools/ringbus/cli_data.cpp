@@ -252,7 +252,12 @@ int consume(const Global& g, const ConsumeOptions& o) {
     if (c.member->mode() == GroupMode::pubsub) {
       for (const auto& [partition, offset] : unprinted) (void)c.member->rewind(partition, offset);
     }
-    c.member->leave();  // commits; a queue member hands back what it did not acknowledge
+    // On disk before we say we are done (a broker killed right after must
+    // not forget); a broker without a data directory keeps them in memory.
+    if (auto s = c.member->commit(/*durable=*/true); !s && s.error().code != Errc::invalid_argument) {
+      std::fprintf(stderr, "ringbus: the group's position is not durable: %s\n", s.error().message.c_str());
+    }
+    c.member->leave();  // a queue member hands back what it did not acknowledge
   }
   return kExitOk;
 }

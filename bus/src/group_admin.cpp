@@ -72,7 +72,7 @@ Result<GroupInfo> describe_group(std::string_view instance, std::string_view top
     mi.pid = m.pid.load(std::memory_order_relaxed);
     mi.joined_ns = m.joined_ns.load(std::memory_order_relaxed);
     mi.heartbeat_age_ns = now - m.heartbeat_ns.load(std::memory_order_relaxed);
-    const std::uint32_t inc = static_cast<std::uint32_t>(m.word.load(std::memory_order_acquire) >> 8);
+    const std::uint32_t inc = detail::incarnation_of(m.word.load(std::memory_order_acquire));
     for (std::uint32_t p = 0; p < g.partition_count() && !g.is_queue(); ++p) {
       if (g.partition(p).owner.load(std::memory_order_acquire) == detail::owner_token(slot, inc)) mi.partitions.push_back(p);
     }
@@ -140,17 +140,10 @@ Status reset_group(std::string_view instance, std::string_view topic, std::strin
       const Pair d = g.dispatch(p);
       const std::uint64_t seq = d.second + g.chunk_slots();
       for (std::uint64_t s = 0; s < g.chunk_slots(); ++s) {
-        detail::ChunkSlot& slot = g.slot(p, seq + s);
-        Pair st{__atomic_load_n(&slot.state[0], __ATOMIC_ACQUIRE), __atomic_load_n(&slot.state[1], __ATOMIC_ACQUIRE)};
-        while (!detail::cas16(slot.state, st, Pair{seq + s - g.chunk_slots(), 0})) {
-        }
+        detail::store16(g.slot(p, seq + s).state, Pair{seq + s - g.chunk_slots(), 0});
       }
-      Pair f = g.floor(p);
-      while (!detail::cas16(part.floor, f, Pair{targets[p], seq})) {
-      }
-      Pair dd = g.dispatch(p);
-      while (!detail::cas16(part.dispatch, dd, Pair{targets[p], seq})) {
-      }
+      detail::store16(part.floor, Pair{targets[p], seq});
+      detail::store16(part.dispatch, Pair{targets[p], seq});
     }
   }
   (void)g.request_persist();

@@ -110,8 +110,7 @@ void GroupConsumer::Impl::tick(std::int64_t now) {
   if (now - last_heartbeat_ns < heartbeat_every_ns) return;
   last_heartbeat_ns = now;
   detail::MemberSlot& m = file->header().members[slot];
-  const std::uint64_t expected = std::uint64_t{incarnation} << 8 | static_cast<std::uint8_t>(detail::MemberState::active);
-  if (m.word.load(std::memory_order_acquire) != expected) {
+  if (m.word.load(std::memory_order_acquire) != detail::member_word(incarnation, detail::MemberState::active)) {
     // Evicted (we were silent past the session timeout): what we held is
     // someone else's now. Join again as a new member.
     std::fill(owned.begin(), owned.end(), false);

@@ -216,14 +216,6 @@ GroupSettings GroupFile::settings() const {
 
 // ---- members ------------------------------------------------------------------
 
-namespace {
-constexpr std::uint64_t member_word(std::uint32_t incarnation, MemberState s) {
-  return std::uint64_t{incarnation} << 8 | static_cast<std::uint8_t>(s);
-}
-MemberState state_of(std::uint64_t word) { return static_cast<MemberState>(word & 0xff); }
-std::uint32_t incarnation_of(std::uint64_t word) { return static_cast<std::uint32_t>(word >> 8); }
-}  // namespace
-
 Result<std::pair<std::uint32_t, std::uint32_t>> GroupFile::join() {
   for (int round = 0; round < 2; ++round) {
     for (std::uint32_t i = 0; i < kGroupMembers; ++i) {
@@ -385,9 +377,7 @@ ClaimOutcome GroupFile::claim_chunk(std::uint32_t p, std::uint64_t end_offset, s
       const auto n = static_cast<std::uint32_t>(std::min<std::uint64_t>(kChunkRecords, end_offset - d.first));
       s.base.store(d.first, std::memory_order_relaxed);
       s.count.store(n, std::memory_order_relaxed);
-      Pair a = load_pair(s.acks);
-      while (!cas16(s.acks, a, Pair{0, d.second})) {
-      }
+      store16(s.acks, Pair{0, d.second});
       Pair mine{d.second, claiming};
       const std::uint64_t leased = chunk_meta(ChunkState::leased, 1, owner, monotonic_ms32() + lease_ms);
       if (!cas16(s.state, mine, Pair{d.second, leased})) return ClaimOutcome::busy;  // reset: taken for dead

@@ -28,6 +28,13 @@ std::string group_path(std::string_view instance, std::string_view topic, std::s
 // The group names of a topic (from its directory).
 std::vector<std::string> list_group_names(std::string_view instance, std::string_view topic);
 
+// Member slot words (group_format.h): incarnation << 8 | state.
+constexpr std::uint64_t member_word(std::uint32_t incarnation, MemberState s) {
+  return std::uint64_t{incarnation} << 8 | static_cast<std::uint8_t>(s);
+}
+constexpr MemberState state_of(std::uint64_t word) { return static_cast<MemberState>(word & 0xff); }
+constexpr std::uint32_t incarnation_of(std::uint64_t word) { return static_cast<std::uint32_t>(word >> 8); }
+
 // A snapshot of a chunk slot.
 struct ChunkView {
   std::uint64_t seq = 0;

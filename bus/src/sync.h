@@ -40,6 +40,14 @@ inline bool cas16(std::uint64_t* words, Pair& expected, Pair desired) noexcept {
   return ok;
 }
 
+// Stores a pair unconditionally: a cas16 loop (on failure cas16 loads the
+// current value into `expected`, so the next try succeeds unless it changed).
+inline void store16(std::uint64_t* words, Pair desired) noexcept {
+  Pair expected{0, 0};
+  while (!cas16(words, expected, desired)) {
+  }
+}
+
 inline std::uint64_t load_acquire(const std::uint64_t* word) noexcept {
   return __atomic_load_n(word, __ATOMIC_ACQUIRE);
 }

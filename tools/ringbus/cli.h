@@ -12,6 +12,8 @@
 #include <fmt/core.h>
 
 #include "control_protocol.h"
+#include "ringbus/consumer.h"
+#include "ringbus/group.h"
 #include "ringbus/result.h"
 
 namespace ringbus::cli {
@@ -51,6 +53,18 @@ inline CLI::AsNumberWithUnit duration_units() {
 // Sends one control request to the broker; on failure prints the error,
 // sets code and returns false.
 bool call(const Global& g, std::string_view op, control::Json fields, control::Json& out, int& code);
+
+// A source of records for consume and perf consume: a plain consumer, or a
+// member of a group.
+struct Source {
+  std::optional<Consumer> plain;
+  std::optional<GroupConsumer> member;
+  template <class F>
+  PollResult poll(F&& f, std::size_t max) {
+    return plain ? plain->poll(f, max) : member->poll(f, max);
+  }
+  bool wait(std::chrono::milliseconds t) { return plain ? plain->wait(t) : member->wait(t); }
+};
 
 // Each subcommand registers its options and a callback that runs it.
 // `code` receives the exit code.

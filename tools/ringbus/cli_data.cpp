@@ -138,17 +138,6 @@ void print_record(const Record& r, const std::string& format) {
   }
 }
 
-// A source of records: a plain consumer, or a member of a group.
-struct Source {
-  std::optional<Consumer> plain;
-  std::optional<GroupConsumer> member;
-  template <class F>
-  PollResult poll(F&& f, std::size_t max) {
-    return plain ? plain->poll(f, max) : member->poll(f, max);
-  }
-  bool wait(std::chrono::milliseconds t) { return plain ? plain->wait(t) : member->wait(t); }
-};
-
 int consume(const Global& g, const ConsumeOptions& o) {
   if (!o.group.empty()) {
     if (o.from != "earliest" && o.from != "latest") {

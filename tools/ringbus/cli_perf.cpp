@@ -132,21 +132,20 @@ int produce(const Global& g, const PerfOptions& o) {
 }
 
 int consume(const Global& g, const PerfOptions& o) {
-  std::optional<Consumer> plain;
-  std::optional<GroupConsumer> member;
+  Source c;
   if (o.group.empty()) {
     ConsumerOptions co;
     co.start = o.from == "earliest" ? StartPosition::earliest() : StartPosition::latest();
-    auto c = Consumer::open(g.instance, o.topic, co);
-    if (!c) return fail(c.error());
-    plain.emplace(std::move(c.value()));
+    auto plain = Consumer::open(g.instance, o.topic, co);
+    if (!plain) return fail(plain.error());
+    c.plain.emplace(std::move(plain.value()));
   } else {
     GroupOptions go;
     go.settings.mode = o.queue ? GroupMode::queue : GroupMode::pubsub;
     go.settings.start = o.from == "earliest" ? StartPosition::Kind::earliest : StartPosition::Kind::latest;
     auto m = GroupConsumer::join(g.instance, o.topic, o.group, go);
     if (!m) return fail(m.error());
-    member.emplace(std::move(m.value()));
+    c.member.emplace(std::move(m.value()));
   }
   Latencies lat;
   Progress progress("consume", o.record_size);
@@ -161,7 +160,7 @@ int consume(const Global& g, const PerfOptions& o) {
     ++n;
   };
   while (n < o.records && !g_stop.load(std::memory_order_relaxed)) {
-    const PollResult r = plain ? plain->poll(handler, 4096) : member->poll(handler, 4096);
+    const PollResult r = c.poll(handler, 4096);
     if (r.status == PollStatus::topic_deleted) return kExitNotFound;
     if (r.records != 0) {
       idle_since = steady_ns();
@@ -174,9 +173,9 @@ int consume(const Global& g, const PerfOptions& o) {
       progress.done(n, lat, "age at receipt");
       return kExitTimeout;
     }
-    (void)(plain ? plain->wait(std::chrono::milliseconds(100)) : member->wait(std::chrono::milliseconds(100)));
+    (void)c.wait(std::chrono::milliseconds(100));
   }
-  if (member) member->leave();
+  if (c.member) c.member->leave();
   progress.done(n, lat, "age at receipt (now - publish timestamp)");
   return kExitOk;
 }

@@ -75,12 +75,16 @@ Producer::Producer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 PublishStatus Producer::wait_durable(const PublishResult& published, std::chrono::nanoseconds timeout) noexcept {
   if (!published.ok() || published.partition >= partitions()) return PublishStatus::invalid_argument;
   detail::PartitionHeader& h = impl_->topic->ring(published.partition).header();
-  const auto mode = static_cast<detail::LogDurability>(h.log_durability.load(std::memory_order_relaxed));
-  if (mode == detail::LogDurability::none) return PublishStatus::no_commit_log;
-  // page_cache: durable once written; synced: once fdatasync'ed.
-  std::atomic<std::uint64_t>& mark = mode == detail::LogDurability::page_cache ? h.log_written : h.log_durable;
+  if (h.log_durability.load(std::memory_order_acquire) == static_cast<std::uint32_t>(detail::LogDurability::none)) {
+    return PublishStatus::no_commit_log;
+  }
   const std::int64_t deadline = detail::deadline_after(timeout.count());
   auto verdict = [&]() -> int {
+    // page_cache: durable once written; synced: once fdatasync'ed. Read each
+    // time: the topic's policy may be altered while we wait (the flusher
+    // wakes waiters when it is).
+    const auto mode = static_cast<detail::LogDurability>(h.log_durability.load(std::memory_order_seq_cst));
+    const std::atomic<std::uint64_t>& mark = mode == detail::LogDurability::page_cache ? h.log_written : h.log_durable;
     if (mark.load(std::memory_order_acquire) > published.offset) return 1;
     if (h.log_error.load(std::memory_order_acquire) != 0) return 2;
     if (h.deleted.load(std::memory_order_acquire) != 0) return 3;

@@ -88,6 +88,9 @@ Status validate_topic_config(const TopicConfig& c) {
     return Error{Errc::invalid_argument, t + "log.segment_age must be at least 1 second"};
   }
   if (l.retention_age.count() < 0) return Error{Errc::invalid_argument, t + "log.retention_age is negative"};
+  if (l.retention_policy != RetentionPolicy::limits && l.retention_policy != RetentionPolicy::consumed) {
+    return Error{Errc::invalid_argument, t + "log.retention_policy is not limits or consumed"};
+  }
   if (l.durability != Durability::page_cache && l.durability != Durability::interval &&
       l.durability != Durability::every_ack) {
     return Error{Errc::invalid_argument, t + "log.durability is not page_cache, interval or every_ack"};
@@ -107,6 +110,14 @@ const char* to_string(Durability d) noexcept {
     case Durability::page_cache: return "page_cache";
     case Durability::interval: return "interval";
     case Durability::every_ack: return "every_ack";
+  }
+  return "unknown";
+}
+
+const char* to_string(RetentionPolicy p) noexcept {
+  switch (p) {
+    case RetentionPolicy::limits: return "limits";
+    case RetentionPolicy::consumed: return "consumed";
   }
   return "unknown";
 }
@@ -336,10 +347,8 @@ Result<TopicInfo> create_topic_files(std::string_view instance, const TopicConfi
     std::memcpy(h->id.topic_name, config.name.data(), config.name.size());
     h->id.base_offset = base;
     h->claim[1] = h->lap_marker[1] = h->frontier[1] = base;
-    h->log_durability = static_cast<std::uint32_t>(
-        log.directory.empty() ? LogDurability::none
-        : config.log.durability == Durability::page_cache ? LogDurability::page_cache
-                                                          : LogDurability::synced);
+    h->log_durability = static_cast<std::uint32_t>(log.directory.empty() ? LogDurability::none
+                                                                         : log_durability_of(config.log.durability));
     h->log_start_offset = h->log_written = h->log_durable = base;
   }
   // Publish atomically; RENAME_NOREPLACE refuses if another create won.

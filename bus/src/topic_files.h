@@ -67,6 +67,11 @@ struct TopicLog {
   std::vector<std::uint64_t> base_offsets;  // per partition: the log's end offset (empty: all 0)
 };
 
+// What PartitionHeader::log_durability says for a topic with a commit log.
+inline LogDurability log_durability_of(Durability d) noexcept {
+  return d == Durability::page_cache ? LogDurability::page_cache : LogDurability::synced;
+}
+
 // Broker-side operations (the caller holds the instance lock).
 Result<TopicInfo> create_topic_files(std::string_view instance, const TopicConfig& config,
                                      std::uint64_t topic_id, const TopicLog& log = {});

@@ -12,12 +12,14 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <map>
 #include <mutex>
 
 #include "flusher.h"
 #include "group_keeper.h"
 #include "partition_log.h"
 #include "segment_files.h"
+#include "small_files.h"
 #include "sync.h"
 #include "topic_files.h"
 #include "topic_meta.h"
@@ -35,6 +37,13 @@ struct Broker::Impl {
   mutable std::mutex mu;  // serialises topic operations of this broker (and group keeper passes)
   std::unique_ptr<io::GroupKeeper> group_keeper;  // with a data directory
   bool closed = false;
+  // The topics with a commit log, by name (under mu).
+  struct LoggedTopic {
+    TopicConfig config;
+    std::uint64_t id = 0;
+    std::shared_ptr<io::ConsumedOffsets> consumed;  // from the keeper, for the flushers' retention
+  };
+  std::map<std::string, LoggedTopic, std::less<>> logged;
 
   Status open_data_dir(const BrokerOptions& options);
   Status attach_log(const TopicConfig& config, std::uint64_t topic_id, const std::vector<std::uint64_t>& ends);
@@ -62,28 +71,6 @@ void remove_log_leftovers(const std::string& data_dir) {
     const std::string name = e.path().filename().string();
     if (name.starts_with(".new-") || name.starts_with(".deleted-")) std::filesystem::remove_all(e.path(), ec);
   }
-}
-
-Result<std::vector<std::byte>> read_small_file(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Error{errno == ENOENT ? Errc::not_found : Errc::io_error, detail::errno_message("open " + path, errno)};
-  std::vector<std::byte> bytes(64 * 1024);
-  const ssize_t n = ::pread(fd, bytes.data(), bytes.size(), 0);
-  const int err = errno;
-  ::close(fd);
-  if (n < 0) return Error{Errc::io_error, detail::errno_message("read " + path, err)};
-  bytes.resize(static_cast<std::size_t>(n));
-  return bytes;
-}
-
-Status write_small_file(const std::string& path, std::span<const std::byte> bytes) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-  if (fd < 0) return Error{Errc::io_error, detail::errno_message("open " + path, errno)};
-  const bool ok = ::pwrite(fd, bytes.data(), bytes.size(), 0) == static_cast<ssize_t>(bytes.size()) && ::fsync(fd) == 0;
-  const int err = errno;
-  ::close(fd);
-  if (!ok) return Error{Errc::io_error, detail::errno_message("write " + path, err)};
-  return {};
 }
 
 // Removes what a broker that died left behind: marks its topics deleted (so
@@ -207,7 +194,7 @@ Status Broker::Impl::open_data_dir(const BrokerOptions& options) {
   for (const std::string& name : names) {
     const std::string dir = data_dir + "/" + name;
     const std::string meta_path = dir + "/" + io::kTopicMetaName;
-    auto bytes = read_small_file(meta_path);
+    auto bytes = io::read_small_file(meta_path);
     auto meta = bytes ? io::decode_topic_meta(bytes.value(), meta_path) : Result<io::TopicMeta>(bytes.error());
     if (!meta) {
       // Not deleted, not guessed at: the operator decides.
@@ -237,7 +224,16 @@ Status Broker::Impl::open_data_dir(const BrokerOptions& options) {
     if (auto s = attach_log(config, meta->topic_id, ends); !s) return s;
     io::GroupKeeper::restore(instance, config.name, meta->topic_id, config.partitions, dir, log);
   }
-  group_keeper = std::make_unique<io::GroupKeeper>(instance, mu, log);
+  group_keeper = std::make_unique<io::GroupKeeper>(
+      instance, mu, log, [this](const std::string& topic, const std::vector<std::uint64_t>& below) {
+        // Under mu (the keeper's pass holds it).
+        const auto it = logged.find(topic);
+        if (it == logged.end()) return;
+        auto& offsets = it->second.consumed->below;
+        for (std::size_t p = 0; p < offsets.size(); ++p) {
+          offsets[p].store(p < below.size() ? below[p] : 0, std::memory_order_release);
+        }
+      });
   return {};
 }
 
@@ -249,11 +245,13 @@ Status Broker::Impl::attach_log(const TopicConfig& config, std::uint64_t topic_i
   if (!info) return info.error();
   auto map = detail::TopicMap::open(instance, config.name, /*populate=*/false);
   if (!map) return map.error();
+  auto consumed = std::make_shared<io::ConsumedOffsets>(config.partitions);
   for (std::uint32_t p = 0; p < config.partitions; ++p) {
-    if (auto s = flusher_for(topic_id, p).add(map.value(), p, io::partition_log_directory(dir, p), config.log); !s) {
+    if (auto s = flusher_for(topic_id, p).add(map.value(), p, io::partition_log_directory(dir, p), config.log, consumed); !s) {
       return s;
     }
   }
+  logged[config.name] = LoggedTopic{config, topic_id, std::move(consumed)};
   return {};
 }
 
@@ -296,7 +294,7 @@ Result<TopicInfo> Broker::create_topic(const TopicConfig& config) {
   };
   auto io = io::make_pwrite_io();
   if (auto s = io->make_directories(tmp); !s) return fail(s.error());
-  if (auto s = write_small_file(tmp + "/" + io::kTopicMetaName, io::encode_topic_meta({config, id})); !s) return fail(s.error());
+  if (auto s = io::replace_file_durably(tmp, io::kTopicMetaName, io::encode_topic_meta({config, id})); !s) return fail(s.error());
   for (std::uint32_t p = 0; p < config.partitions; ++p) {
     auto plog = io::PartitionLog::open(*io, io::partition_log_directory(tmp, p), io::LogSettings::from(config.log), 0, nullptr);
     if (!plog) return fail(plog.error());
@@ -317,6 +315,7 @@ Status Broker::delete_topic(std::string_view name) {
   if (auto s = detail::delete_topic_files(im.instance, name); !s) return s;
   if (!im.data_dir.empty() && info) {
     for (auto& f : im.flushers) f->remove(info->topic_id);
+    im.logged.erase(std::string(name));
     const std::string dir = im.data_dir + "/" + std::string(name);
     const std::string gone = im.data_dir + "/.deleted-" + std::to_string(info->topic_id);
     if (::rename(dir.c_str(), gone.c_str()) != 0) return Error{Errc::io_error, detail::errno_message("rename " + dir, errno)};
@@ -332,7 +331,39 @@ Result<std::vector<std::string>> Broker::list_topics() const {
 }
 
 Result<TopicInfo> Broker::describe_topic(std::string_view name) const {
-  return ringbus::describe_topic(impl_->instance, name);
+  std::lock_guard lock(impl_->mu);
+  auto info = ringbus::describe_topic(impl_->instance, name);
+  if (!info) return info;
+  if (const auto it = impl_->logged.find(name); it != impl_->logged.end() && it->second.id == info->topic_id) {
+    info->log = it->second.config.log;
+  }
+  return info;
+}
+
+Result<TopicInfo> Broker::alter_topic(std::string_view name, const LogConfig& log) {
+  std::unique_lock lock(impl_->mu);
+  Impl& im = *impl_;
+  if (im.closed) return Error{Errc::invalid_argument, "broker is closed"};
+  const auto it = im.logged.find(name);
+  if (it == im.logged.end()) {
+    if (!ringbus::describe_topic(im.instance, name)) return Error{Errc::not_found, "topic '" + std::string(name) + "' does not exist"};
+    return Error{Errc::invalid_argument, "topic '" + std::string(name) +
+                                             "' has no commit log (the broker runs without a data directory): "
+                                             "there are no log settings to alter"};
+  }
+  TopicConfig config = it->second.config;
+  config.log = log;
+  if (auto s = validate_topic_config(config); !s) return s.error();
+  // The file first: a crash after it restarts the topic with the new
+  // settings, which is what the caller asked for.
+  const std::string dir = im.data_dir + "/" + config.name;
+  if (auto s = io::replace_file_durably(dir, io::kTopicMetaName, io::encode_topic_meta({config, it->second.id})); !s) {
+    return s.error();
+  }
+  for (auto& f : im.flushers) f->reconfigure(it->second.id, config.log);
+  it->second.config = config;
+  lock.unlock();
+  return describe_topic(name);
 }
 
 void Broker::close() {

@@ -26,7 +26,7 @@ constexpr std::uint64_t kLingerBytes = 256 * 1024;      // ... of this size (at 
 
 PartitionFlusher::PartitionFlusher(std::shared_ptr<detail::TopicMap> topic, std::uint32_t partition,
                                    std::unique_ptr<PartitionLog> log, FileIo& io, const LogConfig& config,
-                                   LogFn log_fn, std::uint64_t tag_base)
+                                   LogFn log_fn, std::uint64_t tag_base, std::shared_ptr<const ConsumedOffsets> consumed)
     : topic_(std::move(topic)),
       ring_(topic_->ring(partition)),
       log_(std::move(log)),
@@ -34,6 +34,7 @@ PartitionFlusher::PartitionFlusher(std::shared_ptr<detail::TopicMap> topic, std:
       config_(config),
       log_fn_(std::move(log_fn)),
       tag_base_(tag_base),
+      consumed_(std::move(consumed)),
       buffers_(kBuffers),
       linger_bytes_(std::min<std::uint64_t>(kLingerBytes, ring_.capacity() / 8)) {
   written_ = durable_ = log_->end_offset();
@@ -48,6 +49,17 @@ PartitionFlusher::PartitionFlusher(std::shared_ptr<detail::TopicMap> topic, std:
 }
 
 PartitionFlusher::~PartitionFlusher() { ring_.close_cursor(cursor_); }
+
+void PartitionFlusher::reconfigure(const LogConfig& config) {
+  config_ = config;
+  log_->set_settings(LogSettings::from(config));
+  // Producers waiting for durability read this on every wake-up: woken,
+  // they wait for the mark the new policy names.
+  ring_.header().log_durability.store(static_cast<std::uint32_t>(detail::log_durability_of(config.durability)),
+                                      std::memory_order_seq_cst);
+  wake_durable_waiters();
+  next_retention_ns_ = 0;
+}
 
 bool PartitionFlusher::ring_has_news() const noexcept { return ring_.has_news(cursor_, true); }
 
@@ -142,7 +154,8 @@ bool PartitionFlusher::pump(std::int64_t now_ns, bool drain) {
   maybe_sync(now_ns);
   if (now_ns >= next_retention_ns_ && error_ == 0) {
     next_retention_ns_ = now_ns + kRetentionPeriodNs;
-    auto deleted = log_->apply_retention(detail::realtime_ns());
+    const std::uint64_t consumed = consumed_ ? consumed_->below[ring_.partition()].load(std::memory_order_acquire) : 0;
+    auto deleted = log_->apply_retention(detail::realtime_ns(), consumed);
     if (!deleted) {
       report_error(deleted.error().message, 0);
     } else if (deleted.value() > 0) {
@@ -318,13 +331,18 @@ Status FlusherThread::submit(Command c) {
 }
 
 Status FlusherThread::add(std::shared_ptr<detail::TopicMap> topic, std::uint32_t partition, std::string log_dir,
-                          const LogConfig& config) {
-  Command c{Command::Kind::add, std::move(topic), partition, std::move(log_dir), config, 0, {}};
+                          const LogConfig& config, std::shared_ptr<const ConsumedOffsets> consumed) {
+  Command c{Command::Kind::add, std::move(topic), partition, std::move(log_dir), config, std::move(consumed), 0, {}};
   return submit(std::move(c));
 }
 
 void FlusherThread::remove(std::uint64_t topic_id) {
-  Command c{Command::Kind::remove, nullptr, 0, {}, {}, topic_id, {}};
+  Command c{Command::Kind::remove, nullptr, 0, {}, {}, nullptr, topic_id, {}};
+  (void)submit(std::move(c));
+}
+
+void FlusherThread::reconfigure(std::uint64_t topic_id, const LogConfig& config) {
+  Command c{Command::Kind::reconfigure, nullptr, 0, {}, config, nullptr, topic_id, {}};
   (void)submit(std::move(c));
 }
 
@@ -370,7 +388,14 @@ void FlusherThread::run_commands() {
       for (const std::string& n : report.notes) log_fn_("warn", n);
       const std::uint64_t key = next_key_++;
       parts_.emplace(key, std::make_unique<PartitionFlusher>(c.topic, c.partition, std::move(log.value()), *io_, c.config,
-                                                             log_fn_, key * PartitionFlusher::kTagSpan));
+                                                             log_fn_, key * PartitionFlusher::kTagSpan, c.consumed));
+      c.done.set_value(Status{});
+      continue;
+    }
+    if (c.kind == Command::Kind::reconfigure) {
+      for (auto& [key, p] : parts_) {
+        if (p->topic_id() == c.topic_id) p->reconfigure(c.config);
+      }
       c.done.set_value(Status{});
       continue;
     }

@@ -42,11 +42,20 @@ namespace ringbus::io {
 // "error") and a message.
 using LogFn = std::function<void(const char* level, const std::string& message)>;
 
+// Per partition of a topic: the offset below which every consumer group of
+// the topic has durably committed (0 while a group has not written its
+// positions yet, or there is no group). The group keeper writes it; the
+// flushers' retention reads it (RetentionPolicy::consumed).
+struct ConsumedOffsets {
+  explicit ConsumedOffsets(std::uint32_t partitions) : below(partitions) {}
+  std::vector<std::atomic<std::uint64_t>> below;
+};
+
 class PartitionFlusher {
  public:
   PartitionFlusher(std::shared_ptr<detail::TopicMap> topic, std::uint32_t partition,
                    std::unique_ptr<PartitionLog> log, FileIo& io, const LogConfig& config, LogFn log_fn,
-                   std::uint64_t tag_base);
+                   std::uint64_t tag_base, std::shared_ptr<const ConsumedOffsets> consumed);
   ~PartitionFlusher();
 
   // Gathers what producers committed, queues writes and syncs, retries
@@ -67,6 +76,9 @@ class PartitionFlusher {
   // Stops gathering, lets in-flight requests finish (the caller reaps), and
   // then closes the log cleanly.
   Status close_clean();
+  // The topic was altered: the new settings apply from the next pump (sync
+  // policy, retention at once) and the next roll (segment size).
+  void reconfigure(const LogConfig& config);
   std::uint64_t topic_id() const noexcept { return topic_->topic_id(); }
 
   static constexpr std::uint64_t kTagSpan = 1 << 16;
@@ -96,6 +108,7 @@ class PartitionFlusher {
   LogConfig config_;
   LogFn log_fn_;
   std::uint64_t tag_base_;
+  std::shared_ptr<const ConsumedOffsets> consumed_;
   detail::ReaderCursor cursor_;
   std::vector<Buffer> buffers_;
   std::uint64_t linger_bytes_;
@@ -123,7 +136,9 @@ class FlusherThread {
   FileIo& io() noexcept { return *io_; }
   // Attaches a partition (its log opened by this thread). Waits for it.
   Status add(std::shared_ptr<detail::TopicMap> topic, std::uint32_t partition, std::string log_dir,
-             const LogConfig& config);
+             const LogConfig& config, std::shared_ptr<const ConsumedOffsets> consumed);
+  // Hands new log settings to every partition of a topic. Waits for it.
+  void reconfigure(std::uint64_t topic_id, const LogConfig& config);
   // Detaches every partition of a topic, without closing the logs cleanly
   // (the topic is being deleted). Waits for it.
   void remove(std::uint64_t topic_id);
@@ -132,11 +147,12 @@ class FlusherThread {
 
  private:
   struct Command {
-    enum class Kind { add, remove } kind;
+    enum class Kind { add, remove, reconfigure } kind;
     std::shared_ptr<detail::TopicMap> topic;
     std::uint32_t partition = 0;
     std::string dir;
     LogConfig config;
+    std::shared_ptr<const ConsumedOffsets> consumed;
     std::uint64_t topic_id = 0;
     std::promise<Status> done;
   };

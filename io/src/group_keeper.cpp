@@ -1,7 +1,6 @@
 #include "group_keeper.h"
 
 #include <dirent.h>
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -13,6 +12,7 @@
 #include "group_file.h"
 #include "group_offsets.h"
 #include "mapped_file.h"
+#include "small_files.h"
 #include "sync.h"
 #include "topic_files.h"
 
@@ -26,26 +26,6 @@ constexpr std::int64_t kWriteEveryNs = 100'000'000;
 constexpr auto kPassEvery = std::chrono::milliseconds(10);
 
 std::string groups_dir(const std::string& topic_dir) { return topic_dir + "/" + kGroupsDirName; }
-
-Status write_file_durably(const std::string& dir, const std::string& name, const std::vector<std::byte>& bytes) {
-  if (::mkdir(dir.c_str(), 0750) != 0 && errno != EEXIST) return Error{Errc::io_error, detail::errno_message("mkdir " + dir, errno)};
-  const std::string path = dir + "/" + name;
-  const std::string tmp = path + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-  if (fd < 0) return Error{Errc::io_error, detail::errno_message("open " + tmp, errno)};
-  const bool ok = ::pwrite(fd, bytes.data(), bytes.size(), 0) == static_cast<ssize_t>(bytes.size()) && ::fdatasync(fd) == 0;
-  const int err = errno;
-  ::close(fd);
-  if (!ok) return Error{Errc::io_error, detail::errno_message("write " + tmp, err)};
-  if (::rename(tmp.c_str(), path.c_str()) != 0) return Error{Errc::io_error, detail::errno_message("rename " + tmp, errno)};
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0) return Error{Errc::io_error, detail::errno_message("open " + dir, errno)};
-  const bool synced = ::fsync(dfd) == 0;
-  const int derr = errno;
-  ::close(dfd);
-  if (!synced) return Error{Errc::io_error, detail::errno_message("fsync " + dir, derr)};
-  return {};
-}
 
 std::vector<std::uint64_t> committed_offsets(detail::GroupFile& g) {
   std::vector<std::uint64_t> out(g.partition_count());
@@ -71,8 +51,12 @@ std::vector<std::string> offsets_files(const std::string& dir) {
 
 }  // namespace
 
-GroupKeeper::GroupKeeper(std::string instance, std::mutex& topics_mu, LogFn log)
-    : instance_(std::move(instance)), topics_mu_(topics_mu), log_(std::move(log)), thread_([this] { run(); }) {}
+GroupKeeper::GroupKeeper(std::string instance, std::mutex& topics_mu, LogFn log, ConsumedFn on_consumed)
+    : instance_(std::move(instance)),
+      topics_mu_(topics_mu),
+      log_(std::move(log)),
+      on_consumed_(std::move(on_consumed)),
+      thread_([this] { run(); }) {}
 
 GroupKeeper::~GroupKeeper() { stop(); }
 
@@ -105,10 +89,24 @@ void GroupKeeper::pass(bool final) {
     const std::string topic_dir = detail::topic_log_directory(instance_, topic);
     if (topic_dir.empty()) continue;
     const std::vector<std::string> groups = detail::list_group_names(instance_, topic);
+    // The minimum over the groups' written positions; empty (nothing
+    // consumed) with no group, or while one has not been written.
+    std::vector<std::uint64_t> below;
+    bool unwritten = false;
     for (const std::string& group : groups) {
-      keep(topic, topic_dir, group, final);
+      const std::vector<std::uint64_t>* written = keep(topic, topic_dir, group, final);
       seen.insert(topic + "/" + group);
+      if (written == nullptr) continue;  // deleted meanwhile
+      if (written->empty() || (!below.empty() && written->size() != below.size())) {
+        unwritten = true;
+      } else if (below.empty()) {
+        below = *written;
+      } else {
+        for (std::size_t p = 0; p < below.size(); ++p) below[p] = std::min(below[p], (*written)[p]);
+      }
     }
+    if (unwritten) below.clear();
+    if (on_consumed_) on_consumed_(topic, below);
     // A group deleted from shared memory: its file goes too.
     for (const std::string& stored : offsets_files(groups_dir(topic_dir))) {
       if (std::find(groups.begin(), groups.end(), stored) == groups.end()) {
@@ -119,17 +117,18 @@ void GroupKeeper::pass(bool final) {
   std::erase_if(known_, [&](const auto& kv) { return !seen.contains(kv.first); });
 }
 
-void GroupKeeper::keep(const std::string& topic, const std::string& topic_dir, const std::string& group, bool final) {
+const std::vector<std::uint64_t>* GroupKeeper::keep(const std::string& topic, const std::string& topic_dir,
+                                                    const std::string& group, bool final) {
   const std::string key = topic + "/" + group;
   struct stat st{};
-  if (::stat(detail::group_path(instance_, topic, group).c_str(), &st) != 0) return;
+  if (::stat(detail::group_path(instance_, topic, group).c_str(), &st) != 0) return nullptr;
   Known& k = known_[key];
   if (!k.file || k.inode != st.st_ino) {
     auto g = detail::GroupFile::open(instance_, topic, group);
     if (!g) {
       if (!k.failing) log_("error", "consumer group '" + key + "' is not kept: " + g.error().message);
       k.failing = true;
-      return;
+      return &k.written;
     }
     k = Known{std::move(g.value()), st.st_ino, {}, 0, 0, false};
     k.file->header().keeper_pid.store(static_cast<std::int32_t>(::getpid()), std::memory_order_release);
@@ -142,12 +141,19 @@ void GroupKeeper::keep(const std::string& topic, const std::string& topic_dir, c
   const std::vector<std::uint64_t> offsets = committed_offsets(g);
   const bool asked = seq > k.written_seq;
   const bool changed = offsets != k.written;
-  if (!asked && !(changed && (final || now - k.written_ns >= kWriteEveryNs))) return;
+  if (!asked && !(changed && (final || now - k.written_ns >= kWriteEveryNs))) return &k.written;
   GroupOffsets stored{group, g.settings(), offsets};
-  if (auto s = write_file_durably(groups_dir(topic_dir), group + kGroupOffsetsExtension, encode_group_offsets(stored)); !s) {
+  const std::string dir = groups_dir(topic_dir);
+  Status s;
+  if (::mkdir(dir.c_str(), 0750) != 0 && errno != EEXIST) {
+    s = Error{Errc::io_error, detail::errno_message("mkdir " + dir, errno)};
+  } else {
+    s = replace_file_durably(dir, group + kGroupOffsetsExtension, encode_group_offsets(stored));
+  }
+  if (!s) {
     if (!k.failing) log_("error", "consumer group '" + key + "': positions not written (will retry): " + s.error().message);
     k.failing = true;
-    return;
+    return &k.written;
   }
   if (k.failing) log_("info", "consumer group '" + key + "': positions written again");
   k.failing = false;
@@ -157,6 +163,7 @@ void GroupKeeper::keep(const std::string& topic, const std::string& topic_dir, c
   h.persisted_seq.store(seq, std::memory_order_seq_cst);
   h.persist_wake.fetch_add(1, std::memory_order_seq_cst);
   if (h.persist_waiters.load(std::memory_order_seq_cst) != 0) detail::futex_wake_all(&h.persist_wake);
+  return &k.written;
 }
 
 void GroupKeeper::restore(const std::string& instance, const std::string& topic, std::uint64_t topic_id,
@@ -164,16 +171,12 @@ void GroupKeeper::restore(const std::string& instance, const std::string& topic,
   const std::string dir = groups_dir(topic_dir);
   for (const std::string& name : offsets_files(dir)) {
     const std::string path = dir + "/" + name + kGroupOffsetsExtension;
-    std::vector<std::byte> bytes(64 * 1024);
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    const ssize_t n = fd >= 0 ? ::pread(fd, bytes.data(), bytes.size(), 0) : -1;
-    if (fd >= 0) ::close(fd);
-    if (n < 0) {
-      log("error", "consumer group file " + path + " is not loaded: " + detail::errno_message("read", errno));
+    auto bytes = read_small_file(path);
+    if (!bytes) {
+      log("error", "consumer group file " + path + " is not loaded: " + bytes.error().message);
       continue;
     }
-    bytes.resize(static_cast<std::size_t>(n));
-    auto g = decode_group_offsets(bytes, path);
+    auto g = decode_group_offsets(bytes.value(), path);
     if (!g) {
       log("error", "consumer group file " + path + " is not loaded: " + g.error().message);
       continue;

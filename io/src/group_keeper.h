@@ -4,11 +4,17 @@
 // groups nobody polls. At start the broker restores the groups from those
 // files before clients can join.
 //
+// After each pass it tells the broker, per topic with a commit log, the
+// offsets below which every group has durably committed (retention policy
+// consumed): the lowest written position of any group, per partition; 0
+// while a group's positions are not written yet, and 0 with no group.
+//
 // Threading: one thread of its own. Each pass takes the broker's topic mutex,
-// so a topic is never deleted under a write.
+// so a topic is never deleted under a write (and on_consumed runs under it).
 #pragma once
 
 #include <condition_variable>
+#include <functional>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -28,7 +34,8 @@ namespace ringbus::io {
 
 class GroupKeeper {
  public:
-  GroupKeeper(std::string instance, std::mutex& topics_mu, LogFn log);
+  using ConsumedFn = std::function<void(const std::string& topic, const std::vector<std::uint64_t>& below)>;
+  GroupKeeper(std::string instance, std::mutex& topics_mu, LogFn log, ConsumedFn on_consumed);
   ~GroupKeeper();  // stop()
   // A last pass (so what members committed just before is written), then the thread ends.
   void stop();
@@ -49,11 +56,14 @@ class GroupKeeper {
   };
   void run();
   void pass(bool final);
-  void keep(const std::string& topic, const std::string& topic_dir, const std::string& group, bool final);
+  // Returns the group's positions as last written (empty: none yet).
+  const std::vector<std::uint64_t>* keep(const std::string& topic, const std::string& topic_dir,
+                                         const std::string& group, bool final);
 
   std::string instance_;
   std::mutex& topics_mu_;
   LogFn log_;
+  ConsumedFn on_consumed_;
   std::map<std::string, Known> known_;  // "<topic>/<group>"
   std::mutex mu_;
   std::condition_variable cv_;

@@ -128,8 +128,15 @@ LogSettings LogSettings::from(const LogConfig& c) {
   s.segment_age_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(c.segment_age).count();
   s.retention_bytes = c.retention_bytes;
   s.retention_age_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(c.retention_age).count();
+  s.retention_consumed = c.retention_policy == RetentionPolicy::consumed;
   s.index_interval_bytes = c.index_interval_bytes;
   return s;
+}
+
+void PartitionLog::set_settings(const LogSettings& s) noexcept {
+  // Sizes are looked at lazily, only while there is a size limit.
+  if (s.retention_bytes != 0 && settings_.retention_bytes == 0) sizes_known_ = false;
+  settings_ = s;
 }
 
 Result<std::unique_ptr<PartitionLog>> PartitionLog::open(FileIo& io, std::string dir, LogSettings settings,
@@ -432,8 +439,10 @@ Status PartitionLog::roll(std::int64_t now_ns) {
   return create_segment(end_offset_, now_ns);
 }
 
-Result<std::size_t> PartitionLog::apply_retention(std::int64_t now_ns) {
-  if (settings_.retention_bytes == 0 && settings_.retention_age_ns <= 0) return std::size_t{0};
+Result<std::size_t> PartitionLog::apply_retention(std::int64_t now_ns, std::uint64_t consumed) {
+  if (settings_.retention_bytes == 0 && settings_.retention_age_ns <= 0 && !settings_.retention_consumed) {
+    return std::size_t{0};
+  }
   if (settings_.retention_bytes != 0 && !sizes_known_) {
     // Once, lazily: the sizes of segments this run did not write.
     total_bytes_ = 0;
@@ -453,7 +462,9 @@ Result<std::size_t> PartitionLog::apply_retention(std::int64_t now_ns) {
   std::size_t deleted = 0;
   while (segments_.size() > 1) {
     const Segment& seg = segments_.front();
-    bool expired = settings_.retention_bytes != 0 && total_bytes_ > settings_.retention_bytes;
+    // Every record of this segment is below the next one's base.
+    bool expired = (settings_.retention_bytes != 0 && total_bytes_ > settings_.retention_bytes) ||
+                   (settings_.retention_consumed && segments_[1].base <= consumed);
     if (!expired && settings_.retention_age_ns > 0) {
       // A segment's records are no newer than the moment the next segment
       // was created (when this one rolled).

@@ -25,6 +25,7 @@ struct LogSettings {
   std::int64_t segment_age_ns = 7LL * 24 * 3600 * 1'000'000'000;
   std::uint64_t retention_bytes = 0;  // 0: no limit
   std::int64_t retention_age_ns = 0;  // 0: no limit
+  bool retention_consumed = false;    // RetentionPolicy::consumed
   std::uint32_t index_interval_bytes = 4096;
   bool preallocate = true;
   static LogSettings from(const LogConfig& c);
@@ -53,6 +54,9 @@ class PartitionLog {
   std::uint64_t end_offset() const noexcept { return end_offset_; }
   std::size_t segment_count() const noexcept { return segments_.size(); }
   const std::string& active_path() const noexcept { return active_path_; }
+  // New settings (the topic was altered): they apply to the next roll,
+  // index entry and retention pass.
+  void set_settings(const LogSettings& s) noexcept;
 
   // ---- appending (the flusher) --------------------------------------------
   // True if a batch of `bytes` should go to a new segment (size or age).
@@ -74,9 +78,11 @@ class PartitionLog {
   Status write_index();
 
   // ---- retention and shutdown ---------------------------------------------
-  // Deletes whole segments (never the active one) past the retention limits.
-  // Returns how many; start_offset() moves up.
-  Result<std::size_t> apply_retention(std::int64_t now_ns);
+  // Deletes whole segments (never the active one) past the retention limits,
+  // and, with retention_consumed, those wholly below `consumed` (the offset
+  // every consumer group has committed). Returns how many; start_offset()
+  // moves up.
+  Result<std::size_t> apply_retention(std::int64_t now_ns, std::uint64_t consumed = 0);
   // Writes the indexes, syncs everything and leaves the clean-shutdown
   // marker. The caller has reaped every write first.
   Status close_clean();

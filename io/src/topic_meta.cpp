@@ -10,7 +10,9 @@ namespace ringbus::io {
 namespace {
 
 constexpr std::uint64_t kTopicMetaMagic = 0x4154454d504f5452ULL;  // bytes "RTOPMETA"
-constexpr std::uint32_t kTopicMetaVersion = 1;
+// Version 2 appended retention_policy; version 1 files (the same record
+// without it) are still read, as policy "limits".
+constexpr std::uint32_t kTopicMetaVersion = 2;
 
 struct MetaRecord {
   std::uint64_t magic;
@@ -30,9 +32,13 @@ struct MetaRecord {
   std::int64_t flush_interval_ms;
   std::uint64_t flush_bytes;
   char name[detail::kTopicNameMax + 7];  // NUL-terminated
+  // Version 2:
+  std::uint32_t retention_policy;
+  std::uint32_t reserved;                // 0
 };
 static_assert(std::is_trivially_copyable_v<MetaRecord>);
 constexpr std::size_t kCrcFrom = offsetof(MetaRecord, topic_id);
+constexpr std::size_t kVersion1Size = offsetof(MetaRecord, retention_policy);
 
 }  // namespace
 
@@ -54,6 +60,7 @@ std::vector<std::byte> encode_topic_meta(const TopicMeta& meta) {
   r.index_interval_bytes = c.log.index_interval_bytes;
   r.flush_interval_ms = c.log.flush_interval.count();
   r.flush_bytes = c.log.flush_bytes;
+  r.retention_policy = static_cast<std::uint32_t>(c.log.retention_policy);
   std::memcpy(r.name, c.name.data(), std::min(c.name.size(), sizeof r.name - 1));
   r.crc32c = crc32c(reinterpret_cast<const std::byte*>(&r) + kCrcFrom, sizeof r - kCrcFrom);
   std::vector<std::byte> out(sizeof r);
@@ -67,14 +74,20 @@ Result<TopicMeta> decode_topic_meta(std::span<const std::byte> bytes, const std:
   if (bytes.size() < 16) return corrupt("truncated: " + std::to_string(bytes.size()) + " bytes");
   std::memcpy(&r, bytes.data(), std::min(bytes.size(), sizeof r));
   if (r.magic != kTopicMetaMagic) return corrupt("not a ringbus topic file (bad magic)");
-  if (r.version != kTopicMetaVersion) {
+  if (r.version != 1 && r.version != kTopicMetaVersion) {
     return Error{Errc::version_mismatch, path + ": topic file version " + std::to_string(r.version) +
-                                             ", this ringbus reads version " + std::to_string(kTopicMetaVersion)};
+                                             ", this ringbus reads versions 1 to " + std::to_string(kTopicMetaVersion)};
   }
-  if (bytes.size() != sizeof r) {
-    return corrupt(std::to_string(bytes.size()) + " bytes, a version 1 topic file has " + std::to_string(sizeof r));
+  const std::size_t size = r.version == 1 ? kVersion1Size : sizeof r;
+  if (bytes.size() != size) {
+    return corrupt(std::to_string(bytes.size()) + " bytes, a version " + std::to_string(r.version) + " topic file has " +
+                   std::to_string(size));
   }
-  if (r.crc32c != crc32c(bytes.data() + kCrcFrom, sizeof r - kCrcFrom)) return corrupt("CRC32C mismatch");
+  if (r.version == 1) r.retention_policy = r.reserved = 0;
+  if (r.crc32c != crc32c(bytes.data() + kCrcFrom, size - kCrcFrom)) return corrupt("CRC32C mismatch");
+  if (r.retention_policy > static_cast<std::uint32_t>(RetentionPolicy::consumed)) {
+    return corrupt("unknown retention policy " + std::to_string(r.retention_policy));
+  }
   if (std::memchr(r.name, '\0', sizeof r.name) == nullptr) return corrupt("topic name is not terminated");
   if (r.durability > static_cast<std::uint32_t>(Durability::every_ack)) return corrupt("unknown durability " + std::to_string(r.durability));
   TopicMeta m;
@@ -93,6 +106,7 @@ Result<TopicMeta> decode_topic_meta(std::span<const std::byte> bytes, const std:
   c.log.index_interval_bytes = r.index_interval_bytes;
   c.log.flush_interval = std::chrono::milliseconds(r.flush_interval_ms);
   c.log.flush_bytes = r.flush_bytes;
+  c.log.retention_policy = static_cast<RetentionPolicy>(r.retention_policy);
   if (auto s = validate_topic_config(c); !s) return corrupt(s.error().message);
   return m;
 }

@@ -16,8 +16,14 @@ std::vector<std::string> fuzz_seeds() {
   m.config.name = "orders";
   m.config.partitions = 3;
   m.topic_id = 7;
+  m.config.log.retention_policy = ringbus::RetentionPolicy::consumed;
   const auto bytes = encode_topic_meta(m);
-  return {std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size())};
+  const std::string v2(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  // The same topic as version 1 wrote it: without the last 8 bytes (its CRC
+  // then fails, which the fuzzer is free to fix).
+  std::string v1 = v2.substr(0, v2.size() - 8);
+  v1[8] = 1;
+  return {v2, v1};
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -31,7 +37,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (!ringbus::validate_topic_config(m->config)) std::abort();
   auto again = decode_topic_meta(encode_topic_meta(m.value()), "again");
   if (!again || again->config.name != m->config.name || again->topic_id != m->topic_id ||
-      again->config.log.segment_bytes != m->config.log.segment_bytes) {
+      again->config.log.segment_bytes != m->config.log.segment_bytes ||
+      again->config.log.retention_policy != m->config.log.retention_policy) {
     std::abort();
   }
   return 0;

@@ -1,6 +1,7 @@
 // The broker with a data directory: durable acknowledgements, a restart that
 // goes on from the logs' end offsets, consumers that read from disk and
-// cross back to the ring, and a disk that fills up and recovers.
+// cross back to the ring, altered log settings, and a disk that fills up and
+// recovers.
 #include <unistd.h>
 
 #include <atomic>
@@ -196,6 +197,85 @@ TEST_F(LogBroker, DeletingATopicDeletesItsLog) {
   ASSERT_TRUE(b.create_topic(config("t")).ok());
 }
 
+TEST_F(LogBroker, AlteringATopicChangesItsLogSettingsAndTheyLastARestart) {
+  {
+    Broker b = start();
+    ASSERT_TRUE(b.create_topic(config("t", Durability::interval)).ok());
+    LogConfig l = b.describe_topic("t")->log.value();
+    EXPECT_EQ(l.durability, Durability::interval);
+    EXPECT_EQ(l.retention_policy, RetentionPolicy::limits);
+    l.durability = Durability::page_cache;
+    l.retention_policy = RetentionPolicy::consumed;
+    l.retention_bytes = 64 << 20;
+    auto altered = b.alter_topic("t", l);
+    ASSERT_TRUE(altered.ok()) << altered.error().message;
+    EXPECT_EQ(altered->log->durability, Durability::page_cache);
+    // A bad value is refused and nothing changes.
+    LogConfig bad = l;
+    bad.segment_bytes = 1000;
+    auto refused = b.alter_topic("t", bad);
+    ASSERT_FALSE(refused.ok());
+    EXPECT_NE(refused.error().message.find("segment_bytes"), std::string::npos) << refused.error().message;
+    EXPECT_EQ(b.describe_topic("t")->log->segment_bytes, l.segment_bytes);
+    auto unknown = b.alter_topic("nope", l);
+    ASSERT_FALSE(unknown.ok());
+    EXPECT_EQ(unknown.error().code, Errc::not_found);
+  }
+  Broker b = start();
+  const LogConfig l = b.describe_topic("t")->log.value();
+  EXPECT_EQ(l.durability, Durability::page_cache);
+  EXPECT_EQ(l.retention_policy, RetentionPolicy::consumed);
+  EXPECT_EQ(l.retention_bytes, 64u << 20);
+}
+
+TEST_F(LogBroker, AlteringATopicWithoutACommitLogIsRefused) {
+  auto b = Broker::start({instance});
+  ASSERT_TRUE(b.ok());
+  ASSERT_TRUE(b->create_topic(topic("t")).ok());
+  EXPECT_FALSE(b->describe_topic("t")->log.has_value());
+  auto r = b->alter_topic("t", LogConfig{});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("no commit log"), std::string::npos) << r.error().message;
+}
+
+// A producer waiting for a sync that its policy will not make for an hour is
+// woken by an alter to page_cache, and waits no more than that asks.
+TEST_F(LogBroker, AlteringTheDurabilityWakesWaitersToTheNewPolicy) {
+  Broker b = start();
+  TopicConfig c = config("t", Durability::interval);
+  c.log.flush_interval = std::chrono::hours(1);
+  ASSERT_TRUE(b.create_topic(c).ok());
+  Producer p = std::move(Producer::open(instance, "t").value());
+  const PublishResult first = p.publish("", value(0));
+  ASSERT_TRUE(first.ok());
+  (void)p.wait_durable(first, std::chrono::milliseconds(300));  // the flusher's first sync may or may not come
+  const PublishResult second = p.publish("", value(1));
+  ASSERT_TRUE(second.ok());
+  ASSERT_EQ(p.wait_durable(second, std::chrono::milliseconds(300)), PublishStatus::timed_out);
+  PublishStatus waited = PublishStatus::invalid_argument;
+  auto woken = std::chrono::steady_clock::time_point::max();
+  std::thread waiter([&] {
+    waited = p.wait_durable(second, std::chrono::seconds(60));
+    woken = std::chrono::steady_clock::now();
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  LogConfig l = c.log;
+  l.durability = Durability::page_cache;
+  const auto altered = std::chrono::steady_clock::now();
+  ASSERT_TRUE(b.alter_topic("t", l).ok());
+  waiter.join();
+  EXPECT_EQ(waited, PublishStatus::ok);
+  // Woken by the alter, not by its timeout running out (a lost wake-up).
+  EXPECT_LT(woken - altered, std::chrono::seconds(30));
+  // And back to a policy that syncs before every acknowledgement.
+  l.durability = Durability::every_ack;
+  ASSERT_TRUE(b.alter_topic("t", l).ok());
+  const PublishResult third = p.publish("", value(2));
+  ASSERT_TRUE(third.ok());
+  EXPECT_EQ(p.wait_durable(third, std::chrono::seconds(10)), PublishStatus::ok);
+  EXPECT_GE(b.describe_topic("t")->partition_info[0].durable_offset, 3u);
+}
+
 // Disk full: the write fails, the error is logged once and published to
 // waiters, the flusher retries, and once the disk has room again everything
 // is written, nothing lost or doubled.
@@ -218,7 +298,7 @@ TEST(FlusherFaults, DiskFullIsReportedOnceAndTheFlusherResumes) {
     lines.push_back(std::string(level) + ": " + m);
   });
   c.log.durability = Durability::every_ack;
-  ASSERT_TRUE(flusher.add(map, 0, "/mem/t/0", c.log).ok());
+  ASSERT_TRUE(flusher.add(map, 0, "/mem/t/0", c.log, nullptr).ok());
   Producer p = std::move(Producer::open(instance, "t").value());
   PublishResult last;
   for (std::uint64_t i = 0; i < 50; ++i) {

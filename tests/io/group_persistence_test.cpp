@@ -1,6 +1,7 @@
 // Consumer-group positions kept by the broker in its data directory: they
 // survive a clean restart and a SIGKILL of the broker; a corrupt offsets
-// file is refused with its name; the codec round-trips.
+// file is refused with its name; the codec round-trips. Retention policy
+// consumed deletes what every group has durably committed past.
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -184,6 +185,81 @@ TEST_F(GroupPersistence, ACorruptOffsetsFileIsLoggedAndNotLoaded) {
   for (const auto& msg : messages) logged = logged || (msg.find("g.offsets is not loaded") != std::string::npos);
   EXPECT_TRUE(logged);
   EXPECT_FALSE(describe_group(instance, "t", "g").ok());
+}
+
+// Retention policy consumed: nothing goes while no group exists; then the
+// log's start follows the slowest group's durable position, never past it,
+// down to the active segment. A topic with the default policy keeps what its
+// group consumed.
+TEST_F(GroupPersistence, RetentionConsumedDeletesWhatEveryGroupHasCommitted) {
+  Broker b = start();
+  for (const std::string name : {"t", "u"}) {
+    TopicConfig c = topic(name, 1, 1 << 20, 4096);
+    c.log.segment_bytes = 1 << 20;  // the smallest: about 1000 of these records
+    c.log.durability = Durability::page_cache;
+    if (name == "t") c.log.retention_policy = RetentionPolicy::consumed;
+    ASSERT_TRUE(b.create_topic(c).ok());
+  }
+  constexpr std::size_t kRecords = 4000;
+  const std::string pad(1000, 'x');
+  for (const char* name : {"t", "u"}) {
+    auto p = Producer::open(instance, name);
+    ASSERT_TRUE(p.ok());
+    PublishResult last;
+    for (std::size_t i = 0; i < kRecords; ++i) {
+      last = p->publish("", pad + std::to_string(i));
+      ASSERT_TRUE(last.ok());
+    }
+    ASSERT_EQ(p->wait_durable(last, 10s), PublishStatus::ok);
+  }
+  const auto log_start = [&](const char* name) { return b.describe_topic(name)->partition_info[0].log_start_offset; };
+  const auto segments = [&] {
+    std::size_t n = 0;
+    for (const auto& e : std::filesystem::directory_iterator(data / "t" / "0")) n += e.path().extension() == ".log";
+    return n;
+  };
+  const auto await = [](const auto& done) {
+    const auto deadline = std::chrono::steady_clock::now() + 15s;
+    while (!done() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(20ms);
+    return done();
+  };
+  ASSERT_GE(segments(), 4u);
+  std::this_thread::sleep_for(1500ms);  // retention looks every second
+  EXPECT_EQ(log_start("t"), 0u) << "no group yet: nothing counts as consumed";
+
+  auto fast = GroupConsumer::join(instance, "t", "fast", options(GroupMode::pubsub));
+  auto slow = GroupConsumer::join(instance, "t", "slow", options(GroupMode::pubsub));
+  auto other = GroupConsumer::join(instance, "u", "all", options(GroupMode::pubsub));
+  ASSERT_TRUE(fast.ok() && slow.ok() && other.ok());
+  EXPECT_EQ(read(*fast, kRecords).size(), kRecords);
+  ASSERT_TRUE(fast->commit(true).ok());
+  EXPECT_EQ(read(*other, kRecords).size(), kRecords);
+  ASSERT_TRUE(other->commit(true).ok());
+  (void)read(*slow, 1500);
+  ASSERT_TRUE(slow->commit(true).ok());
+  const std::uint64_t slow_at = describe_group(instance, "t", "slow")->partitions[0].committed;
+  ASSERT_GE(slow_at, 1500u);
+  ASSERT_LT(slow_at, kRecords);
+
+  EXPECT_TRUE(await([&] { return log_start("t") > 0; })) << "the first segment is consumed by both groups";
+  std::this_thread::sleep_for(1500ms);
+  EXPECT_LE(log_start("t"), slow_at) << "retention passed the slow group";
+  EXPECT_GT(segments(), 1u);
+  EXPECT_EQ(log_start("u"), 0u) << "policy limits: consumed segments stay";
+
+  EXPECT_EQ(read(*slow, kRecords - slow_at).size(), kRecords - slow_at);
+  ASSERT_TRUE(slow->commit(true).ok());
+  EXPECT_TRUE(await([&] { return segments() == 1; })) << "everything but the active segment is consumed";
+  EXPECT_LE(log_start("t"), kRecords);
+  // What is left reads from the new start.
+  slow->leave();
+  fast->leave();
+  ASSERT_TRUE(reset_group(instance, "t", "fast", GroupPosition{GroupPosition::Kind::earliest}).ok());
+  auto again = GroupConsumer::join(instance, "t", "fast", options(GroupMode::pubsub));
+  ASSERT_TRUE(again.ok());
+  const auto rest = read(*again, kRecords - log_start("t"));
+  ASSERT_FALSE(rest.empty());
+  EXPECT_EQ(rest.front(), pad + std::to_string(log_start("t")));
 }
 
 TEST(GroupOffsetsCodec, RoundTripsAndRefusesDamage) {

@@ -367,5 +367,26 @@ TEST_F(PartitionLogTest, RetentionByAgeKeepsTheActiveSegment) {
   EXPECT_EQ(read_all(log->start_offset()), range(log->start_offset(), 1600));
 }
 
+// Policy consumed: a segment goes once `consumed` reaches the next one's
+// base (every record in it is below), never the active one; without the
+// policy the consumed offset deletes nothing.
+TEST_F(PartitionLogTest, RetentionConsumedDeletesSegmentsWhollyBelowTheConsumedOffset) {
+  LogSettings s = small_segments();
+  open(s);
+  for (int i = 0; i < 400; ++i) append(4);
+  ASSERT_GE(log->segment_count(), 3u);
+  EXPECT_EQ(log->apply_retention(0, 1600).value(), 0u) << "policy limits";
+  s.retention_consumed = true;
+  log->set_settings(s);
+  EXPECT_EQ(log->apply_retention(0, 0).value(), 0u);
+  const std::uint64_t second = list_segments(io, kDir).value().at(1);
+  EXPECT_EQ(log->apply_retention(0, second - 1).value(), 0u) << "the last record of the first segment is not consumed";
+  EXPECT_EQ(log->apply_retention(0, second).value(), 1u);
+  EXPECT_EQ(log->start_offset(), second);
+  EXPECT_EQ(log->apply_retention(0, UINT64_MAX).ok(), true);
+  EXPECT_EQ(log->segment_count(), 1u);
+  EXPECT_EQ(read_all(log->start_offset()), range(log->start_offset(), 1600));
+}
+
 }  // namespace
 }  // namespace ringbus::io

@@ -28,6 +28,7 @@ TEST(ControlProtocol, TopicConfigRoundTrips) {
   c.ring_bytes = 1 << 22;
   c.log.durability = Durability::every_ack;
   c.log.retention_age = std::chrono::hours(1);
+  c.log.retention_policy = RetentionPolicy::consumed;
   auto back = topic_config_from_json(topic_config_to_json(c));
   ASSERT_TRUE(back);
   EXPECT_EQ(topic_config_to_json(back.value()), topic_config_to_json(c));
@@ -57,6 +58,27 @@ TEST(ControlProtocol, WrongTypesAreRefusedNamingTheField) {
             std::string::npos);
   EXPECT_FALSE(topic_config_from_json(Json{{"partitions", 1}}));  // no name
   EXPECT_FALSE(topic_config_from_json(Json::array()));
+}
+
+TEST(ControlProtocol, AlterChangesOnlyTheLogSettingsGiven) {
+  LogConfig current;
+  current.retention_bytes = 5;
+  auto l = log_changes_from_json(current, Json{{"retention_policy", "consumed"}, {"durability", "page_cache"}});
+  ASSERT_TRUE(l) << l.error().message;
+  EXPECT_EQ(l->retention_policy, RetentionPolicy::consumed);
+  EXPECT_EQ(l->durability, Durability::page_cache);
+  EXPECT_EQ(l->retention_bytes, 5u);
+  EXPECT_EQ(log_config_to_json(l.value())["retention_policy"], "consumed");
+  EXPECT_FALSE(log_config_to_json(l.value()).contains("partitions"));
+  for (const char* fixed : {"partitions", "ring_bytes", "max_record_size", "name"}) {
+    auto r = log_changes_from_json(current, Json{{fixed, 1}});
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.error().message.find("cannot be altered"), std::string::npos) << r.error().message;
+  }
+  EXPECT_NE(log_changes_from_json(current, Json{{"retention_policy", "never"}}).error().message.find("'retention_policy'"),
+            std::string::npos);
+  EXPECT_FALSE(log_changes_from_json(current, Json::object()));
+  EXPECT_FALSE(log_changes_from_json(current, Json{{"retention", 1}}));
 }
 
 TEST(ControlProtocol, ErrorResponsesCarryTheirCode) {

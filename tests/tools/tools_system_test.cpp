@@ -284,6 +284,25 @@ TEST(ToolsSystem, TopicCommandsAndTheirErrors) {
   o = cli(s, {"topic", "frobnicate"});
   EXPECT_EQ(o.code, 2);
 
+  // alter: the log's settings change and show in describe; the ring's are refused.
+  o = cli(s, {"topic", "alter", "a", "--retention-policy", "consumed", "--retention-age", "2d", "--durability", "interval"});
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_NE(o.out.find("policy consumed"), std::string::npos) << o.out;
+  const Json log = Json::parse(cli(s, {"topic", "describe", "a", "--json"}).out)["log"];
+  EXPECT_EQ(log["retention_policy"], "consumed");
+  EXPECT_EQ(log["retention_age_ms"], 2 * 86'400'000);
+  EXPECT_EQ(log["durability"], "interval");
+  o = cli(s, {"topic", "alter", "a", "--partitions", "4"});
+  EXPECT_EQ(o.code, 2);
+  EXPECT_NE(o.err.find("--partitions cannot be altered"), std::string::npos) << o.err;
+  o = cli(s, {"topic", "alter", "a"});
+  EXPECT_EQ(o.code, 2);
+  EXPECT_NE(o.err.find("nothing to alter"), std::string::npos) << o.err;
+  o = cli(s, {"topic", "alter", "a", "--segment-bytes", "1000"});
+  EXPECT_EQ(o.code, 1);
+  EXPECT_NE(o.err.find("segment_bytes"), std::string::npos) << o.err;
+  EXPECT_EQ(cli(s, {"topic", "alter", "nope", "--retention-age", "1d"}).code, 3);
+
   ASSERT_EQ(cli(s, {"topic", "delete", "b"}).code, 0);
   EXPECT_EQ(lines(cli(s, {"topic", "list"}).out), std::vector<std::string>{"a"});
   EXPECT_EQ(cli(s, {"topic", "delete", "b"}).code, 3);

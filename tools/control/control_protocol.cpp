@@ -111,18 +111,34 @@ constexpr UintField kUintFields[] = {
 };
 
 constexpr Durability kDurabilities[] = {Durability::page_cache, Durability::interval, Durability::every_ack};
+constexpr RetentionPolicy kRetentionPolicies[] = {RetentionPolicy::limits, RetentionPolicy::consumed};
 
 }  // namespace
 
 Json topic_config_to_json(const TopicConfig& c) {
-  Json j{{"name", c.name}, {"durability", to_string(c.log.durability)}};
+  Json j{{"name", c.name},
+         {"durability", to_string(c.log.durability)},
+         {"retention_policy", to_string(c.log.retention_policy)}};
   for (const UintField& f : kUintFields) j[f.key] = f.get(c);
   return j;
 }
 
-Result<TopicConfig> topic_config_from_json(const Json& j) {
-  if (!j.is_object()) return bad("the topic configuration is not a JSON object");
-  TopicConfig c;
+namespace {
+
+// One of the names `values` print as, for field `key`.
+template <typename Enum, std::size_t N>
+Result<Enum> enum_field(const char* key, const Json& value, const Enum (&values)[N]) {
+  const std::string v = value.is_string() ? value.get<std::string>() : "";
+  std::string names;
+  for (const Enum x : values) {
+    if (v == to_string(x)) return x;
+    names += std::string(names.empty() ? "" : ", ") + "\"" + to_string(x) + "\"";
+  }
+  return bad(std::string("field '") + key + "' must be one of " + names + ", not " + value.dump());
+}
+
+// Sets the fields present in `j` on `c`.
+Status apply_topic_fields(const Json& j, TopicConfig& c) {
   for (const auto& item : j.items()) {
     // Not a structured binding: clang 14 (the fuzz build) cannot capture one in a lambda.
     const std::string& key = item.key();
@@ -133,13 +149,15 @@ Result<TopicConfig> topic_config_from_json(const Json& j) {
       continue;
     }
     if (key == "durability") {
-      const std::string d = value.is_string() ? value.get<std::string>() : "";
-      const auto* it = std::find_if(std::begin(kDurabilities), std::end(kDurabilities),
-                                    [&](Durability x) { return d == to_string(x); });
-      if (it == std::end(kDurabilities)) {
-        return bad("field 'durability' must be \"page_cache\", \"interval\" or \"every_ack\", not " + value.dump());
-      }
-      c.log.durability = *it;
+      auto d = enum_field("durability", value, kDurabilities);
+      if (!d) return d.error();
+      c.log.durability = d.value();
+      continue;
+    }
+    if (key == "retention_policy") {
+      auto p = enum_field("retention_policy", value, kRetentionPolicies);
+      if (!p) return p.error();
+      c.log.retention_policy = p.value();
       continue;
     }
     const auto* f = std::find_if(std::begin(kUintFields), std::end(kUintFields),
@@ -149,8 +167,40 @@ Result<TopicConfig> topic_config_from_json(const Json& j) {
     if (!v) return v.error();
     f->set(c, v.value());
   }
+  return {};
+}
+
+}  // namespace
+
+Result<TopicConfig> topic_config_from_json(const Json& j) {
+  if (!j.is_object()) return bad("the topic configuration is not a JSON object");
+  TopicConfig c;
+  if (auto s = apply_topic_fields(j, c); !s) return s.error();
   if (c.name.empty()) return bad("the topic configuration has no 'name'");
   return c;
+}
+
+Result<LogConfig> log_changes_from_json(const LogConfig& current, const Json& changes) {
+  if (!changes.is_object() || changes.empty()) return bad("the changes are not a non-empty JSON object");
+  for (const char* fixed : {"name", "partitions", "ring_bytes", "max_record_size", "abandoned_claim_timeout_ms"}) {
+    if (changes.contains(fixed)) {
+      return bad(std::string("'") + fixed +
+                 "' cannot be altered: it is fixed when the topic is created (it shapes the shared-memory rings "
+                 "that live producers and consumers have mapped, and the partitioning of keys); create a new topic instead");
+    }
+  }
+  TopicConfig c;
+  c.log = current;
+  if (auto s = apply_topic_fields(changes, c); !s) return s.error();
+  return c.log;
+}
+
+Json log_config_to_json(const LogConfig& l) {
+  TopicConfig c;
+  c.log = l;
+  Json j = topic_config_to_json(c);
+  for (const char* ring : {"name", "partitions", "ring_bytes", "max_record_size", "abandoned_claim_timeout_ms"}) j.erase(ring);
+  return j;
 }
 
 Json topic_info_to_json(const TopicInfo& info) {
@@ -167,7 +217,7 @@ Json topic_info_to_json(const TopicInfo& info) {
         {"log_error", p.log_error},
     });
   }
-  return Json{
+  Json j{
       {"name", info.name},
       {"topic_id", info.topic_id},
       {"partitions", info.partitions},
@@ -177,6 +227,8 @@ Json topic_info_to_json(const TopicInfo& info) {
        std::chrono::duration_cast<std::chrono::milliseconds>(info.abandoned_claim_timeout).count()},
       {"partition_info", std::move(parts)},
   };
+  if (info.log) j["log"] = log_config_to_json(*info.log);
+  return j;
 }
 
 Json group_info_to_json(const GroupInfo& info) {

@@ -45,6 +45,14 @@ Result<Json> parse_request(std::string_view line);
 Json topic_config_to_json(const TopicConfig& c);
 Result<TopicConfig> topic_config_from_json(const Json& j);
 
+// The changes of an alter_topic request applied to a topic's current log
+// settings. The ring's fields (partitions, ring_bytes, max_record_size,
+// abandoned_claim_timeout_ms) and the name are refused, saying why.
+Result<LogConfig> log_changes_from_json(const LogConfig& current, const Json& changes);
+// A LogConfig in the same fields as topic_config_to_json.
+Json log_config_to_json(const LogConfig& l);
+
+// With "log" (log_config_to_json) when the broker knows it.
 Json topic_info_to_json(const TopicInfo& info);
 Json group_info_to_json(const GroupInfo& info);
 

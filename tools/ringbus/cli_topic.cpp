@@ -1,6 +1,8 @@
-// ringbus topic create|list|describe|delete, ringbus stats: requests to the
+// ringbus topic create|list|describe|alter|delete, ringbus stats: requests to the
 // broker over the control channel.
+#include <optional>
 #include <thread>
+#include <utility>
 
 #include "cli.h"
 #include "control_protocol.h"
@@ -37,6 +39,16 @@ void print_topic(const Json& t) {
              t["name"].get<std::string>(), t["topic_id"].get<std::uint64_t>(), t["partitions"].get<std::uint32_t>(),
              t["ring_bytes"].get<std::uint64_t>(), t["max_record_size"].get<std::uint32_t>(),
              t["abandoned_claim_timeout_ms"].get<std::int64_t>());
+  if (t.contains("log")) {
+    const Json& l = t["log"];
+    const auto ms = [&](const char* key) { return l[key].get<std::int64_t>(); };
+    const auto bytes = [&](const char* key) { return l[key].get<std::uint64_t>(); };
+    fmt::print("log: durability {}", l["durability"].get<std::string>());
+    if (l["durability"] == "interval") fmt::print(" (flush every {} ms or {} bytes)", ms("flush_interval_ms"), bytes("flush_bytes"));
+    fmt::print("; segments of {} bytes or {} ms; retention {} bytes, {} ms (0: no limit), policy {}\n",
+               bytes("segment_bytes"), ms("segment_age_ms"), bytes("retention_bytes"), ms("retention_age_ms"),
+               l["retention_policy"].get<std::string>());
+  }
   fmt::print("{:>9} {:>14} {:>14} {:>14} {:>14} {:>7} {}\n", "partition", "log start", "end offset", "written",
              "durable", "gating", "error");
   for (const Json& p : t["partition_info"]) {
@@ -51,24 +63,63 @@ void print_topic(const Json& t) {
   }
 }
 
+// The commit log's settings, for create and alter: each left out keeps the
+// default (create) or the topic's current value (alter).
+struct LogOptions {
+  std::optional<std::uint64_t> segment_bytes;
+  std::optional<std::int64_t> segment_age_ms;
+  std::optional<std::uint64_t> retention_bytes;
+  std::optional<std::int64_t> retention_age_ms;
+  std::string retention_policy;
+  std::string durability;
+  std::optional<std::int64_t> flush_interval_ms;
+  std::optional<std::uint64_t> flush_bytes;
+
+  void add_to(CLI::App* app) {
+    app->add_option("--segment-bytes", segment_bytes, "roll log segments at this size (default 1GiB)")
+        ->transform(CLI::AsSizeValue(false));
+    app->add_option("--segment-age", segment_age_ms, "... or at this age (default 7d)")->transform(duration_units());
+    app->add_option("--retention-bytes", retention_bytes,
+                    "delete the oldest segments above this per partition (default 0: no limit)")
+        ->transform(CLI::AsSizeValue(false));
+    app->add_option("--retention-age", retention_age_ms, "... or older than this (default 7d; 0ms: no limit)")
+        ->transform(duration_units());
+    app->add_option("--retention-policy", retention_policy,
+                    "limits (default): only the two limits above delete; consumed: also delete a segment once every "
+                    "consumer group of the topic has committed past it")
+        ->check(CLI::IsMember({"limits", "consumed"}));
+    app->add_option("--durability", durability, "page_cache, interval (default) or every_ack")
+        ->check(CLI::IsMember({"page_cache", "interval", "every_ack"}));
+    app->add_option("--flush-interval", flush_interval_ms, "for interval: fdatasync this often (default 100ms)")
+        ->transform(duration_units());
+    app->add_option("--flush-bytes", flush_bytes, "for interval: also after this many bytes (default 0: off)")
+        ->transform(CLI::AsSizeValue(false));
+  }
+  // The control channel's fields (control_protocol.h) of the options given.
+  void put(Json& t) const {
+    if (segment_bytes) t["segment_bytes"] = *segment_bytes;
+    if (segment_age_ms) t["segment_age_ms"] = *segment_age_ms;
+    if (retention_bytes) t["retention_bytes"] = *retention_bytes;
+    if (retention_age_ms) t["retention_age_ms"] = *retention_age_ms;
+    if (!retention_policy.empty()) t["retention_policy"] = retention_policy;
+    if (!durability.empty()) t["durability"] = durability;
+    if (flush_interval_ms) t["flush_interval_ms"] = *flush_interval_ms;
+    if (flush_bytes) t["flush_bytes"] = *flush_bytes;
+  }
+};
+
 struct CreateOptions {
   std::string name;
   std::uint32_t partitions = 1;
   std::uint64_t ring_bytes = 0;
   std::uint64_t max_record_size = 0;
-  std::uint64_t segment_bytes = 0;
-  std::int64_t segment_age_ms = -1;
-  std::uint64_t retention_bytes = 0;
-  std::int64_t retention_age_ms = -1;
-  std::string durability;
-  std::int64_t flush_interval_ms = -1;
-  std::uint64_t flush_bytes = 0;
+  LogOptions log;
 };
 
 }  // namespace
 
 void add_topic_commands(CLI::App& app, const Global& g, int& code) {
-  CLI::App* topic = app.add_subcommand("topic", "create, list, describe and delete topics");
+  CLI::App* topic = app.add_subcommand("topic", "create, list, describe, alter and delete topics");
   topic->require_subcommand(1);
 
   auto o = std::make_shared<CreateOptions>();
@@ -84,19 +135,7 @@ void add_topic_commands(CLI::App& app, const Global& g, int& code) {
       ->transform(CLI::AsSizeValue(false));
   create->add_option("--max-record-size", o->max_record_size, "largest key+headers+value (default 1MiB, or what fits a quarter of a smaller ring)")
       ->transform(CLI::AsSizeValue(false));
-  create->add_option("--segment-bytes", o->segment_bytes, "roll log segments at this size (default 1GiB)")
-      ->transform(CLI::AsSizeValue(false));
-  create->add_option("--segment-age", o->segment_age_ms, "... or at this age (default 7d)")->transform(duration_units());
-  create->add_option("--retention-bytes", o->retention_bytes, "delete the oldest segments above this per partition (default: no limit)")
-      ->transform(CLI::AsSizeValue(false));
-  create->add_option("--retention-age", o->retention_age_ms, "... or older than this (default 7d; 0ms: no limit)")
-      ->transform(duration_units());
-  create->add_option("--durability", o->durability, "page_cache, interval (default) or every_ack")
-      ->check(CLI::IsMember({"page_cache", "interval", "every_ack"}));
-  create->add_option("--flush-interval", o->flush_interval_ms, "for interval: fdatasync this often (default 100ms)")
-      ->transform(duration_units());
-  create->add_option("--flush-bytes", o->flush_bytes, "for interval: also after this many bytes")
-      ->transform(CLI::AsSizeValue(false));
+  o->log.add_to(create);
   create->callback([&g, &code, o] {
     Json t{{"name", o->name}, {"partitions", o->partitions}};
     if (o->ring_bytes != 0) t["ring_bytes"] = o->ring_bytes;
@@ -106,16 +145,49 @@ void add_topic_commands(CLI::App& app, const Global& g, int& code) {
       // The default (1 MiB) would not fit a small ring: take what fits.
       t["max_record_size"] = std::min<std::uint64_t>(1 << 20, o->ring_bytes / 4 - 32);
     }
-    if (o->segment_bytes != 0) t["segment_bytes"] = o->segment_bytes;
-    if (o->segment_age_ms >= 0) t["segment_age_ms"] = o->segment_age_ms;
-    if (o->retention_bytes != 0) t["retention_bytes"] = o->retention_bytes;
-    if (o->retention_age_ms >= 0) t["retention_age_ms"] = o->retention_age_ms;
-    if (!o->durability.empty()) t["durability"] = o->durability;
-    if (o->flush_interval_ms >= 0) t["flush_interval_ms"] = o->flush_interval_ms;
-    if (o->flush_bytes != 0) t["flush_bytes"] = o->flush_bytes;
+    o->log.put(t);
     Json r;
     if (!call(g, "create_topic", Json{{"topic", t}}, r, code)) return;
     fmt::print("created topic {} ({} partitions)\n", o->name, r["topic"]["partitions"].get<std::uint32_t>());
+  });
+
+  auto a = std::make_shared<std::pair<std::string, LogOptions>>();
+  CLI::App* alter = topic->add_subcommand("alter", "change a topic's commit-log settings");
+  alter->footer(
+      "Options left out keep their current value; the flushers apply the new ones at once (segment size\n"
+      "from the next segment). Partitions, ring size and max record size are fixed at creation: they\n"
+      "shape the rings live producers and consumers have mapped (and which partition a key goes to).\n"
+      "Examples:\n"
+      "  ringbus topic alter orders --retention-policy consumed\n"
+      "  ringbus topic alter audit --retention-age 90d --durability every_ack");
+  alter->add_option("NAME", a->first, "topic")->required();
+  a->second.add_to(alter);
+  for (const char* fixed : {"--partitions", "--ring-bytes", "--max-record-size"}) {
+    // Accepted only to say why not (rather than "unknown option").
+    alter->add_option(fixed, "fixed at creation: cannot be altered")->group("");
+  }
+  alter->callback([&g, &code, a, alter] {
+    for (const char* fixed : {"--partitions", "--ring-bytes", "--max-record-size"}) {
+      if (alter->count(fixed) != 0) {
+        fmt::print(stderr,
+                   "ringbus: {} cannot be altered: it is fixed when a topic is created (the rings live producers "
+                   "and consumers have mapped depend on it); create a new topic instead\n",
+                   fixed);
+        code = kExitUsage;
+        return;
+      }
+    }
+    Json changes = Json::object();
+    a->second.put(changes);
+    if (changes.empty()) {
+      fmt::print(stderr, "ringbus: nothing to alter: give at least one setting (see --help)\n");
+      code = kExitUsage;
+      return;
+    }
+    Json r;
+    if (!call(g, "alter_topic", Json{{"name", a->first}, {"log", changes}}, r, code)) return;
+    fmt::print("altered topic {}\n", a->first);
+    print_topic(r["topic"]);
   });
 
   CLI::App* list = topic->add_subcommand("list", "list the topics, one per line");

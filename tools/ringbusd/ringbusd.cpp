@@ -105,6 +105,23 @@ Json handle(Broker& broker, const Metrics& metrics, const DaemonConfig& config, 
     if (!info) return control::error_response(info.error());
     return ok({{"topic", control::topic_info_to_json(info.value())}});
   }
+  if (op == "alter_topic") {
+    const std::string name = require_name(req);
+    if (!req.contains("log")) return control::error_response({Errc::invalid_argument, "the request has no \"log\" changes"});
+    auto current = broker.describe_topic(name);
+    if (!current) return control::error_response(current.error());
+    if (!current->log) {
+      return control::error_response({Errc::invalid_argument, "topic '" + name +
+                                                                  "' has no commit log (the broker runs without a data "
+                                                                  "directory): there are no log settings to alter"});
+    }
+    auto log = control::log_changes_from_json(*current->log, req["log"]);
+    if (!log) return control::error_response(log.error());
+    auto info = broker.alter_topic(name, log.value());
+    if (!info) return control::error_response(info.error());
+    spdlog::info("altered topic '{}': {}", name, req["log"].dump());
+    return ok({{"topic", control::topic_info_to_json(info.value())}});
+  }
   if (op == "stats") return ok({{"stats", metrics.json()}});
   if (op == "list_groups") {
     auto groups = list_groups(broker.instance(), require_string(req, "topic"));

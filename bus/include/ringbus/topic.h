@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -20,12 +21,23 @@ enum class Durability : std::uint8_t {
 };
 const char* to_string(Durability d) noexcept;
 
+// Which segments retention deletes, besides those past retention_bytes and
+// retention_age.
+enum class RetentionPolicy : std::uint8_t {
+  limits,    // none: only the size and age limits delete
+  consumed,  // also a segment every consumer group of the topic has durably
+             // committed past ("once consumed, the message vanishes"); with
+             // no group at all, nothing counts as consumed
+};
+const char* to_string(RetentionPolicy p) noexcept;
+
 // The commit log of a topic (used when the broker has a data directory).
 struct LogConfig {
   std::uint64_t segment_bytes = 1ULL << 30;  // roll to a new segment file at this size (1 MiB to 4 GiB - 1)
   std::chrono::milliseconds segment_age = std::chrono::hours(24 * 7);  // ... or at this age
   std::uint64_t retention_bytes = 0;         // delete the oldest segments above this (0: no limit)
   std::chrono::milliseconds retention_age = std::chrono::hours(24 * 7);  // ... or older than this (0: no limit)
+  RetentionPolicy retention_policy = RetentionPolicy::limits;
   Durability durability = Durability::interval;
   std::chrono::milliseconds flush_interval = std::chrono::milliseconds(100);  // for interval
   std::uint64_t flush_bytes = 0;             // for interval: also sync after this many bytes (0: off)
@@ -64,6 +76,9 @@ struct TopicInfo {
   std::uint32_t max_record_size = 0;
   std::chrono::nanoseconds abandoned_claim_timeout{};
   std::vector<PartitionInfo> partition_info;
+  // The commit log's settings: only the broker knows them (Broker::
+  // describe_topic fills this in; the shared memory does not hold them).
+  std::optional<LogConfig> log;
 };
 
 // Checks a topic or instance name; the error says which rule it breaks.

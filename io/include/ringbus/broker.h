@@ -60,7 +60,15 @@ class Broker {
   // nobody crashes.
   Status delete_topic(std::string_view name);
   Result<std::vector<std::string>> list_topics() const;
+  // As ringbus::describe_topic, plus the commit log's settings (info.log).
   Result<TopicInfo> describe_topic(std::string_view name) const;
+  // Replaces a topic's commit-log settings (retention, durability, flushing,
+  // segments, index spacing): written to its topic.meta, then applied by the
+  // flushers from their next pass; producers waiting for durability are
+  // woken to wait by the new policy. The ring (partitions, ring size, max
+  // record size) is fixed at creation. Errc::invalid_argument for a broker
+  // without a data directory, or a setting validate_topic_config refuses.
+  Result<TopicInfo> alter_topic(std::string_view name, const LogConfig& log);
   // Flushes the commit logs and closes them cleanly (they stay on disk),
   // then deletes every topic's rings and removes the instance directory.
   void close();

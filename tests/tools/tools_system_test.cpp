@@ -228,6 +228,36 @@ TEST(ToolsSystem, ProduceThenConsumeRoundTrip) {
   EXPECT_EQ(d.stop(), 0) << d.log();
 }
 
+// ringbus perf: the summary counts what was really sent and read (records
+// and value bytes), for plain and queue-group readers and the round trip.
+TEST(ToolsSystem, PerfCommandsCountWhatTheySendAndRead) {
+  Scratch s;
+  Daemon d(s, {"--memory-only"});
+  ASSERT_TRUE(d.ready()) << d.log();
+  ASSERT_EQ(cli(s, {"topic", "create", "p", "--partitions", "2", "--ring-bytes", "4MiB"}).code, 0);
+  Output o = cli(s, {"perf", "produce", "p", "--records", "6000", "--record-size", "48", "--batch", "16"});
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_NE(o.out.find("produce: 6000 records in"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("(48 bytes each); publish_batch call: p50"), std::string::npos) << o.out;
+  o = cli(s, {"perf", "consume", "p", "--records", "6000", "--from", "earliest", "--timeout", "10s"});
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_NE(o.out.find("consume: 6000 records in"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("(48 bytes each)"), std::string::npos) << o.out;
+  o = cli(s, {"perf", "consume", "p", "--records", "6000", "--from", "earliest", "--group", "q", "--queue", "--timeout", "10s"});
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_NE(o.out.find("consume: 6000 records in"), std::string::npos) << o.out;
+  // Nothing more comes: exit 4 after the timeout, with what was read.
+  o = cli(s, {"perf", "consume", "p", "--records", "10", "--from", "latest", "--timeout", "200ms"});
+  EXPECT_EQ(o.code, 4) << o.err;
+  EXPECT_NE(o.out.find("consume: 0 records"), std::string::npos) << o.out;
+  o = cli(s, {"perf", "roundtrip", "p", "--records", "500", "--rate", "20000"});
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_NE(o.out.find("roundtrip: 500 records in"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("publish to handler: p50"), std::string::npos) << o.out;
+  EXPECT_EQ(cli(s, {"perf", "consume", "nope", "--records", "1"}).code, 3);
+  EXPECT_EQ(d.stop(), 0) << d.log();
+}
+
 TEST(ToolsSystem, ConsumeFormatsJsonWithOffsetsAndHeaders) {
   Scratch s;
   Daemon d(s, {"--memory-only"});

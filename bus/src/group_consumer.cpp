@@ -448,6 +448,11 @@ PollResult GroupConsumer::poll_with(detail::RecordHandlerRef handler, std::size_
     if (!finished) break;  // waiting on records still being written
   }
   im.next_partition = (im.next_partition + 1) % im.partitions();
+  // Nothing left to claim: the reader was not asked, so say here whether the
+  // topic is gone (the deleted mark is set on every partition together).
+  if (total.records == 0 && total.status == PollStatus::ok && im.map->ring(0).deleted()) {
+    total.status = PollStatus::topic_deleted;
+  }
   return total;
 }
 

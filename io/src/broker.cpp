@@ -222,7 +222,7 @@ Status Broker::Impl::open_data_dir(const BrokerOptions& options) {
     }
     next_topic_id = std::max(next_topic_id, meta->topic_id);
     if (auto s = attach_log(config, meta->topic_id, ends); !s) return s;
-    io::GroupKeeper::restore(instance, config.name, meta->topic_id, config.partitions, dir, log);
+    io::GroupKeeper::restore(instance, config.name, meta->topic_id, ends, dir, log);
   }
   group_keeper = std::make_unique<io::GroupKeeper>(
       instance, mu, log, [this](const std::string& topic, const std::vector<std::uint64_t>& below) {

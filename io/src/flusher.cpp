@@ -292,6 +292,11 @@ void PartitionFlusher::on_completion(const IoCompletion& c, std::int64_t now_ns)
   if (written != written_) {
     written_ = written;
     publish(ring_.header().log_written, written_);
+    if (config_.durability == Durability::page_cache) {
+      // Durable by this policy means written: the kernel writes it back.
+      durable_ = written_;
+      publish(ring_.header().log_durable, durable_);
+    }
   }
   place_ready(now_ns);
   maybe_sync(now_ns);

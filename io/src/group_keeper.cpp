@@ -167,7 +167,8 @@ const std::vector<std::uint64_t>* GroupKeeper::keep(const std::string& topic, co
 }
 
 void GroupKeeper::restore(const std::string& instance, const std::string& topic, std::uint64_t topic_id,
-                          std::uint32_t partitions, const std::string& topic_dir, const LogFn& log) {
+                          const std::vector<std::uint64_t>& ends, const std::string& topic_dir, const LogFn& log) {
+  const auto partitions = static_cast<std::uint32_t>(ends.size());
   const std::string dir = groups_dir(topic_dir);
   for (const std::string& name : offsets_files(dir)) {
     const std::string path = dir + "/" + name + kGroupOffsetsExtension;
@@ -185,6 +186,19 @@ void GroupKeeper::restore(const std::string& instance, const std::string& topic,
       log("error", "consumer group file " + path + " is not loaded: it names group '" + g->name + "' with " +
                        std::to_string(g->committed.size()) + " partitions; the topic has " + std::to_string(partitions));
       continue;
+    }
+    std::uint32_t moved = 0;
+    for (std::uint32_t p = 0; p < partitions; ++p) {
+      // ~0 is a pubsub partition never started: not a position.
+      if (g->committed[p] != ~std::uint64_t{0} && g->committed[p] > ends[p]) {
+        g->committed[p] = ends[p];
+        ++moved;
+      }
+    }
+    if (moved != 0) {
+      log("warn", "consumer group '" + topic + "/" + name + "': " + std::to_string(moved) +
+                      " partition position(s) were past the log's end (records lost with a crashed broker's ring); "
+                      "moved back to the end");
     }
     auto file = detail::GroupFile::open_or_create(instance, topic, topic_id, partitions, name, g->settings, g->committed);
     if (!file) {

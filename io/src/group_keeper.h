@@ -41,9 +41,12 @@ class GroupKeeper {
   void stop();
 
   // Recreates a topic's groups in shared memory from <topic_dir>/groups/.
-  // A file that fails its checks is logged and left for the operator.
+  // A file that fails its checks is logged and left for the operator. A
+  // position past a partition's log end (`ends`: records a crashed broker
+  // never wrote, which a member had read) is moved back to the end, so the
+  // group reads what producers publish there next.
   static void restore(const std::string& instance, const std::string& topic, std::uint64_t topic_id,
-                      std::uint32_t partitions, const std::string& topic_dir, const LogFn& log);
+                      const std::vector<std::uint64_t>& ends, const std::string& topic_dir, const LogFn& log);
 
  private:
   struct Known {

@@ -326,6 +326,31 @@ TEST_F(GroupTest, DeletingTheTopicRemovesItsGroups) {
   EXPECT_TRUE(groups->empty());
 }
 
+// Regression: a queue member with nothing left to claim never asked its
+// reader, so it never said topic_deleted, and a worker waiting for that to
+// join again (after a broker restart) polled an orphan forever.
+TEST_F(GroupTest, MembersOfBothModesSeeTheTopicDeletedOnceTheyHaveReadEverything) {
+  create(topic("t", 2));
+  GroupOptions q = pubsub_from_earliest();
+  q.settings.mode = GroupMode::queue;
+  GroupConsumer a = join("t", "q", q);
+  GroupConsumer b = join("t", "p", pubsub_from_earliest());
+  Producer p = producer("t");
+  ASSERT_TRUE(p.publish("k", "v").ok());
+  std::size_t got_a = 0;
+  std::size_t got_b = 0;
+  for (int i = 0; i < 100 && (got_a == 0 || got_b == 0); ++i) {
+    got_a += a.poll([](const Record&) {}).records;
+    got_b += b.poll([](const Record&) {}).records;
+  }
+  ASSERT_EQ(got_a, 1u);
+  ASSERT_EQ(got_b, 1u);
+  EXPECT_EQ(a.poll([](const Record&) {}).status, PollStatus::ok);
+  ASSERT_TRUE(broker.delete_topic("t").ok());
+  EXPECT_EQ(a.poll([](const Record&) {}).status, PollStatus::topic_deleted);
+  EXPECT_EQ(b.poll([](const Record&) {}).status, PollStatus::topic_deleted);
+}
+
 TEST_F(GroupTest, ADeadMemberIsEvicted) {
   create(topic("t", 2));
   GroupOptions o = pubsub_from_earliest();

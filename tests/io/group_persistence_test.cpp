@@ -6,8 +6,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <thread>
 
@@ -156,6 +158,46 @@ TEST_F(GroupPersistence, PositionsSurviveASigkillOfTheBroker) {
   const auto got = read(*m, 110 - static_cast<std::size_t>(c));
   ASSERT_EQ(got.size(), 110 - static_cast<std::size_t>(c));
   EXPECT_EQ(got.front(), std::to_string(c));
+}
+
+// A member read records a SIGKILLed broker's ring lost before they were
+// written: its group's position is past the log's end. The next broker moves
+// it back to the end, so the group reads what is published there next.
+TEST_F(GroupPersistence, APositionPastTheLogEndIsMovedBackToTheEnd) {
+  {
+    Broker b = start();
+    ASSERT_TRUE(b.create_topic(topic("t", 1, 64 * 1024, 1024)).ok());
+    publish(10);
+    auto m = GroupConsumer::join(instance, "t", "q", options(GroupMode::queue));
+    ASSERT_TRUE(m.ok());
+    ASSERT_EQ(read(*m, 10).size(), 10u);
+    ASSERT_TRUE(m->commit(true).ok());
+  }
+  const auto path = data / "t" / "groups" / "q.offsets";
+  std::ifstream in(path, std::ios::binary);
+  std::vector<char> raw((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<std::byte> bytes(raw.size());
+  std::memcpy(bytes.data(), raw.data(), raw.size());
+  auto g = io::decode_group_offsets(bytes, path.string());
+  ASSERT_TRUE(g.ok()) << g.error().message;
+  ASSERT_EQ(g->committed[0], 10u);
+  g->committed[0] = 25;  // 15 records the log never got
+  const auto out = io::encode_group_offsets(g.value());
+  std::ofstream(path, std::ios::binary | std::ios::trunc).write(reinterpret_cast<const char*>(out.data()),
+                                                                 static_cast<std::streamsize>(out.size()));
+  Broker b = start();
+  auto info = describe_group(instance, "t", "q");
+  ASSERT_TRUE(info.ok()) << info.error().message;
+  EXPECT_EQ(info->partitions[0].committed, 10u);
+  bool warned = false;
+  for (const auto& msg : messages) warned = warned || msg.find("past the log's end") != std::string::npos;
+  EXPECT_TRUE(warned);
+  publish(5, 10);
+  auto m = GroupConsumer::join(instance, "t", "q", options(GroupMode::queue));
+  ASSERT_TRUE(m.ok());
+  const auto got = read(*m, 5);
+  ASSERT_EQ(got.size(), 5u);
+  EXPECT_EQ(got.front(), "10");
 }
 
 TEST_F(GroupPersistence, DurableCommitWithoutADataDirectoryIsRefused) {

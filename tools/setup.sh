@@ -13,6 +13,7 @@ RINGBUS_PACKAGES=(
   libtomlplusplus-dev libspdlog-dev  # ringbusd's configuration file and log
   libgtest-dev libgmock-dev          # tests
   libbenchmark-dev                   # benchmarks
+  gnuplot-nox                        # the trucking demo's chart
 )
 # Only tools/check needs these: clang and libFuzzer for the fuzz targets.
 RINGBUS_CHECK_PACKAGES=(clang-14 libclang-rt-14-dev)

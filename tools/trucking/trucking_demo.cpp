@@ -1,0 +1,475 @@
+// ringbus-trucking-demo: the README's main job (tools/demo). Runs the
+// trucking pipeline end to end on a broker of its own and checks the result:
+//
+//   1. starts a broker (ringbus::Broker, embedded in a child process so that
+//      --crash-broker can kill it with SIGKILL) with a data directory, and
+//      creates the four topics;
+//   2. starts the consumers as separate processes: the alerting workers (a
+//      queue group), the analytics job and the dashboard (publish-subscribe
+//      groups), then the simulator;
+//   3. with --crash-broker, kills the broker half-way and starts a new one,
+//      which recovers the logs and the groups; everybody reconnects;
+//   4. when the simulator is done and the groups have caught up, stops the
+//      consumers and checks: the analytics against a reference computed from
+//      the acknowledged events the simulator recorded, every violation
+//      handled by the alerting pool (once, or counted when a crash
+//      redelivered it), every group caught up; prints the durable offsets and
+//      draws a chart of throughput and latency (gnuplot).
+//
+// The exit code says whether the checks held.
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <fmt/core.h>
+
+#include "ringbus/broker.h"
+#include "ringbus/consumer.h"
+#include "ringbus/group.h"
+#include "trucking_events.h"
+#include "trucking_run.h"
+
+extern char** environ;
+
+namespace ringbus::trucking {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Options {
+  std::uint32_t trucks = 50;
+  std::uint32_t routes = 8;
+  double rate = 20;
+  double duration = 20;
+  std::uint64_t seed = 7;
+  unsigned workers = 3;
+  std::uint32_t partitions = 4;
+  bool crash_broker = false;
+  std::string out;
+  std::string instance = "trucking-" + std::to_string(::getpid());
+  std::string dashboard = "auto";
+};
+
+// ---- the broker, in a child process -----------------------------------------
+
+Status create_topics(Broker& b, const Options& o) {
+  struct Spec {
+    const char* name;
+    std::uint32_t partitions;
+  };
+  for (const Spec& s : {Spec{kTruckTopic, o.partitions}, Spec{kTrafficTopic, o.partitions},
+                        Spec{kDriverStatsTopic, o.partitions}, Spec{kPipelineTopic, 1}}) {
+    if (b.describe_topic(s.name)) continue;  // recovered from the data directory
+    TopicConfig c;
+    c.name = s.name;
+    c.partitions = s.partitions;
+    c.ring_bytes = 16 << 20;
+    c.max_record_size = 64 << 10;
+    // Acknowledged = written to the log: survives a broker crash (a host
+    // crash needs interval or every_ack).
+    c.log.durability = Durability::page_cache;
+    c.log.segment_bytes = 64 << 20;
+    if (auto r = b.create_topic(c); !r) return r.error();
+  }
+  return {};
+}
+
+// Forks the broker; returns its pid once it is ready (0 on failure).
+pid_t start_broker(const Options& o, const std::string& data_dir) {
+  int ready[2];
+  if (::pipe(ready) != 0) return 0;
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::close(ready[0]);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);  // before the broker's threads start
+    BrokerOptions bo{o.instance, data_dir};
+    bo.logger = [](const char* level, const std::string& m) {
+      if (std::string_view(level) != "info") std::fprintf(stderr, "broker %s: %s\n", level, m.c_str());
+    };
+    auto b = Broker::start(bo);
+    if (!b) {
+      std::fprintf(stderr, "ringbus-trucking-demo: the broker did not start: %s\n", b.error().message.c_str());
+      ::_exit(1);
+    }
+    if (auto s = create_topics(b.value(), o); !s) {
+      std::fprintf(stderr, "ringbus-trucking-demo: %s\n", s.error().message.c_str());
+      ::_exit(1);
+    }
+    (void)!::write(ready[1], "r", 1);
+    int sig = 0;
+    sigwait(&set, &sig);
+    b->close();
+    ::_exit(0);
+  }
+  ::close(ready[1]);
+  char c = 0;
+  const bool ok = pid > 0 && ::read(ready[0], &c, 1) == 1;
+  ::close(ready[0]);
+  return ok ? pid : 0;
+}
+
+// ---- the other processes ------------------------------------------------------
+
+struct Child {
+  std::string name;
+  pid_t pid = 0;
+};
+
+std::string program_dir() {
+  std::error_code ec;
+  return fs::read_symlink("/proc/self/exe", ec).parent_path().string();
+}
+
+// Starts `program` (a sibling of this binary) with `args`; its stdout goes to
+// `stdout_file` unless that is empty (then the terminal's).
+Child spawn(const std::string& program, std::vector<std::string> args, const std::string& stdout_file) {
+  const std::string path = program_dir() + "/" + program;
+  args.insert(args.begin(), path);
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  if (!stdout_file.empty()) {
+    posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, stdout_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  }
+  pid_t pid = 0;
+  if (posix_spawn(&pid, path.c_str(), &fa, nullptr, argv.data(), environ) != 0) pid = 0;
+  posix_spawn_file_actions_destroy(&fa);
+  return Child{program, pid};
+}
+
+int wait_exit(pid_t pid) {
+  int status = 0;
+  if (::waitpid(pid, &status, 0) != pid) return -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+std::uint64_t total_lag(const std::string& instance, const char* topic, const char* group) {
+  auto g = describe_group(instance, topic, group);
+  if (!g) return UINT64_MAX;
+  std::uint64_t n = 0;
+  for (const GroupPartitionInfo& p : g->partitions) n += p.lag;
+  return n;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+// Every record of a topic from the earliest offset, as values.
+std::vector<std::string> read_topic(const std::string& instance, const char* topic) {
+  std::vector<std::string> out;
+  ConsumerOptions co;
+  co.start = StartPosition::earliest();
+  auto c = Consumer::open(instance, topic, co);
+  auto t = describe_topic(instance, topic);
+  if (!c || !t) return out;
+  std::uint64_t end = 0;
+  for (const PartitionInfo& p : t->partition_info) end += p.end_offset;
+  std::uint64_t seen = 0;
+  const std::int64_t deadline = steady_ms() + 10'000;
+  while (seen < end && steady_ms() < deadline) {
+    const PollResult r = c->poll([&](const Record& rec) { out.emplace_back(rec.value); });
+    seen += r.records;
+    if (r.records == 0) (void)c->wait(std::chrono::milliseconds(10));
+  }
+  return out;
+}
+
+// ---- the checks ---------------------------------------------------------------
+
+struct Reference {
+  std::map<std::uint32_t, DriverStats> drivers;
+  std::set<std::pair<std::uint32_t, std::uint64_t>> violations;  // (truck, tick)
+  std::uint64_t truck = 0;
+  std::uint64_t traffic = 0;
+  std::uint64_t malformed = 0;
+};
+
+// From the simulator's record of acknowledged events.
+Reference reference_from(const std::string& path) {
+  Reference ref;
+  std::map<std::pair<std::uint32_t, std::uint64_t>, std::uint32_t> congestion;  // (route, tick)
+  std::vector<TruckEvent> trucks;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.starts_with("traffic,")) {
+      auto e = parse_traffic_event(std::string_view(line).substr(8));
+      if (!e) {
+        ++ref.malformed;
+        continue;
+      }
+      congestion[{e->route_id, e->tick}] = e->congestion;
+      ++ref.traffic;
+    } else if (line.starts_with("truck,")) {
+      auto e = parse_truck_event(std::string_view(line).substr(6));
+      if (!e) {
+        ++ref.malformed;
+        continue;
+      }
+      trucks.push_back(std::move(e.value()));
+    } else {
+      ++ref.malformed;
+    }
+  }
+  for (const TruckEvent& e : trucks) {
+    ++ref.truck;
+    DriverStats& d = ref.drivers[e.driver_id];
+    d.driver_id = e.driver_id;
+    d.driver_name = e.driver_name;
+    const auto c = congestion.find({e.route_id, e.tick});
+    d.add(e, c == congestion.end() ? 0 : c->second);
+    if (c == congestion.end()) ++ref.malformed;
+    if (is_violation(e.type)) ref.violations.insert({e.truck_id, e.tick});
+  }
+  return ref;
+}
+
+bool check(const Options& o, const std::string& dir, int& failures) {
+  auto verdict = [&](bool ok, const std::string& what) {
+    fmt::print("  [{}] {}\n", ok ? "ok" : "FAILED", what);
+    if (!ok) ++failures;
+  };
+  const Reference ref = reference_from(dir + "/events.csv");
+  fmt::print("\nChecks (reference: the {} truck and {} traffic events the broker acknowledged, {})\n", ref.truck,
+             ref.traffic, dir + "/events.csv");
+  verdict(ref.malformed == 0 && ref.truck > 0, fmt::format("the simulator's record is whole ({} unreadable lines)", ref.malformed));
+
+  // Analytics: the last record per driver, against the reference.
+  std::map<std::uint32_t, DriverStats> last;
+  std::ofstream final_stats(dir + "/driver-stats.jsonl", std::ios::trunc);
+  for (const std::string& v : read_topic(o.instance, kDriverStatsTopic)) {
+    auto s = parse_driver_stats(v);
+    if (s) last[s->driver_id] = std::move(s.value());
+  }
+  std::size_t matching = 0;
+  for (const auto& [id, d] : last) {
+    final_stats << encode(d) << '\n';
+    const auto r = ref.drivers.find(id);
+    if (r != ref.drivers.end() && r->second.same_counts(d)) ++matching;
+  }
+  verdict(matching == ref.drivers.size() && last.size() == ref.drivers.size(),
+          fmt::format("analytics: {} of {} drivers' statistics match the reference exactly", matching, ref.drivers.size()));
+
+  // Alerts: every violation handled; copies only after a crash.
+  std::map<std::pair<std::uint32_t, std::uint64_t>, int> handled;
+  for (const auto& e : fs::directory_iterator(dir + "/alerts")) {
+    std::istringstream in(read_file(e.path().string()));
+    std::string line;
+    while (std::getline(in, line)) {
+      std::uint32_t truck = 0;
+      unsigned long long tick = 0;
+      if (std::sscanf(line.c_str(), "%u,%llu,", &truck, &tick) == 2) ++handled[{truck, tick}];
+    }
+  }
+  std::size_t missing = 0;
+  std::size_t copies = 0;
+  for (const auto& v : ref.violations) missing += handled.count(v) == 0;
+  for (const auto& [k, n] : handled) copies += static_cast<std::size_t>(n - 1);
+  verdict(missing == 0, fmt::format("alerts: {} of {} violations handled by the pool of {}", ref.violations.size() - missing,
+                                    ref.violations.size(), o.workers));
+  verdict(copies == 0 || o.crash_broker,
+          copies == 0 ? std::string("alerts: each violation handled once")
+                      : fmt::format("alerts: {} violations handled twice: redelivered after the broker crash (at-least-once)", copies));
+
+  // Every group caught up.
+  bool caught_up = true;
+  for (const auto& [topic, group] : std::vector<std::pair<const char*, const char*>>{
+           {kTruckTopic, "analytics"}, {kTrafficTopic, "analytics"}, {kTruckTopic, "alerts"},
+           {kDriverStatsTopic, "dashboard"}, {kPipelineTopic, "dashboard"}}) {
+    caught_up = caught_up && total_lag(o.instance, topic, group) == 0;
+  }
+  verdict(caught_up, "every group (analytics, dashboard, alerts) has committed everything: lag 0");
+
+  fmt::print("\nDurable offsets on disk ({}):\n", dir + "/data");
+  for (const char* topic : {kTruckTopic, kTrafficTopic, kDriverStatsTopic, kPipelineTopic}) {
+    auto t = describe_topic(o.instance, topic);
+    if (!t) continue;
+    std::string parts;
+    std::uint64_t total = 0;
+    for (const PartitionInfo& p : t->partition_info) {
+      parts += fmt::format(" {}", p.durable_offset);
+      total += p.end_offset;
+    }
+    fmt::print("  {:<24} {:>10} records; durable per partition:{}\n", topic, total, parts);
+  }
+  return failures == 0;
+}
+
+// Throughput and latency over the run, from trucking_pipeline.
+void chart(const Options& o, const std::string& dir) {
+  std::vector<PipelineStats> rows;
+  for (const std::string& v : read_topic(o.instance, kPipelineTopic)) {
+    auto p = parse_pipeline_stats(v);
+    if (p) rows.push_back(p.value());
+  }
+  if (rows.empty()) return;
+  const std::string data = dir + "/pipeline.csv";
+  std::ofstream csv(data, std::ios::trunc);
+  csv << "# seconds truck_events_per_s traffic_events_per_s latency_p50_ms latency_p99_ms\n";
+  for (const PipelineStats& p : rows) {
+    csv << fmt::format("{:.2f} {:.0f} {:.0f} {:.3f} {:.3f}\n", static_cast<double>(p.time_ms - rows.front().time_ms) / 1000,
+                       p.truck_per_second, p.traffic_per_second, p.latency_p50_us / 1000, p.latency_p99_us / 1000);
+  }
+  csv.close();
+  const std::string png = dir + "/trucking.png";
+  const std::string script = fmt::format(
+      "set terminal png size 1000,700\nset output '{}'\nset multiplot layout 2,1 title 'ringbus trucking pipeline'\n"
+      "set xlabel 'seconds'\nset ylabel 'events/s'\nset grid\n"
+      "plot '{}' using 1:2 with lines title 'truck events', '' using 1:3 with lines title 'traffic events'\n"
+      "set ylabel 'ms'\nset logscale y\n"
+      "plot '{}' using 1:4 with lines title 'end-to-end p50', '' using 1:5 with lines title 'end-to-end p99'\n"
+      "unset multiplot\n",
+      png, data, data);
+  std::ofstream(dir + "/trucking.gp") << script;
+  if (std::system(("gnuplot '" + dir + "/trucking.gp' 2>/dev/null").c_str()) == 0) {
+    fmt::print("\nChart of throughput and latency: {}\n", png);
+  } else {
+    fmt::print("\ngnuplot is not installed: the chart's data is in {} (apt-get install gnuplot-nox)\n", data);
+  }
+}
+
+int run(const Options& o) {
+  const std::string dir = o.out.empty() ? (fs::temp_directory_path() / ("ringbus-trucking-" + std::to_string(::getpid()))).string() : o.out;
+  std::error_code ec;
+  fs::remove_all(dir + "/alerts", ec);
+  fs::create_directories(dir + "/alerts", ec);
+  fs::create_directories(dir + "/data", ec);
+  if (ec) {
+    std::fprintf(stderr, "ringbus-trucking-demo: cannot create %s: %s\n", dir.c_str(), ec.message().c_str());
+    return 1;
+  }
+  fmt::print("ringbus trucking pipeline: {} trucks on {} routes, {} ticks/s, {} s{}; output in {}\n", o.trucks, o.routes,
+             o.rate, o.duration, o.crash_broker ? ", broker crash half-way" : "", dir);
+  std::fflush(stdout);
+  pid_t broker = start_broker(o, dir + "/data");
+  if (broker == 0) return 1;
+  const std::vector<std::string> common = {"--instance", o.instance};
+  auto with = [&](std::vector<std::string> extra) {
+    extra.insert(extra.begin(), common.begin(), common.end());
+    return extra;
+  };
+  std::vector<Child> consumers;
+  for (unsigned i = 0; i < o.workers; ++i) {
+    consumers.push_back(spawn("ringbus-truck-alerts", with({"--out", dir + "/alerts"}), dir + "/alerts-" + std::to_string(i) + ".log"));
+  }
+  consumers.push_back(spawn("ringbus-truck-analytics", with({"--interval", "0.5"}), dir + "/analytics.log"));
+  const bool show = o.dashboard == "on" || (o.dashboard == "auto" && ::isatty(STDOUT_FILENO) == 1);
+  Child dashboard = spawn("ringbus-truck-dashboard", with({}), show ? "" : dir + "/dashboard.log");
+  Child sim = spawn("ringbus-truck-sim",
+                    with({"--trucks", std::to_string(o.trucks), "--routes", std::to_string(o.routes), "--seed",
+                          std::to_string(o.seed), "--rate", fmt::format("{}", o.rate), "--duration",
+                          fmt::format("{}", o.duration), "--record", dir + "/events.csv"}),
+                    dir + "/sim.log");
+  for (const Child& c : consumers) {
+    if (c.pid == 0) return 1;
+  }
+  if (sim.pid == 0 || dashboard.pid == 0) return 1;
+  if (o.crash_broker) {
+    const std::int64_t half = steady_ms() + static_cast<std::int64_t>(o.duration * 500);
+    while (steady_ms() < half && !stop_requested()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    ::kill(broker, SIGKILL);
+    (void)wait_exit(broker);
+    std::fprintf(stderr, "ringbus-trucking-demo: killed the broker (SIGKILL); starting a new one\n");
+    broker = start_broker(o, dir + "/data");
+    if (broker == 0) return 1;
+  }
+  int failures = 0;
+  const int sim_code = wait_exit(sim.pid);
+  if (sim_code != 0) {
+    std::fprintf(stderr, "ringbus-trucking-demo: the simulator failed (exit %d): %s\n", sim_code, read_file(dir + "/sim.log").c_str());
+    ++failures;
+  }
+  // Let the groups catch up, then stop the consumers (they drain first).
+  const std::int64_t deadline = steady_ms() + 60'000;
+  while (steady_ms() < deadline && !stop_requested() &&
+         (total_lag(o.instance, kTruckTopic, "analytics") != 0 || total_lag(o.instance, kTrafficTopic, "analytics") != 0 ||
+          total_lag(o.instance, kTruckTopic, "alerts") != 0)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  for (const Child& c : consumers) ::kill(c.pid, SIGTERM);
+  for (const Child& c : consumers) {
+    if (const int code = wait_exit(c.pid); code != 0) {
+      std::fprintf(stderr, "ringbus-trucking-demo: %s exited with %d\n", c.name.c_str(), code);
+      ++failures;
+    }
+  }
+  // The analytics job's last records are out: let the dashboard take them.
+  const std::int64_t dash_deadline = steady_ms() + 10'000;
+  while (steady_ms() < dash_deadline && (total_lag(o.instance, kDriverStatsTopic, "dashboard") != 0 ||
+                                         total_lag(o.instance, kPipelineTopic, "dashboard") != 0)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));  // its commit interval
+  ::kill(dashboard.pid, SIGTERM);
+  (void)wait_exit(dashboard.pid);
+  fmt::print("\n{}", read_file(dir + "/sim.log"));
+  fmt::print("{}", read_file(dir + "/analytics.log"));
+  for (unsigned i = 0; i < o.workers; ++i) fmt::print("{}", read_file(dir + "/alerts-" + std::to_string(i) + ".log"));
+  if (!show) {
+    // Its frames went to the file; its summary is the last line.
+    const std::string log = read_file(dir + "/dashboard.log");
+    const std::size_t at = log.rfind("truck-dashboard:");
+    if (at != std::string::npos) fmt::print("{}", log.substr(at));
+  }
+  check(o, dir, failures);
+  chart(o, dir);
+  ::kill(broker, SIGTERM);
+  (void)wait_exit(broker);
+  fmt::print("\n{}\n", failures == 0 ? "Every check held." : fmt::format("{} check(s) FAILED.", failures));
+  return failures == 0 ? 0 : 1;
+}
+
+}  // namespace
+}  // namespace ringbus::trucking
+
+int main(int argc, char** argv) {
+  using namespace ringbus::trucking;
+  Options o;
+  CLI::App app{"ringbus-trucking-demo: the trucking pipeline end to end, with its checks (README, \"The trucking pipeline\")"};
+  app.footer(
+      "Starts a broker, the alerting workers, the analytics job, the dashboard and the simulator as separate\n"
+      "processes, then checks what they did. Examples:\n"
+      "  ringbus-trucking-demo                        # 20 s, 50 trucks, 20 ticks/s\n"
+      "  ringbus-trucking-demo --rate 0 --duration 10  # as fast as it goes\n"
+      "  ringbus-trucking-demo --crash-broker          # SIGKILL the broker half-way");
+  app.add_option("--trucks", o.trucks, "trucks (one driver each)")->check(CLI::Range(1, 100000))->capture_default_str();
+  app.add_option("--routes", o.routes, "routes")->check(CLI::Range(1, 64))->capture_default_str();
+  app.add_option("--rate", o.rate, "ticks per second (an event per truck and per route each); 0: as fast as possible")
+      ->check(CLI::Range(0.0, 1e6))->capture_default_str();
+  app.add_option("--duration", o.duration, "seconds the simulator runs")->check(CLI::Range(0.5, 3600.0))->capture_default_str();
+  app.add_option("--seed", o.seed, "the simulation's seed")->capture_default_str();
+  app.add_option("--workers", o.workers, "alerting workers (the queue group's members)")->check(CLI::Range(1, 64))->capture_default_str();
+  app.add_option("--partitions", o.partitions, "partitions of the data topics")->check(CLI::Range(1, 64))->capture_default_str();
+  app.add_flag("--crash-broker", o.crash_broker, "kill the broker with SIGKILL half-way, then start a new one");
+  app.add_option("--out", o.out, "directory for the data, the records and the chart (default: a new one in $TMPDIR)");
+  app.add_option("--instance", o.instance, "the shared-memory instance")->capture_default_str();
+  app.add_option("--dashboard", o.dashboard, "show the live dashboard: auto (on a terminal), on, off")
+      ->check(CLI::IsMember({"auto", "on", "off"}))->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  install_stop_handlers();
+  return run(o);
+}

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <filesystem>
@@ -70,6 +71,7 @@ struct Reference {
   std::map<std::uint32_t, Expected> drivers;
   std::set<std::pair<std::uint32_t, std::uint64_t>> violations;
   std::size_t truck_events = 0;
+  std::uint64_t ticks = 0;
 };
 
 Reference reference(const std::string& path) {
@@ -81,23 +83,28 @@ Reference reference(const std::string& path) {
   std::string line;
   while (std::getline(in, line)) {
     const auto f = split(line, ',');
-    if (f[0] == "traffic") {
-      EXPECT_EQ(f.size(), 5u) << line;
-      congestion[{f[3], f[2]}] = std::stoi(f[4]);
-    } else {
-      EXPECT_EQ(f[0], "truck") << line;
-      EXPECT_EQ(f.size(), 12u) << line;
+    if (!f.empty() && f[0] == "traffic" && f.size() == 5) {
+      // traffic,time_ms,tick,route_id,congestion
+      EXPECT_TRUE(congestion.emplace(std::pair{f[3], f[2]}, std::stoi(f[4])).second) << "twice: " << line;
+    } else if (!f.empty() && f[0] == "truck" && f.size() == 12) {
       trucks.push_back(f);
+    } else {
+      ADD_FAILURE() << "not a recorded event: " << line;
     }
   }
   Reference ref;
+  std::set<std::pair<std::string, std::string>> seen;  // (truck, tick)
   for (const auto& f : trucks) {
+    EXPECT_TRUE(seen.insert({f[3], f[2]}).second) << "twice: truck " << f[3] << " tick " << f[2];
     // truck,time_ms,tick,truck_id,driver_id,driver_name,route_id,route_name,lat,lon,speed,type
     const auto c = congestion.find({f[6], f[2]});
     EXPECT_NE(c, congestion.end()) << "no congestion for route " << f[6] << " tick " << f[2];
     const int band = c == congestion.end() ? 0 : c->second <= 33 ? 0 : c->second <= 66 ? 1 : 2;
     const auto type = static_cast<std::size_t>(std::find(types.begin(), types.end(), f[11]) - types.begin());
-    EXPECT_LT(type, types.size()) << f[11];
+    if (type >= types.size()) {
+      ADD_FAILURE() << "event type " << f[11];
+      continue;
+    }
     Expected& d = ref.drivers[static_cast<std::uint32_t>(std::stoul(f[4]))];
     ++d.events;
     ++d.by_type[type];
@@ -108,7 +115,11 @@ Reference reference(const std::string& path) {
       ref.violations.insert({static_cast<std::uint32_t>(std::stoul(f[3])), std::stoull(f[2])});
     }
     ++ref.truck_events;
+    ref.ticks = std::max<std::uint64_t>(ref.ticks, std::stoull(f[2]) + 1);
   }
+  // Every tick whole: nothing the simulator had acknowledged went missing.
+  EXPECT_EQ(ref.truck_events, ref.ticks * 12) << "12 trucks";
+  EXPECT_EQ(congestion.size(), ref.ticks * 4) << "4 routes";
   return ref;
 }
 
@@ -127,7 +138,11 @@ std::map<std::pair<std::uint32_t, std::uint64_t>, int> alerts(const std::string&
     std::string line;
     while (std::getline(in, line)) {
       const auto f = split(line, ',');
-      ++handled[{static_cast<std::uint32_t>(std::stoul(f.at(0))), std::stoull(f.at(1))}];
+      if (f.size() != 4) {
+        ADD_FAILURE() << "not an alert: " << line;
+        continue;
+      }
+      ++handled[{static_cast<std::uint32_t>(std::stoul(f[0])), std::stoull(f[1])}];
     }
   }
   return handled;
@@ -181,12 +196,16 @@ TEST(TruckingPipeline, ABrokerKilledHalfWayLosesNothingAcknowledged) {
   const DemoRun r = demo(s.dir, {"--crash-broker"});
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("killed the broker"), std::string::npos) << r.out;
+  // The simulator noticed, came back, and the run went on after it.
+  EXPECT_EQ(r.out.find("after 0 reconnect(s)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("reconnect(s)"), std::string::npos) << r.out;
   const Reference ref = reference(s.dir + "/events.csv");
   expect_analytics_match(s.dir, ref);
   // At least once: every violation handled; a redelivery after the crash may
   // be handled twice.
   const auto handled = alerts(s.dir);
   for (const auto& v : ref.violations) EXPECT_GE(handled.count(v) == 0 ? 0 : handled.at(v), 1) << v.first << "," << v.second;
+  for (const auto& [k, n] : handled) EXPECT_EQ(ref.violations.count(k), 1u) << "an alert for no violation: " << k.first << "," << k.second;
 }
 
 }  // namespace

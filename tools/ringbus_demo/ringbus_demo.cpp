@@ -1,6 +1,6 @@
 // ringbus-demo: an embedded broker with producers and consumers, showing what
-// flowed and checking every record. (Issue 5 replaces the main job with the
-// trucking pipeline; this stays as the plain throughput demo.)
+// flowed and checking every record: the plain throughput demo (tools/demo
+// runs the trucking pipeline, tools/trucking/).
 //
 // Producers publish stamped records (producer id, sequence number); every
 // consumer is a gating subscriber that checks it received each record once,

@@ -5,9 +5,10 @@
 // file (--out DIR: DIR/alerts-<pid>.csv), and only then acknowledging: a
 // worker that dies before has its records redelivered to the others.
 //
-// A broker crash can redeliver what was acknowledged but not yet durably
-// committed (at-least-once); those show as lines with the same truck and
-// tick, and the checks count them.
+// After a broker crash a violation can come twice: the simulator publishes
+// again what the broker had not acknowledged, and the group may deliver
+// again what was acknowledged but not yet durably committed (at least once).
+// Those show as lines with the same truck and tick; the checks count them.
 #include <unistd.h>
 
 #include <cstdio>
@@ -76,9 +77,13 @@ int run(const Options& o) {
       if (!member) return 1;
       continue;
     }
-    // Handled means written: flush, then acknowledge.
+    // Handled means written: flush, then acknowledge. A file that cannot be
+    // written acknowledges nothing (the records go to the other workers).
     if (!to_ack.empty()) {
-      file.flush();
+      if (!file.flush()) {
+        std::fprintf(stderr, "%s: cannot write %s; leaving the group\n", kProgram, path.c_str());
+        return 1;
+      }
       for (const auto& [partition, offset] : to_ack) (void)member->ack(partition, offset);
     }
     if (stop_requested()) {

@@ -11,6 +11,11 @@
 // partition). A truck event whose congestion has not arrived yet waits for it.
 // On SIGTERM it reads what is left, publishes everything once more, commits
 // durably and exits.
+//
+// Run one member per group: the join and the duplicate filter are state of
+// this process (a second member would hold some routes' congestion while the
+// other waits for it), and a restarted job starts its statistics from the
+// group's committed position, not from the beginning.
 #include <algorithm>
 #include <cstdio>
 #include <map>
@@ -34,6 +39,7 @@ namespace ringbus::trucking {
 namespace {
 
 constexpr const char* kProgram = "ringbus-truck-analytics";
+constexpr std::uint64_t kMaxTickJump = 1 << 20;
 
 struct Options {
   std::string instance = default_instance();
@@ -70,13 +76,18 @@ class Analytics {
       if (got == 0) (void)truck_->wait(std::chrono::milliseconds(5));
     }
     publish(true);
-    (void)truck_->commit(true);
-    (void)traffic_->commit(true);
+    const bool committed = truck_->commit(true).ok() && traffic_->commit(true).ok();
     std::size_t waiting = 0;
     for (const auto& w : waiting_) waiting += w.second.size();
     fmt::print("truck-analytics: {} truck events and {} traffic events applied, {} duplicates dropped, {} drivers, {} "
                "waiting for congestion\n",
                truck_events_, traffic_events_, duplicates_, drivers_.size(), waiting);
+    if (!committed || unsent_ != 0) {
+      std::fprintf(stderr, "%s: %s%llu records not published\n", kProgram,
+                   committed ? "" : "the final positions were not committed durably; ",
+                   static_cast<unsigned long long>(unsent_));
+      return 1;
+    }
     return 0;
   }
 
@@ -138,6 +149,12 @@ class Analytics {
       return;
     }
     std::vector<std::int16_t>& c = congestion_[e->route_id];
+    if (e->tick >= c.size() + kMaxTickJump) {
+      // Ticks come one after another: a record this far ahead is not one of
+      // the simulator's (and would cost memory for nothing).
+      report_bad(r, "tick " + std::to_string(e->tick) + " is far ahead of route " + std::to_string(e->route_id) + "'s");
+      return;
+    }
     if (c.size() <= e->tick) c.resize(std::max<std::size_t>(e->tick + 1, c.size() * 2), -1);
     if (c[e->tick] >= 0) {
       ++duplicates_;
@@ -239,13 +256,19 @@ class Analytics {
     send(*pipeline_out_, "pipeline", encode(p));
   }
 
-  // A failure means the broker went away: the next poll notices and joins
-  // again, and then every driver is published again.
-  static void send(Producer& p, const std::string& key, const std::string& value) {
+  // Usually a failure means the broker went away: the next poll notices and
+  // joins again, and then every driver is published again. Counted: the
+  // exit code says if the last ones did not go out.
+  void send(Producer& p, const std::string& key, const std::string& value) {
     for (int attempt = 0; attempt < 3; ++attempt) {
       const PublishResult r = p.publish(key, value);
-      if (r.ok() || r.status != PublishStatus::timed_out) return;
+      if (r.ok()) {
+        unsent_ = 0;
+        return;
+      }
+      if (r.status != PublishStatus::timed_out) break;
     }
+    ++unsent_;
   }
 
   struct Waiting {
@@ -270,6 +293,7 @@ class Analytics {
   std::uint64_t interval_truck_ = 0;
   std::uint64_t interval_traffic_ = 0;
   std::uint64_t bad_ = 0;
+  std::uint64_t unsent_ = 0;  // publishes that failed since the last that worked
   std::int64_t last_publish_ = steady_ms();
 };
 

@@ -5,8 +5,7 @@
 // groups' shared memory, no broker round trip), the analytics job's end-to-
 // end latency, and the drivers with the most violations.
 //
-// On exit it prints how many records it received from each topic, so a check
-// can compare them with the topics' end offsets.
+// On exit it prints how many records it received from each topic.
 #include <unistd.h>
 
 #include <algorithm>

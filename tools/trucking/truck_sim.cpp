@@ -6,7 +6,7 @@
 // to the commit log, Producer::wait_durable); if the broker dies, the
 // simulator waits for the next one and publishes what was not acknowledged
 // again. Consumers drop the copies by (truck, tick). With --record, every
-// acknowledged event is appended to a file: the reference the checks use.
+// acknowledged event is written to a file: the reference the checks use.
 #include <csignal>
 #include <cstdio>
 #include <fstream>
@@ -106,8 +106,8 @@ class Sim {
       if (t && f) {
         truck_.emplace(std::move(t.value()));
         traffic_.emplace(std::move(f.value()));
-        last_truck_.assign(truck_->partitions(), PublishResult{});
-        last_traffic_.assign(traffic_->partitions(), PublishResult{});
+        last_truck_.assign(truck_->partitions(), std::nullopt);
+        last_traffic_.assign(traffic_->partitions(), std::nullopt);
         return true;
       }
       if (first || steady_ms() > deadline || stop_requested()) {
@@ -134,9 +134,11 @@ class Sim {
     return true;
   }
 
-  // One publish, retried while the ring is full.
+  // One publish, retried while the ring is full (a broker that died cannot
+  // drain it: then false after the reconnect timeout).
   bool publish(const Pending& p) {
     Producer& prod = p.truck ? *truck_ : *traffic_;
+    const std::int64_t deadline = steady_ms() + static_cast<std::int64_t>(o_.reconnect_timeout * 1000);
     for (;;) {
       const PublishResult r = prod.publish(p.key, p.value);
       if (r.ok()) {
@@ -144,7 +146,7 @@ class Sim {
         return true;
       }
       if (r.status != PublishStatus::timed_out && r.status != PublishStatus::back_pressured) return false;
-      if (stop_requested()) return false;
+      if (stop_requested() || steady_ms() > deadline) return false;
     }
   }
 
@@ -159,15 +161,25 @@ class Sim {
   // Waits until every partition's last publish is written to the log, then
   // the pending events are acknowledged (and recorded).
   bool acknowledge() {
+    // A broker that died and was not replaced: give up after the reconnect timeout.
+    const std::int64_t deadline = steady_ms() + static_cast<std::int64_t>(o_.reconnect_timeout * 1000);
     for (;;) {
       bool all = true;
       for (const bool truck : {true, false}) {
         Producer& prod = truck ? *truck_ : *traffic_;
-        for (const PublishResult& r : truck ? last_truck_ : last_traffic_) {
-          if (!r.ok()) continue;
-          const PublishStatus s = prod.wait_durable(r, std::chrono::seconds(1));
+        for (const std::optional<PublishResult>& r : truck ? last_truck_ : last_traffic_) {
+          if (!r) continue;  // nothing published to that partition since the last acknowledgement
+          const PublishStatus s = prod.wait_durable(*r, std::chrono::seconds(1));
           if (s == PublishStatus::ok) continue;
+          if (s == PublishStatus::no_commit_log) {
+            std::fprintf(stderr, "ringbus-truck-sim: the broker has no data directory: nothing can be acknowledged\n");
+            return false;
+          }
           all = false;
+          if (s == PublishStatus::log_failed && !log_failed_reported_) {
+            std::fprintf(stderr, "ringbus-truck-sim: the broker cannot write its log (see its log); waiting\n");
+            log_failed_reported_ = true;
+          }
           if (s == PublishStatus::topic_deleted) {
             if (!reconnect()) return false;
           }
@@ -176,7 +188,7 @@ class Sim {
         if (!all) break;
       }
       if (all) break;
-      if (stop_requested()) return false;
+      if (stop_requested() || steady_ms() > deadline) return false;
     }
     for (const Pending& p : pending_) {
       if (p.truck) {
@@ -188,8 +200,8 @@ class Sim {
     }
     if (record_.is_open()) record_.flush();
     pending_.clear();
-    std::fill(last_truck_.begin(), last_truck_.end(), PublishResult{});
-    std::fill(last_traffic_.begin(), last_traffic_.end(), PublishResult{});
+    std::fill(last_truck_.begin(), last_truck_.end(), std::nullopt);
+    std::fill(last_traffic_.begin(), last_traffic_.end(), std::nullopt);
     return true;
   }
 
@@ -197,14 +209,15 @@ class Sim {
   Fleet fleet_;
   std::optional<Producer> truck_;
   std::optional<Producer> traffic_;
-  std::vector<PublishResult> last_truck_;
-  std::vector<PublishResult> last_traffic_;
+  std::vector<std::optional<PublishResult>> last_truck_;  // per partition, since the last acknowledgement
+  std::vector<std::optional<PublishResult>> last_traffic_;
   std::vector<Pending> pending_;
   std::ofstream record_;
   std::uint64_t acked_truck_ = 0;
   std::uint64_t acked_traffic_ = 0;
   std::uint64_t republished_ = 0;
   std::uint64_t reconnects_ = 0;
+  bool log_failed_reported_ = false;
 };
 
 }  // namespace
@@ -227,7 +240,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 1e6))->capture_default_str();
   app.add_option("--duration", o.duration, "seconds to run (0: until --ticks or Ctrl-C)")->check(CLI::Range(0.0, 1e6))->capture_default_str();
   app.add_option("--ticks", o.ticks, "stop after this many ticks (0: by --duration)");
-  app.add_option("--record", o.record, "append every acknowledged event to this file (\"truck,<csv>\" or \"traffic,<csv>\")");
+  app.add_option("--record", o.record, "write every acknowledged event to this file (\"truck,<csv>\" or \"traffic,<csv>\")");
   app.add_option("--reconnect-timeout", o.reconnect_timeout, "seconds to wait for a broker that went away")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   install_stop_handlers();

@@ -41,6 +41,7 @@
 #include "ringbus/consumer.h"
 #include "ringbus/group.h"
 #include "trucking_events.h"
+#include "trucking_fleet.h"
 #include "trucking_run.h"
 
 extern char** environ;
@@ -157,11 +158,41 @@ Child spawn(const std::string& program, std::vector<std::string> args, const std
   return Child{program, pid};
 }
 
-int wait_exit(pid_t pid) {
+// Its exit code (128 + signal if killed); SIGKILLed once `timeout_ms` passes.
+int wait_exit(pid_t pid, std::int64_t timeout_ms) {
+  const std::int64_t deadline = steady_ms() + timeout_ms;
   int status = 0;
-  if (::waitpid(pid, &status, 0) != pid) return -1;
+  for (;;) {
+    const pid_t r = ::waitpid(pid, &status, WNOHANG);
+    if (r == pid) break;
+    if (r < 0) return -1;
+    if (steady_ms() > deadline) {
+      std::fprintf(stderr, "ringbus-trucking-demo: pid %d did not exit in time; killing it\n", static_cast<int>(pid));
+      ::kill(pid, SIGKILL);
+      if (::waitpid(pid, &status, 0) != pid) return -1;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
+
+// Every process the demo started and has not reaped: on any way out they
+// get SIGTERM, then SIGKILL, so nothing is left holding the instance.
+struct Processes {
+  std::vector<pid_t> pids;
+  void add(pid_t pid) {
+    if (pid > 0) pids.push_back(pid);
+  }
+  int reap(pid_t pid, std::int64_t timeout_ms) {
+    std::erase(pids, pid);
+    return wait_exit(pid, timeout_ms);
+  }
+  ~Processes() {
+    for (const pid_t p : pids) ::kill(p, SIGTERM);
+    for (const pid_t p : pids) (void)wait_exit(p, 5'000);
+  }
+};
 
 std::uint64_t total_lag(const std::string& instance, const char* topic, const char* group) {
   auto g = describe_group(instance, topic, group);
@@ -206,13 +237,18 @@ struct Reference {
   std::uint64_t truck = 0;
   std::uint64_t traffic = 0;
   std::uint64_t malformed = 0;
+  std::uint64_t ticks = 0;   // the record holds ticks [0, ticks)
+  std::uint64_t wrong = 0;   // events missing, twice, or not the fleet's
 };
 
-// From the simulator's record of acknowledged events.
-Reference reference_from(const std::string& path) {
+// From the simulator's record of acknowledged events, after checking that
+// it holds exactly the fleet's events (same seed) of its ticks, each once:
+// an event the simulator lost would otherwise go unnoticed.
+Reference reference_from(const std::string& path, const Options& o) {
   Reference ref;
   std::map<std::pair<std::uint32_t, std::uint64_t>, std::uint32_t> congestion;  // (route, tick)
   std::vector<TruckEvent> trucks;
+  std::vector<TrafficEvent> traffic;
   std::ifstream in(path);
   std::string line;
   while (std::getline(in, line)) {
@@ -222,7 +258,8 @@ Reference reference_from(const std::string& path) {
         ++ref.malformed;
         continue;
       }
-      congestion[{e->route_id, e->tick}] = e->congestion;
+      ref.wrong += !congestion.emplace(std::pair{e->route_id, e->tick}, e->congestion).second;
+      traffic.push_back(e.value());
       ++ref.traffic;
     } else if (line.starts_with("truck,")) {
       auto e = parse_truck_event(std::string_view(line).substr(6));
@@ -235,6 +272,23 @@ Reference reference_from(const std::string& path) {
       ++ref.malformed;
     }
   }
+  const Fleet fleet(o.seed, o.trucks, o.routes);
+  for (const TrafficEvent& e : traffic) {
+    ref.ticks = std::max(ref.ticks, e.tick + 1);
+    if (e.route_id == 0 || e.route_id > o.routes || encode(fleet.traffic(e.tick, e.route_id - 1, e.time_ms)) != encode(e)) ++ref.wrong;
+  }
+  std::set<std::pair<std::uint32_t, std::uint64_t>> seen;
+  for (const TruckEvent& e : trucks) {
+    ref.ticks = std::max(ref.ticks, e.tick + 1);
+    const auto c = congestion.find({e.route_id, e.tick});
+    if (e.truck_id == 0 || e.truck_id > o.trucks || !seen.insert({e.truck_id, e.tick}).second || c == congestion.end() ||
+        encode(fleet.truck(e.tick, e.truck_id - 1, c->second, e.time_ms)) != encode(e)) {
+      ++ref.wrong;
+    }
+  }
+  // Every tick whole: an event of every truck and of every route.
+  ref.wrong += ref.ticks * o.trucks - std::min<std::uint64_t>(ref.ticks * o.trucks, seen.size());
+  ref.wrong += ref.ticks * o.routes - std::min<std::uint64_t>(ref.ticks * o.routes, congestion.size());
   for (const TruckEvent& e : trucks) {
     ++ref.truck;
     DriverStats& d = ref.drivers[e.driver_id];
@@ -253,10 +307,13 @@ bool check(const Options& o, const std::string& dir, int& failures) {
     fmt::print("  [{}] {}\n", ok ? "ok" : "FAILED", what);
     if (!ok) ++failures;
   };
-  const Reference ref = reference_from(dir + "/events.csv");
+  const Reference ref = reference_from(dir + "/events.csv", o);
   fmt::print("\nChecks (reference: the {} truck and {} traffic events the broker acknowledged, {})\n", ref.truck,
              ref.traffic, dir + "/events.csv");
-  verdict(ref.malformed == 0 && ref.truck > 0, fmt::format("the simulator's record is whole ({} unreadable lines)", ref.malformed));
+  verdict(ref.malformed == 0 && ref.wrong == 0 && ref.truck > 0,
+          fmt::format("the simulator's record holds the fleet's events of ticks 0 to {}, each once ({} unreadable lines, {} "
+                      "events missing, twice or wrong)",
+                      ref.ticks == 0 ? 0 : ref.ticks - 1, ref.malformed, ref.wrong));
 
   // Analytics: the last record per driver, against the reference.
   std::map<std::uint32_t, DriverStats> last;
@@ -287,10 +344,15 @@ bool check(const Options& o, const std::string& dir, int& failures) {
   }
   std::size_t missing = 0;
   std::size_t copies = 0;
+  std::size_t unexpected = 0;
   for (const auto& v : ref.violations) missing += handled.count(v) == 0;
-  for (const auto& [k, n] : handled) copies += static_cast<std::size_t>(n - 1);
-  verdict(missing == 0, fmt::format("alerts: {} of {} violations handled by the pool of {}", ref.violations.size() - missing,
-                                    ref.violations.size(), o.workers));
+  for (const auto& [k, n] : handled) {
+    copies += static_cast<std::size_t>(n - 1);
+    unexpected += ref.violations.count(k) == 0;
+  }
+  verdict(missing == 0 && unexpected == 0,
+          fmt::format("alerts: {} of {} violations handled by the pool of {} ({} alerts for no violation)",
+                      ref.violations.size() - missing, ref.violations.size(), o.workers, unexpected));
   verdict(copies == 0 || o.crash_broker,
           copies == 0 ? std::string("alerts: each violation handled once")
                       : fmt::format("alerts: {} violations handled twice: redelivered after the broker crash (at-least-once)", copies));
@@ -354,19 +416,25 @@ void chart(const Options& o, const std::string& dir) {
 
 int run(const Options& o) {
   const std::string dir = o.out.empty() ? (fs::temp_directory_path() / ("ringbus-trucking-" + std::to_string(::getpid()))).string() : o.out;
-  std::error_code ec;
-  fs::remove_all(dir + "/alerts", ec);
-  fs::create_directories(dir + "/alerts", ec);
-  fs::create_directories(dir + "/data", ec);
-  if (ec) {
-    std::fprintf(stderr, "ringbus-trucking-demo: cannot create %s: %s\n", dir.c_str(), ec.message().c_str());
-    return 1;
+  // A previous run's data, records and alerts would be recovered and counted: start empty.
+  for (const char* sub : {"/alerts", "/data", "/events.csv"}) {
+    std::error_code ec;
+    fs::remove_all(dir + sub, ec);
+  }
+  for (const char* sub : {"/alerts", "/data"}) {
+    std::error_code ec;
+    if (!fs::create_directories(dir + sub, ec) || ec) {
+      std::fprintf(stderr, "ringbus-trucking-demo: cannot create %s: %s\n", (dir + sub).c_str(), ec.message().c_str());
+      return 1;
+    }
   }
   fmt::print("ringbus trucking pipeline: {} trucks on {} routes, {} ticks/s, {} s{}; output in {}\n", o.trucks, o.routes,
              o.rate, o.duration, o.crash_broker ? ", broker crash half-way" : "", dir);
   std::fflush(stdout);
+  Processes processes;
   pid_t broker = start_broker(o, dir + "/data");
   if (broker == 0) return 1;
+  processes.add(broker);
   const std::vector<std::string> common = {"--instance", o.instance};
   auto with = [&](std::vector<std::string> extra) {
     extra.insert(extra.begin(), common.begin(), common.end());
@@ -384,6 +452,9 @@ int run(const Options& o) {
                           std::to_string(o.seed), "--rate", fmt::format("{}", o.rate), "--duration",
                           fmt::format("{}", o.duration), "--record", dir + "/events.csv"}),
                     dir + "/sim.log");
+  for (const Child& c : consumers) processes.add(c.pid);
+  processes.add(dashboard.pid);
+  processes.add(sim.pid);
   for (const Child& c : consumers) {
     if (c.pid == 0) return 1;
   }
@@ -392,13 +463,14 @@ int run(const Options& o) {
     const std::int64_t half = steady_ms() + static_cast<std::int64_t>(o.duration * 500);
     while (steady_ms() < half && !stop_requested()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
     ::kill(broker, SIGKILL);
-    (void)wait_exit(broker);
+    (void)processes.reap(broker, 10'000);
     std::fprintf(stderr, "ringbus-trucking-demo: killed the broker (SIGKILL); starting a new one\n");
     broker = start_broker(o, dir + "/data");
     if (broker == 0) return 1;
+    processes.add(broker);
   }
   int failures = 0;
-  const int sim_code = wait_exit(sim.pid);
+  const int sim_code = processes.reap(sim.pid, static_cast<std::int64_t>(o.duration * 1000) + 120'000);
   if (sim_code != 0) {
     std::fprintf(stderr, "ringbus-trucking-demo: the simulator failed (exit %d): %s\n", sim_code, read_file(dir + "/sim.log").c_str());
     ++failures;
@@ -412,20 +484,20 @@ int run(const Options& o) {
   }
   for (const Child& c : consumers) ::kill(c.pid, SIGTERM);
   for (const Child& c : consumers) {
-    if (const int code = wait_exit(c.pid); code != 0) {
+    if (const int code = processes.reap(c.pid, 60'000); code != 0) {
       std::fprintf(stderr, "ringbus-trucking-demo: %s exited with %d\n", c.name.c_str(), code);
       ++failures;
     }
   }
-  // The analytics job's last records are out: let the dashboard take them.
+  // The analytics job's last records are out: let the dashboard take them
+  // (its positions are committed every second).
   const std::int64_t dash_deadline = steady_ms() + 10'000;
   while (steady_ms() < dash_deadline && (total_lag(o.instance, kDriverStatsTopic, "dashboard") != 0 ||
                                          total_lag(o.instance, kPipelineTopic, "dashboard") != 0)) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(1200));  // its commit interval
   ::kill(dashboard.pid, SIGTERM);
-  (void)wait_exit(dashboard.pid);
+  (void)processes.reap(dashboard.pid, 10'000);
   fmt::print("\n{}", read_file(dir + "/sim.log"));
   fmt::print("{}", read_file(dir + "/analytics.log"));
   for (unsigned i = 0; i < o.workers; ++i) fmt::print("{}", read_file(dir + "/alerts-" + std::to_string(i) + ".log"));
@@ -438,7 +510,7 @@ int run(const Options& o) {
   check(o, dir, failures);
   chart(o, dir);
   ::kill(broker, SIGTERM);
-  (void)wait_exit(broker);
+  (void)processes.reap(broker, 30'000);
   fmt::print("\n{}\n", failures == 0 ? "Every check held." : fmt::format("{} check(s) FAILED.", failures));
   return failures == 0 ? 0 : 1;
 }
@@ -465,7 +537,7 @@ int main(int argc, char** argv) {
   app.add_option("--workers", o.workers, "alerting workers (the queue group's members)")->check(CLI::Range(1, 64))->capture_default_str();
   app.add_option("--partitions", o.partitions, "partitions of the data topics")->check(CLI::Range(1, 64))->capture_default_str();
   app.add_flag("--crash-broker", o.crash_broker, "kill the broker with SIGKILL half-way, then start a new one");
-  app.add_option("--out", o.out, "directory for the data, the records and the chart (default: a new one in $TMPDIR)");
+  app.add_option("--out", o.out, "directory for the data, the records and the chart; a previous run's are removed (default: a new one in $TMPDIR)");
   app.add_option("--instance", o.instance, "the shared-memory instance")->capture_default_str();
   app.add_option("--dashboard", o.dashboard, "show the live dashboard: auto (on a terminal), on, off")
       ->check(CLI::IsMember({"auto", "on", "off"}))->capture_default_str();

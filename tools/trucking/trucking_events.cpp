@@ -1,6 +1,7 @@
 #include "trucking_events.h"
 
 #include <charconv>
+#include <limits>
 #include <vector>
 
 #include <fmt/format.h>
@@ -66,7 +67,10 @@ Status read_field(const Json& j, const char* key, T& out) {
   } else if constexpr (std::is_floating_point_v<T>) {
     if (!it->is_number()) return Error{Errc::invalid_argument, std::string("field '") + key + "' must be a number"};
   } else if constexpr (std::is_signed_v<T>) {
-    if (!it->is_number_integer()) return Error{Errc::invalid_argument, std::string("field '") + key + "' must be an integer"};
+    if (!it->is_number_integer() ||
+        (it->is_number_unsigned() && it->template get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<T>::max()))) {
+      return Error{Errc::invalid_argument, std::string("field '") + key + "' must be an integer in range"};
+    }
   } else {
     if (!it->is_number_unsigned()) {
       return Error{Errc::invalid_argument, std::string("field '") + key + "' must be a non-negative integer"};
@@ -225,11 +229,23 @@ Result<DriverStats> parse_driver_stats(std::string_view text) {
       "speed_sum", s.speed_sum)("events_by_congestion", s.events_by_band)("violations_by_congestion",
                                                                           s.violations_by_band)("updated_ms", s.updated_ms);
   if (!f.status) return bad("driver stats", f.status.error().message);
+  if (!name_ok(s.driver_name)) return bad("driver stats", "bad driver_name");
+  // The counts must add up (without wrapping around).
+  const auto sum = [](const auto& counts, std::uint64_t& out) {
+    out = 0;
+    for (const std::uint64_t n : counts) {
+      if (n > UINT64_MAX - out) return false;
+      out += n;
+    }
+    return true;
+  };
   std::uint64_t typed = 0;
   std::uint64_t banded = 0;
-  for (const std::uint64_t n : s.by_type) typed += n;
-  for (const std::uint64_t n : s.events_by_band) banded += n;
-  if (typed != s.events || banded != s.events) return bad("driver stats", "the counts by type or by congestion do not add up to 'events'");
+  std::uint64_t violated = 0;
+  if (!sum(s.by_type, typed) || !sum(s.events_by_band, banded) || !sum(s.violations_by_band, violated) ||
+      typed != s.events || banded != s.events || violated != s.events - s.by_type[0]) {
+    return bad("driver stats", "the counts by type, by congestion and of violations do not add up to 'events'");
+  }
   for (std::size_t b = 0; b < kBands; ++b) {
     if (s.violations_by_band[b] > s.events_by_band[b]) return bad("driver stats", "more violations than events in a congestion band");
   }

@@ -44,7 +44,11 @@ std::optional<GroupConsumer> join_group(const std::string& program, const std::s
   for (;;) {
     auto m = GroupConsumer::join(instance, topic, group, options);
     if (m) return std::move(m.value());
-    if (steady_ms() > deadline || stop_requested()) {
+    // A bad name, a group of the other mode, another layout version: waiting
+    // cures none of these. The rest (no such topic yet, files being
+    // recreated) a restarting broker does.
+    const bool hopeless = m.error().code == Errc::invalid_argument || m.error().code == Errc::version_mismatch;
+    if (hopeless || steady_ms() > deadline || stop_requested()) {
       std::fprintf(stderr, "%s: cannot join group '%s' of topic '%s': %s\n", program.c_str(), group.c_str(), topic.c_str(),
                    m.error().message.c_str());
       return std::nullopt;

@@ -20,9 +20,10 @@ void sleep_until_ms(std::int64_t steady_deadline_ms);
 void install_stop_handlers();
 bool stop_requested() noexcept;
 
-// Joins `group` on `topic`, retrying every 100 ms for up to timeout_s while
-// the topic does not exist (the broker is restarting). Prints the last error
-// and returns nullopt if it never works (or a stop was requested).
+// Joins `group` on `topic`, retrying every 100 ms for up to timeout_s (the
+// topic may not exist yet: the broker is restarting). Prints the last error
+// and returns nullopt if it never works (or a stop was requested); an error
+// that waiting cannot cure (invalid_argument, version_mismatch) at once.
 std::optional<GroupConsumer> join_group(const std::string& program, const std::string& instance, const std::string& topic,
                                         const std::string& group, const GroupOptions& options, double timeout_s);
 

@@ -95,6 +95,7 @@ pid_t start_broker(const Options& o, const std::string& data_dir) {
   if (::pipe(ready) != 0) return 0;
   const pid_t pid = ::fork();
   if (pid == 0) {
+    ::setpgid(0, 0);  // Ctrl-C at the terminal is for the demo, which stops things in order
     ::close(ready[0]);
     sigset_t set;
     sigemptyset(&set);
@@ -152,8 +153,15 @@ Child spawn(const std::string& program, std::vector<std::string> args, const std
   if (!stdout_file.empty()) {
     posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, stdout_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   }
+  // A process group of its own: Ctrl-C at the terminal is for the demo,
+  // which stops the simulator first and lets the consumers catch up.
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+  posix_spawnattr_setpgroup(&attr, 0);
   pid_t pid = 0;
-  if (posix_spawn(&pid, path.c_str(), &fa, nullptr, argv.data(), environ) != 0) pid = 0;
+  if (posix_spawn(&pid, path.c_str(), &fa, &attr, argv.data(), environ) != 0) pid = 0;
+  posix_spawnattr_destroy(&attr);
   posix_spawn_file_actions_destroy(&fa);
   return Child{program, pid};
 }
@@ -462,6 +470,8 @@ int run(const Options& o) {
   if (o.crash_broker) {
     const std::int64_t half = steady_ms() + static_cast<std::int64_t>(o.duration * 500);
     while (steady_ms() < half && !stop_requested()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  if (o.crash_broker && !stop_requested()) {
     ::kill(broker, SIGKILL);
     (void)processes.reap(broker, 10'000);
     std::fprintf(stderr, "ringbus-trucking-demo: killed the broker (SIGKILL); starting a new one\n");
@@ -470,6 +480,17 @@ int run(const Options& o) {
     processes.add(broker);
   }
   int failures = 0;
+  // Ctrl-C ends the run early, in the same order as the end of --duration.
+  const auto sim_running = [&] {
+    siginfo_t info{};
+    // WNOWAIT: look without reaping (reap() below takes the exit code).
+    return ::waitid(P_PID, static_cast<id_t>(sim.pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == 0;
+  };
+  while (sim_running() && !stop_requested()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  if (stop_requested()) {
+    std::fprintf(stderr, "ringbus-trucking-demo: interrupted: stopping the simulator, then the consumers\n");
+    ::kill(sim.pid, SIGTERM);
+  }
   const int sim_code = processes.reap(sim.pid, static_cast<std::int64_t>(o.duration * 1000) + 120'000);
   if (sim_code != 0) {
     std::fprintf(stderr, "ringbus-trucking-demo: the simulator failed (exit %d): %s\n", sim_code, read_file(dir + "/sim.log").c_str());
@@ -477,7 +498,7 @@ int run(const Options& o) {
   }
   // Let the groups catch up, then stop the consumers (they drain first).
   const std::int64_t deadline = steady_ms() + 60'000;
-  while (steady_ms() < deadline && !stop_requested() &&
+  while (steady_ms() < deadline &&
          (total_lag(o.instance, kTruckTopic, "analytics") != 0 || total_lag(o.instance, kTrafficTopic, "analytics") != 0 ||
           total_lag(o.instance, kTruckTopic, "alerts") != 0)) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));

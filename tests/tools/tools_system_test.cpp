@@ -23,6 +23,7 @@
 #include <gtest/gtest.h>
 
 #include "control_socket.h"
+#include "ringbus/topic.h"
 
 extern char** environ;
 
@@ -56,7 +57,14 @@ class Scratch {
     fs::remove_all(dir_);
     fs::create_directories(dir_);
   }
-  ~Scratch() { fs::remove_all(dir_); }
+  // A ringbusd the test ended with SIGKILL leaves its shared memory behind
+  // (the next broker of the instance would clean it up, and none comes):
+  // without this, every run of the suite leaves some on the machine.
+  ~Scratch() {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+    fs::remove_all(instance_directory(instance_), ec);
+  }
   const std::string& instance() const { return instance_; }
   const std::string& dir() const { return dir_; }
 

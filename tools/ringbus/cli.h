@@ -57,6 +57,11 @@ bool call(const Global& g, std::string_view op, control::Json fields, control::J
 // A source of records for consume and perf consume: a plain consumer, or a
 // member of a group.
 struct Source {
+  // A plain consumer starting at co.start when `group` is empty, else a
+  // member of `group` (a queue if `queue`); a group that does not exist yet
+  // starts at earliest if co.start says so, else at latest.
+  static Result<Source> open(const Global& g, const std::string& topic, const std::string& group, bool queue,
+                             const ConsumerOptions& co, bool auto_ack);
   std::optional<Consumer> plain;
   std::optional<GroupConsumer> member;
   template <class F>

@@ -22,6 +22,26 @@
 
 namespace ringbus::cli {
 
+Result<Source> Source::open(const Global& g, const std::string& topic, const std::string& group, bool queue,
+                            const ConsumerOptions& co, bool auto_ack) {
+  Source s;
+  if (group.empty()) {
+    auto plain = Consumer::open(g.instance, topic, co);
+    if (!plain) return plain.error();
+    s.plain.emplace(std::move(plain.value()));
+    return s;
+  }
+  GroupOptions go;
+  go.settings.mode = queue ? GroupMode::queue : GroupMode::pubsub;
+  go.settings.start = co.start.kind == StartPosition::Kind::earliest ? StartPosition::Kind::earliest
+                                                                      : StartPosition::Kind::latest;
+  go.auto_ack = auto_ack;
+  auto member = GroupConsumer::join(g.instance, topic, group, go);
+  if (!member) return member.error();
+  s.member.emplace(std::move(member.value()));
+  return s;
+}
+
 namespace {
 
 struct ProduceOptions {
@@ -172,23 +192,11 @@ int consume(const Global& g, const ConsumeOptions& o) {
     }
   }
   co.partitions = o.partitions;
-  Source c;
-  if (o.group.empty()) {
-    auto plain = Consumer::open(g.instance, o.topic, co);
-    if (!plain) return fail(plain.error());
-    c.plain.emplace(std::move(plain.value()));
-  } else {
-    GroupOptions go;
-    go.settings.mode = o.queue ? GroupMode::queue : GroupMode::pubsub;
-    go.settings.start = co.start.kind == StartPosition::Kind::earliest ? StartPosition::Kind::earliest
-                                                                        : StartPosition::Kind::latest;
-    // Each printed record is acknowledged; what a chunk held beyond --count
-    // goes back to the group when we leave.
-    go.auto_ack = false;
-    auto member = GroupConsumer::join(g.instance, o.topic, o.group, go);
-    if (!member) return fail(member.error());
-    c.member.emplace(std::move(member.value()));
-  }
+  // Each printed record is acknowledged; what a chunk held beyond --count
+  // goes back to the group when we leave.
+  auto source = Source::open(g, o.topic, o.group, o.queue, co, /*auto_ack=*/false);
+  if (!source) return fail(source.error());
+  Source& c = source.value();
   // pubsub member: where each partition's unprinted records start (poll
   // hands over whole batches; what --count cuts off must stay the group's).
   std::map<std::uint32_t, std::uint64_t> unprinted;

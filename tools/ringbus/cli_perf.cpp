@@ -133,21 +133,11 @@ int produce(const Global& g, const PerfOptions& o) {
 }
 
 int consume(const Global& g, const PerfOptions& o) {
-  Source c;
-  if (o.group.empty()) {
-    ConsumerOptions co;
-    co.start = o.from == "earliest" ? StartPosition::earliest() : StartPosition::latest();
-    auto plain = Consumer::open(g.instance, o.topic, co);
-    if (!plain) return fail(plain.error());
-    c.plain.emplace(std::move(plain.value()));
-  } else {
-    GroupOptions go;
-    go.settings.mode = o.queue ? GroupMode::queue : GroupMode::pubsub;
-    go.settings.start = o.from == "earliest" ? StartPosition::Kind::earliest : StartPosition::Kind::latest;
-    auto m = GroupConsumer::join(g.instance, o.topic, o.group, go);
-    if (!m) return fail(m.error());
-    c.member.emplace(std::move(m.value()));
-  }
+  ConsumerOptions co;
+  co.start = o.from == "earliest" ? StartPosition::earliest() : StartPosition::latest();
+  auto source = Source::open(g, o.topic, o.group, o.queue, co, /*auto_ack=*/true);
+  if (!source) return fail(source.error());
+  Source& c = source.value();
   Latencies lat;
   Progress progress("consume");
   std::uint64_t n = 0;

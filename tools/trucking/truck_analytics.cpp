@@ -97,25 +97,15 @@ class Analytics {
   bool connect() {
     GroupOptions g;
     g.settings.start = StartPosition::Kind::earliest;
+    // Each in turn: the first that cannot be had ends it (with its error).
     truck_ = join_group(kProgram, o_.instance, kTruckTopic, o_.group, g, o_.reconnect_timeout);
+    if (!truck_) return false;
     traffic_ = join_group(kProgram, o_.instance, kTrafficTopic, o_.group, g, o_.reconnect_timeout);
-    if (!truck_ || !traffic_) return false;
-    // The broker may still be recreating the other topics.
-    const std::int64_t deadline = steady_ms() + static_cast<std::int64_t>(o_.reconnect_timeout * 1000);
-    for (;;) {
-      auto s = Producer::open(o_.instance, kDriverStatsTopic);
-      auto p = Producer::open(o_.instance, kPipelineTopic);
-      if (s && p) {
-        stats_out_.emplace(std::move(s.value()));
-        pipeline_out_.emplace(std::move(p.value()));
-        return true;
-      }
-      if (steady_ms() > deadline || stop_requested()) {
-        std::fprintf(stderr, "%s: %s\n", kProgram, (s ? p.error() : s.error()).message.c_str());
-        return false;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
+    if (!traffic_) return false;
+    stats_out_ = open_producer(kProgram, o_.instance, kDriverStatsTopic, o_.reconnect_timeout);
+    if (!stats_out_) return false;
+    pipeline_out_ = open_producer(kProgram, o_.instance, kPipelineTopic, o_.reconnect_timeout);
+    return pipeline_out_.has_value();
   }
 
   bool reconnect() {

@@ -37,21 +37,9 @@ struct Options {
   double reconnect_timeout = 30;
 };
 
-std::uint64_t end_offsets(const std::string& instance, const char* topic) {
-  auto t = describe_topic(instance, topic);
-  std::uint64_t n = 0;
-  if (t) {
-    for (const PartitionInfo& p : t->partition_info) n += p.end_offset;
-  }
-  return n;
-}
-
 std::string lag(const std::string& instance, const char* topic, const char* group) {
-  auto g = describe_group(instance, topic, group);
-  if (!g) return "-";
-  std::uint64_t n = 0;
-  for (const GroupPartitionInfo& p : g->partitions) n += p.lag;
-  return std::to_string(n);
+  const auto n = group_lag(instance, topic, group);
+  return n ? std::to_string(*n) : "-";
 }
 
 class Dashboard {
@@ -117,7 +105,7 @@ class Dashboard {
     out += fmt::format("{:<24} {:>12} {:>10}   {}\n", "topic", "records", "per s", "lag (group)");
     const char* topics[] = {kTruckTopic, kTrafficTopic, kDriverStatsTopic, kPipelineTopic};
     for (std::size_t i = 0; i < std::size(topics); ++i) {
-      const std::uint64_t end = end_offsets(o_.instance, topics[i]);
+      const std::uint64_t end = topic_end(o_.instance, topics[i]);
       const double rate = last_draw_ == 0 ? 0 : static_cast<double>(end - std::min(end, last_end_[i])) / s;
       last_end_[i] = end;
       std::string lags;

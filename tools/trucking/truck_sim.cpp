@@ -26,6 +26,8 @@
 namespace ringbus::trucking {
 namespace {
 
+constexpr const char* kProgram = "ringbus-truck-sim";
+
 struct Options {
   std::string instance = default_instance();
   std::uint32_t trucks = 50;
@@ -98,24 +100,17 @@ class Sim {
     return 1;
   }
 
+  // At the first start the topics must be there; later the broker may be
+  // recreating them.
   bool connect(bool first) {
-    const std::int64_t deadline = steady_ms() + static_cast<std::int64_t>(o_.reconnect_timeout * 1000);
-    for (;;) {
-      auto t = Producer::open(o_.instance, kTruckTopic);
-      auto f = Producer::open(o_.instance, kTrafficTopic);
-      if (t && f) {
-        truck_.emplace(std::move(t.value()));
-        traffic_.emplace(std::move(f.value()));
-        last_truck_.assign(truck_->partitions(), std::nullopt);
-        last_traffic_.assign(traffic_->partitions(), std::nullopt);
-        return true;
-      }
-      if (first || steady_ms() > deadline || stop_requested()) {
-        std::fprintf(stderr, "ringbus-truck-sim: %s\n", (t ? f.error() : t.error()).message.c_str());
-        return false;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
+    const double timeout = first ? 0 : o_.reconnect_timeout;
+    truck_ = open_producer(kProgram, o_.instance, kTruckTopic, timeout);
+    if (!truck_) return false;
+    traffic_ = open_producer(kProgram, o_.instance, kTrafficTopic, timeout);
+    if (!traffic_) return false;
+    last_truck_.assign(truck_->partitions(), std::nullopt);
+    last_traffic_.assign(traffic_->partitions(), std::nullopt);
+    return true;
   }
 
   // The broker is gone: wait for the next one, then publish again whatever

@@ -202,12 +202,9 @@ struct Processes {
   }
 };
 
+// The group's lag; UINT64_MAX while it does not exist.
 std::uint64_t total_lag(const std::string& instance, const char* topic, const char* group) {
-  auto g = describe_group(instance, topic, group);
-  if (!g) return UINT64_MAX;
-  std::uint64_t n = 0;
-  for (const GroupPartitionInfo& p : g->partitions) n += p.lag;
-  return n;
+  return group_lag(instance, topic, group).value_or(UINT64_MAX);
 }
 
 std::string read_file(const std::string& path) {
@@ -223,10 +220,8 @@ std::vector<std::string> read_topic(const std::string& instance, const char* top
   ConsumerOptions co;
   co.start = StartPosition::earliest();
   auto c = Consumer::open(instance, topic, co);
-  auto t = describe_topic(instance, topic);
-  if (!c || !t) return out;
-  std::uint64_t end = 0;
-  for (const PartitionInfo& p : t->partition_info) end += p.end_offset;
+  if (!c) return out;
+  const std::uint64_t end = topic_end(instance, topic);
   std::uint64_t seen = 0;
   const std::int64_t deadline = steady_ms() + 10'000;
   while (seen < end && steady_ms() < deadline) {

@@ -1,8 +1,8 @@
 #include "trucking_run.h"
 
 #include <csignal>
-#include <cstdio>
-#include <thread>
+
+#include "ringbus/topic.h"
 
 namespace ringbus::trucking {
 
@@ -38,23 +38,37 @@ void install_stop_handlers() {
 
 bool stop_requested() noexcept { return g_stop != 0; }
 
+bool give_up(const Error& e, std::int64_t deadline_ms) noexcept {
+  const bool hopeless = e.code == Errc::invalid_argument || e.code == Errc::version_mismatch;
+  return hopeless || steady_ms() > deadline_ms || stop_requested();
+}
+
 std::optional<GroupConsumer> join_group(const std::string& program, const std::string& instance, const std::string& topic,
                                         const std::string& group, const GroupOptions& options, double timeout_s) {
-  const std::int64_t deadline = steady_ms() + static_cast<std::int64_t>(timeout_s * 1000);
-  for (;;) {
-    auto m = GroupConsumer::join(instance, topic, group, options);
-    if (m) return std::move(m.value());
-    // A bad name, a group of the other mode, another layout version: waiting
-    // cures none of these. The rest (no such topic yet, files being
-    // recreated) a restarting broker does.
-    const bool hopeless = m.error().code == Errc::invalid_argument || m.error().code == Errc::version_mismatch;
-    if (hopeless || steady_ms() > deadline || stop_requested()) {
-      std::fprintf(stderr, "%s: cannot join group '%s' of topic '%s': %s\n", program.c_str(), group.c_str(), topic.c_str(),
-                   m.error().message.c_str());
-      return std::nullopt;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  return retry(program, "join group '" + group + "' of topic '" + topic + "'", timeout_s,
+               [&] { return GroupConsumer::join(instance, topic, group, options); });
+}
+
+std::optional<Producer> open_producer(const std::string& program, const std::string& instance, const std::string& topic,
+                                      double timeout_s) {
+  return retry(program, "publish to topic '" + topic + "'", timeout_s, [&] { return Producer::open(instance, topic); });
+}
+
+std::uint64_t topic_end(const std::string& instance, const char* topic) {
+  auto t = describe_topic(instance, topic);
+  std::uint64_t n = 0;
+  if (t) {
+    for (const PartitionInfo& p : t->partition_info) n += p.end_offset;
   }
+  return n;
+}
+
+std::optional<std::uint64_t> group_lag(const std::string& instance, const char* topic, const char* group) {
+  auto g = describe_group(instance, topic, group);
+  if (!g) return std::nullopt;
+  std::uint64_t n = 0;
+  for (const GroupPartitionInfo& p : g->partitions) n += p.lag;
+  return n;
 }
 
 }  // namespace ringbus::trucking

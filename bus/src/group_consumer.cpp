@@ -548,6 +548,10 @@ Status GroupConsumer::commit(bool durable, std::chrono::milliseconds timeout) {
     if (!done && now < deadline) detail::futex_wait(&h.persist_wake, v, std::chrono::nanoseconds(std::min<std::int64_t>(deadline - now, 100'000'000)));
     h.persist_waiters.fetch_sub(1, std::memory_order_relaxed);
     if (h.persisted_seq.load(std::memory_order_acquire) >= want) return {};
+    // Only a live broker's keeper writes positions: with none, say so at once.
+    if (!im.map->ring(0).broker_alive()) {
+      return Error{Errc::io_error, "group '" + im.group + "': no broker is running, so its position is not durable"};
+    }
     if (detail::monotonic_ns() >= deadline) {
       return Error{Errc::io_error, "group '" + im.group + "': the broker did not write the offsets within " +
                                        std::to_string(timeout.count()) + " ms (see its log)"};

@@ -18,7 +18,7 @@
 namespace ringbus::detail {
 
 inline constexpr std::uint64_t kPartitionMagic = 0x50'53'55'42'47'4e'49'52ULL;  // "RINGBUSP"
-inline constexpr std::uint32_t kLayoutVersion = 2;  // 2: base offset, commit-log line
+inline constexpr std::uint32_t kLayoutVersion = 3;  // 2: base offset, commit-log line; 3: gate offsets, the broker's gate
 
 // Records are framed at this alignment; it is also the smallest frame, so a
 // ring of C bytes holds at most C / kFrameAlign offsets, which is what sizes
@@ -90,17 +90,28 @@ constexpr bool written_after(std::uint64_t v, std::uint64_t position) {
 }
 
 // ---------------------------------------------------------------------------
-// Gating slot: one per registered gating reader (and, in the next issue, the
-// disk flusher). Producers never claim past min(active positions) + capacity.
+// Gating slot: one per registered gating reader (and the broker's flusher).
+// Producers never claim past min(active positions) + capacity.
 enum class SlotState : std::uint32_t { free = 0, active = 1, reserved = 2 };
+
+// GatingSlot::pid of the broker's flusher. Producers free the slots of dead
+// readers, but never this one: what it gates is not yet on disk, and only a
+// starting broker takes it over (after a crash, from where the dead
+// flusher's writes had completed).
+inline constexpr std::int32_t kBrokerGatePid = -1;
 
 struct alignas(kHotPad) GatingSlot {
   std::atomic<std::uint64_t> position;  // the reader's next byte position
   std::atomic<std::uint32_t> state;     // SlotState
-  std::atomic<std::int32_t> pid;        // owner, to free the slot if it died
-  std::uint8_t pad[kHotPad - 16];
+  std::atomic<std::int32_t> pid;        // owner, to free the slot if it died (kBrokerGatePid: the flusher)
+  std::atomic<std::uint64_t> offset;    // the offset at `position` (stored before it)
+  std::uint8_t pad[kHotPad - 24];
 };
 static_assert(sizeof(GatingSlot) == kHotPad);
+static_assert(offsetof(GatingSlot, position) == 0);
+static_assert(offsetof(GatingSlot, state) == 8);
+static_assert(offsetof(GatingSlot, pid) == 12);
+static_assert(offsetof(GatingSlot, offset) == 16);
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
 static_assert(std::atomic<std::int32_t>::is_always_lock_free);

@@ -95,21 +95,37 @@ void PartitionRing::note_backpressure(ProducerCache& cache) noexcept {
   }
 }
 
-bool PartitionRing::wait_for_space(ProducerCache& cache, std::uint64_t end,
-                                   std::int64_t deadline_ns) noexcept {
+PublishStatus PartitionRing::wait_for_space(ProducerCache& cache, std::uint64_t end,
+                                            std::int64_t deadline_ns) noexcept {
   for (std::uint32_t spins = 0;; ++spins) {
-    if (deleted()) return false;
+    if (deleted()) return PublishStatus::topic_deleted;
     refresh_limit(cache);
-    if (end <= cache.limit) return true;
+    if (end <= cache.limit) return PublishStatus::ok;
     if (spins < 128) {
       cpu_relax();
       continue;
     }
     sched_yield();
     if ((spins & 63) != 0) continue;
-    if (monotonic_ns() >= deadline_ns) return false;
+    if (no_broker(cache)) return PublishStatus::no_broker;
+    if (monotonic_ns() >= deadline_ns) return PublishStatus::timed_out;
     note_backpressure(cache);
   }
+}
+
+bool PartitionRing::no_broker(ProducerCache& cache) const noexcept {
+  // Without a log the broker gates nothing: readers free the space.
+  if (broker_lock_.empty() ||
+      header_->log_durability.load(std::memory_order_relaxed) == static_cast<std::uint32_t>(LogDurability::none)) {
+    return false;
+  }
+  constexpr std::int64_t kProbeEveryNs = 10'000'000;
+  const std::int64_t now = monotonic_ns();
+  if (cache.broker_probed_ns == 0 || now - cache.broker_probed_ns >= kProbeEveryNs) {
+    cache.broker_probed_ns = now;
+    cache.broker_gone = !broker_alive();
+  }
+  return cache.broker_gone;
 }
 
 ClaimSpan PartitionRing::claim(ProducerCache& cache, std::uint64_t bytes, std::uint32_t records,
@@ -134,14 +150,12 @@ ClaimSpan PartitionRing::claim(ProducerCache& cache, std::uint64_t bytes, std::u
       if (end > cache.limit) {
         if (timeout_ns == 0) {
           note_backpressure(cache);
-          out.status = PublishStatus::back_pressured;
+          out.status = no_broker(cache) ? PublishStatus::no_broker : PublishStatus::back_pressured;
           return out;
         }
         if (deadline_ns == 0) deadline_ns = deadline_after(timeout_ns);
-        if (!wait_for_space(cache, end, deadline_ns)) {
-          out.status = deleted() ? PublishStatus::topic_deleted : PublishStatus::timed_out;
-          return out;
-        }
+        out.status = wait_for_space(cache, end, deadline_ns);
+        if (out.status != PublishStatus::ok) return out;
       }
       cur = load_pair(header_->claim);
       continue;
@@ -183,12 +197,14 @@ ClaimSpan PartitionRing::claim(ProducerCache& cache, std::uint64_t bytes, std::u
   // withdraw the claim at once instead: they never wait).
   if (header_->gate_epoch.load(std::memory_order_seq_cst) != cache.epoch) {
     refresh_limit(cache);
-    if (end > cache.limit &&
-        (timeout_ns == 0 || !wait_for_space(cache, end, deadline_after(timeout_ns)))) {
-      abort(out, records);
-      out.status = deleted() ? PublishStatus::topic_deleted
-                             : (timeout_ns != 0 ? PublishStatus::timed_out : PublishStatus::back_pressured);
-      return out;
+    if (end > cache.limit) {
+      const PublishStatus waited = timeout_ns == 0 ? (deleted() ? PublishStatus::topic_deleted : PublishStatus::back_pressured)
+                                                   : wait_for_space(cache, end, deadline_after(timeout_ns));
+      if (waited != PublishStatus::ok) {
+        abort(out, records);
+        out.status = waited;
+        return out;
+      }
     }
   }
   if (pad != 0) {
@@ -331,6 +347,30 @@ bool PartitionRing::open_cursor(ReaderCursor& cursor, StartPosition::Kind kind, 
   return false;
 }
 
+bool PartitionRing::open_broker_gate(ReaderCursor& cursor, std::string& error) {
+  // A dead broker's flusher left its gate: producers never free it, so
+  // everything from its position on is still in the ring.
+  for (std::uint32_t i = 0; i < kGatingSlots; ++i) {
+    GatingSlot& s = header_->gating[i];
+    if (s.state.load(std::memory_order_acquire) != static_cast<std::uint32_t>(SlotState::active) ||
+        s.pid.load(std::memory_order_relaxed) != kBrokerGatePid) {
+      continue;
+    }
+    cursor = ReaderCursor{};
+    cursor.position = s.position.load(std::memory_order_acquire);
+    cursor.offset = s.offset.load(std::memory_order_relaxed);  // its writer is dead: no race
+    cursor.deliver_from = cursor.offset;
+    cursor.gating_slot = static_cast<int>(i);
+    cursor.raises_frontier = cursor.position <= load_pair(header_->frontier).first;
+    return true;
+  }
+  if (!open_cursor(cursor, StartPosition::Kind::offset, header_->id.base_offset, true, error)) return false;
+  GatingSlot& s = header_->gating[cursor.gating_slot];
+  s.offset.store(cursor.offset, std::memory_order_relaxed);
+  s.pid.store(kBrokerGatePid, std::memory_order_release);
+  return true;
+}
+
 void PartitionRing::close_cursor(ReaderCursor& cursor) noexcept {
   if (cursor.gating_slot >= 0) {
     header_->gating[cursor.gating_slot].state.store(static_cast<std::uint32_t>(SlotState::free),
@@ -341,8 +381,11 @@ void PartitionRing::close_cursor(ReaderCursor& cursor) noexcept {
 
 void PartitionRing::publish_gate(const ReaderCursor& cursor) noexcept {
   // release: our reads of everything below position happen before a
-  // producer (which acquires the position) overwrites it.
-  header_->gating[cursor.gating_slot].position.store(cursor.position, std::memory_order_release);
+  // producer (which acquires the position) overwrites it. The offset first:
+  // a broker adopting a dead flusher's gate reads both.
+  GatingSlot& slot = header_->gating[cursor.gating_slot];
+  slot.offset.store(cursor.offset, std::memory_order_relaxed);
+  slot.position.store(cursor.position, std::memory_order_release);
   // A reader that started at or below the frontier has seen every claim
   // since committed or revoked, so its cursor is a frontier too. Raising it
   // here (once per poll) spares producers the walk.
@@ -475,7 +518,10 @@ std::uint32_t PartitionRing::reap_dead_gating_readers() noexcept {
     std::uint32_t st = s.state.load(std::memory_order_acquire);
     // Active, or reserved by a reader that may have died while registering.
     if (st == static_cast<std::uint32_t>(SlotState::free)) continue;
-    if (!process_is_dead(s.pid.load(std::memory_order_relaxed))) continue;
+    const std::int32_t pid = s.pid.load(std::memory_order_relaxed);
+    // The flusher's gate holds what is not on disk yet: only a starting
+    // broker takes it over.
+    if (pid == kBrokerGatePid || !process_is_dead(pid)) continue;
     if (s.state.compare_exchange_strong(st, static_cast<std::uint32_t>(SlotState::free),
                                         std::memory_order_acq_rel)) {
       ++freed;

@@ -46,6 +46,8 @@ struct ProducerCache {
   std::uint64_t epoch = ~std::uint64_t{0};  // gate_epoch the limit was computed at
   std::uint64_t prefetched_to = 0;     // ring lines up to here were asked for
   std::int64_t backpressured_since_ns = 0;  // 0: the last claim went through
+  std::int64_t broker_probed_ns = 0;   // when broker_gone was last probed (0: never)
+  bool broker_gone = false;
   ReaderCursor walker;
 };
 
@@ -98,6 +100,11 @@ class PartitionRing {
   // only when the gating slots are all taken.
   bool open_cursor(ReaderCursor& cursor, StartPosition::Kind kind, std::uint64_t offset,
                    bool gating, std::string& error);
+  // The broker's flusher's gate. Takes over the gate a dead broker's flusher
+  // left (the cursor then starts where that flusher's writes had completed:
+  // nothing after it was overwritten), or registers a new one at the ring's
+  // first offset. Fails only when every gating slot is taken.
+  bool open_broker_gate(ReaderCursor& cursor, std::string& error);
   void close_cursor(ReaderCursor& cursor) noexcept;
   // Looks at the cursor; on `skipped` it has moved the cursor. Reads only
   // the cursor's commit entry, except every kLooksPerCheck-th time in a row
@@ -108,8 +115,8 @@ class PartitionRing {
   // a claim is pending at the cursor (callers about to block use this to
   // wake up in time).
   bool check_abandoned(ReaderCursor& cursor) noexcept;
-  // Publishes a gating reader's position (after it has consumed up to it),
-  // and raises the commit frontier to it if the reader may.
+  // Publishes a gating reader's position and offset (after it has consumed
+  // up to it), and raises the commit frontier to it if the reader may.
   void publish_gate(const ReaderCursor& cursor) noexcept;
   // The position after the claim that starts at `position` (committed, so
   // its frames are written), and its record count. False if the bytes read
@@ -180,15 +187,29 @@ class PartitionRing {
   std::int64_t abandoned_timeout_ns() const noexcept { return abandoned_timeout_ns_; }
 
   std::uint32_t gating_readers() const noexcept;
-  // Frees gating slots whose owner process is gone. Returns how many.
+  // Frees gating slots whose owner process is gone (never the broker's
+  // flusher's gate). Returns how many.
   std::uint32_t reap_dead_gating_readers() noexcept;
+
+  // The instance's broker lock file (TopicMap sets it), for no_broker().
+  void set_broker_lock(std::string path) { broker_lock_ = std::move(path); }
+  // True if the partition has a commit log and no broker is alive to write
+  // it: the flusher's gate cannot move, so waiting for ring space or for
+  // durability is in vain. Only callers that are held back ask; the probe (a
+  // lock test on the broker's lock file, two system calls) runs at most every
+  // 10 ms per cache.
+  bool no_broker(ProducerCache& cache) const noexcept;
+  // The probe itself: true if the instance's broker holds its lock (or the
+  // ring was not opened through a TopicMap).
+  bool broker_alive() const noexcept { return broker_lock_.empty() || lock_is_held(broker_lock_.c_str()); }
 
  private:
   void refresh_limit(ProducerCache& cache) noexcept;
   // Walks the commit frontier forward over committed and revoked claims
   // until it reaches `target` or a claim still pending; returns it.
   Pair advance_frontier(ReaderCursor& walker, std::uint64_t target) noexcept;
-  bool wait_for_space(ProducerCache& cache, std::uint64_t end, std::int64_t deadline_ns) noexcept;
+  // ok once `end` fits; else timed_out, topic_deleted or no_broker.
+  PublishStatus wait_for_space(ProducerCache& cache, std::uint64_t end, std::int64_t deadline_ns) noexcept;
   void note_backpressure(ProducerCache& cache) noexcept;
   void revoke_abandoned(ReaderCursor& cursor, Pair tail) noexcept;
   // Restarts the cursor's stuck-claim bookkeeping if it moved to another offset.
@@ -220,6 +241,7 @@ class PartitionRing {
   std::uint64_t entry_mask_;
   std::uint32_t max_record_size_;
   std::int64_t abandoned_timeout_ns_;
+  std::string broker_lock_;
 };
 
 }  // namespace ringbus::detail

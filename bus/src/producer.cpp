@@ -78,36 +78,36 @@ PublishStatus Producer::wait_durable(const PublishResult& published, std::chrono
   if (h.log_durability.load(std::memory_order_acquire) == static_cast<std::uint32_t>(detail::LogDurability::none)) {
     return PublishStatus::no_commit_log;
   }
+  detail::PartitionRing& ring = impl_->topic->ring(published.partition);
+  detail::ProducerCache& cache = impl_->caches[published.partition];
   const std::int64_t deadline = detail::deadline_after(timeout.count());
-  auto verdict = [&]() -> int {
+  auto verdict = [&]() -> PublishStatus {
     // page_cache: durable once written; synced: once fdatasync'ed. Read each
     // time: the topic's policy may be altered while we wait (the flusher
     // wakes waiters when it is).
     const auto mode = static_cast<detail::LogDurability>(h.log_durability.load(std::memory_order_seq_cst));
     const std::atomic<std::uint64_t>& mark = mode == detail::LogDurability::page_cache ? h.log_written : h.log_durable;
-    if (mark.load(std::memory_order_acquire) > published.offset) return 1;
-    if (h.log_error.load(std::memory_order_acquire) != 0) return 2;
-    if (h.deleted.load(std::memory_order_acquire) != 0) return 3;
-    return 0;
+    if (mark.load(std::memory_order_acquire) > published.offset) return PublishStatus::ok;
+    if (h.log_error.load(std::memory_order_acquire) != 0) return PublishStatus::log_failed;
+    if (h.deleted.load(std::memory_order_acquire) != 0) return PublishStatus::topic_deleted;
+    // Only a live flusher moves the marks: with no broker, say so at once.
+    if (ring.no_broker(cache)) return PublishStatus::no_broker;
+    return PublishStatus::timed_out;  // not yet
   };
+  // A broker that dies wakes nobody: sleep in slices and probe again.
+  constexpr std::int64_t kSliceNs = 20'000'000;
   for (;;) {
     // Dekker with the flusher: it stores the mark (seq_cst), then reads
     // durable_waiters; we announce ourselves, then read the mark.
     h.durable_waiters.fetch_add(1, std::memory_order_seq_cst);
     const std::uint32_t seq = h.durable_seq.load(std::memory_order_seq_cst);
-    const int v = verdict();
-    const std::int64_t now = v == 0 ? detail::monotonic_ns() : 0;
-    if (v == 0 && now < deadline) {
-      detail::futex_wait(&h.durable_seq, seq, std::chrono::nanoseconds(deadline - now));
+    const PublishStatus v = verdict();
+    const std::int64_t now = v == PublishStatus::timed_out ? detail::monotonic_ns() : 0;
+    if (v == PublishStatus::timed_out && now < deadline) {
+      detail::futex_wait(&h.durable_seq, seq, std::chrono::nanoseconds(std::min(deadline - now, kSliceNs)));
     }
     h.durable_waiters.fetch_sub(1, std::memory_order_relaxed);
-    switch (v) {
-      case 1: return PublishStatus::ok;
-      case 2: return PublishStatus::log_failed;
-      case 3: return PublishStatus::topic_deleted;
-      default: break;
-    }
-    if (v == 0 && now >= deadline) return PublishStatus::timed_out;
+    if (v != PublishStatus::timed_out || now >= deadline) return v;
   }
 }
 Producer::Producer(Producer&&) noexcept = default;

@@ -1,5 +1,6 @@
 #include "sync.h"
 
+#include <fcntl.h>
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -71,6 +72,17 @@ std::int64_t monotonic_ns() noexcept {
 bool process_is_dead(std::int32_t pid) noexcept {
   if (pid <= 0) return false;
   return ::kill(pid, 0) != 0 && errno == ESRCH;
+}
+
+bool lock_is_held(const char* path) noexcept {
+  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  struct flock fl{};
+  fl.l_type = F_WRLCK;
+  fl.l_whence = SEEK_SET;
+  const int rc = ::fcntl(fd, F_OFD_GETLK, &fl);
+  ::close(fd);
+  return rc == 0 && fl.l_type != F_UNLCK;
 }
 
 }  // namespace ringbus::detail

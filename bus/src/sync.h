@@ -119,4 +119,10 @@ inline std::int64_t realtime_ns() noexcept {
 // True if the process `pid` is gone (kill(pid, 0) says ESRCH).
 bool process_is_dead(std::int32_t pid) noexcept;
 
+// True if some process holds an OFD write lock on the file at `path` (the
+// broker holds one on broker.lock while it lives; the kernel drops it when the
+// broker dies, whatever its pid namespace). Tests without taking the lock, so
+// it never races a starting broker. False if the file does not exist.
+bool lock_is_held(const char* path) noexcept;
+
 }  // namespace ringbus::detail

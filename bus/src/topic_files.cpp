@@ -161,6 +161,8 @@ std::string topic_directory(std::string_view instance, std::string_view topic) {
   return topics_directory(instance) + "/" + std::string(topic);
 }
 
+std::string broker_lock_path(std::string_view instance) { return instance_directory(instance) + "/broker.lock"; }
+
 std::string topic_log_directory(std::string_view instance, std::string_view topic) {
   const std::string link = topic_directory(instance, topic) + "/" + kLogLinkName;
   char target[4096];
@@ -271,6 +273,7 @@ Result<std::shared_ptr<TopicMap>> TopicMap::open(std::string_view instance, std:
       return Error{Errc::deleted, "topic '" + std::string(topic) + "' is being deleted"};
     }
     map->rings_.push_back(std::make_unique<PartitionRing>(std::move(file.value())));
+    map->rings_.back()->set_broker_lock(broker_lock_path(instance));
   }
   return map;
 }

@@ -47,6 +47,8 @@ class TopicMap {
 };
 
 std::string topics_directory(std::string_view instance);
+// The file the broker holds an OFD write lock on while it lives (lock_is_held).
+std::string broker_lock_path(std::string_view instance);
 std::string topic_directory(std::string_view instance, std::string_view topic);
 
 // A topic directory's link to the topic's commit log directory.

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -14,6 +15,7 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <set>
 
 #include "flusher.h"
 #include "group_keeper.h"
@@ -37,6 +39,7 @@ struct Broker::Impl {
   mutable std::mutex mu;  // serialises topic operations of this broker (and group keeper passes)
   std::unique_ptr<io::GroupKeeper> group_keeper;  // with a data directory
   bool closed = false;
+  bool started = false;  // start() completed: close() removes the rings (else they stay for the next broker)
   // The topics with a commit log, by name (under mu).
   struct LoggedTopic {
     TopicConfig config;
@@ -45,8 +48,20 @@ struct Broker::Impl {
   };
   std::map<std::string, LoggedTopic, std::less<>> logged;
 
-  Status open_data_dir(const BrokerOptions& options);
-  Status attach_log(const TopicConfig& config, std::uint64_t topic_id, const std::vector<std::uint64_t>& ends);
+  // Locks the data directory and reads (or makes) its id; then loads it.
+  Status lock_data_dir(const BrokerOptions& options, std::string& id);
+  Status open_data_dir(const BrokerOptions& options, bool adopt);
+  // Hands a topic's partitions to the flushers; creates its rings first
+  // unless they were adopted.
+  Status attach_log(const TopicConfig& config, std::uint64_t topic_id, const std::vector<std::uint64_t>& ends,
+                    bool create_rings);
+  // True if the rings the instance holds for this topic can go on serving
+  // it: valid headers, the same topic id, partitions and log, and every ring
+  // reaching its log's end (so no offset is given twice). `tails` gets the
+  // rings' end offsets. A topic whose rings cannot be adopted is removed
+  // (marked deleted: clients get topic_deleted) or set aside if unreadable.
+  bool adopt_rings(const TopicConfig& config, std::uint64_t topic_id, const std::vector<std::uint64_t>& ends,
+                   const std::string& log_dir, std::vector<std::uint64_t>& tails);
   io::FlusherThread& flusher_for(std::uint64_t topic_id, std::uint32_t partition) {
     return *flushers[(topic_id + partition) % flushers.size()];
   }
@@ -64,6 +79,11 @@ void log_to_stderr(const char* level, const std::string& message) {
                message.c_str());
 }
 
+std::string fmt_hex(unsigned char c) {
+  constexpr const char* kDigits = "0123456789abcdef";
+  return {kDigits[c >> 4], kDigits[c & 15]};
+}
+
 // Half-created (.new-*) and half-deleted (.deleted-*) topic logs.
 void remove_log_leftovers(const std::string& data_dir) {
   std::error_code ec;
@@ -73,29 +93,81 @@ void remove_log_leftovers(const std::string& data_dir) {
   }
 }
 
-// Removes what a broker that died left behind: marks its topics deleted (so
-// clients still mapping them stop cleanly) and unlinks them.
-void remove_leftovers(std::string_view instance) {
-  for (const std::string& name : detail::list_topic_names(instance)) {
-    (void)detail::delete_topic_files(instance, name);
-  }
-  const std::string topics = detail::topics_directory(instance);
-  if (DIR* d = ::opendir(topics.c_str())) {
-    // Hidden leftovers: half-created (.new-*) or half-deleted (.deleted-*) topics.
-    while (const dirent* e = ::readdir(d)) {
-      const std::string name = e->d_name;
-      if (name == "." || name == "..") continue;
-      const std::string dir = topics + "/" + name;
-      if (DIR* inner = ::opendir(dir.c_str())) {
-        while (const dirent* f = ::readdir(inner)) {
-          if (f->d_name[0] != '.') ::unlink((dir + "/" + f->d_name).c_str());
-        }
-        ::closedir(inner);
-      }
-      ::rmdir(dir.c_str());
+// A topic directory in shared memory and the files in it.
+void remove_directory(const std::string& dir) {
+  if (DIR* d = ::opendir(dir.c_str())) {
+    while (const dirent* f = ::readdir(d)) {
+      if (std::strcmp(f->d_name, ".") != 0 && std::strcmp(f->d_name, "..") != 0) ::unlink((dir + "/" + f->d_name).c_str());
     }
     ::closedir(d);
   }
+  ::rmdir(dir.c_str());
+}
+
+// Half-created (.new-*) or half-deleted (.deleted-*) topics in shared memory.
+void remove_hidden_leftovers(std::string_view instance) {
+  const std::string topics = detail::topics_directory(instance);
+  DIR* d = ::opendir(topics.c_str());
+  if (d == nullptr) return;
+  while (const dirent* e = ::readdir(d)) {
+    const std::string name = e->d_name;
+    if (name.front() != '.' || name == "." || name == "..") continue;
+    remove_directory(topics + "/" + name);
+  }
+  ::closedir(d);
+}
+
+// Removes every topic of the instance: marks them deleted (so clients still
+// mapping them stop cleanly) and unlinks them.
+void remove_topics(std::string_view instance) {
+  for (const std::string& name : detail::list_topic_names(instance)) {
+    (void)detail::delete_topic_files(instance, name);
+  }
+  remove_hidden_leftovers(instance);
+}
+
+// Which log the instance's rings belong to: "log <data directory id>", or
+// "none" for a broker without a data directory. A broker adopts the rings
+// of a dead one only if this is what it would write itself.
+constexpr const char* kBindingName = "binding";
+
+std::string read_binding(const std::string& instance_dir) {
+  auto bytes = io::read_small_file(instance_dir + "/" + kBindingName);
+  if (!bytes) return {};
+  return std::string(reinterpret_cast<const char*>(bytes->data()), bytes->size());
+}
+
+Status write_binding(const std::string& instance_dir, const std::string& binding) {
+  const std::string path = instance_dir + "/" + kBindingName;
+  const std::string tmp = path + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0660);
+  if (fd < 0) return Error{Errc::io_error, detail::errno_message("open " + tmp, errno)};
+  const bool ok = ::write(fd, binding.data(), binding.size()) == static_cast<ssize_t>(binding.size());
+  const int err = errno;
+  ::close(fd);
+  if (!ok) return Error{Errc::io_error, detail::errno_message("write " + tmp, err)};
+  if (::rename(tmp.c_str(), path.c_str()) != 0) return Error{Errc::io_error, detail::errno_message("rename " + tmp, errno)};
+  return {};
+}
+
+// A data directory's id: 128 random bits in <data-dir>/.id, made once.
+Result<std::string> data_dir_id(const std::string& data_dir) {
+  const std::string path = data_dir + "/.id";
+  auto bytes = io::read_small_file(path);
+  if (bytes) {
+    std::string id(reinterpret_cast<const char*>(bytes->data()), bytes->size());
+    if (id.size() == 32 && id.find_first_not_of("0123456789abcdef") == std::string::npos) return id;
+    return Error{Errc::corrupt, path + " does not hold a data directory id (32 hex digits); move it away to get a new one"};
+  }
+  if (bytes.error().code != Errc::not_found) return bytes.error();
+  unsigned char raw[16];
+  if (::getrandom(raw, sizeof raw, 0) != static_cast<ssize_t>(sizeof raw)) {
+    return Error{Errc::io_error, detail::errno_message("getrandom", errno)};
+  }
+  std::string id;
+  for (const unsigned char c : raw) id += fmt_hex(c);
+  if (auto s = io::replace_file_durably(data_dir, ".id", std::as_bytes(std::span(id.data(), id.size()))); !s) return s.error();
+  return id;
 }
 
 }  // namespace
@@ -111,9 +183,14 @@ Result<Broker> Broker::start(BrokerOptions options) {
   for (;;) {
     fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0660);
     if (fd < 0) return Error{Errc::io_error, detail::errno_message("open " + lock_path, errno)};
-    // flock is released by the kernel when the holder dies, so a broker
-    // killed with SIGKILL never leaves the instance locked.
-    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    // An OFD lock: the kernel releases it when the holder dies, so a broker
+    // killed with SIGKILL never leaves the instance locked, and clients test
+    // it (F_OFD_GETLK, lock_is_held) to know whether a broker is alive,
+    // whatever pid namespace they are in.
+    struct flock fl{};
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET;
+    if (::fcntl(fd, F_OFD_SETLK, &fl) != 0) {
       char buf[32] = {};
       const ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
       ::close(fd);
@@ -137,30 +214,52 @@ Result<Broker> Broker::start(BrokerOptions options) {
     ::close(fd);
     return Error{Errc::io_error, detail::errno_message("write " + lock_path, err)};
   }
-  remove_leftovers(options.instance);
-  const std::string topics = detail::topics_directory(options.instance);
-  if (::mkdir(topics.c_str(), 0770) != 0 && errno != EEXIST) {
-    const int err = errno;
-    ::close(fd);
-    return Error{Errc::io_error, detail::errno_message("mkdir " + topics, err)};
-  }
   auto impl = std::make_unique<Impl>();
   impl->instance = options.instance;
   impl->lock_fd = fd;
   impl->next_topic_id = static_cast<std::uint64_t>(detail::realtime_ns());
   impl->log = options.logger ? io::LogFn(options.logger) : io::LogFn(log_to_stderr);
   Broker broker(std::move(impl));
+  Impl& im = *broker.impl_;
+  // The rings a dead broker left are adopted when they belong to the same
+  // log (or, without a data directory, to none): clients that stayed up go
+  // on, and the flushers write what the rings hold beyond the logs' ends.
+  std::string binding = "none";
   if (!options.data_dir.empty()) {
-    if (auto s = broker.impl_->open_data_dir(options); !s) return s.error();
+    std::string id;
+    if (auto s = im.lock_data_dir(options, id); !s) return s.error();
+    binding = "log " + id;
   }
+  const std::string found = read_binding(dir);
+  const bool adopt = found == binding;
+  remove_hidden_leftovers(options.instance);
+  if (!adopt) {
+    const std::vector<std::string> left = detail::list_topic_names(options.instance);
+    if (!left.empty()) {
+      im.log("warn", "the " + std::to_string(left.size()) + " topic(s) left in " + dir + " belong to " +
+                         (found.empty() ? std::string("an older ringbus or an unknown broker")
+                                        : found == "none" ? std::string("a broker without a data directory")
+                                                          : "another data directory (" + found + ")") +
+                         ": removed (their clients get topic_deleted)");
+    }
+    remove_topics(options.instance);
+  }
+  const std::string topics = detail::topics_directory(options.instance);
+  if (::mkdir(topics.c_str(), 0770) != 0 && errno != EEXIST) {
+    return Error{Errc::io_error, detail::errno_message("mkdir " + topics, errno)};
+  }
+  if (auto s = write_binding(dir, binding); !s) return s.error();
+  if (!options.data_dir.empty()) {
+    if (auto s = im.open_data_dir(options, adopt); !s) return s.error();
+  } else if (adopt) {
+    const std::vector<std::string> kept = detail::list_topic_names(options.instance);
+    if (!kept.empty()) im.log("info", "adopted " + std::to_string(kept.size()) + " topic(s) a previous broker left in " + dir);
+  }
+  im.started = true;
   return broker;
 }
 
-Status Broker::Impl::open_data_dir(const BrokerOptions& options) {
-  if (options.flusher_threads < 1 || options.flusher_threads > 256) {
-    return Error{Errc::invalid_argument, "flusher_threads is " + std::to_string(options.flusher_threads) +
-                                             "; it must be 1 to 256"};
-  }
+Status Broker::Impl::lock_data_dir(const BrokerOptions& options, std::string& id) {
   auto io = io::make_pwrite_io();
   if (auto s = io->make_directories(options.data_dir); !s) return s;
   data_dir = std::filesystem::absolute(options.data_dir).lexically_normal().string();
@@ -171,6 +270,18 @@ Status Broker::Impl::open_data_dir(const BrokerOptions& options) {
   if (::flock(data_lock_fd, LOCK_EX | LOCK_NB) != 0) {
     return Error{Errc::already_exists, "data directory " + data_dir + " is in use by another broker"};
   }
+  auto got = data_dir_id(data_dir);
+  if (!got) return got.error();
+  id = got.value();
+  return {};
+}
+
+Status Broker::Impl::open_data_dir(const BrokerOptions& options, bool adopt) {
+  if (options.flusher_threads < 1 || options.flusher_threads > 256) {
+    return Error{Errc::invalid_argument, "flusher_threads is " + std::to_string(options.flusher_threads) +
+                                             "; it must be 1 to 256"};
+  }
+  auto io = io::make_pwrite_io();
   remove_log_leftovers(data_dir);
   for (std::uint32_t i = 0; i < options.flusher_threads; ++i) {
     std::unique_ptr<io::FileIo> fio;
@@ -191,6 +302,7 @@ Status Broker::Impl::open_data_dir(const BrokerOptions& options) {
     if (e.is_directory() && name.front() != '.') names.push_back(name);
   }
   std::sort(names.begin(), names.end());
+  std::set<std::string> loaded;
   for (const std::string& name : names) {
     const std::string dir = data_dir + "/" + name;
     const std::string meta_path = dir + "/" + io::kTopicMetaName;
@@ -221,8 +333,18 @@ Status Broker::Impl::open_data_dir(const BrokerOptions& options) {
       if (auto s = plog.value()->close_clean(); !s) return s;
     }
     next_topic_id = std::max(next_topic_id, meta->topic_id);
-    if (auto s = attach_log(config, meta->topic_id, ends); !s) return s;
-    io::GroupKeeper::restore(instance, config.name, meta->topic_id, ends, dir, log);
+    std::vector<std::uint64_t> tails;
+    const bool adopted = adopt && adopt_rings(config, meta->topic_id, ends, dir, tails);
+    loaded.insert(name);
+    if (auto s = attach_log(config, meta->topic_id, ends, !adopted); !s) return s;
+    // Adopted groups are live in shared memory; their files fill what is missing.
+    io::GroupKeeper::restore(instance, config.name, meta->topic_id, adopted ? tails : ends, dir, log);
+  }
+  // Rings of topics whose logs are gone (deleted or moved away by hand).
+  for (const std::string& name : detail::list_topic_names(instance)) {
+    if (loaded.contains(name)) continue;
+    log("warn", "topic '" + name + "' in shared memory has no log in " + data_dir + ": removed");
+    (void)detail::delete_topic_files(instance, name);
   }
   group_keeper = std::make_unique<io::GroupKeeper>(
       instance, mu, log, [this](const std::string& topic, const std::vector<std::uint64_t>& below) {
@@ -237,12 +359,64 @@ Status Broker::Impl::open_data_dir(const BrokerOptions& options) {
   return {};
 }
 
-// Creates the topic's rings starting at the logs' end offsets, with their
-// link to the log, and hands each partition to a flusher.
-Status Broker::Impl::attach_log(const TopicConfig& config, std::uint64_t topic_id, const std::vector<std::uint64_t>& ends) {
+bool Broker::Impl::adopt_rings(const TopicConfig& config, std::uint64_t topic_id, const std::vector<std::uint64_t>& ends,
+                               const std::string& log_dir, std::vector<std::uint64_t>& tails) {
+  const std::string shm_dir = detail::topic_directory(instance, config.name);
+  struct stat st{};
+  if (::stat(shm_dir.c_str(), &st) != 0) return false;  // no rings: made anew
+  const std::string what = "topic '" + config.name + "': the rings in " + shm_dir;
+  auto map = detail::TopicMap::open(instance, config.name, /*populate=*/false);
+  if (!map) {
+    // Unreadable (another layout version, a damaged header): kept aside for
+    // inspection, never trusted.
+    const std::string aside_dir = instance_directory(instance) + "/aside";
+    const std::string aside = aside_dir + "/" + config.name + "-" + std::to_string(detail::realtime_ns());
+    ::mkdir(aside_dir.c_str(), 0770);
+    const bool moved = ::rename(shm_dir.c_str(), aside.c_str()) == 0;
+    log("error", what + " cannot be adopted: " + map.error().message + "; " +
+                     (moved ? "moved to " + aside + " (records not in the log are not recovered; remove it to free the memory)"
+                            : detail::errno_message("rename to " + aside, errno)));
+    if (!moved) remove_directory(shm_dir);
+    return false;
+  }
+  std::string why;
+  if (map.value()->topic_id() != topic_id) {
+    why = "they belong to topic id " + std::to_string(map.value()->topic_id()) + ", the log to " + std::to_string(topic_id);
+  } else if (map.value()->partition_count() != config.partitions) {
+    why = "they have " + std::to_string(map.value()->partition_count()) + " partitions, the log " +
+          std::to_string(config.partitions);
+  } else if (detail::topic_log_directory(instance, config.name) != log_dir) {
+    why = "they link to the log " + detail::topic_log_directory(instance, config.name) + ", not " + log_dir;
+  }
+  tails.clear();
+  for (std::uint32_t p = 0; why.empty() && p < config.partitions; ++p) {
+    const detail::PartitionRing& ring = map.value()->ring(p);
+    tails.push_back(ring.tail().second);
+    if (tails.back() < ends[p]) {
+      why = "partition " + std::to_string(p) + "'s ring ends at offset " + std::to_string(tails.back()) +
+            ", below its log's end " + std::to_string(ends[p]) + " (offsets would be given twice)";
+    }
+  }
+  if (!why.empty()) {
+    log("warn", what + " are not adopted: " + why + "; removed (their clients get topic_deleted)");
+    (void)detail::delete_topic_files(instance, config.name);
+    return false;
+  }
+  log("info", what + " are adopted from a previous broker (offsets go on from " +
+                  std::to_string(*std::max_element(tails.begin(), tails.end())) + " at most)");
+  return true;
+}
+
+// Creates the topic's rings starting at the logs' end offsets (unless they
+// were adopted), with their link to the log, and hands each partition to a
+// flusher.
+Status Broker::Impl::attach_log(const TopicConfig& config, std::uint64_t topic_id, const std::vector<std::uint64_t>& ends,
+                                bool create_rings) {
   const std::string dir = data_dir + "/" + config.name;
-  auto info = detail::create_topic_files(instance, config, topic_id, detail::TopicLog{dir, ends});
-  if (!info) return info.error();
+  if (create_rings) {
+    auto info = detail::create_topic_files(instance, config, topic_id, detail::TopicLog{dir, ends});
+    if (!info) return info.error();
+  }
   auto map = detail::TopicMap::open(instance, config.name, /*populate=*/false);
   if (!map) return map.error();
   auto consumed = std::make_shared<io::ConsumedOffsets>(config.partitions);
@@ -303,7 +477,7 @@ Result<TopicInfo> Broker::create_topic(const TopicConfig& config) {
   if (auto s = io->sync_directory(tmp); !s) return fail(s.error());
   if (::rename(tmp.c_str(), dir.c_str()) != 0) return fail(Error{Errc::io_error, detail::errno_message("rename " + tmp, errno)});
   if (auto s = io->sync_directory(im.data_dir); !s) return s.error();
-  if (auto s = im.attach_log(config, id, std::vector<std::uint64_t>(config.partitions, 0)); !s) return s.error();
+  if (auto s = im.attach_log(config, id, std::vector<std::uint64_t>(config.partitions, 0), true); !s) return s.error();
   return ringbus::describe_topic(im.instance, config.name);
 }
 
@@ -382,8 +556,11 @@ void Broker::close() {
   for (auto& f : impl_->flushers) f->stop();
   impl_->flushers.clear();
   if (impl_->data_lock_fd >= 0) ::close(impl_->data_lock_fd);
-  remove_leftovers(impl_->instance);
   const std::string dir = instance_directory(impl_->instance);
+  if (impl_->started) {
+    remove_topics(impl_->instance);
+    ::unlink((dir + "/" + kBindingName).c_str());
+  }
   ::rmdir(detail::topics_directory(impl_->instance).c_str());
   ::unlink((dir + "/broker.lock").c_str());
   ::rmdir(dir.c_str());

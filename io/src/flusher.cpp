@@ -37,11 +37,45 @@ PartitionFlusher::PartitionFlusher(std::shared_ptr<detail::TopicMap> topic, std:
       consumed_(std::move(consumed)),
       buffers_(kBuffers),
       linger_bytes_(std::min<std::uint64_t>(kLingerBytes, ring_.capacity() / 8)) {
-  written_ = durable_ = log_->end_offset();
-  // The flusher gates the ring from its first record: nothing is
-  // overwritten before it is copied out.
+  written_ = durable_ = log_next_ = log_->end_offset();
+  // The flusher gates the ring: nothing is overwritten before it is
+  // written. After a broker crash it takes over the dead flusher's gate,
+  // whose position is where that flusher's completed writes ended.
   std::string error;
-  (void)ring_.open_cursor(cursor_, StartPosition::Kind::offset, ring_.header().id.base_offset, true, error);
+  if (!ring_.open_broker_gate(cursor_, error)) {
+    log_fn_("error", ring_.path() + ": " + error + "; the flusher does not gate the ring");
+  }
+  const std::string where = "partition " + std::to_string(partition) + " of topic '" + topic_->name() + "'";
+  const std::uint64_t gate = cursor_.offset;
+  // Claims are whole in the log, so when the log holds more than the gate
+  // says (a write that completed after the dead flusher's last gate update)
+  // its end is a claim boundary the cursor meets exactly.
+  while (cursor_.offset < log_next_) {
+    const detail::Step step = ring_.step(cursor_, true);
+    if (step == detail::Step::skipped) continue;
+    std::uint64_t end = 0;
+    std::uint32_t k = 0;
+    if (step != detail::Step::committed || !ring_.claim_valid(cursor_.position, end, k)) {
+      // The ring does not hold what the log has (the broker adopts only
+      // rings that reach the log's end, so this is damage): go on at its end.
+      const detail::Pair t = ring_.tail();
+      cursor_.offset = t.second;
+      cursor_.position = t.first;
+      break;
+    }
+    cursor_.offset += k;
+    cursor_.position = end;
+  }
+  if (cursor_.offset > log_next_) {
+    // The ring no longer holds records the log lost (recovery cut a torn or
+    // corrupt tail below the gate): the log covers them as retired.
+    log_fn_("warn", where + ": offsets " + std::to_string(log_next_) + " to " + std::to_string(cursor_.offset - 1) +
+                        " are neither in the log nor in the ring; lost");
+  } else if (gate > ring_.header().id.base_offset || ring_.tail().second > cursor_.offset) {
+    log_fn_("info", where + ": the flusher goes on at offset " + std::to_string(cursor_.offset) + "; the ring holds " +
+                        std::to_string(ring_.tail().second - cursor_.offset) + " more record(s), written now");
+  }
+  if (cursor_.gating_slot >= 0) ring_.publish_gate(cursor_);
   detail::PartitionHeader& h = ring_.header();
   h.log_start_offset.store(log_->start_offset(), std::memory_order_release);
   h.log_written.store(written_, std::memory_order_release);
@@ -66,7 +100,10 @@ bool PartitionFlusher::ring_has_news() const noexcept { return ring_.has_news(cu
 // Copies committed claims at the cursor into the buffer, up to the batch
 // target. The flusher is a gating reader: the bytes cannot change under it.
 bool PartitionFlusher::gather(Buffer& b) {
-  b.builder.reset(cursor_.offset);
+  // The log goes on at its end; offsets the ring lost before the cursor
+  // (see the constructor) are covered as retired.
+  b.builder.reset(log_next_);
+  if (cursor_.offset > log_next_) b.builder.skip_offsets(static_cast<std::uint32_t>(cursor_.offset - log_next_));
   while (b.builder.size() < kBatchTarget) {
     const std::uint64_t before = cursor_.offset;
     const detail::Step s = ring_.step(cursor_, true);
@@ -143,11 +180,13 @@ bool PartitionFlusher::pump(std::int64_t now_ns, bool drain) {
     b.bytes = b.builder.finish();
     BatchHeader h;
     std::memcpy(&h, b.bytes.data(), sizeof h);
-    b.end_offset = h.base_offset + h.offset_span;
+    b.end_offset = log_next_ = h.base_offset + h.offset_span;
+    b.end_position = cursor_.position;
     b.state = State::ready;
     order_.push_back(i);
-    // The copy is taken: give the ring space back to producers now.
-    ring_.publish_gate(cursor_);
+    // The ring space goes back to producers when the write has completed
+    // (on_completion), not now: a broker that dies before that leaves the
+    // records in the ring for the next one.
     worked = true;
   }
   place_ready(now_ns);
@@ -282,9 +321,11 @@ void PartitionFlusher::on_completion(const IoCompletion& c, std::int64_t now_ns)
   }
   // The written offset moves over completed batches in order.
   std::uint64_t written = written_;
+  std::uint64_t written_position = 0;
   while (!order_.empty() && buffers_[order_.front()].state == State::done) {
     Buffer& d = buffers_[order_.front()];
     written = d.end_offset;
+    written_position = d.end_position;
     bytes_since_sync_ += d.bytes.size();
     d.state = State::free;
     order_.erase(order_.begin());
@@ -292,6 +333,13 @@ void PartitionFlusher::on_completion(const IoCompletion& c, std::int64_t now_ns)
   if (written != written_) {
     written_ = written;
     publish(ring_.header().log_written, written_);
+    // Written: now producers may overwrite it.
+    if (cursor_.gating_slot >= 0) {
+      detail::ReaderCursor gate = cursor_;
+      gate.offset = written_;
+      gate.position = written_position;
+      ring_.publish_gate(gate);
+    }
     if (config_.durability == Durability::page_cache) {
       // Durable by this policy means written: the kernel writes it back.
       durable_ = written_;

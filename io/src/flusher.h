@@ -3,11 +3,13 @@
 //
 // PartitionFlusher is the state machine of one partition: it copies runs of
 // committed claims (their record frames, without the ring's padding) into
-// batch buffers, releases the ring space at once (the copy is taken), and
-// queues the batches' writes; several are in flight. The written offset
-// advances over the batches whose writes completed, in order; fdatasync
-// follows the topic's durability policy, and the durable offset follows it.
-// Both are published in the partition header, where producers waiting in
+// batch buffers and queues the batches' writes; several are in flight. The
+// written offset advances over the batches whose writes completed, in
+// order, and only then does the flusher's gate release their ring space: a
+// broker that dies leaves every record that is not completely written in the
+// ring, where the next broker finds it (open_broker_gate). fdatasync follows
+// the topic's durability policy, and the durable offset follows it. Both
+// marks are published in the partition header, where producers waiting in
 // wait_durable() and consumers reading from disk see them.
 //
 // A write that fails (ENOSPC, EIO) is logged once with the file and cause,
@@ -90,6 +92,7 @@ class PartitionFlusher {
     std::span<const std::byte> bytes;
     State state = State::free;
     std::uint64_t end_offset = 0;
+    std::uint64_t end_position = 0;  // the ring position after its last claim
     PartitionLog::Placement place{};
   };
   bool linger(std::int64_t now_ns) noexcept;
@@ -110,6 +113,7 @@ class PartitionFlusher {
   std::uint64_t tag_base_;
   std::shared_ptr<const ConsumedOffsets> consumed_;
   detail::ReaderCursor cursor_;
+  std::uint64_t log_next_ = 0;           // the offset the log's next batch starts at
   std::vector<Buffer> buffers_;
   std::uint64_t linger_bytes_;
   std::int64_t linger_since_ = 0;

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 
 #include "partition_format.h"
@@ -137,22 +138,58 @@ TEST(BrokerLifecycle, CloseRemovesTheInstanceDirectory) {
   EXPECT_FALSE(exists(instance_directory(inst)));
 }
 
-TEST(BrokerLifecycle, LeftoversOfAKilledBrokerAreCleanedByTheNext) {
-  const std::string inst = unique_instance();
+// A broker killed with SIGKILL leaves its rings; the next one adopts them:
+// what was published is still there, and offsets go on.
+pid_t start_and_die(const std::string& inst, BrokerOptions o, const std::string& topic_name, int records) {
   const pid_t child = ::fork();
   if (child == 0) {
-    auto b = Broker::start({inst});
-    if (!b || !b->create_topic(topic("t")).ok()) ::_exit(1);
+    o.instance = inst;
+    auto b = Broker::start(o);
+    if (!b) ::_exit(1);
+    if (!b->describe_topic(topic_name) && !b->create_topic(topic(topic_name)).ok()) ::_exit(2);
+    auto p = Producer::open(inst, topic_name);
+    for (int i = 0; i < records; ++i) {
+      if (!p || !p->publish("", "r" + std::to_string(i)).ok()) ::_exit(3);
+    }
     ::kill(::getpid(), SIGKILL);  // dies holding the instance
   }
   int status = 0;
-  ASSERT_EQ(::waitpid(child, &status, 0), child);
-  ASSERT_TRUE(WIFSIGNALED(status));
+  ::waitpid(child, &status, 0);
+  return WIFSIGNALED(status) ? child : -1;
+}
+
+TEST(BrokerLifecycle, RingsOfAKilledBrokerAreAdoptedByTheNext) {
+  const std::string inst = unique_instance();
+  ASSERT_GT(start_and_die(inst, {}, "t", 3), 0);
   ASSERT_TRUE(exists(instance_directory(inst) + "/topics/t/partition-0"));
   auto b = Broker::start({inst});  // the kernel released the dead broker's lock
   ASSERT_TRUE(b.ok()) << b.error().message;
+  EXPECT_EQ(b->list_topics().value(), std::vector<std::string>{"t"});
+  auto c = Consumer::open(inst, "t", from_earliest());
+  ASSERT_TRUE(c.ok());
+  std::vector<std::string> got;
+  (void)c->poll([&](const Record& r) { got.emplace_back(r.value); });
+  EXPECT_EQ(got, (std::vector<std::string>{"r0", "r1", "r2"}));
+  auto p = Producer::open(inst, "t");
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->publish("", "r3").offset, 3u);
+}
+
+TEST(BrokerLifecycle, RingsOfABrokerWithADataDirectoryAreNotAdoptedWithoutOne) {
+  const std::string inst = unique_instance();
+  const std::string data = ::testing::TempDir() + "/ringbus-binding-" + inst;
+  ASSERT_GT(start_and_die(inst, {.data_dir = data}, "t", 3), 0);
+  std::vector<std::string> logged;
+  BrokerOptions o{inst};
+  o.logger = [&](const char*, const std::string& m) { logged.push_back(m); };
+  auto b = Broker::start(o);
+  ASSERT_TRUE(b.ok()) << b.error().message;
   EXPECT_TRUE(b->list_topics().value().empty());
+  ASSERT_FALSE(logged.empty());
+  EXPECT_NE(logged.front().find("another data directory"), std::string::npos) << logged.front();
   EXPECT_TRUE(b->create_topic(topic("t")).ok());
+  std::error_code ec;
+  std::filesystem::remove_all(data, ec);
 }
 
 // ---- files a client must refuse -------------------------------------------

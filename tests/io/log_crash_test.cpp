@@ -4,7 +4,7 @@
 // killed again, many times. It reports each acknowledged record on a pipe
 // before the kill can lose it. At the end every acknowledged record is in the
 // log, once, in order, with its value, and each restart went on from where
-// the log stopped.
+// the last broker's ring stopped (it adopts the ring).
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -122,23 +122,25 @@ TEST(LogCrash, AcknowledgedRecordsSurviveKillsOfTheFlusherProcess) {
     EXPECT_GE(end, highest_acked_end);
     auto c = Consumer::open(instance, "t", from_earliest());
     ASSERT_TRUE(c.ok()) << c.error().message;
+    // Offsets are dense but for the claims of producers killed with their
+    // broker: the next broker adopted the ring and its flusher retired them.
     std::uint64_t next = 0;
     std::size_t matched = 0;
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    while (next < end && std::chrono::steady_clock::now() < deadline) {
+    while (c->position(0) < end && std::chrono::steady_clock::now() < deadline) {
       const PollResult r = c->poll([&](const Record& rec) {
-        ASSERT_EQ(rec.offset, next) << "a gap or a duplicate";
+        ASSERT_GE(rec.offset, next) << "a duplicate";
         const auto it = acked.find(rec.offset);
         if (it != acked.end()) {
           EXPECT_EQ(rec.value, it->second) << "offset " << rec.offset;
           ++matched;
         }
-        ++next;
+        next = rec.offset + 1;
       });
       ASSERT_EQ(r.status, PollStatus::ok);
       if (r.records == 0) (void)c->wait(std::chrono::milliseconds(10));
     }
-    EXPECT_EQ(next, end);
+    EXPECT_EQ(c->position(0), end);
     EXPECT_EQ(matched, acked.size()) << "acknowledged records missing";
     EXPECT_GT(acked.size(), 0u);
     std::printf("%zu acknowledged records over %d kills; log end %llu\n", acked.size(), rounds,

@@ -107,7 +107,7 @@ int produce(const Global& g, const ProduceOptions& o) {
     if (!r.ok()) {
       std::fprintf(stderr, "ringbus: line %llu: %s (%llu records published before it)\n",
                    static_cast<unsigned long long>(n + 1), to_string(r.status), static_cast<unsigned long long>(n));
-      return r.status == PublishStatus::topic_deleted ? kExitNotFound : kExitError;
+      return r.status == PublishStatus::topic_deleted || r.status == PublishStatus::no_broker ? kExitNotFound : kExitError;
     }
     last[r.partition] = r;
     ++n;
@@ -117,7 +117,7 @@ int produce(const Global& g, const ProduceOptions& o) {
       const PublishStatus s = p->wait_durable(r, std::chrono::seconds(30));
       if (s != PublishStatus::ok) {
         std::fprintf(stderr, "ringbus: partition %u: not durable: %s\n", part, to_string(s));
-        return kExitError;
+        return s == PublishStatus::no_broker ? kExitNotFound : kExitError;
       }
     }
   }
@@ -251,10 +251,12 @@ int consume(const Global& g, const ConsumeOptions& o) {
     }
     // On disk before we say we are done (a broker killed right after must
     // not forget); a broker without a data directory keeps them in memory.
-    if (auto s = c.member->commit(/*durable=*/true); !s && s.error().code != Errc::invalid_argument) {
-      std::fprintf(stderr, "ringbus: the group's position is not durable: %s\n", s.error().message.c_str());
-    }
+    const Status durable = c.member->commit(/*durable=*/true);
     c.member->leave();  // a queue member hands back what it did not acknowledge
+    if (!durable && durable.error().code != Errc::invalid_argument) {
+      std::fprintf(stderr, "ringbus: the group's position is not durable: %s\n", durable.error().message.c_str());
+      return kExitError;
+    }
   }
   return kExitOk;
 }

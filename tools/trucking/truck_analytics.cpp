@@ -256,7 +256,9 @@ class Analytics {
         unsent_ = 0;
         return;
       }
-      if (r.status != PublishStatus::timed_out) break;
+      if (r.status != PublishStatus::timed_out && r.status != PublishStatus::no_broker) break;
+      // No broker: the next one adopts the rings; give it a moment.
+      if (r.status == PublishStatus::no_broker) std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     ++unsent_;
   }

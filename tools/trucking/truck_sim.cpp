@@ -129,8 +129,9 @@ class Sim {
     return true;
   }
 
-  // One publish, retried while the ring is full (a broker that died cannot
-  // drain it: then false after the reconnect timeout).
+  // One publish, retried while the ring is full, or while no broker runs
+  // (the next one adopts the rings and drains them): false after the
+  // reconnect timeout.
   bool publish(const Pending& p) {
     Producer& prod = p.truck ? *truck_ : *traffic_;
     const std::int64_t deadline = steady_ms() + static_cast<std::int64_t>(o_.reconnect_timeout * 1000);
@@ -140,8 +141,12 @@ class Sim {
         (p.truck ? last_truck_ : last_traffic_)[r.partition] = r;
         return true;
       }
-      if (r.status != PublishStatus::timed_out && r.status != PublishStatus::back_pressured) return false;
+      if (r.status != PublishStatus::timed_out && r.status != PublishStatus::back_pressured &&
+          r.status != PublishStatus::no_broker) {
+        return false;
+      }
       if (stop_requested() || steady_ms() > deadline) return false;
+      if (r.status == PublishStatus::no_broker) std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
   }
 
@@ -174,6 +179,10 @@ class Sim {
           if (s == PublishStatus::log_failed && !log_failed_reported_) {
             std::fprintf(stderr, "ringbus-truck-sim: the broker cannot write its log (see its log); waiting\n");
             log_failed_reported_ = true;
+          }
+          if (s == PublishStatus::no_broker) {
+            // The next broker adopts the rings and writes what they hold.
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
           }
           if (s == PublishStatus::topic_deleted) {
             if (!reconnect()) return false;

@@ -92,11 +92,15 @@ class Producer {
   std::uint32_t partitions() const noexcept;
   std::uint32_t max_record_size() const noexcept;
 
-  // Copies one record in; never waits. back_pressured if the ring is full.
+  // Copies one record in; never waits. back_pressured if the ring is full;
+  // no_broker instead if the topic has a commit log and no broker is alive
+  // (its flusher is what frees the space). Records published while no
+  // broker runs are kept in the ring: the next broker writes them to the log.
   PublishResult try_publish(std::string_view key, std::string_view value,
                             std::span<const Header> headers = {},
                             std::uint32_t partition = kAutoPartition) noexcept;
-  // The same, but waits for space up to the producer's publish_timeout.
+  // The same, but waits for space up to the producer's publish_timeout
+  // (timed_out), or until it finds no broker alive (no_broker).
   PublishResult publish(std::string_view key, std::string_view value,
                         std::span<const Header> headers = {},
                         std::uint32_t partition = kAutoPartition) noexcept;
@@ -111,8 +115,10 @@ class Producer {
   // Waits until the record(s) of a successful publish are durable in the
   // topic's commit log, by the topic's durability policy (written to the
   // page cache, or fdatasync'ed). Returns ok, timed_out, no_commit_log,
-  // log_failed (as soon as the flusher reports a disk error) or
-  // topic_deleted. Blocks on a futex; the flusher wakes it.
+  // log_failed (as soon as the flusher reports a disk error), no_broker (at
+  // once, or within 20 ms of the broker's death: only a live broker's
+  // flusher makes records durable) or topic_deleted. Blocks on a futex; the
+  // flusher wakes it.
   PublishStatus wait_durable(const PublishResult& published, std::chrono::nanoseconds timeout) noexcept;
   // Zero-copy: claims room for a value of value_size bytes (the key and
   // headers are copied in now); the caller writes the value and commits.

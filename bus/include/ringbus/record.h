@@ -87,6 +87,10 @@ enum class PublishStatus : std::uint8_t {
   log_failed,         // wait_durable: the commit log cannot write (disk full,
                       // I/O error: the broker logs the file and cause); the
                       // record is in the ring and is written once it recovers
+  no_broker,          // back-pressured or waiting for durability on a topic
+                      // with a commit log while no broker is alive: nothing
+                      // frees ring space or makes records durable until one
+                      // starts (what is in the ring is kept: it writes it)
 };
 const char* to_string(PublishStatus s) noexcept;
 

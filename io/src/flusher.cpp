@@ -161,6 +161,7 @@ bool PartitionFlusher::linger(std::int64_t now_ns) noexcept {
 }
 
 bool PartitionFlusher::pump(std::int64_t now_ns, bool drain) {
+  if (offline_) return false;
   bool worked = false;
   if (error_ != 0 && now_ns >= retry_at_ns_) {
     // Retry the failed writes in place (same file, same position).
@@ -217,10 +218,15 @@ void PartitionFlusher::place_ready(std::int64_t now_ns) {
       const bool drained = std::all_of(order_.begin(), order_.end(), [&](std::size_t j) {
         return buffers_[j].state == State::ready;
       });
-      if (!drained || sync_in_flight_) return;
+      if (!drained || sync_in_flight_ || now_ns < roll_retry_at_ns_) return;
       if (auto s = log_->roll(detail::realtime_ns()); !s) {
+        if (log_->sync_failed()) {
+          go_offline(s.error().message);
+          return;
+        }
+        // Usually a full disk: tried again after the back-off, from where it stopped.
         report_error(s.error().message, ENOSPC);
-        retry_at_ns_ = now_ns + std::max(backoff_ns_, kMinBackoffNs);
+        roll_retry_at_ns_ = now_ns + backoff_ns_;
         return;
       }
       // roll() synced the old segment: everything written is durable.
@@ -234,7 +240,7 @@ void PartitionFlusher::place_ready(std::int64_t now_ns) {
 }
 
 void PartitionFlusher::maybe_sync(std::int64_t now_ns) {
-  if (sync_in_flight_ || written_ <= durable_ || error_ != 0) return;
+  if (sync_in_flight_ || written_ <= durable_ || error_ != 0 || log_->active_file() < 0) return;
   bool due = false;
   switch (config_.durability) {
     case Durability::page_cache: return;  // the kernel writes back; rolls and close sync
@@ -275,6 +281,19 @@ void PartitionFlusher::set_error(int err) {
   wake_durable_waiters();
 }
 
+// A failed fdatasync is never retried and then trusted: after EIO the kernel
+// may have dropped the dirty pages it covered (PostgreSQL's "fsyncgate"), so
+// a later sync that succeeds proves nothing. The durable offset stays where
+// the last good sync put it, waiters get log_failed, and the ring fills.
+void PartitionFlusher::go_offline(const std::string& why) {
+  if (offline_) return;
+  offline_ = true;
+  log_fn_("error", "partition " + std::to_string(ring_.partition()) + " of topic '" + topic_->name() + "' is offline: " +
+                       why + "; records written since the last good fdatasync (offset " + std::to_string(durable_) +
+                       ") are not durable and the partition takes no more; restart the broker to recover it from its log");
+  set_error(EIO);
+}
+
 void PartitionFlusher::report_error(const std::string& what, int err) {
   if (err == 0) {
     log_fn_("error", what);
@@ -293,8 +312,7 @@ void PartitionFlusher::on_completion(const IoCompletion& c, std::int64_t now_ns)
   if (slot == kSyncTag) {
     sync_in_flight_ = false;
     if (c.result < 0) {
-      report_error("fdatasync " + log_->active_path(), -c.result);
-      retry_at_ns_ = now_ns + backoff_ns_;
+      go_offline("fdatasync " + log_->active_path() + ": " + std::strerror(-c.result));
       return;
     }
     durable_ = std::max(durable_, sync_target_);

@@ -12,10 +12,11 @@
 // marks are published in the partition header, where producers waiting in
 // wait_durable() and consumers reading from disk see them.
 //
-// A write that fails (ENOSPC, EIO) is logged once with the file and cause,
-// the error is published (waiters get log_failed), and the write is retried
-// with back-off until it succeeds; meanwhile the ring fills and producers
-// are back-pressured. Nothing already written is touched.
+// A write or a roll that fails (ENOSPC, EIO) is logged once with the file
+// and cause, the error is published (waiters get log_failed), and it is
+// retried with back-off (10 ms doubling to 1 s) until it succeeds; meanwhile
+// the ring fills and producers are back-pressured. Nothing already written
+// is touched. A failed fdatasync takes the partition offline (go_offline).
 //
 // FlusherThread runs several PartitionFlushers on one thread with one FileIo
 // (one io_uring). Threading: add/remove/stop may be called from any thread.
@@ -103,6 +104,7 @@ class PartitionFlusher {
   void publish(std::atomic<std::uint64_t>& mark, std::uint64_t value);
   void set_error(int err);
   void report_error(const std::string& what, int err);
+  void go_offline(const std::string& why);
 
   std::shared_ptr<detail::TopicMap> topic_;
   detail::PartitionRing& ring_;
@@ -127,9 +129,11 @@ class PartitionFlusher {
   std::uint64_t bytes_since_sync_ = 0;
   std::int64_t next_retention_ns_ = 0;
   std::int64_t retry_at_ns_ = 0;         // failed writes are retried from then
+  std::int64_t roll_retry_at_ns_ = 0;    // a failed roll is tried again from then
   std::int64_t backoff_ns_ = 0;
   int error_ = 0;                        // the errno we are stuck on
   bool error_reported_ = false;
+  bool offline_ = false;                 // an fdatasync failed: nothing more is taken (go_offline)
 };
 
 class FlusherThread {

@@ -353,17 +353,37 @@ Status PartitionLog::recover_tail(RecoveryReport* report) {
 }
 
 Status PartitionLog::create_segment(std::uint64_t base, std::int64_t now_ns) {
+  Status s = make_segment_files(base, now_ns);
+  if (!s) {
+    // Nothing half-made stays behind (a disk that filled up mid-way): the
+    // next try, or the next start, finds the log as it was.
+    close_active();
+    for (const std::string_view ext : {kLogExt, kIndexExt, kTimeIndexExt}) (void)io_.remove(segment_path(dir_, base, ext));
+    return s;
+  }
+  segments_.push_back({base, sizeof(SegmentHeader)});
+  total_bytes_ += sizeof(SegmentHeader);
+  active_size_ = sizeof(SegmentHeader);
+  active_created_ns_ = now_ns;
+  active_has_batches_ = false;
+  last_indexed_position_ = sizeof(SegmentHeader);
+  index_.clear();
+  time_index_.clear();
+  index_written_ = 0;
+  return {};
+}
+
+Status PartitionLog::make_segment_files(std::uint64_t base, std::int64_t now_ns) {
   const std::string path = segment_path(dir_, base, kLogExt);
   auto fd = io_.open(path, true);
   if (!fd) return fd.error();
   active_fd_ = fd.value();
   active_path_ = path;
+  allocated_ = 0;
   const SegmentHeader h = make_segment_header(base, now_ns);
   if (auto s = io_.truncate(active_fd_, 0); !s) return s;
   if (auto s = io_.write_now(active_fd_, 0, bytes_of(h)); !s) return s;
-  if (settings_.preallocate) {
-    if (auto s = io_.allocate(active_fd_, settings_.segment_bytes); !s) return s;
-  }
+  preallocate_to(sizeof h);
   if (auto s = io_.sync_now(active_fd_); !s) return s;
   for (auto [fdp, time] : {std::pair{&index_fd_, false}, std::pair{&time_fd_, true}}) {
     auto f = io_.open(segment_path(dir_, base, time ? kTimeIndexExt : kIndexExt), true);
@@ -374,20 +394,20 @@ Status PartitionLog::create_segment(std::uint64_t base, std::int64_t now_ns) {
     if (auto s = io_.write_now(*fdp, 0, bytes_of(ih)); !s) return s;
     if (auto s = io_.sync_now(*fdp); !s) return s;
   }
-  if (auto s = io_.sync_directory(dir_); !s) return s;
-  segments_.push_back({base, sizeof h});
-  total_bytes_ += sizeof h;
-  active_size_ = sizeof h;
-  active_created_ns_ = now_ns;
-  active_has_batches_ = false;
-  last_indexed_position_ = sizeof h;
-  index_.clear();
-  time_index_.clear();
-  index_written_ = 0;
-  return {};
+  return io_.sync_directory(dir_);
+}
+
+void PartitionLog::preallocate_to(std::uint64_t bytes) {
+  if (!settings_.preallocate || active_fd_ < 0) return;
+  const std::uint64_t target =
+      std::min<std::uint64_t>(settings_.segment_bytes, (bytes / kPreallocateStep + 1) * kPreallocateStep);
+  if (target <= allocated_) return;
+  // Best effort: on a full disk the write itself reports it.
+  if (io_.allocate(active_fd_, target)) allocated_ = target;
 }
 
 bool PartitionLog::should_roll(std::uint64_t bytes, std::int64_t now_ns) const noexcept {
+  if (active_fd_ < 0) return true;  // a roll failed half-way: try again
   return active_has_batches_ &&
          (active_size_ + bytes > settings_.segment_bytes || now_ns - active_created_ns_ >= settings_.segment_age_ns);
 }
@@ -397,6 +417,7 @@ PartitionLog::Placement PartitionLog::append(std::span<const std::byte> batch) {
   std::memcpy(&h, batch.data(), sizeof h);
   const std::uint64_t position = active_size_;
   active_size_ += batch.size();
+  preallocate_to(active_size_);
   segments_.back().bytes = active_size_;
   total_bytes_ += batch.size();
   max_timestamp_ns_ = std::max(max_timestamp_ns_, h.max_timestamp_ns);
@@ -430,12 +451,21 @@ Status PartitionLog::write_index() {
 }
 
 Status PartitionLog::roll(std::int64_t now_ns) {
-  if (auto s = write_index(); !s) return s;
-  if (auto s = io_.truncate(active_fd_, active_size_); !s) return s;  // gives back the preallocated rest
-  for (const int fd : {active_fd_, index_fd_, time_fd_}) {
-    if (auto s = io_.sync_now(fd); !s) return s;
+  // Restartable: a roll that failed after the old segment was closed only
+  // has the new one to make.
+  if (active_fd_ >= 0) {
+    if (auto s = write_index(); !s) return s;
+    if (auto s = io_.truncate(active_fd_, active_size_); !s) return s;  // gives back the preallocated rest
+    for (const int fd : {active_fd_, index_fd_, time_fd_}) {
+      if (auto s = io_.sync_now(fd); !s) {
+        // Never synced again and then trusted (after EIO the kernel may have
+        // dropped the dirty pages): the caller takes the partition offline.
+        sync_failed_ = true;
+        return s;
+      }
+    }
+    close_active();
   }
-  close_active();
   return create_segment(end_offset_, now_ns);
 }
 

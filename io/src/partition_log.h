@@ -40,6 +40,10 @@ struct RecoveryReport {
   std::vector<std::string> notes;     // one line per repair, naming the file
 };
 
+// Segments reserve their blocks in steps of this as they grow, not whole:
+// 1024 partitions with 1 GiB segments would reserve 1 TiB at once.
+inline constexpr std::uint64_t kPreallocateStep = 16 << 20;
+
 class PartitionLog {
  public:
   // Opens the log in `dir` (creating it, with a first segment at
@@ -63,8 +67,12 @@ class PartitionLog {
   bool should_roll(std::uint64_t bytes, std::int64_t now_ns) const noexcept;
   // Closes the active segment (index written, everything fdatasync'ed) and
   // starts a new one at end_offset(). The caller has reaped every write to
-  // the active segment first.
+  // the active segment first. A roll that failed may be called again (it
+  // goes on where it stopped; should_roll() says true meanwhile), unless
+  // sync_failed().
   Status roll(std::int64_t now_ns);
+  // An fdatasync of roll() failed: what it covered cannot be trusted.
+  bool sync_failed() const noexcept { return sync_failed_; }
   struct Placement {
     int file;
     std::uint64_t position;
@@ -72,7 +80,8 @@ class PartitionLog {
   // Books a batch at the end of the active segment and returns where the
   // caller writes it. Index entries are kept and written in groups.
   Placement append(std::span<const std::byte> batch);
-  // The active segment's file handle (for fdatasync).
+  // The active segment's file handle (for fdatasync); -1 between a failed
+  // roll and its retry.
   int active_file() const noexcept { return active_fd_; }
   // Writes the index entries not yet on disk (synchronously; small).
   Status write_index();
@@ -94,6 +103,9 @@ class PartitionLog {
   };
   PartitionLog(FileIo& io, std::string dir, LogSettings s) : io_(io), dir_(std::move(dir)), settings_(s) {}
   Status create_segment(std::uint64_t base, std::int64_t now_ns);
+  Status make_segment_files(std::uint64_t base, std::int64_t now_ns);
+  // Reserves the active segment's blocks up to the step after `bytes`.
+  void preallocate_to(std::uint64_t bytes);
   Status open_active(RecoveryReport* report, bool clean);
   Status recover_tail(RecoveryReport* report);
   void close_active() noexcept;
@@ -110,6 +122,8 @@ class PartitionLog {
   int index_fd_ = -1;
   int time_fd_ = -1;
   std::uint64_t active_size_ = 0;       // where the next batch goes
+  std::uint64_t allocated_ = 0;         // bytes preallocated (fallocate) for it
+  bool sync_failed_ = false;
   std::int64_t active_created_ns_ = 0;
   bool active_has_batches_ = false;
   std::uint64_t last_indexed_position_ = 0;

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -312,6 +313,20 @@ Result<TopicInfo> create_topic_files(std::string_view instance, const TopicConfi
   struct stat st{};
   if (::stat(final_dir.c_str(), &st) == 0) {
     return Error{Errc::already_exists, "topic '" + config.name + "' already exists"};
+  }
+  // Refused up front with both numbers: reserving ring after ring would fill
+  // the host's memory before the last one failed.
+  const std::uint64_t need = config.partitions * partition_file_size(config.ring_bytes);
+  struct statvfs vfs{};
+  if (::statvfs(topics_directory(instance).c_str(), &vfs) == 0) {
+    const std::uint64_t free_bytes = static_cast<std::uint64_t>(vfs.f_bavail) * vfs.f_frsize;
+    if (need > free_bytes) {
+      return Error{Errc::invalid_argument,
+                   "topic '" + config.name + "': " + std::to_string(config.partitions) + " partition(s) of " +
+                       std::to_string(config.ring_bytes >> 10) + " KiB rings need " + std::to_string(need >> 20) +
+                       " MiB of shared memory, but " + topics_directory(instance) + " has " +
+                       std::to_string(free_bytes >> 20) + " MiB free (fewer partitions or a smaller ring_bytes)"};
+    }
   }
   // By id only, so a name of the full 249 characters still fits in a file name.
   const std::string tmp = topics_directory(instance) + "/.new-" + std::to_string(topic_id);

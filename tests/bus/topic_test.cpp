@@ -158,6 +158,15 @@ pid_t start_and_die(const std::string& inst, BrokerOptions o, const std::string&
   return WIFSIGNALED(status) ? child : -1;
 }
 
+TEST_F(BrokerFixture, ATopicLargerThanTheFreeSharedMemoryIsRefusedUpFront) {
+  auto r = broker.create_topic(topic("big", 1024, 1ULL << 40));  // a pebibyte
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::invalid_argument);
+  EXPECT_NE(r.error().message.find("MiB of shared memory, but"), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("MiB free"), std::string::npos) << r.error().message;
+  EXPECT_TRUE(broker.list_topics().value().empty());
+}
+
 TEST(BrokerLifecycle, RingsOfAKilledBrokerAreAdoptedByTheNext) {
   const std::string inst = unique_instance();
   ASSERT_GT(start_and_die(inst, {}, "t", 3), 0);

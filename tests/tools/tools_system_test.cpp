@@ -321,6 +321,13 @@ TEST(ToolsSystem, TopicCommandsAndTheirErrors) {
   EXPECT_EQ(o.code, 3);
   o = cli(s, {"topic", "frobnicate"});
   EXPECT_EQ(o.code, 2);
+  EXPECT_NE(o.err.find("ringbus topic: unknown subcommand 'frobnicate'"), std::string::npos) << o.err;
+  o = cli(s, {"frobnicate"});
+  EXPECT_EQ(o.code, 2);
+  EXPECT_NE(o.err.find("unknown subcommand 'frobnicate'"), std::string::npos) << o.err;
+  o = cli(s, {"topic", "create", "c", "--max-record-size", "0"});
+  EXPECT_EQ(o.code, 2);
+  EXPECT_NE(o.err.find("--max-record-size"), std::string::npos) << o.err;
 
   // alter: the log's settings change and show in describe; the ring's are refused.
   o = cli(s, {"topic", "alter", "a", "--retention-policy", "consumed", "--retention-age", "2d", "--durability", "interval"});
@@ -517,6 +524,36 @@ TEST(ToolsSystem, AClientOfADeadBrokerGetsAClearError) {
   EXPECT_NE(r.error().message.find("closed the connection"), std::string::npos) << r.error().message;
   Output o = cli(s, {"topic", "list"});
   EXPECT_EQ(o.code, 3) << o.err;
+}
+
+// With a data directory: a dead broker's rings stay, and what needs the
+// broker says so at once, with its exit code.
+TEST(ToolsSystem, ProduceDurableAndGroupConsumeNameADeadBroker) {
+  Scratch s;
+  Daemon d(s, {"--data-dir", s.dir() + "/data"});
+  ASSERT_TRUE(d.ready()) << d.log();
+  ASSERT_EQ(cli(s, {"topic", "create", "t"}).code, 0);
+  d.stop(SIGKILL);
+  // Publishing into the ring still works (the next broker writes it) ...
+  Output o = cli(s, {"produce", "t"}, "a\nb\n");
+  EXPECT_EQ(o.code, 0) << o.err;
+  // ... but nothing becomes durable without a broker: said at once.
+  const auto t0 = std::chrono::steady_clock::now();
+  o = cli(s, {"produce", "t", "--durable"}, "c\n");
+  EXPECT_EQ(o.code, 3) << o.err;
+  EXPECT_NE(o.err.find("no broker is running"), std::string::npos) << o.err;
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+  o = cli(s, {"consume", "t", "--group", "g", "--from", "earliest", "--count", "3"});
+  EXPECT_EQ(o.code, 1) << o.err;
+  EXPECT_EQ(lines(o.out), (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_NE(o.err.find("not durable"), std::string::npos) << o.err;
+  // A new broker adopts the ring: the records are written to the log.
+  Daemon again(s, {"--data-dir", s.dir() + "/data"});
+  ASSERT_TRUE(again.ready()) << again.log();
+  o = cli(s, {"produce", "t", "--durable"}, "d\n");
+  EXPECT_EQ(o.code, 0) << o.err;
+  const Json p0 = Json::parse(cli(s, {"topic", "describe", "t", "--json"}).out)["partition_info"][0];
+  EXPECT_EQ(p0["durable_offset"], 4) << p0.dump();
 }
 
 std::string http_get(std::uint16_t port, const std::string& path) {

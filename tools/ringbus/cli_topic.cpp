@@ -134,7 +134,8 @@ void add_topic_commands(CLI::App& app, const Global& g, int& code) {
   create->add_option("--ring-bytes", o->ring_bytes, "ring size per partition: a power of two, 64KiB-1TiB (default 64MiB)")
       ->transform(CLI::AsSizeValue(false));
   create->add_option("--max-record-size", o->max_record_size, "largest key+headers+value (default 1MiB, or what fits a quarter of a smaller ring)")
-      ->transform(CLI::AsSizeValue(false));
+      ->transform(CLI::AsSizeValue(false))
+      ->check(CLI::PositiveNumber);  // 0 would read as "the default"
   o->log.add_to(create);
   create->callback([&g, &code, o] {
     Json t{{"name", o->name}, {"partitions", o->partitions}};

@@ -155,8 +155,10 @@ SegmentReport inspect_segment(const std::string& path, const InspectOptions& opt
 
 Result<std::vector<SegmentReport>> inspect_path(const std::string& path, const InspectOptions& options) {
   std::error_code ec;
-  if (fs::is_regular_file(path, ec)) return std::vector<SegmentReport>{inspect_segment(path, options)};
-  if (!fs::is_directory(path, ec)) return Error{Errc::not_found, path + ": no such segment file or partition directory"};
+  const fs::file_status st = fs::status(path, ec);
+  if (ec && ec != std::errc::no_such_file_or_directory) return Error{Errc::io_error, path + ": " + ec.message()};
+  if (fs::is_regular_file(st)) return std::vector<SegmentReport>{inspect_segment(path, options)};
+  if (!fs::is_directory(st)) return Error{Errc::not_found, path + ": no such segment file or partition directory"};
   auto io = make_pwrite_io();
   auto bases = list_segments(*io, path);
   if (!bases) return bases.error();

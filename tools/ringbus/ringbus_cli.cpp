@@ -2,6 +2,7 @@
 // Admin subcommands talk to ringbusd over its control socket; produce and
 // consume use the topic's rings directly, as any client program does.
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 
 #include "cli.h"
@@ -53,6 +54,20 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForAllHelp& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
+    // CLI11 says only "A subcommand is required" for a word it did not know
+    // as one: name the word.
+    std::string path = "ringbus";
+    CLI::App* at = &app;
+    while (!at->get_subcommands().empty()) {
+      at = at->get_subcommands().front();
+      path += " " + at->get_name();
+    }
+    const std::vector<std::string> rest = at->remaining();
+    if (dynamic_cast<const CLI::RequiredError*>(&e) != nullptr && !rest.empty() && !at->get_subcommands({}).empty()) {
+      std::fprintf(stderr, "%s: unknown subcommand '%s' (try '%s --help')\n", path.c_str(), rest.front().c_str(),
+                   path.c_str());
+      return kExitUsage;
+    }
     (void)app.exit(e);
     return kExitUsage;
   }

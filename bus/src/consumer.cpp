@@ -147,8 +147,10 @@ bool Consumer::Impl::poll_disk(PartitionCursor& part, const detail::RecordHandle
       const std::uint64_t earliest = std::max(part.disk->earliest(), c.deliver_from);
       if (!go_to_disk(part, earliest, error)) return false;
     } else {
+      // Reported once: the records up to the next intact batch are lost to
+      // this reader, and it goes on from there.
       r.status = PollStatus::corrupt;
-      (void)part.disk->skip_segment();
+      (void)part.disk->skip_corrupt(limit);
       c.offset = c.deliver_from = std::max(c.deliver_from, part.disk->next_offset());
     }
     r.resumed_at = c.deliver_from;

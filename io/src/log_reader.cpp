@@ -183,6 +183,39 @@ ReadStatus LogReader::skip_segment() {
   return open_segment(static_cast<std::size_t>(it - segments_.begin()));
 }
 
+ReadStatus LogReader::skip_corrupt(std::uint64_t limit) {
+  if (fd_ >= 0) {
+    auto size = io_.size(fd_);
+    if (!size) return fail(ReadStatus::error, size.error().message);
+    for (std::uint64_t p = pos_ + kBatchAlign; p + sizeof(BatchHeader) <= size.value(); p += kBatchAlign) {
+      std::int64_t got = load(p, sizeof(BatchHeader));
+      if (got < 0) return ReadStatus::error;
+      BatchHeader h;
+      std::memcpy(&h, buf_.get() + (p - buf_at_), sizeof h);
+      if (h.magic != kBatchMagic || h.batch_length > kMaxBatchLength || h.base_offset < next_offset_ ||
+          h.base_offset >= limit) {
+        continue;
+      }
+      got = load(p, h.batch_length);
+      if (got < 0) return ReadStatus::error;
+      if (!decode_batch(std::span(buf_.get() + (p - buf_at_), static_cast<std::size_t>(got))).ok()) continue;
+      pos_ = p;
+      next_offset_ = h.base_offset;
+      return ReadStatus::batch;
+    }
+    pos_ = size.value();  // nothing intact in the rest: next() goes on from the end
+  }
+  for (;;) {
+    const ReadStatus s = skip_segment();
+    if (s == ReadStatus::batch || s == ReadStatus::error) return s;
+    if (s == ReadStatus::end) {
+      next_offset_ = std::max(next_offset_, limit);
+      return s;
+    }
+    // A segment whose header is bad: the one after it.
+  }
+}
+
 ReadStatus LogReader::seek_time(std::int64_t timestamp_ns, std::uint64_t limit, std::uint64_t* offset) {
   // The newest timestamp a segment's time index knows (its last entry), or
   // INT64_MIN if it has none. Monotonic across segments (entries carry the

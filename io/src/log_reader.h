@@ -52,6 +52,13 @@ class LogReader {
   // After `corrupt`: continues at the next segment (whatever is left of this
   // one is lost to this reader).
   ReadStatus skip_segment();
+  // After `corrupt`: continues at the next intact batch, found by scanning
+  // the rest of the segment in steps of the batch alignment for a whole
+  // batch that passes every check and does not go back in offsets, else at
+  // the next segment. Returns batch (next_offset() is where records go on:
+  // what lies below it since the bad batch is lost), or end when nothing
+  // intact follows below `limit` (next_offset() is then `limit`), or error.
+  ReadStatus skip_corrupt(std::uint64_t limit);
 
   std::uint64_t next_offset() const noexcept { return next_offset_; }
   // The earliest offset on disk as last seen (after out_of_range: the one to jump to).

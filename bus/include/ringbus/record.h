@@ -108,7 +108,8 @@ enum class PollStatus : std::uint8_t {
   corrupt,        // a gating consumer found a frame no producer writes (a
                   // producer stopped past the abandoned-claim timeout wrote
                   // over newer records): skipped to the newest record; or a
-                  // batch on disk failed its checks: skipped to the next segment
+                  // batch on disk failed its checks: reported once, resumed at
+                  // the next intact batch (missed_from..resumed_at is lost)
   out_of_range,   // reading from the commit log, the position was deleted by
                   // retention: resumed at the earliest offset on disk
 };

@@ -154,8 +154,9 @@ struct PartitionHeader {
   PartitionIdentity id;
   std::uint8_t pad_identity[kHotPad * 3 - sizeof(PartitionIdentity)];
 
-  // --- status: written by the broker (delete), read by clients when idle.
-  alignas(kHotPad) std::atomic<std::uint32_t> deleted;
+  // --- status: written by the broker (delete, offline), read by clients
+  // when idle (and by producers at each claim: 0 is the fast path).
+  alignas(kHotPad) std::atomic<std::uint32_t> state;  // PartitionState
   std::atomic<std::uint32_t> gating_high_water;  // slots in use are [0, high water)
   std::atomic<std::uint64_t> gate_epoch;         // bumped on every gating registration
   std::uint8_t pad_status[kHotPad - 16];
@@ -198,7 +199,7 @@ struct PartitionHeader {
 };
 static_assert(std::is_standard_layout_v<PartitionHeader>);
 static_assert(offsetof(PartitionHeader, id) == 0);
-static_assert(offsetof(PartitionHeader, deleted) == 3 * kHotPad);
+static_assert(offsetof(PartitionHeader, state) == 3 * kHotPad);
 static_assert(offsetof(PartitionHeader, claim) == 4 * kHotPad);
 static_assert(offsetof(PartitionHeader, lap_marker) == 5 * kHotPad);
 static_assert(offsetof(PartitionHeader, frontier) == 6 * kHotPad);
@@ -208,6 +209,13 @@ static_assert(offsetof(PartitionHeader, log_written) == 8 * kHotPad + 16);
 static_assert(offsetof(PartitionHeader, gating) == 9 * kHotPad);
 static_assert(sizeof(PartitionHeader) == (9 + kGatingSlots) * kHotPad);
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
+
+// PartitionHeader::state.
+enum class PartitionState : std::uint32_t {
+  live = 0,
+  deleted = 1,  // the topic was deleted: producers stop, consumers drain what was published
+  offline = 2,  // the partition's commit log cannot be opened: producers are refused
+};
 
 // PartitionHeader::log_durability: whether a flusher serves the partition,
 // and what "durable" means for it.

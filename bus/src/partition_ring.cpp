@@ -98,7 +98,7 @@ void PartitionRing::note_backpressure(ProducerCache& cache) noexcept {
 PublishStatus PartitionRing::wait_for_space(ProducerCache& cache, std::uint64_t end,
                                             std::int64_t deadline_ns) noexcept {
   for (std::uint32_t spins = 0;; ++spins) {
-    if (deleted()) return PublishStatus::topic_deleted;
+    if (state() != PartitionState::live) return refusal();
     refresh_limit(cache);
     if (end <= cache.limit) return PublishStatus::ok;
     if (spins < 128) {
@@ -133,8 +133,8 @@ ClaimSpan PartitionRing::claim(ProducerCache& cache, std::uint64_t bytes, std::u
   ClaimSpan out;
   // relaxed: advisory; a producer that races a delete publishes into a ring
   // nobody will read, which is harmless.
-  if (header_->deleted.load(std::memory_order_relaxed) != 0) {
-    out.status = PublishStatus::topic_deleted;
+  if (header_->state.load(std::memory_order_relaxed) != 0) {
+    out.status = refusal();
     return out;
   }
   Pair cur = load_pair(header_->claim);
@@ -198,7 +198,7 @@ ClaimSpan PartitionRing::claim(ProducerCache& cache, std::uint64_t bytes, std::u
   if (header_->gate_epoch.load(std::memory_order_seq_cst) != cache.epoch) {
     refresh_limit(cache);
     if (end > cache.limit) {
-      const PublishStatus waited = timeout_ns == 0 ? (deleted() ? PublishStatus::topic_deleted : PublishStatus::back_pressured)
+      const PublishStatus waited = timeout_ns == 0 ? (state() != PartitionState::live ? refusal() : PublishStatus::back_pressured)
                                                    : wait_for_space(cache, end, deadline_after(timeout_ns));
       if (waited != PublishStatus::ok) {
         abort(out, records);

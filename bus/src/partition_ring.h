@@ -77,7 +77,14 @@ class PartitionRing {
   std::uint32_t max_record_size() const noexcept { return max_record_size_; }
   std::uint32_t partition() const noexcept { return header_->id.partition; }
   const std::string& path() const noexcept { return file_.path(); }
-  bool deleted() const noexcept { return header_->deleted.load(std::memory_order_acquire) != 0; }
+  PartitionState state() const noexcept {
+    return static_cast<PartitionState>(header_->state.load(std::memory_order_acquire));
+  }
+  bool deleted() const noexcept { return state() == PartitionState::deleted; }
+  // What a producer is told when the partition is not live.
+  PublishStatus refusal() const noexcept {
+    return deleted() ? PublishStatus::topic_deleted : PublishStatus::partition_offline;
+  }
 
   // ---- producer side -----------------------------------------------------
   // Claims `bytes` (a multiple of kFrameAlign, at most capacity/4) for

@@ -89,7 +89,7 @@ PublishStatus Producer::wait_durable(const PublishResult& published, std::chrono
     const std::atomic<std::uint64_t>& mark = mode == detail::LogDurability::page_cache ? h.log_written : h.log_durable;
     if (mark.load(std::memory_order_acquire) > published.offset) return PublishStatus::ok;
     if (h.log_error.load(std::memory_order_acquire) != 0) return PublishStatus::log_failed;
-    if (h.deleted.load(std::memory_order_acquire) != 0) return PublishStatus::topic_deleted;
+    if (ring.deleted()) return PublishStatus::topic_deleted;
     // Only a live flusher moves the marks: with no broker, say so at once.
     if (ring.no_broker(cache)) return PublishStatus::no_broker;
     return PublishStatus::timed_out;  // not yet

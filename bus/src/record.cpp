@@ -19,6 +19,7 @@ const char* to_string(PublishStatus s) noexcept {
     case PublishStatus::invalid_argument: return "invalid argument";
     case PublishStatus::no_commit_log: return "the topic has no commit log (the broker has no data directory)";
     case PublishStatus::log_failed: return "the commit log cannot write (disk full or I/O error; see the broker's log)";
+    case PublishStatus::partition_offline: return "the partition is offline: its commit log could not be opened (see the broker's log)";
     case PublishStatus::no_broker: return "no broker is running for this instance (start ringbusd: it writes what the ring holds)";
   }
   return "unknown";

@@ -270,7 +270,7 @@ Result<std::shared_ptr<TopicMap>> TopicMap::open(std::string_view instance, std:
       return corrupt(path, "belongs to another topic than partition-0 (was the topic re-created?)");
     }
     if (h->id.partition != p) return corrupt(path, "says it is partition " + std::to_string(h->id.partition));
-    if (h->deleted.load(std::memory_order_acquire) != 0) {
+    if (h->state.load(std::memory_order_acquire) == static_cast<std::uint32_t>(PartitionState::deleted)) {
       return Error{Errc::deleted, "topic '" + std::string(topic) + "' is being deleted"};
     }
     map->rings_.push_back(std::make_unique<PartitionRing>(std::move(file.value())));
@@ -297,6 +297,7 @@ TopicInfo TopicMap::describe() const {
     pi.written_offset = ph.log_written.load(std::memory_order_acquire);
     pi.durable_offset = ph.log_durable.load(std::memory_order_acquire);
     pi.log_error = ph.log_error.load(std::memory_order_acquire);
+    pi.offline = ring->state() == PartitionState::offline;
     info.partition_info.push_back(pi);
   }
   return info;
@@ -393,7 +394,7 @@ Status delete_topic_files(std::string_view instance, std::string_view topic) {
   }
   for (std::uint32_t p = 0; p < map.value()->partition_count(); ++p) {
     PartitionHeader& h = map.value()->ring(p).header();
-    h.deleted.store(1, std::memory_order_release);
+    h.state.store(static_cast<std::uint32_t>(PartitionState::deleted), std::memory_order_release);
     h.wake_seq.fetch_add(1, std::memory_order_release);
     futex_wake_all(&h.wake_seq);
   }
@@ -409,6 +410,16 @@ Status delete_topic_files(std::string_view instance, std::string_view topic) {
   }
   ::rmdir(gone.c_str());
   return {};
+}
+
+void take_offline(PartitionRing& ring, int err) {
+  PartitionHeader& h = ring.header();
+  h.log_error.store(err, std::memory_order_seq_cst);
+  h.state.store(static_cast<std::uint32_t>(PartitionState::offline), std::memory_order_seq_cst);
+  h.durable_seq.fetch_add(1, std::memory_order_release);
+  futex_wake_all(&h.durable_seq);
+  h.wake_seq.fetch_add(1, std::memory_order_release);
+  futex_wake_all(&h.wake_seq);
 }
 
 std::vector<std::string> list_topic_names(std::string_view instance) {

@@ -78,6 +78,9 @@ inline LogDurability log_durability_of(Durability d) noexcept {
 Result<TopicInfo> create_topic_files(std::string_view instance, const TopicConfig& config,
                                      std::uint64_t topic_id, const TopicLog& log = {});
 Status delete_topic_files(std::string_view instance, std::string_view topic);
+// Marks a partition offline (its log cannot be opened): producers get
+// partition_offline, waiters for durability log_failed with `err`.
+void take_offline(PartitionRing& ring, int err);
 std::vector<std::string> list_topic_names(std::string_view instance);
 
 }  // namespace ringbus::detail

@@ -53,15 +53,16 @@ struct Broker::Impl {
   Status open_data_dir(const BrokerOptions& options, bool adopt);
   // Hands a topic's partitions to the flushers; creates its rings first
   // unless they were adopted.
+  // Partitions marked offline get no flusher: their rings refuse producers.
   Status attach_log(const TopicConfig& config, std::uint64_t topic_id, const std::vector<std::uint64_t>& ends,
-                    bool create_rings);
+                    bool create_rings, const std::vector<bool>& offline);
   // True if the rings the instance holds for this topic can go on serving
   // it: valid headers, the same topic id, partitions and log, and every ring
   // reaching its log's end (so no offset is given twice). `tails` gets the
   // rings' end offsets. A topic whose rings cannot be adopted is removed
   // (marked deleted: clients get topic_deleted) or set aside if unreadable.
   bool adopt_rings(const TopicConfig& config, std::uint64_t topic_id, const std::vector<std::uint64_t>& ends,
-                   const std::string& log_dir, std::vector<std::uint64_t>& tails);
+                   const std::vector<bool>& offline, const std::string& log_dir, std::vector<std::uint64_t>& tails);
   io::FlusherThread& flusher_for(std::uint64_t topic_id, std::uint32_t partition) {
     return *flushers[(topic_id + partition) % flushers.size()];
   }
@@ -319,26 +320,41 @@ Status Broker::Impl::open_data_dir(const BrokerOptions& options, bool adopt) {
       continue;
     }
     std::vector<std::uint64_t> ends;
+    std::vector<bool> offline(config.partitions, false);
     for (std::uint32_t p = 0; p < config.partitions; ++p) {
       io::RecoveryReport report;
       const std::string pdir = io::partition_log_directory(dir, p);
       auto plog = io::PartitionLog::open(*io, pdir, io::LogSettings::from(config.log), 0, &report);
-      if (!plog) return plog.error();
       for (const std::string& n : report.notes) log("warn", n);
+      const Status closed = plog ? plog.value()->close_clean() : Status(plog.error());
+      if (!closed) {
+        // One bad partition never takes the broker down: it alone goes offline.
+        log("error", pdir + " is offline: " + closed.error().message +
+                         ". The topic's other partitions are served. To bring it back: find the damage with "
+                         "'ringbus log verify " + pdir + "', move the damaged file(s) out of the directory (the log "
+                         "then ends before them) and restart the broker");
+        offline[p] = true;
+        ends.push_back(0);
+        continue;
+      }
       log("info", "recovered " + pdir + ": offsets " + std::to_string(plog.value()->start_offset()) + " to " +
                       std::to_string(plog.value()->end_offset()) +
                       (report.clean ? " (clean shutdown, nothing scanned)"
                                     : " (after a crash: checked " + std::to_string(report.scanned_bytes) + " bytes of the tail)"));
       ends.push_back(plog.value()->end_offset());
-      if (auto s = plog.value()->close_clean(); !s) return s;
     }
     next_topic_id = std::max(next_topic_id, meta->topic_id);
     std::vector<std::uint64_t> tails;
-    const bool adopted = adopt && adopt_rings(config, meta->topic_id, ends, dir, tails);
+    const bool adopted = adopt && adopt_rings(config, meta->topic_id, ends, offline, dir, tails);
     loaded.insert(name);
-    if (auto s = attach_log(config, meta->topic_id, ends, !adopted); !s) return s;
-    // Adopted groups are live in shared memory; their files fill what is missing.
-    io::GroupKeeper::restore(instance, config.name, meta->topic_id, adopted ? tails : ends, dir, log);
+    if (auto s = attach_log(config, meta->topic_id, ends, !adopted, offline); !s) return s;
+    // Adopted groups are live in shared memory; their files fill what is
+    // missing. An offline partition's end is not known: nothing is clamped.
+    std::vector<std::uint64_t> group_ends = adopted ? tails : ends;
+    for (std::uint32_t p = 0; p < config.partitions; ++p) {
+      if (offline[p]) group_ends[p] = ~std::uint64_t{0};
+    }
+    io::GroupKeeper::restore(instance, config.name, meta->topic_id, group_ends, dir, log);
   }
   // Rings of topics whose logs are gone (deleted or moved away by hand).
   for (const std::string& name : detail::list_topic_names(instance)) {
@@ -360,7 +376,8 @@ Status Broker::Impl::open_data_dir(const BrokerOptions& options, bool adopt) {
 }
 
 bool Broker::Impl::adopt_rings(const TopicConfig& config, std::uint64_t topic_id, const std::vector<std::uint64_t>& ends,
-                               const std::string& log_dir, std::vector<std::uint64_t>& tails) {
+                               const std::vector<bool>& offline, const std::string& log_dir,
+                               std::vector<std::uint64_t>& tails) {
   const std::string shm_dir = detail::topic_directory(instance, config.name);
   struct stat st{};
   if (::stat(shm_dir.c_str(), &st) != 0) return false;  // no rings: made anew
@@ -392,7 +409,7 @@ bool Broker::Impl::adopt_rings(const TopicConfig& config, std::uint64_t topic_id
   for (std::uint32_t p = 0; why.empty() && p < config.partitions; ++p) {
     const detail::PartitionRing& ring = map.value()->ring(p);
     tails.push_back(ring.tail().second);
-    if (tails.back() < ends[p]) {
+    if (!offline[p] && tails.back() < ends[p]) {
       why = "partition " + std::to_string(p) + "'s ring ends at offset " + std::to_string(tails.back()) +
             ", below its log's end " + std::to_string(ends[p]) + " (offsets would be given twice)";
     }
@@ -411,7 +428,7 @@ bool Broker::Impl::adopt_rings(const TopicConfig& config, std::uint64_t topic_id
 // were adopted), with their link to the log, and hands each partition to a
 // flusher.
 Status Broker::Impl::attach_log(const TopicConfig& config, std::uint64_t topic_id, const std::vector<std::uint64_t>& ends,
-                                bool create_rings) {
+                                bool create_rings, const std::vector<bool>& offline) {
   const std::string dir = data_dir + "/" + config.name;
   if (create_rings) {
     auto info = detail::create_topic_files(instance, config, topic_id, detail::TopicLog{dir, ends});
@@ -421,6 +438,10 @@ Status Broker::Impl::attach_log(const TopicConfig& config, std::uint64_t topic_i
   if (!map) return map.error();
   auto consumed = std::make_shared<io::ConsumedOffsets>(config.partitions);
   for (std::uint32_t p = 0; p < config.partitions; ++p) {
+    if (offline[p]) {
+      detail::take_offline(map.value()->ring(p), EIO);
+      continue;
+    }
     if (auto s = flusher_for(topic_id, p).add(map.value(), p, io::partition_log_directory(dir, p), config.log, consumed); !s) {
       return s;
     }
@@ -477,7 +498,11 @@ Result<TopicInfo> Broker::create_topic(const TopicConfig& config) {
   if (auto s = io->sync_directory(tmp); !s) return fail(s.error());
   if (::rename(tmp.c_str(), dir.c_str()) != 0) return fail(Error{Errc::io_error, detail::errno_message("rename " + tmp, errno)});
   if (auto s = io->sync_directory(im.data_dir); !s) return s.error();
-  if (auto s = im.attach_log(config, id, std::vector<std::uint64_t>(config.partitions, 0), true); !s) return s.error();
+  if (auto s = im.attach_log(config, id, std::vector<std::uint64_t>(config.partitions, 0), true,
+                             std::vector<bool>(config.partitions, false));
+      !s) {
+    return s.error();
+  }
   return ringbus::describe_topic(im.instance, config.name);
 }
 

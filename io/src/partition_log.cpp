@@ -248,7 +248,9 @@ Status PartitionLog::open_active(RecoveryReport* report, bool clean) {
     if (!got) return got.error();
     if (auto s = check_segment_header(std::span(reinterpret_cast<const std::byte*>(&h), got.value()), active_path_, base);
         !s) {
-      return s;
+      if (s.error().code == Errc::version_mismatch) return s;
+      active_size_ = UINT64_MAX;  // damaged since the clean close: recovery repairs what it can
+      return {};
     }
     active_created_ns_ = h.created_ns;
     std::string index_problem;

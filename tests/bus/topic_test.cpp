@@ -257,7 +257,7 @@ TEST_F(PartitionFileTest, InconsistentSizesAreRefused) {
 TEST(PartitionFormat, HeaderLinesAreWhereTheSpecSaysAndHotWordsDoNotShare) {
   using detail::PartitionHeader;
   EXPECT_EQ(offsetof(PartitionHeader, claim) % 16, 0u);  // cmpxchg16b alignment
-  EXPECT_EQ(offsetof(PartitionHeader, claim) - offsetof(PartitionHeader, deleted), detail::kHotPad);
+  EXPECT_EQ(offsetof(PartitionHeader, claim) - offsetof(PartitionHeader, state), detail::kHotPad);
   EXPECT_EQ(offsetof(PartitionHeader, frontier) % 16, 0u);
   EXPECT_EQ(offsetof(PartitionHeader, frontier) - offsetof(PartitionHeader, lap_marker), detail::kHotPad);
   EXPECT_EQ(offsetof(PartitionHeader, wake_seq) - offsetof(PartitionHeader, frontier), detail::kHotPad);

@@ -62,9 +62,9 @@ struct Damage : ::testing::Test {
     ASSERT_EQ(p->wait_durable(last, std::chrono::seconds(30)), PublishStatus::ok);
   }
   std::string partition_dir(int p) const { return (data / "t" / std::to_string(p)).string(); }
-  std::vector<std::string> files(const std::string& ext) const {
+  std::vector<std::string> files(const std::string& ext, int partition = 0) const {
     std::vector<std::string> out;
-    for (const auto& e : fs::directory_iterator(partition_dir(0))) {
+    for (const auto& e : fs::directory_iterator(partition_dir(partition))) {
       if (e.path().extension() == ext) out.push_back(e.path().string());
     }
     std::sort(out.begin(), out.end());
@@ -171,6 +171,58 @@ TEST_F(Damage, ASegmentOfAnotherVersionIsSkippedWhole) {
   EXPECT_EQ(r.damage[0].missed_from, std::stoull(fs::path(logs[1]).stem().string()));
   EXPECT_EQ(r.damage[0].resumed_at, std::stoull(fs::path(logs[2]).stem().string()));
   expect_everything_around(r);
+}
+
+// A crash right after a segment file was made leaves it empty: recovery
+// gives it a header again, and the log goes on from its base.
+TEST_F(Damage, AZeroLengthActiveSegmentIsRecoveredAsEmpty) {
+  write_log();
+  const auto logs = files(".log");
+  fs::resize_file(logs.back(), 0);
+  Broker b = start();
+  const std::uint64_t base = std::stoull(fs::path(logs.back()).stem().string());
+  EXPECT_EQ(b.describe_topic("t")->partition_info[0].end_offset, base);
+  EXPECT_FALSE(b.describe_topic("t")->partition_info[0].offline);
+  auto p = Producer::open(instance, "t");
+  ASSERT_TRUE(p.ok());
+  const PublishResult r = p->publish("", value(base), {}, 0);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.offset, base);
+  EXPECT_EQ(p->wait_durable(r, std::chrono::seconds(10)), PublishStatus::ok);
+}
+
+// A partition whose log cannot be opened (here: its active segment is of
+// another format version, which is never "repaired") goes offline alone.
+TEST_F(Damage, AnUnreadablePartitionGoesOfflineAloneAndTheBrokerServesTheRest) {
+  write_log();
+  const auto logs1 = files(".log", 1);
+  const int fd = ::open(logs1.back().c_str(), O_RDWR);
+  ASSERT_GE(fd, 0);
+  const std::uint32_t version = 99;
+  ASSERT_EQ(::pwrite(fd, &version, sizeof version, offsetof(io::SegmentHeader, version)), 4);
+  ::close(fd);
+  Broker b = start();
+  const TopicInfo info = b.describe_topic("t").value();
+  EXPECT_FALSE(info.partition_info[0].offline);
+  EXPECT_TRUE(info.partition_info[1].offline);
+  EXPECT_NE(info.partition_info[1].log_error, 0);
+  bool said = false;
+  for (const std::string& m : messages) {
+    said = said || (m.find(partition_dir(1) + " is offline") != std::string::npos && m.find("version") != std::string::npos &&
+                    m.find("ringbus log verify") != std::string::npos);
+  }
+  EXPECT_TRUE(said) << "no log line names the partition, the cause and what to do";
+  // The other partition is served: read and written.
+  const Read r = read_all(b);
+  EXPECT_TRUE(r.damage.empty());
+  EXPECT_EQ(r.offsets.size(), kRecords);
+  auto p = Producer::open(instance, "t");
+  ASSERT_TRUE(p.ok());
+  const PublishResult ok = p->publish("", value(kRecords), {}, 0);
+  ASSERT_TRUE(ok.ok());
+  EXPECT_EQ(p->wait_durable(ok, std::chrono::seconds(10)), PublishStatus::ok);
+  EXPECT_EQ(p->publish("", "x", {}, 1).status, PublishStatus::partition_offline);
+  EXPECT_EQ(p->try_publish("", "x", {}, 1).status, PublishStatus::partition_offline);
 }
 
 }  // namespace

@@ -215,6 +215,7 @@ Json topic_info_to_json(const TopicInfo& info) {
         {"written_offset", p.written_offset},
         {"durable_offset", p.durable_offset},
         {"log_error", p.log_error},
+        {"offline", p.offline},
     });
   }
   Json j{

@@ -56,10 +56,12 @@ void print_topic(const Json& t) {
     const bool log = p["has_log"].get<bool>();
     const auto log_field = [&](const char* key) { return log ? std::to_string(p[key].get<std::uint64_t>()) : "-"; };
     const int err = p["log_error"].get<int>();
+    const std::string error = p.value("offline", false)
+                                  ? fmt::format("OFFLINE: {} (the broker's log names the file and what to do)", std::strerror(err))
+                                  : log && err != 0 ? std::strerror(err) : "-";
     fmt::print("{:>9} {:>14} {:>14} {:>14} {:>14} {:>7} {}\n", p["partition"].get<std::uint32_t>(),
                log_field("log_start_offset"), p["end_offset"].get<std::uint64_t>(), log_field("written_offset"),
-               log_field("durable_offset"), p["gating_readers"].get<std::uint32_t>(),
-               log && err != 0 ? std::strerror(err) : "-");
+               log_field("durable_offset"), p["gating_readers"].get<std::uint32_t>(), error);
   }
 }
 

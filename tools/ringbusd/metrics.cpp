@@ -126,6 +126,9 @@ std::string Metrics::prometheus() const {
          [](const PartitionSample& s) { return s.records_in_per_second; });
   family("ringbus_partition_log_error", "gauge", "errno the partition's flusher is stuck on (0: none).",
          [](const PartitionSample& s) { return s.info.log_error; });
+  family("ringbus_partition_offline", "gauge",
+         "1 if the partition's commit log could not be opened (the broker's log says why and what to do).",
+         [](const PartitionSample& s) { return s.info.offline ? 1 : 0; });
   const auto group_family = [&](const char* name, const char* help, auto value) {
     out += fmt::format("# HELP {} {}\n# TYPE {} gauge\n", name, help, name);
     for (const GroupSample& g : groups_) {
@@ -156,7 +159,8 @@ nlohmann::json Metrics::json() const {
                      {"log_start_offset", s.info.log_start_offset},
                      {"retained_bytes", s.retained_bytes},
                      {"records_in_per_second", s.records_in_per_second},
-                     {"log_error", s.info.log_error}});
+                     {"log_error", s.info.log_error},
+                     {"offline", s.info.offline}});
   }
   nlohmann::json groups = nlohmann::json::array();
   for (const GroupSample& g : groups_) {

@@ -87,6 +87,9 @@ enum class PublishStatus : std::uint8_t {
   log_failed,         // wait_durable: the commit log cannot write (disk full,
                       // I/O error: the broker logs the file and cause); the
                       // record is in the ring and is written once it recovers
+  partition_offline,  // the partition's commit log could not be opened (the
+                      // broker's log names the file and what to do); the
+                      // topic's other partitions are served
   no_broker,          // back-pressured or waiting for durability on a topic
                       // with a commit log while no broker is alive: nothing
                       // frees ring space or makes records durable until one

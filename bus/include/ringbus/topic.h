@@ -66,6 +66,7 @@ struct PartitionInfo {
   std::uint64_t written_offset = 0;    // below this, written to the log files
   std::uint64_t durable_offset = 0;    // below this, durable by the topic's policy
   int log_error = 0;                   // errno the flusher is stuck on (0: none)
+  bool offline = false;                // its log could not be opened: producers are refused (the broker's log says why)
 };
 
 struct TopicInfo {

@@ -70,6 +70,7 @@ Result<GroupInfo> describe_group(std::string_view instance, std::string_view top
     GroupMemberInfo mi;
     mi.slot = slot;
     mi.pid = m.pid.load(std::memory_order_relaxed);
+    mi.client = m.client.load(std::memory_order_relaxed);
     mi.joined_ns = m.joined_ns.load(std::memory_order_relaxed);
     mi.heartbeat_age_ns = now - m.heartbeat_ns.load(std::memory_order_relaxed);
     const std::uint32_t inc = detail::incarnation_of(m.word.load(std::memory_order_acquire));

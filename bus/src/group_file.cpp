@@ -1,5 +1,7 @@
 #include "group_file.h"
 
+#include "liveness.h"
+
 #include <dirent.h>
 #include <unistd.h>
 
@@ -96,8 +98,9 @@ Status validate_group_header(const std::byte* data, std::uint64_t size, const st
   return {};
 }
 
-GroupFile::GroupFile(MappedFile file)
+GroupFile::GroupFile(MappedFile file, std::string instance_dir)
     : file_(std::move(file)),
+      instance_dir_(std::move(instance_dir)),
       header_(reinterpret_cast<GroupHeader*>(file_.data())),
       partitions_(reinterpret_cast<GroupPartition*>(file_.data() + sizeof(GroupHeader))),
       slots_(reinterpret_cast<ChunkSlot*>(file_.data() + sizeof(GroupHeader) +
@@ -114,7 +117,7 @@ Result<std::shared_ptr<GroupFile>> GroupFile::open(std::string_view instance, st
     return file.error();
   }
   if (auto s = validate_group_header(file->data(), file->size(), path); !s) return s.error();
-  return std::shared_ptr<GroupFile>(new GroupFile(std::move(file.value())));
+  return std::shared_ptr<GroupFile>(new GroupFile(std::move(file.value()), instance_directory(instance)));
 }
 
 Result<std::shared_ptr<GroupFile>> GroupFile::open_or_create(std::string_view instance, std::string_view topic,
@@ -173,7 +176,7 @@ Result<std::shared_ptr<GroupFile>> GroupFile::open_or_create(std::string_view in
                                                                                           : GroupStartCode::latest);
     copy_name(id.group_name, sizeof id.group_name, group);
     copy_name(id.dead_letter_topic, sizeof id.dead_letter_topic, settings.dead_letter_topic);
-    GroupFile g(std::move(file.value()));
+    GroupFile g(std::move(file.value()), instance_directory(instance));
     for (std::uint32_t p = 0; p < partitions; ++p) {
       GroupPartition& part = g.partition(p);
       new (&part) GroupPartition{};
@@ -195,7 +198,7 @@ Result<std::shared_ptr<GroupFile>> GroupFile::open_or_create(std::string_view in
     const int rc = ::link(tmp.c_str(), path.c_str());
     const int err = errno;
     ::unlink(tmp.c_str());
-    if (rc == 0) return std::shared_ptr<GroupFile>(new GroupFile(std::move(g.file_)));
+    if (rc == 0) return std::shared_ptr<GroupFile>(new GroupFile(std::move(g.file_), g.instance_dir_));
     if (err != EEXIST) return Error{Errc::io_error, errno_message("link " + path, err)};
     // Another member created it first: open theirs.
   }
@@ -216,7 +219,14 @@ GroupSettings GroupFile::settings() const {
 
 // ---- members ------------------------------------------------------------------
 
+bool GroupFile::client_dead(std::int32_t client) const noexcept { return client_is_dead(instance_dir_, client); }
+
 Result<std::pair<std::uint32_t, std::uint32_t>> GroupFile::join() {
+  // Liveness by client token, not pid: members may live in other pid
+  // namespaces. Taken here (admin tools and the broker never join).
+  auto client = client_token(instance_dir_);
+  if (!client) return client.error();
+  client_ = client.value();
   for (int round = 0; round < 2; ++round) {
     for (std::uint32_t i = 0; i < kGroupMembers; ++i) {
       MemberSlot& m = header_->members[i];
@@ -224,6 +234,7 @@ Result<std::pair<std::uint32_t, std::uint32_t>> GroupFile::join() {
       if (state_of(w) != MemberState::free) continue;
       const std::uint32_t inc = incarnation_of(w) + 1;
       if (!m.word.compare_exchange_strong(w, member_word(inc, MemberState::reserved), std::memory_order_acq_rel)) continue;
+      m.client.store(client_, std::memory_order_relaxed);
       m.pid.store(static_cast<std::int32_t>(::getpid()), std::memory_order_relaxed);
       m.heartbeat_ns.store(monotonic_ns(), std::memory_order_relaxed);
       m.joined_ns.store(realtime_ns(), std::memory_order_relaxed);
@@ -257,7 +268,7 @@ std::uint32_t GroupFile::reap(std::int64_t now_ns) noexcept {
     std::uint64_t w = m.word.load(std::memory_order_acquire);
     const MemberState s = state_of(w);
     if (s == MemberState::free) continue;
-    const bool dead = process_is_dead(m.pid.load(std::memory_order_relaxed));
+    const bool dead = client_dead(m.client.load(std::memory_order_relaxed));
     const bool silent = s == MemberState::active && now_ns - m.heartbeat_ns.load(std::memory_order_relaxed) > timeout;
     if (!dead && !silent) continue;
     if (m.word.compare_exchange_strong(w, member_word(incarnation_of(w), MemberState::free), std::memory_order_acq_rel)) {
@@ -275,7 +286,7 @@ bool GroupFile::member_alive(std::uint32_t slot, std::uint32_t incarnation_low, 
   if (state_of(w) != MemberState::active || (incarnation_of(w) & mask) != incarnation_low) return false;
   const auto timeout = static_cast<std::int64_t>(header_->id.session_timeout_ns);
   if (monotonic_ns() - m.heartbeat_ns.load(std::memory_order_relaxed) > timeout) return false;
-  return !process_is_dead(m.pid.load(std::memory_order_relaxed));
+  return !client_dead(m.client.load(std::memory_order_relaxed));
 }
 
 std::vector<std::uint32_t> GroupFile::live_members() const {
@@ -370,7 +381,7 @@ ClaimOutcome GroupFile::claim_chunk(std::uint32_t p, std::uint64_t end_offset, s
       continue;
     }
     if (c.seq == d.second - window && c.state == ChunkState::free) {
-      const std::uint64_t claiming = claiming_meta(static_cast<std::uint32_t>(::getpid()));
+      const std::uint64_t claiming = claiming_meta(static_cast<std::uint32_t>(client_));
       if (!cas16(s.state, seen, Pair{d.second, claiming})) continue;
       // Chunk d.second is ours, and d is current: only its claimer (or a
       // helper, once it is leased) moves the dispatch past it.
@@ -395,7 +406,7 @@ ClaimOutcome GroupFile::claim_chunk(std::uint32_t p, std::uint64_t end_offset, s
     }
     if (c.seq == d.second && c.state == ChunkState::claiming) {
       // Claimed a moment ago; if its claimer died in between, undo it.
-      if (process_is_dead(static_cast<std::int32_t>(c.meta & 0xffffffff))) {
+      if (client_dead(static_cast<std::int32_t>(c.meta & 0xffffffff))) {
         (void)cas16(s.state, seen, Pair{d.second - window, chunk_meta(ChunkState::free, 0, 0, 0)});
         continue;
       }

@@ -49,10 +49,10 @@ constexpr std::uint64_t chunk_meta(ChunkState s, std::uint32_t deliveries, std::
   return std::uint64_t{static_cast<std::uint8_t>(s)} << 62 | std::uint64_t{deliveries & 0x3fff} << 48 |
          std::uint64_t{owner & 0xffff} << 32 | deadline_ms;
 }
-// While claiming, the meta holds only the claimer's pid (so that a claimer
-// that died there can be undone).
-constexpr std::uint64_t claiming_meta(std::uint32_t pid) {
-  return std::uint64_t{static_cast<std::uint8_t>(ChunkState::claiming)} << 62 | pid;
+// While claiming, the meta holds only the claimer's client token
+// (liveness.h; so that a claimer that died there can be undone).
+constexpr std::uint64_t claiming_meta(std::uint32_t client) {
+  return std::uint64_t{static_cast<std::uint8_t>(ChunkState::claiming)} << 62 | client;
 }
 constexpr std::uint64_t full_mask(std::uint32_t count) { return count >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << count) - 1; }
 
@@ -135,8 +135,11 @@ class GroupFile {
   std::uint64_t request_persist() noexcept { return header_->commit_seq.fetch_add(1, std::memory_order_acq_rel) + 1; }
 
  private:
-  explicit GroupFile(MappedFile file);
+  GroupFile(MappedFile file, std::string instance_dir);
+  bool client_dead(std::int32_t client) const noexcept;
   MappedFile file_;
+  std::string instance_dir_;  // for client tokens (liveness.h)
+  std::int32_t client_ = 0;   // this process's token, from join(): what its member and claims are named by
   GroupHeader* header_;
   GroupPartition* partitions_;
   ChunkSlot* slots_;

@@ -17,7 +17,7 @@
 namespace ringbus::detail {
 
 inline constexpr std::uint64_t kGroupMagic = 0x47'53'55'42'47'4e'49'52ULL;  // "RINGBUSG"
-inline constexpr std::uint32_t kGroupLayoutVersion = 1;
+inline constexpr std::uint32_t kGroupLayoutVersion = 2;  // 2: members and claims named by client token
 inline constexpr std::uint32_t kGroupMembers = 64;       // members per group
 inline constexpr std::uint32_t kChunkSlots = 256;        // queue: chunks in flight per partition
 inline constexpr std::uint32_t kChunkRecords = 64;       // queue: offsets per chunk (one ack bitmap word)
@@ -54,12 +54,15 @@ enum class MemberState : std::uint8_t { free = 0, reserved = 1, active = 2 };
 
 struct alignas(kHotPad) MemberSlot {
   std::atomic<std::uint64_t> word;
-  std::atomic<std::int32_t> pid;
-  std::uint32_t pad0;
+  std::atomic<std::int32_t> client;        // the member's client token (liveness.h): alive while locked
+  std::atomic<std::int32_t> pid;           // in the member's own pid namespace: for display only
   std::atomic<std::int64_t> heartbeat_ns;  // CLOCK_MONOTONIC, written by the member
   std::atomic<std::int64_t> joined_ns;     // CLOCK_REALTIME, for display
 };
 static_assert(sizeof(MemberSlot) == kHotPad);
+static_assert(offsetof(MemberSlot, client) == 8);
+static_assert(offsetof(MemberSlot, pid) == 12);
+static_assert(offsetof(MemberSlot, heartbeat_ns) == 16);
 
 struct GroupHeader {
   GroupIdentity id;

@@ -94,23 +94,24 @@ constexpr bool written_after(std::uint64_t v, std::uint64_t position) {
 // Producers never claim past min(active positions) + capacity.
 enum class SlotState : std::uint32_t { free = 0, active = 1, reserved = 2 };
 
-// GatingSlot::pid of the broker's flusher. Producers free the slots of dead
+// GatingSlot::owner of the broker's flusher. Producers free the slots of dead
 // readers, but never this one: what it gates is not yet on disk, and only a
 // starting broker takes it over (after a crash, from where the dead
 // flusher's writes had completed).
-inline constexpr std::int32_t kBrokerGatePid = -1;
+inline constexpr std::int32_t kBrokerGateOwner = -1;
 
 struct alignas(kHotPad) GatingSlot {
   std::atomic<std::uint64_t> position;  // the reader's next byte position
   std::atomic<std::uint32_t> state;     // SlotState
-  std::atomic<std::int32_t> pid;        // owner, to free the slot if it died (kBrokerGatePid: the flusher)
+  std::atomic<std::int32_t> owner;      // the owner's client token (liveness.h), to free the slot if it
+                                        // died; kBrokerGateOwner: the broker's flusher
   std::atomic<std::uint64_t> offset;    // the offset at `position` (stored before it)
   std::uint8_t pad[kHotPad - 24];
 };
 static_assert(sizeof(GatingSlot) == kHotPad);
 static_assert(offsetof(GatingSlot, position) == 0);
 static_assert(offsetof(GatingSlot, state) == 8);
-static_assert(offsetof(GatingSlot, pid) == 12);
+static_assert(offsetof(GatingSlot, owner) == 12);
 static_assert(offsetof(GatingSlot, offset) == 16);
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free);

@@ -1,5 +1,7 @@
 #include "partition_ring.h"
 
+#include "liveness.h"
+
 #include <sched.h>
 #include <unistd.h>
 
@@ -268,6 +270,16 @@ void PartitionRing::wake_waiters() noexcept {
 
 bool PartitionRing::open_cursor(ReaderCursor& cursor, StartPosition::Kind kind, std::uint64_t offset,
                                 bool gating, std::string& error) {
+  // A gating reader's slot names its owner by client token (liveness.h).
+  std::int32_t token = 0;
+  if (gating) {
+    auto t = client_token(instance_dir_);
+    if (!t) {
+      error = t.error().message;
+      return false;
+    }
+    token = t.value();
+  }
   for (int attempt = 0; attempt < 1000; ++attempt) {
     const Pair t = tail();
     Pair start{t.first, t.second};  // latest
@@ -317,7 +329,7 @@ bool PartitionRing::open_cursor(ReaderCursor& cursor, StartPosition::Kind kind, 
       return false;
     }
     GatingSlot& s = header_->gating[slot];
-    s.pid.store(static_cast<std::int32_t>(::getpid()), std::memory_order_relaxed);
+    s.owner.store(token, std::memory_order_relaxed);
     s.position.store(start.first, std::memory_order_relaxed);
     // A CAS, not a store: a reaper that took the slot for a dead registrant's
     // (it still had the previous owner's pid) has freed it; then start over.
@@ -353,7 +365,7 @@ bool PartitionRing::open_broker_gate(ReaderCursor& cursor, std::string& error) {
   for (std::uint32_t i = 0; i < kGatingSlots; ++i) {
     GatingSlot& s = header_->gating[i];
     if (s.state.load(std::memory_order_acquire) != static_cast<std::uint32_t>(SlotState::active) ||
-        s.pid.load(std::memory_order_relaxed) != kBrokerGatePid) {
+        s.owner.load(std::memory_order_relaxed) != kBrokerGateOwner) {
       continue;
     }
     cursor = ReaderCursor{};
@@ -367,7 +379,7 @@ bool PartitionRing::open_broker_gate(ReaderCursor& cursor, std::string& error) {
   if (!open_cursor(cursor, StartPosition::Kind::offset, header_->id.base_offset, true, error)) return false;
   GatingSlot& s = header_->gating[cursor.gating_slot];
   s.offset.store(cursor.offset, std::memory_order_relaxed);
-  s.pid.store(kBrokerGatePid, std::memory_order_release);
+  s.owner.store(kBrokerGateOwner, std::memory_order_release);
   return true;
 }
 
@@ -518,10 +530,10 @@ std::uint32_t PartitionRing::reap_dead_gating_readers() noexcept {
     std::uint32_t st = s.state.load(std::memory_order_acquire);
     // Active, or reserved by a reader that may have died while registering.
     if (st == static_cast<std::uint32_t>(SlotState::free)) continue;
-    const std::int32_t pid = s.pid.load(std::memory_order_relaxed);
+    const std::int32_t owner = s.owner.load(std::memory_order_relaxed);
     // The flusher's gate holds what is not on disk yet: only a starting
     // broker takes it over.
-    if (pid == kBrokerGatePid || !process_is_dead(pid)) continue;
+    if (owner == kBrokerGateOwner || !client_is_dead(instance_dir_, owner)) continue;
     if (s.state.compare_exchange_strong(st, static_cast<std::uint32_t>(SlotState::free),
                                         std::memory_order_acq_rel)) {
       ++freed;

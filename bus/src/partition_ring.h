@@ -194,12 +194,17 @@ class PartitionRing {
   std::int64_t abandoned_timeout_ns() const noexcept { return abandoned_timeout_ns_; }
 
   std::uint32_t gating_readers() const noexcept;
-  // Frees gating slots whose owner process is gone (never the broker's
-  // flusher's gate). Returns how many.
+  // Frees gating slots whose owner process is gone, by its client token
+  // (liveness.h: across pid namespaces; never the broker's flusher's gate).
+  // Returns how many.
   std::uint32_t reap_dead_gating_readers() noexcept;
 
-  // The instance's broker lock file (TopicMap sets it), for no_broker().
-  void set_broker_lock(std::string path) { broker_lock_ = std::move(path); }
+  // The instance's directory (TopicMap sets it): its broker lock file for
+  // no_broker(), its client tokens for gating slots (liveness.h).
+  void set_instance_dir(std::string dir) {
+    instance_dir_ = std::move(dir);
+    broker_lock_ = instance_dir_ + "/broker.lock";
+  }
   // True if the partition has a commit log and no broker is alive to write
   // it: the flusher's gate cannot move, so waiting for ring space or for
   // durability is in vain. Only callers that are held back ask; the probe (a
@@ -248,6 +253,7 @@ class PartitionRing {
   std::uint64_t entry_mask_;
   std::uint32_t max_record_size_;
   std::int64_t abandoned_timeout_ns_;
+  std::string instance_dir_;
   std::string broker_lock_;
 };
 

@@ -274,7 +274,7 @@ Result<std::shared_ptr<TopicMap>> TopicMap::open(std::string_view instance, std:
       return Error{Errc::deleted, "topic '" + std::string(topic) + "' is being deleted"};
     }
     map->rings_.push_back(std::make_unique<PartitionRing>(std::move(file.value())));
-    map->rings_.back()->set_broker_lock(broker_lock_path(instance));
+    map->rings_.back()->set_instance_dir(instance_directory(instance));
   }
   return map;
 }

@@ -19,6 +19,7 @@
 
 #include "flusher.h"
 #include "group_keeper.h"
+#include "liveness.h"
 #include "partition_log.h"
 #include "segment_files.h"
 #include "small_files.h"
@@ -245,10 +246,10 @@ Result<Broker> Broker::start(BrokerOptions options) {
     }
     remove_topics(options.instance);
   }
-  const std::string topics = detail::topics_directory(options.instance);
-  if (::mkdir(topics.c_str(), 0770) != 0 && errno != EEXIST) {
-    return Error{Errc::io_error, detail::errno_message("mkdir " + topics, errno)};
+  for (const std::string& d : {detail::topics_directory(options.instance), detail::clients_directory(dir)}) {
+    if (::mkdir(d.c_str(), 0770) != 0 && errno != EEXIST) return Error{Errc::io_error, detail::errno_message("mkdir " + d, errno)};
   }
+  (void)detail::sweep_dead_clients(dir);
   if (auto s = write_binding(dir, binding); !s) return s.error();
   if (!options.data_dir.empty()) {
     if (auto s = im.open_data_dir(options, adopt); !s) return s.error();
@@ -585,6 +586,10 @@ void Broker::close() {
   if (impl_->started) {
     remove_topics(impl_->instance);
     ::unlink((dir + "/" + kBindingName).c_str());
+    // Clients still running keep their locked files (and the directory).
+    detail::release_client_token(dir);
+    (void)detail::sweep_dead_clients(dir);
+    ::rmdir(detail::clients_directory(dir).c_str());
   }
   ::rmdir(detail::topics_directory(impl_->instance).c_str());
   ::unlink((dir + "/broker.lock").c_str());

@@ -1,5 +1,7 @@
 #include "group_keeper.h"
 
+#include "liveness.h"
+
 #include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -72,9 +74,15 @@ void GroupKeeper::stop() {
 
 void GroupKeeper::run() {
   std::unique_lock lock(mu_);
+  std::int64_t next_sweep_ns = 0;
   while (!stopping_) {
     lock.unlock();
     pass(false);
+    // The client files of processes that died (liveness.h), every 10 s.
+    if (const std::int64_t now = detail::monotonic_ns(); now >= next_sweep_ns) {
+      (void)detail::sweep_dead_clients(instance_directory(instance_));
+      next_sweep_ns = now + 10'000'000'000;
+    }
     lock.lock();
     cv_.wait_for(lock, kPassEvery, [&] { return stopping_; });
   }

@@ -24,6 +24,7 @@
 
 #include "control_socket.h"
 #include "ringbus/topic.h"
+#include "ringbus/producer.h"
 
 extern char** environ;
 
@@ -779,6 +780,109 @@ TEST(ToolsSystem, ConsumeFromATime) {
   EXPECT_EQ(o.code, 0) << o.err;
   EXPECT_EQ(lines(o.out).size(), 150u);
   EXPECT_EQ(cli(s, {"consume", "t", "--from", "tuesday"}).code, 2);
+}
+
+// `ringbus ARGS` run in the background in a pid namespace of its own
+// (unshare --pid --fork: it is pid 1 there, as in a container that shares
+// /dev/shm with the broker but not its pids), its output to a file.
+class InOtherPidNamespace {
+ public:
+  InOtherPidNamespace(const Scratch& s, std::vector<std::string> args) {
+    std::vector<std::string> argv_s{"unshare", "--pid", "--fork", "--kill-child", RINGBUS_CLI_PATH};
+    argv_s.insert(argv_s.end(), args.begin(), args.end());
+    const std::string log = s.dir() + "/ns-" + std::to_string(starts_++) + ".log";
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::setenv("RINGBUS_INSTANCE", s.instance().c_str(), 1);
+      const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      ::dup2(fd, 1);
+      ::dup2(fd, 2);
+      std::vector<char*> argv;
+      for (std::string& a : argv_s) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execvp(argv[0], argv.data());
+      ::_exit(127);
+    }
+  }
+  ~InOtherPidNamespace() {
+    ::kill(pid_, SIGKILL);  // --kill-child: the program dies with it
+    ::waitpid(pid_, nullptr, 0);
+  }
+  // The program's pid as this namespace sees it (0 until it runs).
+  pid_t inner() const {
+    const std::string children = read_file("/proc/" + std::to_string(pid_) + "/task/" + std::to_string(pid_) + "/children");
+    return children.empty() ? 0 : static_cast<pid_t>(std::stol(children));
+  }
+
+ private:
+  pid_t pid_ = -1;
+  static inline int starts_ = 0;
+};
+
+template <class F>
+bool eventually(F&& done, std::chrono::milliseconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return true;
+}
+
+// Liveness crosses pid namespaces: a gating consumer and a queue-group member
+// whose pids mean nothing here are not taken for dead while they live, and
+// are once they die. (Judged by pid, both would stay "alive" for good: they
+// are pid 1 in their namespace, and pid 1 here is init.)
+TEST(ToolsSystem, OtherPidNamespaceClientsLiveAndDie) {
+  if (::geteuid() != 0) GTEST_SKIP() << "unshare --pid needs root (CI runs as root)";
+  Scratch s;
+  Daemon d(s, {"--data-dir", s.dir() + "/data"});
+  ASSERT_TRUE(d.ready()) << d.log();
+  ASSERT_EQ(cli(s, {"topic", "create", "g", "--ring-bytes", "64KiB"}).code, 0);
+  ASSERT_EQ(cli(s, {"topic", "create", "q"}).code, 0);
+  const auto gating_readers = [&] {
+    return Json::parse(cli(s, {"topic", "describe", "g", "--json"}).out)["partition_info"][0]["gating_readers"].get<int>();
+  };
+
+  // A gating consumer, stopped: producers are held back by it, and stay so
+  // past the abandoned-claim timeout (when they look for dead readers).
+  {
+    InOtherPidNamespace gating(s, {"consume", "g", "--gating", "--from", "earliest"});
+    ASSERT_TRUE(eventually([&] { return gating_readers() == 2 && gating.inner() > 0; }, std::chrono::seconds(10)))
+        << "the flusher and the consumer";
+    ASSERT_EQ(::kill(gating.inner(), SIGSTOP), 0);
+    auto p = Producer::open(s.instance(), "g");
+    ASSERT_TRUE(p.ok());
+    const std::string value(1000, 'v');
+    ASSERT_TRUE(eventually([&] { return p->try_publish("", value).status == PublishStatus::back_pressured; },
+                           std::chrono::seconds(5)));
+    const auto held_until = std::chrono::steady_clock::now() + std::chrono::milliseconds(2500);
+    while (std::chrono::steady_clock::now() < held_until) {
+      ASSERT_EQ(p->try_publish("", value).status, PublishStatus::back_pressured) << "a live reader was taken for dead";
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    ASSERT_EQ(::kill(gating.inner(), SIGKILL), 0);
+    EXPECT_TRUE(eventually([&] { return p->try_publish("", value).ok(); }, std::chrono::seconds(5)))
+        << "a dead reader still holds producers back";
+    EXPECT_EQ(gating_readers(), 1);
+  }
+
+  // A queue-group member: listed while it lives (with its pid there and its
+  // client token), evicted by the broker soon after it dies (well before
+  // the 10 s session timeout would).
+  const auto members = [&] {
+    const Output o = cli(s, {"group", "describe", "q", "w", "--json"});
+    return o.code == 0 ? Json::parse(o.out)["members"] : Json::array();
+  };
+  InOtherPidNamespace member(s, {"consume", "q", "--group", "w", "--queue"});
+  ASSERT_TRUE(eventually([&] { return members().size() == 1 && member.inner() > 0; }, std::chrono::seconds(10)));
+  const Json m = members()[0];
+  EXPECT_EQ(m["pid"], 1) << m.dump();
+  EXPECT_GT(m["client"].get<std::int64_t>(), 0) << m.dump();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  EXPECT_EQ(members().size(), 1u) << "a live member was evicted";
+  ASSERT_EQ(::kill(member.inner(), SIGKILL), 0);
+  EXPECT_TRUE(eventually([&] { return members().empty(); }, std::chrono::seconds(4))) << members().dump();
 }
 
 }  // namespace

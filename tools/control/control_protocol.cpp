@@ -237,6 +237,7 @@ Json group_info_to_json(const GroupInfo& info) {
   for (const GroupMemberInfo& m : info.members) {
     members.push_back(Json{{"slot", m.slot},
                            {"pid", m.pid},
+                           {"client", m.client},
                            {"joined_ns", m.joined_ns},
                            {"heartbeat_age_ms", m.heartbeat_age_ns / 1'000'000},
                            {"partitions", m.partitions}});

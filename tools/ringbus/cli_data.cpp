@@ -134,6 +134,7 @@ struct ConsumeOptions {
   std::vector<std::uint32_t> partitions;
   std::int64_t timeout_ms = -1;
   std::string group;
+  bool gating = false;
   bool queue = false;
 };
 
@@ -173,6 +174,10 @@ int consume(const Global& g, const ConsumeOptions& o) {
     std::fprintf(stderr, "ringbus: --queue needs --group\n");
     return kExitUsage;
   }
+  if (o.gating && !o.group.empty()) {
+    std::fprintf(stderr, "ringbus: --gating and --group do not go together (group members never hold producers back)\n");
+    return kExitUsage;
+  }
   ConsumerOptions co;
   if (o.from == "earliest") {
     co.start = StartPosition::earliest();
@@ -192,6 +197,7 @@ int consume(const Global& g, const ConsumeOptions& o) {
     }
   }
   co.partitions = o.partitions;
+  co.gating = o.gating;
   // Each printed record is acknowledged; what a chunk held beyond --count
   // goes back to the group when we leave.
   auto source = Source::open(g, o.topic, o.group, o.queue, co, /*auto_ack=*/false);
@@ -306,6 +312,7 @@ void add_consume_command(CLI::App& app, const Global& g, int& code) {
   cmd->add_option("--timeout", o->timeout_ms, "give up (exit 4) when no record came for this long")
       ->transform(duration_units());
   cmd->add_option("--group,-g", o->group, "read as a member of this consumer group (created if new; positions are committed)");
+  cmd->add_flag("--gating", o->gating, "producers wait for this consumer: it never misses a record (a stopped one holds them back until it dies)");
   cmd->add_flag("--queue", o->queue, "the group is a queue: its members share the records one by one (default: publish-subscribe)");
   cmd->callback([&g, &code, o] { code = consume(g, *o); });
 }

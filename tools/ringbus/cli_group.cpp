@@ -45,8 +45,8 @@ void print_group(const Json& g) {
   for (const Json& m : g["members"]) {
     std::string parts;
     for (const Json& p : m["partitions"]) parts += (parts.empty() ? "" : ",") + std::to_string(p.get<std::uint32_t>());
-    fmt::print("  member {} pid {} heartbeat {} ms ago{}\n", m["slot"].get<std::uint32_t>(), m["pid"].get<std::int32_t>(),
-               m["heartbeat_age_ms"].get<std::int64_t>(), g["mode"] == "pubsub" ? " partitions " + (parts.empty() ? "-" : parts) : "");
+    fmt::print("  member {} pid {} client {} heartbeat {} ms ago{}\n", m["slot"].get<std::uint32_t>(),
+               m["pid"].get<std::int32_t>(), m.value("client", 0), m["heartbeat_age_ms"].get<std::int64_t>(), g["mode"] == "pubsub" ? " partitions " + (parts.empty() ? "-" : parts) : "");
   }
   fmt::print("{:>9} {:>14} {:>14} {:>12} {:>10} {:>12} {:>13}\n", "partition", "committed", "end offset", "lag", "in flight",
              "redelivered", "dead-lettered");

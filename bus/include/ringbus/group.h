@@ -112,7 +112,8 @@ class GroupConsumer {
 
 struct GroupMemberInfo {
   std::uint32_t slot = 0;
-  std::int32_t pid = 0;
+  std::int32_t pid = 0;                    // in the member's own pid namespace (display only)
+  std::int32_t client = 0;                 // its client token: how its liveness is known (bus/README.md)
   std::int64_t joined_ns = 0;              // CLOCK_REALTIME
   std::int64_t heartbeat_age_ns = 0;
   std::vector<std::uint32_t> partitions;   // pubsub: what it owns

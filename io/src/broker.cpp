@@ -36,6 +36,9 @@ struct Broker::Impl {
   int data_lock_fd = -1;
   std::uint64_t next_topic_id = 0;
   io::LogFn log;
+  // The logs' synchronous calls (open, recovery, roll, index writes); before
+  // the flushers, which use the logs, so that it outlives them.
+  std::unique_ptr<io::FileIo> log_io = io::make_pwrite_io();
   std::vector<std::unique_ptr<io::FlusherThread>> flushers;
   mutable std::mutex mu;  // serialises topic operations of this broker (and group keeper passes)
   std::unique_ptr<io::GroupKeeper> group_keeper;  // with a data directory
@@ -54,9 +57,10 @@ struct Broker::Impl {
   Status open_data_dir(const BrokerOptions& options, bool adopt);
   // Hands a topic's partitions to the flushers; creates its rings first
   // unless they were adopted.
-  // Partitions marked offline get no flusher: their rings refuse producers.
-  Status attach_log(const TopicConfig& config, std::uint64_t topic_id, const std::vector<std::uint64_t>& ends,
-                    bool create_rings, const std::vector<bool>& offline);
+  // Partitions without a log (null: it could not be opened) are offline:
+  // no flusher, their rings refuse producers.
+  Status attach_log(const TopicConfig& config, std::uint64_t topic_id, std::vector<std::unique_ptr<io::PartitionLog>> logs,
+                    bool create_rings);
   // True if the rings the instance holds for this topic can go on serving
   // it: valid headers, the same topic id, partitions and log, and every ring
   // reaching its log's end (so no offset is given twice). `tails` gets the
@@ -283,7 +287,6 @@ Status Broker::Impl::open_data_dir(const BrokerOptions& options, bool adopt) {
     return Error{Errc::invalid_argument, "flusher_threads is " + std::to_string(options.flusher_threads) +
                                              "; it must be 1 to 256"};
   }
-  auto io = io::make_pwrite_io();
   remove_log_leftovers(data_dir);
   for (std::uint32_t i = 0; i < options.flusher_threads; ++i) {
     std::unique_ptr<io::FileIo> fio;
@@ -322,15 +325,17 @@ Status Broker::Impl::open_data_dir(const BrokerOptions& options, bool adopt) {
     }
     std::vector<std::uint64_t> ends;
     std::vector<bool> offline(config.partitions, false);
+    // Opened (and recovered) once, here, then handed to the flushers.
+    std::vector<std::unique_ptr<io::PartitionLog>> logs;
     for (std::uint32_t p = 0; p < config.partitions; ++p) {
       io::RecoveryReport report;
       const std::string pdir = io::partition_log_directory(dir, p);
-      auto plog = io::PartitionLog::open(*io, pdir, io::LogSettings::from(config.log), 0, &report);
+      auto plog = io::PartitionLog::open(*log_io, pdir, io::LogSettings::from(config.log), 0, &report);
       for (const std::string& n : report.notes) log("warn", n);
-      const Status closed = plog ? plog.value()->close_clean() : Status(plog.error());
-      if (!closed) {
+      if (!plog) {
         // One bad partition never takes the broker down: it alone goes offline.
-        log("error", pdir + " is offline: " + closed.error().message +
+        logs.emplace_back();
+        log("error", pdir + " is offline: " + plog.error().message +
                          ". The topic's other partitions are served. To bring it back: find the damage with "
                          "'ringbus log verify " + pdir + "', move the damaged file(s) out of the directory (the log "
                          "then ends before them) and restart the broker");
@@ -343,12 +348,13 @@ Status Broker::Impl::open_data_dir(const BrokerOptions& options, bool adopt) {
                       (report.clean ? " (clean shutdown, nothing scanned)"
                                     : " (after a crash: checked " + std::to_string(report.scanned_bytes) + " bytes of the tail)"));
       ends.push_back(plog.value()->end_offset());
+      logs.push_back(std::move(plog.value()));
     }
     next_topic_id = std::max(next_topic_id, meta->topic_id);
     std::vector<std::uint64_t> tails;
     const bool adopted = adopt && adopt_rings(config, meta->topic_id, ends, offline, dir, tails);
     loaded.insert(name);
-    if (auto s = attach_log(config, meta->topic_id, ends, !adopted, offline); !s) return s;
+    if (auto s = attach_log(config, meta->topic_id, std::move(logs), !adopted); !s) return s;
     // Adopted groups are live in shared memory; their files fill what is
     // missing. An offline partition's end is not known: nothing is clamped.
     std::vector<std::uint64_t> group_ends = adopted ? tails : ends;
@@ -428,10 +434,12 @@ bool Broker::Impl::adopt_rings(const TopicConfig& config, std::uint64_t topic_id
 // Creates the topic's rings starting at the logs' end offsets (unless they
 // were adopted), with their link to the log, and hands each partition to a
 // flusher.
-Status Broker::Impl::attach_log(const TopicConfig& config, std::uint64_t topic_id, const std::vector<std::uint64_t>& ends,
-                                bool create_rings, const std::vector<bool>& offline) {
+Status Broker::Impl::attach_log(const TopicConfig& config, std::uint64_t topic_id,
+                                std::vector<std::unique_ptr<io::PartitionLog>> logs, bool create_rings) {
   const std::string dir = data_dir + "/" + config.name;
   if (create_rings) {
+    std::vector<std::uint64_t> ends;
+    for (const auto& l : logs) ends.push_back(l ? l->end_offset() : 0);
     auto info = detail::create_topic_files(instance, config, topic_id, detail::TopicLog{dir, ends});
     if (!info) return info.error();
   }
@@ -439,13 +447,22 @@ Status Broker::Impl::attach_log(const TopicConfig& config, std::uint64_t topic_i
   if (!map) return map.error();
   auto consumed = std::make_shared<io::ConsumedOffsets>(config.partitions);
   for (std::uint32_t p = 0; p < config.partitions; ++p) {
-    if (offline[p]) {
+    if (!logs[p]) {
       detail::take_offline(map.value()->ring(p), EIO);
       continue;
     }
-    if (auto s = flusher_for(topic_id, p).add(map.value(), p, io::partition_log_directory(dir, p), config.log, consumed); !s) {
-      return s;
-    }
+    // The flusher's gate holds from now on, before add() (which does not
+    // wait) returns: the flusher thread takes this same gate over, so nothing
+    // published meanwhile is overwritten before it is written.
+    detail::PartitionRing& ring = map.value()->ring(p);
+    detail::ReaderCursor gate;
+    std::string error;
+    if (!ring.open_broker_gate(gate, error)) return Error{Errc::busy, ring.path() + ": " + error};
+    // And the log's marks: a consumer that opens now reads the log from its start.
+    ring.header().log_start_offset.store(logs[p]->start_offset(), std::memory_order_release);
+    ring.header().log_written.store(logs[p]->end_offset(), std::memory_order_release);
+    ring.header().log_durable.store(logs[p]->end_offset(), std::memory_order_release);
+    flusher_for(topic_id, p).add(map.value(), p, std::move(logs[p]), config.log, consumed);
   }
   logged[config.name] = LoggedTopic{config, topic_id, std::move(consumed)};
   return {};
@@ -499,11 +516,14 @@ Result<TopicInfo> Broker::create_topic(const TopicConfig& config) {
   if (auto s = io->sync_directory(tmp); !s) return fail(s.error());
   if (::rename(tmp.c_str(), dir.c_str()) != 0) return fail(Error{Errc::io_error, detail::errno_message("rename " + tmp, errno)});
   if (auto s = io->sync_directory(im.data_dir); !s) return s.error();
-  if (auto s = im.attach_log(config, id, std::vector<std::uint64_t>(config.partitions, 0), true,
-                             std::vector<bool>(config.partitions, false));
-      !s) {
-    return s.error();
+  std::vector<std::unique_ptr<io::PartitionLog>> logs;
+  for (std::uint32_t p = 0; p < config.partitions; ++p) {
+    auto plog = io::PartitionLog::open(*im.log_io, io::partition_log_directory(dir, p), io::LogSettings::from(config.log), 0,
+                                       nullptr);
+    if (!plog) return plog.error();
+    logs.push_back(std::move(plog.value()));
   }
+  if (auto s = im.attach_log(config, id, std::move(logs), true); !s) return s.error();
   return ringbus::describe_topic(im.instance, config.name);
 }
 

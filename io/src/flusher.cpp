@@ -388,7 +388,7 @@ FlusherThread::FlusherThread(std::unique_ptr<FileIo> io, LogFn log_fn)
 
 FlusherThread::~FlusherThread() { stop(); }
 
-Status FlusherThread::submit(Command c) {
+Status FlusherThread::submit(Command c, bool wait) {
   std::future<Status> f = c.done.get_future();
   {
     std::lock_guard lock(mu_);
@@ -398,22 +398,22 @@ Status FlusherThread::submit(Command c) {
   }
   wake_.fetch_add(1, std::memory_order_seq_cst);
   detail::futex_wake_all(&wake_);
-  return f.get();
+  return wait ? f.get() : Status{};
 }
 
-Status FlusherThread::add(std::shared_ptr<detail::TopicMap> topic, std::uint32_t partition, std::string log_dir,
-                          const LogConfig& config, std::shared_ptr<const ConsumedOffsets> consumed) {
-  Command c{Command::Kind::add, std::move(topic), partition, std::move(log_dir), config, std::move(consumed), 0, {}};
-  return submit(std::move(c));
+void FlusherThread::add(std::shared_ptr<detail::TopicMap> topic, std::uint32_t partition, std::unique_ptr<PartitionLog> log,
+                        const LogConfig& config, std::shared_ptr<const ConsumedOffsets> consumed) {
+  Command c{Command::Kind::add, std::move(topic), partition, std::move(log), config, std::move(consumed), 0, {}};
+  (void)submit(std::move(c), /*wait=*/false);
 }
 
 void FlusherThread::remove(std::uint64_t topic_id) {
-  Command c{Command::Kind::remove, nullptr, 0, {}, {}, nullptr, topic_id, {}};
+  Command c{Command::Kind::remove, nullptr, 0, nullptr, {}, nullptr, topic_id, {}};
   (void)submit(std::move(c));
 }
 
 void FlusherThread::reconfigure(std::uint64_t topic_id, const LogConfig& config) {
-  Command c{Command::Kind::reconfigure, nullptr, 0, {}, config, nullptr, topic_id, {}};
+  Command c{Command::Kind::reconfigure, nullptr, 0, nullptr, config, nullptr, topic_id, {}};
   (void)submit(std::move(c));
 }
 
@@ -450,15 +450,8 @@ void FlusherThread::run_commands() {
   }
   for (Command& c : cmds) {
     if (c.kind == Command::Kind::add) {
-      RecoveryReport report;
-      auto log = PartitionLog::open(*io_, c.dir, LogSettings::from(c.config), 0, &report);
-      if (!log) {
-        c.done.set_value(log.error());
-        continue;
-      }
-      for (const std::string& n : report.notes) log_fn_("warn", n);
       const std::uint64_t key = next_key_++;
-      parts_.emplace(key, std::make_unique<PartitionFlusher>(c.topic, c.partition, std::move(log.value()), *io_, c.config,
+      parts_.emplace(key, std::make_unique<PartitionFlusher>(c.topic, c.partition, std::move(c.log), *io_, c.config,
                                                              log_fn_, key * PartitionFlusher::kTagSpan, c.consumed));
       c.done.set_value(Status{});
       continue;

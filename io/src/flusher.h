@@ -142,9 +142,14 @@ class FlusherThread {
   ~FlusherThread();  // stop()
 
   FileIo& io() noexcept { return *io_; }
-  // Attaches a partition (its log opened by this thread). Waits for it.
-  Status add(std::shared_ptr<detail::TopicMap> topic, std::uint32_t partition, std::string log_dir,
-             const LogConfig& config, std::shared_ptr<const ConsumedOffsets> consumed);
+  // Attaches a partition with its opened (recovered) log. The log's own
+  // FileIo serves its synchronous calls (any FdFileIo: they are plain system
+  // calls); this thread's serves the batch writes. Does not wait (nothing
+  // can fail): the thread takes it at its next turn, before any later
+  // command. A broker restarting with hundreds of partitions attaches them
+  // while the first ones are already writing.
+  void add(std::shared_ptr<detail::TopicMap> topic, std::uint32_t partition, std::unique_ptr<PartitionLog> log,
+           const LogConfig& config, std::shared_ptr<const ConsumedOffsets> consumed);
   // Hands new log settings to every partition of a topic. Waits for it.
   void reconfigure(std::uint64_t topic_id, const LogConfig& config);
   // Detaches every partition of a topic, without closing the logs cleanly
@@ -158,7 +163,7 @@ class FlusherThread {
     enum class Kind { add, remove, reconfigure } kind;
     std::shared_ptr<detail::TopicMap> topic;
     std::uint32_t partition = 0;
-    std::string dir;
+    std::unique_ptr<PartitionLog> log;
     LogConfig config;
     std::shared_ptr<const ConsumedOffsets> consumed;
     std::uint64_t topic_id = 0;
@@ -168,7 +173,8 @@ class FlusherThread {
   void run_commands();
   void reap(std::size_t min);
   void dispatch(std::span<const IoCompletion> done, std::int64_t now_ns);
-  Status submit(Command c);
+  // Queues a command and wakes the thread; waits for it if `wait`.
+  Status submit(Command c, bool wait = true);
 
   std::unique_ptr<FileIo> io_;
   LogFn log_fn_;

@@ -293,12 +293,14 @@ TEST(FlusherFaults, DiskFullIsReportedOnceAndTheFlusherResumes) {
   raw->inject({5, -ENOSPC, 100});
   std::vector<std::string> lines;
   std::mutex mu;
+  c.log.durability = Durability::every_ack;
+  auto log = io::PartitionLog::open(*raw, "/mem/t/0", io::LogSettings::from(c.log), 0, nullptr);
+  ASSERT_TRUE(log.ok());
   io::FlusherThread flusher(std::move(mem), [&](const char* level, const std::string& m) {
     std::lock_guard lock(mu);
     lines.push_back(std::string(level) + ": " + m);
   });
-  c.log.durability = Durability::every_ack;
-  ASSERT_TRUE(flusher.add(map, 0, "/mem/t/0", c.log, nullptr).ok());
+  flusher.add(map, 0, std::move(log.value()), c.log, nullptr);
   Producer p = std::move(Producer::open(instance, "t").value());
   PublishResult last;
   for (std::uint64_t i = 0; i < 50; ++i) {

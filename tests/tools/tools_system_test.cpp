@@ -366,6 +366,12 @@ TEST(ToolsSystem, OversizedRecordIsRefusedAndEarlierRecordsStay) {
   o = cli(s, {"consume", "small", "--from", "earliest", "--count", "2", "--timeout", "10s"});
   EXPECT_EQ(o.code, 0) << o.err;
   EXPECT_EQ(lines(o.out), (std::vector<std::string>{"one", "two"}));
+  // A huge line is refused once it passes the limit, not after it was read
+  // whole (the bounded reader's message says so).
+  o = cli(s, {"produce", "small"}, "five\n" + std::string(64 << 20, 'y') + "\n");
+  EXPECT_EQ(o.code, 1);
+  EXPECT_NE(o.err.find("line 2: record too large"), std::string::npos) << o.err;
+  EXPECT_NE(o.err.find("not read further"), std::string::npos) << o.err;
 }
 
 TEST(ToolsSystem, NoBrokerIsAClearErrorNotAHang) {

@@ -44,6 +44,28 @@ Result<Source> Source::open(const Global& g, const std::string& topic, const std
 
 namespace {
 
+// Reads the next line, without its '\n', into `line`. A line longer than
+// `limit` bytes is not read whole (a 200 MB line would be held in memory
+// only to be refused): false, with `too_long` set, once it passes the limit.
+bool read_line(std::istream& in, std::string& line, std::size_t limit, bool& too_long) {
+  line.clear();
+  too_long = false;
+  std::streambuf* buf = in.rdbuf();
+  for (;;) {
+    const int c = buf->sbumpc();
+    if (c == std::char_traits<char>::eof()) {
+      in.setstate(std::ios::eofbit);
+      return !line.empty();
+    }
+    if (c == '\n') return true;
+    if (line.size() == limit) {
+      too_long = true;
+      return false;
+    }
+    line.push_back(static_cast<char>(c));
+  }
+}
+
 struct ProduceOptions {
   std::string topic;
   std::string file;
@@ -91,7 +113,10 @@ int produce(const Global& g, const ProduceOptions& o) {
   std::uint64_t n = 0;
   const auto start = std::chrono::steady_clock::now();
   std::string line;
-  while (!g_stop.load(std::memory_order_relaxed) && std::getline(in, line)) {
+  // No record is longer than this line: the separator and the max record size.
+  const std::size_t line_limit = p->max_record_size() + sep.size();
+  bool too_long = false;
+  while (!g_stop.load(std::memory_order_relaxed) && read_line(in, line, line_limit, too_long)) {
     std::string_view key;
     std::string_view value = line;
     if (!sep.empty()) {
@@ -111,6 +136,12 @@ int produce(const Global& g, const ProduceOptions& o) {
     }
     last[r.partition] = r;
     ++n;
+  }
+  if (too_long) {
+    std::fprintf(stderr, "ringbus: line %llu: record too large: longer than the topic's max record size (%u bytes); "
+                         "not read further (%llu records published before it)\n",
+                 static_cast<unsigned long long>(n + 1), p->max_record_size(), static_cast<unsigned long long>(n));
+    return kExitError;
   }
   if (o.durable) {
     for (const auto& [part, r] : last) {

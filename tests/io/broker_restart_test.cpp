@@ -3,8 +3,9 @@
 // for a while (producers go on publishing into the rings, up to
 // back-pressure, and are told no_broker), then a new broker starts and adopts
 // the rings. Every record a producer got an offset for is read once, in
-// order per producer, by the consumer that stayed up and by a new one reading
-// the log from the start; offsets stay dense and no offset names two records.
+// order per producer, by the consumer and the group member that stayed up and
+// by a new consumer reading the log from the start; offsets stay dense and no
+// offset names two records.
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -27,6 +28,7 @@
 #include "../bus/stress_support.h"
 #include "../bus/test_support.h"
 #include "ringbus/broker.h"
+#include "ringbus/group.h"
 
 namespace ringbus::test {
 namespace {
@@ -136,6 +138,28 @@ TEST(BrokerRestart, PublishedRecordsSurviveKillsOfTheBrokerWithClientsStayingUp)
     }
   });
 
+  // A publish-subscribe group member that stays up too: its positions live
+  // in shared memory, so the restarts are invisible to it as well.
+  Checker grouped(kProducers, kPartitions);
+  std::thread member([&] {
+    GroupOptions o;
+    o.settings.start = StartPosition::Kind::earliest;
+    auto g = GroupConsumer::join(instance, "t", "g", o);
+    if (!g) {
+      ADD_FAILURE() << g.error().message;
+      return;
+    }
+    while (!stop.load()) {
+      const PollResult r = g->poll([&](const Record& rec) { grouped.on_record(rec); });
+      if (r.status != PollStatus::ok) {
+        ADD_FAILURE() << "group member: " << to_string(r.status);
+        return;
+      }
+      if (r.records == 0) (void)g->wait(std::chrono::milliseconds(5));
+    }
+    g->leave();
+  });
+
   int fds[2];
   ASSERT_EQ(::pipe(fds), 0);
   std::vector<pid_t> producers;
@@ -182,13 +206,17 @@ TEST(BrokerRestart, PublishedRecordsSurviveKillsOfTheBrokerWithClientsStayingUp)
   // The live consumer reads everything (the last broker writes what the
   // rings held).
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (live.records() < acked.size() && live.ok() && std::chrono::steady_clock::now() < deadline) {
+  while ((live.records() < acked.size() || grouped.records() < acked.size()) && live.ok() && grouped.ok() &&
+         std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   stop.store(true);
   consumer.join();
+  member.join();
   EXPECT_TRUE(live.ok()) << live.error();
   EXPECT_EQ(live.records(), acked.size());
+  EXPECT_TRUE(grouped.ok()) << grouped.error();
+  EXPECT_EQ(grouped.records(), acked.size());
 
   // The log, read from the start, holds every acknowledged record once, at
   // the offset its producer was given.

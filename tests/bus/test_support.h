@@ -5,7 +5,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <string>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -65,6 +67,17 @@ struct BrokerFixture : ::testing::Test {
     return std::move(c.value());
   }
 };
+
+// Polls `done` every 10 ms until it is true (true) or `limit` passed (false).
+template <class F>
+bool eventually(F&& done, std::chrono::milliseconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return true;
+}
 
 inline ConsumerOptions from_earliest(bool gating = false) {
   ConsumerOptions o;

@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include "../bus/test_support.h"
+#include "log_fixture.h"
 #include "file_io.h"
 #include "flusher.h"
 #include "log_reader.h"
@@ -23,26 +24,8 @@
 namespace ringbus::test {
 namespace {
 
-struct LogBroker : ::testing::Test {
-  std::string instance = unique_instance("log");
-  std::filesystem::path data = std::filesystem::temp_directory_path() / ("ringbus-data-" + instance);
-  std::vector<std::string> messages;
-
-  ~LogBroker() override {
-    std::error_code ec;
-    std::filesystem::remove_all(data, ec);
-  }
-  Broker start(IoBackend backend = IoBackend::io_uring) {
-    BrokerOptions o{instance, data.string()};
-    o.io_backend = backend;
-    o.logger = [this](const char* level, const std::string& m) { messages.push_back(std::string(level) + ": " + m); };
-    auto b = Broker::start(o);
-    if (!b) {
-      ADD_FAILURE() << b.error().message;
-      std::abort();
-    }
-    return std::move(b.value());
-  }
+struct LogBroker : LogFixture {
+  LogBroker() : LogFixture("log") {}
   static TopicConfig config(const std::string& name, Durability d = Durability::every_ack) {
     TopicConfig c = topic(name, 1, 64 * 1024, 1024);
     c.log.durability = d;

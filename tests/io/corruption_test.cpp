@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include "../bus/test_support.h"
+#include "log_fixture.h"
 #include "log_format.h"
 #include "ringbus/broker.h"
 #include "segment_files.h"
@@ -23,25 +24,8 @@ namespace fs = std::filesystem;
 
 constexpr std::uint64_t kRecords = 3000;  // ~3 MiB: three 1 MiB segments
 
-struct Damage : ::testing::Test {
-  std::string instance = unique_instance("damage");
-  fs::path data = fs::temp_directory_path() / ("ringbus-damage-" + instance);
-  std::vector<std::string> messages;
-
-  ~Damage() override {
-    std::error_code ec;
-    fs::remove_all(data, ec);
-  }
-  Broker start() {
-    BrokerOptions o{instance, data.string()};
-    o.logger = [this](const char* level, const std::string& m) { messages.push_back(std::string(level) + ": " + m); };
-    auto b = Broker::start(o);
-    if (!b) {
-      ADD_FAILURE() << b.error().message;
-      std::abort();
-    }
-    return std::move(b.value());
-  }
+struct Damage : LogFixture {
+  Damage() : LogFixture("damage") {}
   static std::string value(std::uint64_t i) { return std::string(1000, static_cast<char>('a' + i % 26)) + std::to_string(i); }
   // A log of kRecords records in partition 0 of topic t (two partitions),
   // written by a broker that then stops cleanly.

@@ -35,16 +35,6 @@ double cpu_seconds() {
 
 PartitionInfo partition0(const Broker& b) { return b.describe_topic("t").value().partition_info[0]; }
 
-template <class F>
-bool wait_until(F&& done, std::chrono::seconds limit) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return true;
-}
-
 TEST(DiskFull, TheFlusherWaitsIdleAndGoesOnWhenSpaceReturns) {
   if (::geteuid() != 0) GTEST_SKIP() << "mounting a tmpfs needs root (CI runs as root)";
   const std::string instance = unique_instance("diskfull");
@@ -97,7 +87,7 @@ TEST(DiskFull, TheFlusherWaitsIdleAndGoesOnWhenSpaceReturns) {
     };
     publish_some(std::chrono::seconds(5));
     ASSERT_LT(seq, total) << "the disk never filled up";
-    ASSERT_TRUE(wait_until([&] { return partition0(*b).log_error == ENOSPC; }, std::chrono::seconds(10)))
+    ASSERT_TRUE(eventually([&] { return partition0(*b).log_error == ENOSPC; }, std::chrono::seconds(10)))
         << "log_error " << partition0(*b).log_error;
     const std::uint64_t written_when_full = partition0(*b).written_offset;
 
@@ -114,7 +104,7 @@ TEST(DiskFull, TheFlusherWaitsIdleAndGoesOnWhenSpaceReturns) {
     fs::remove(filler);
     publish_some(std::chrono::seconds(60));
     ASSERT_EQ(seq, total);
-    ASSERT_TRUE(wait_until([&] { return partition0(*b).written_offset == total; }, std::chrono::seconds(30)))
+    ASSERT_TRUE(eventually([&] { return partition0(*b).written_offset == total; }, std::chrono::seconds(30)))
         << "written " << partition0(*b).written_offset;
     EXPECT_EQ(partition0(*b).log_error, 0);
     std::printf("disk full at offset %llu; CPU while waiting %.3f s/s; all %llu records written after space returned\n",
@@ -128,7 +118,7 @@ TEST(DiskFull, TheFlusherWaitsIdleAndGoesOnWhenSpaceReturns) {
   auto c = Consumer::open(instance, "t", from_earliest());
   ASSERT_TRUE(c.ok());
   Checker check(1, 1);
-  ASSERT_TRUE(wait_until(
+  ASSERT_TRUE(eventually(
       [&] {
         const PollResult r = c->poll([&](const Record& rec) { check.on_record(rec); });
         EXPECT_EQ(r.status, PollStatus::ok);

@@ -17,6 +17,7 @@
 
 #include "../bus/process_support.h"
 #include "../bus/test_support.h"
+#include "log_fixture.h"
 #include "group_offsets.h"
 #include "ringbus/broker.h"
 #include "ringbus/group.h"
@@ -26,25 +27,8 @@ namespace {
 
 using namespace std::chrono_literals;
 
-struct GroupPersistence : ::testing::Test {
-  std::string instance = unique_instance("grp");
-  std::filesystem::path data = std::filesystem::temp_directory_path() / ("ringbus-data-" + instance);
-  std::vector<std::string> messages;
-
-  ~GroupPersistence() override {
-    std::error_code ec;
-    std::filesystem::remove_all(data, ec);
-  }
-  Broker start() {
-    BrokerOptions o{instance, data.string()};
-    o.logger = [this](const char* level, const std::string& m) { messages.push_back(std::string(level) + ": " + m); };
-    auto b = Broker::start(o);
-    if (!b) {
-      ADD_FAILURE() << b.error().message;
-      std::abort();
-    }
-    return std::move(b.value());
-  }
+struct GroupPersistence : LogFixture {
+  GroupPersistence() : LogFixture("grp") {}
   void publish(int n, int first = 0) {
     auto p = Producer::open(instance, "t");
     ASSERT_TRUE(p.ok());

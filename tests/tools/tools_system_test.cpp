@@ -24,6 +24,7 @@
 
 #include "control_socket.h"
 #include "ringbus/topic.h"
+#include "../bus/test_support.h"
 #include "ringbus/producer.h"
 
 extern char** environ;
@@ -131,24 +132,31 @@ std::vector<std::string> lines(const std::string& text) {
 }
 
 // A ringbusd process of the scratch instance.
+// Starts `argv` (a path, or a name looked up in PATH) in the background with
+// the instance in RINGBUS_INSTANCE and its output in the file `log`.
+pid_t start_program(const Scratch& s, std::vector<std::string> argv_s, const std::string& log) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::setenv("RINGBUS_INSTANCE", s.instance().c_str(), 1);
+    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(fd, 2);
+    ::dup2(fd, 1);
+    std::vector<char*> argv;
+    for (std::string& a : argv_s) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execvp(argv[0], argv.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
 class Daemon {
  public:
   Daemon(const Scratch& s, std::vector<std::string> args) : s_(s) {
     log_ = s.dir() + "/ringbusd-" + std::to_string(starts_++) + ".log";
     std::vector<std::string> argv_s{RINGBUSD_PATH};
     argv_s.insert(argv_s.end(), args.begin(), args.end());
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      ::setenv("RINGBUS_INSTANCE", s.instance().c_str(), 1);
-      const int fd = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      ::dup2(fd, 2);
-      ::dup2(fd, 1);
-      std::vector<char*> argv;
-      for (std::string& a : argv_s) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      ::execv(argv[0], argv.data());
-      ::_exit(127);
-    }
+    pid_ = start_program(s, std::move(argv_s), log_);
   }
   ~Daemon() {
     if (pid_ > 0) {
@@ -796,19 +804,7 @@ class InOtherPidNamespace {
   InOtherPidNamespace(const Scratch& s, std::vector<std::string> args) {
     std::vector<std::string> argv_s{"unshare", "--pid", "--fork", "--kill-child", RINGBUS_CLI_PATH};
     argv_s.insert(argv_s.end(), args.begin(), args.end());
-    const std::string log = s.dir() + "/ns-" + std::to_string(starts_++) + ".log";
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      ::setenv("RINGBUS_INSTANCE", s.instance().c_str(), 1);
-      const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      ::dup2(fd, 1);
-      ::dup2(fd, 2);
-      std::vector<char*> argv;
-      for (std::string& a : argv_s) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      ::execvp(argv[0], argv.data());
-      ::_exit(127);
-    }
+    pid_ = start_program(s, std::move(argv_s), s.dir() + "/ns-" + std::to_string(starts_++) + ".log");
   }
   ~InOtherPidNamespace() {
     ::kill(pid_, SIGKILL);  // --kill-child: the program dies with it
@@ -824,16 +820,6 @@ class InOtherPidNamespace {
   pid_t pid_ = -1;
   static inline int starts_ = 0;
 };
-
-template <class F>
-bool eventually(F&& done, std::chrono::milliseconds limit) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return true;
-}
 
 // Liveness crosses pid namespaces: a gating consumer and a queue-group member
 // whose pids mean nothing here are not taken for dead while they live, and

@@ -5,6 +5,7 @@
 #include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -491,6 +492,18 @@ Result<TopicInfo> Broker::create_topic(const TopicConfig& config) {
   if (auto s = validate_topic_config(config); !s) return s.error();
   if (ringbus::describe_topic(im.instance, config.name)) {
     return Error{Errc::already_exists, "topic '" + config.name + "' already exists"};
+  }
+  // The disk it will need at once: each partition's first reservation step
+  // (segments grow in steps, io/README.md), refused up front with both numbers.
+  const std::uint64_t need = config.partitions * std::min<std::uint64_t>(config.log.segment_bytes, io::kPreallocateStep);
+  struct statvfs vfs{};
+  if (::statvfs(im.data_dir.c_str(), &vfs) == 0 && need > static_cast<std::uint64_t>(vfs.f_bavail) * vfs.f_frsize) {
+    return Error{Errc::invalid_argument, "topic '" + config.name + "': " + std::to_string(config.partitions) +
+                                             " partition(s) need " + std::to_string(need >> 20) + " MiB of disk to start (a first " +
+                                             std::to_string(std::min<std::uint64_t>(config.log.segment_bytes, io::kPreallocateStep) >> 20) +
+                                             " MiB of segment each), but " + im.data_dir + " has " +
+                                             std::to_string((static_cast<std::uint64_t>(vfs.f_bavail) * vfs.f_frsize) >> 20) +
+                                             " MiB free"};
   }
   const std::string dir = im.data_dir + "/" + config.name;
   if (std::filesystem::exists(dir)) {

@@ -128,5 +128,35 @@ TEST(DiskFull, TheFlusherWaitsIdleAndGoesOnWhenSpaceReturns) {
   EXPECT_TRUE(check.ok()) << check.error();
 }
 
+TEST(DiskFull, ATopicLargerThanTheFreeDiskIsRefusedUpFront) {
+  if (::geteuid() != 0) GTEST_SKIP() << "mounting a tmpfs needs root (CI runs as root)";
+  const std::string instance = unique_instance("diskroom");
+  const fs::path mnt = fs::temp_directory_path() / ("ringbus-diskroom-" + instance);
+  fs::create_directories(mnt);
+  ASSERT_EQ(::mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=8m"), 0) << std::strerror(errno);
+  struct Unmount {
+    fs::path p;
+    ~Unmount() {
+      ::umount2(p.c_str(), MNT_DETACH);
+      std::error_code ec;
+      fs::remove(p, ec);
+    }
+  } unmount{mnt};
+  BrokerOptions o{instance, (mnt / "data").string()};
+  o.logger = [](const char*, const std::string&) {};
+  auto b = Broker::start(o);
+  ASSERT_TRUE(b.ok()) << b.error().message;
+  TopicConfig c = topic("big", 16, 64 * 1024, 1024);
+  c.log.segment_bytes = 1 << 20;
+  auto r = b->create_topic(c);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::invalid_argument);
+  EXPECT_NE(r.error().message.find("need 16 MiB of disk"), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("MiB free"), std::string::npos) << r.error().message;
+  c.partitions = 2;
+  c.name = "small";
+  EXPECT_TRUE(b->create_topic(c).ok());
+}
+
 }  // namespace
 }  // namespace ringbus::test

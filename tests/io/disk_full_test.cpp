@@ -35,20 +35,26 @@ double cpu_seconds() {
 
 PartitionInfo partition0(const Broker& b) { return b.describe_topic("t").value().partition_info[0]; }
 
-TEST(DiskFull, TheFlusherWaitsIdleAndGoesOnWhenSpaceReturns) {
-  if (::geteuid() != 0) GTEST_SKIP() << "mounting a tmpfs needs root (CI runs as root)";
-  const std::string instance = unique_instance("diskfull");
-  const fs::path mnt = fs::temp_directory_path() / ("ringbus-diskfull-" + instance);
-  fs::create_directories(mnt);
-  ASSERT_EQ(::mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=8m"), 0) << std::strerror(errno);
-  struct Unmount {
-    fs::path p;
-    ~Unmount() {
-      ::umount2(p.c_str(), MNT_DETACH);
-      std::error_code ec;
-      fs::remove(p, ec);
-    }
-  } unmount{mnt};
+// A tmpfs of 8 MiB the test mounts (root) and unmounts when it ends.
+struct SmallDisk : ::testing::Test {
+  std::string instance = unique_instance("disk");
+  fs::path mnt = fs::temp_directory_path() / ("ringbus-disk-" + instance);
+  bool mounted = false;
+
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "mounting a tmpfs needs root (CI runs as root)";
+    fs::create_directories(mnt);
+    ASSERT_EQ(::mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=8m"), 0) << std::strerror(errno);
+    mounted = true;
+  }
+  ~SmallDisk() override {
+    if (mounted) ::umount2(mnt.c_str(), MNT_DETACH);
+    std::error_code ec;
+    fs::remove(mnt, ec);
+  }
+};
+
+TEST_F(SmallDisk, TheFlusherWaitsIdleAndGoesOnWhenSpaceReturns) {
 
   {
     BrokerOptions o{instance, (mnt / "data").string()};
@@ -128,20 +134,7 @@ TEST(DiskFull, TheFlusherWaitsIdleAndGoesOnWhenSpaceReturns) {
   EXPECT_TRUE(check.ok()) << check.error();
 }
 
-TEST(DiskFull, ATopicLargerThanTheFreeDiskIsRefusedUpFront) {
-  if (::geteuid() != 0) GTEST_SKIP() << "mounting a tmpfs needs root (CI runs as root)";
-  const std::string instance = unique_instance("diskroom");
-  const fs::path mnt = fs::temp_directory_path() / ("ringbus-diskroom-" + instance);
-  fs::create_directories(mnt);
-  ASSERT_EQ(::mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=8m"), 0) << std::strerror(errno);
-  struct Unmount {
-    fs::path p;
-    ~Unmount() {
-      ::umount2(p.c_str(), MNT_DETACH);
-      std::error_code ec;
-      fs::remove(p, ec);
-    }
-  } unmount{mnt};
+TEST_F(SmallDisk, ATopicLargerThanTheFreeDiskIsRefusedUpFront) {
   BrokerOptions o{instance, (mnt / "data").string()};
   o.logger = [](const char*, const std::string&) {};
   auto b = Broker::start(o);

@@ -239,8 +239,9 @@ Result<Broker> Broker::start(BrokerOptions options) {
   }
   const std::string found = read_binding(dir);
   const bool adopt = found == binding;
-  remove_hidden_leftovers(options.instance);
-  if (!adopt) {
+  if (adopt) {
+    remove_hidden_leftovers(options.instance);  // half-made topics only; the rest is adopted
+  } else {
     const std::vector<std::string> left = detail::list_topic_names(options.instance);
     if (!left.empty()) {
       im.log("warn", "the " + std::to_string(left.size()) + " topic(s) left in " + dir + " belong to " +

@@ -55,6 +55,7 @@ struct Consumer::Impl {
   std::vector<std::atomic<std::uint32_t>*> wake_words;
   std::vector<std::uint32_t> wake_values;
   std::unique_ptr<io::FileIo> disk_io;  // plain reads (pread), shared by the partitions' readers
+  detail::BrokerWatch broker;            // wait(): no_broker
 
   ~Impl() {
     for (PartitionCursor& p : parts) p.ring->close_cursor(p.cursor);
@@ -355,8 +356,9 @@ bool Consumer::Impl::has_news(const PartitionCursor& part) const noexcept {
   return part.ring->has_news(part.cursor, options.gating);
 }
 
-bool Consumer::wait(std::chrono::nanoseconds timeout) {
+WaitStatus Consumer::wait(std::chrono::nanoseconds timeout) {
   Impl& im = *impl_;
+  const detail::PartitionRing& any_ring = im.topic->ring(0);
   auto any_news = [&] {
     return std::any_of(im.parts.begin(), im.parts.end(), [&](const PartitionCursor& p) { return im.has_news(p); });
   };
@@ -372,12 +374,17 @@ bool Consumer::wait(std::chrono::nanoseconds timeout) {
     }
     return limit;
   };
+  // The flusher does not wake readers of the log: they look again soon.
+  const bool reads_disk =
+      std::any_of(im.parts.begin(), im.parts.end(), [](const PartitionCursor& p) { return p.disk != nullptr; });
   const std::int64_t deadline = detail::deadline_after(timeout.count());
-  if (im.options.idle != IdleStrategy::block) {
-    for (std::uint32_t i = 0;; ++i) {
-      if (any_news()) return true;
+  for (std::uint32_t i = 0;; ++i) {
+    if (any_news()) return WaitStatus::ready;
+    if (im.options.idle != IdleStrategy::block) {
+      // Spinning: the clock, the broker and dead producers every 1024 looks.
       if ((i & 1023) == 1023) {
-        if (detail::monotonic_ns() >= deadline) return false;
+        if (im.broker.newly_gone(any_ring)) return WaitStatus::no_broker;
+        if (detail::monotonic_ns() >= deadline) return im.broker.at_deadline(any_ring);
         (void)check_abandoned(timeout);
       }
       if (im.options.idle == IdleStrategy::yield) {
@@ -385,29 +392,25 @@ bool Consumer::wait(std::chrono::nanoseconds timeout) {
       } else {
         detail::cpu_relax();
       }
+      continue;
     }
-  }
-  // Announce ourselves, then look (Dekker with commit(): a producer that
-  // commits after our look sees waiters != 0 and wakes us).
-  for (std::size_t i = 0; i < im.parts.size(); ++i) {
-    im.parts[i].ring->add_waiter();
-    im.wake_values[i] = im.wake_words[i]->load(std::memory_order_acquire);
-  }
-  bool news = any_news();
-  if (!news) {
-    std::chrono::nanoseconds sleep = check_abandoned(timeout);
-    // The flusher does not wake readers of the log: look again soon.
-    if (std::any_of(im.parts.begin(), im.parts.end(), [](const PartitionCursor& p) { return p.disk != nullptr; })) {
-      sleep = std::min<std::chrono::nanoseconds>(sleep, std::chrono::milliseconds(1));
+    if (im.broker.newly_gone(any_ring)) return WaitStatus::no_broker;
+    const std::int64_t now = detail::monotonic_ns();
+    if (now >= deadline) return im.broker.at_deadline(any_ring);
+    // Sleep in slices of at most 100 ms, so a broker that dies meanwhile is
+    // noticed.
+    std::chrono::nanoseconds sleep = check_abandoned(std::chrono::nanoseconds(std::min<std::int64_t>(deadline - now, 100'000'000)));
+    if (reads_disk) sleep = std::min<std::chrono::nanoseconds>(sleep, std::chrono::milliseconds(1));
+    // Announce ourselves, then look (Dekker with commit(): a producer that
+    // commits after our look sees waiters != 0 and wakes us).
+    for (std::size_t k = 0; k < im.parts.size(); ++k) {
+      im.parts[k].ring->add_waiter();
+      im.wake_values[k] = im.wake_words[k]->load(std::memory_order_acquire);
     }
-    news = any_news();  // the check may have revoked what we were waiting on
-    if (!news) {
-      detail::futex_wait_any(im.wake_words, im.wake_values, sleep);
-      news = any_news();
-    }
+    // (the check above may also have revoked what we were waiting on)
+    if (!any_news()) detail::futex_wait_any(im.wake_words, im.wake_values, sleep);
+    for (PartitionCursor& p : im.parts) p.ring->remove_waiter();
   }
-  for (PartitionCursor& p : im.parts) p.ring->remove_waiter();
-  return news;
 }
 
 std::uint64_t Consumer::position(std::uint32_t partition) const {

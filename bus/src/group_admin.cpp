@@ -42,7 +42,12 @@ std::uint64_t detail::offset_for_time(std::string_view instance, std::string_vie
     const PollResult r = c->poll([&](const Record& rec) {
       if (found == detail::kNoOffset && rec.timestamp_ns >= ts) found = rec.offset;
     });
-    if (r.records == 0 && r.status == PollStatus::ok && !c->wait(std::chrono::milliseconds(100))) break;
+    if (r.records == 0 && r.status == PollStatus::ok) {
+      // A broker found gone ends the first wait at once; the next one waits.
+      WaitStatus w = c->wait(std::chrono::milliseconds(100));
+      if (w == WaitStatus::no_broker) w = c->wait(std::chrono::milliseconds(100));
+      if (w != WaitStatus::ready) break;
+    }
   }
   return found == detail::kNoOffset ? end : found;
 }

@@ -51,6 +51,7 @@ struct GroupConsumer::Impl {
   std::shared_ptr<detail::TopicMap> map;
   std::shared_ptr<GroupFile> file;
   std::optional<Consumer> reader;
+  detail::BrokerWatch broker;  // wait(): no_broker
   std::uint32_t slot = 0;
   std::uint32_t incarnation = 0;
   bool joined = false;
@@ -456,18 +457,21 @@ PollResult GroupConsumer::poll_with(detail::RecordHandlerRef handler, std::size_
   return total;
 }
 
-bool GroupConsumer::wait(std::chrono::nanoseconds timeout) {
+WaitStatus GroupConsumer::wait(std::chrono::nanoseconds timeout) {
   Impl& im = *impl_;
+  const detail::PartitionRing& any_ring = im.map->ring(0);
   const std::int64_t deadline = detail::deadline_after(timeout.count());
   for (;;) {
-    if (im.has_work()) return true;
+    if (im.has_work()) return WaitStatus::ready;
+    if (im.broker.newly_gone(any_ring)) return WaitStatus::no_broker;
     const std::int64_t now = detail::monotonic_ns();
-    if (now >= deadline) return false;
+    if (now >= deadline) return im.broker.at_deadline(any_ring);
     im.tick(now);
     // Wake for the heartbeat, for rebalances and redelivery scans, and for new records.
-    if (!im.queue() && im.rebalance_due(now)) return true;
-    if (im.queue() && now >= im.next_scan_ns) return true;
-    std::chrono::nanoseconds slice(std::min<std::int64_t>(deadline - now, im.heartbeat_every_ns));
+    if (!im.queue() && im.rebalance_due(now)) return WaitStatus::ready;
+    if (im.queue() && now >= im.next_scan_ns) return WaitStatus::ready;
+    // Slices of at most 100 ms, so a broker that dies meanwhile is noticed.
+    std::chrono::nanoseconds slice(std::min<std::int64_t>({deadline - now, im.heartbeat_every_ns, 100'000'000}));
     if (im.queue()) slice = std::min<std::chrono::nanoseconds>(slice, std::chrono::nanoseconds(im.next_scan_ns - now));
     if (!im.queue() && im.generation_seen != im.file->header().generation.load(std::memory_order_acquire)) {
       slice = std::min<std::chrono::nanoseconds>(slice, std::chrono::nanoseconds(std::max<std::int64_t>(im.retry_rebalance_ns - now, 1'000'000)));

@@ -109,13 +109,13 @@ PublishStatus PartitionRing::wait_for_space(ProducerCache& cache, std::uint64_t 
     }
     sched_yield();
     if ((spins & 63) != 0) continue;
-    if (no_broker(cache)) return PublishStatus::no_broker;
+    if (no_broker(cache.broker)) return PublishStatus::no_broker;
     if (monotonic_ns() >= deadline_ns) return PublishStatus::timed_out;
     note_backpressure(cache);
   }
 }
 
-bool PartitionRing::no_broker(ProducerCache& cache) const noexcept {
+bool PartitionRing::no_broker(BrokerProbe& probe) const noexcept {
   // Without a log the broker gates nothing: readers free the space.
   if (broker_lock_.empty() ||
       header_->log_durability.load(std::memory_order_relaxed) == static_cast<std::uint32_t>(LogDurability::none)) {
@@ -123,11 +123,26 @@ bool PartitionRing::no_broker(ProducerCache& cache) const noexcept {
   }
   constexpr std::int64_t kProbeEveryNs = 10'000'000;
   const std::int64_t now = monotonic_ns();
-  if (cache.broker_probed_ns == 0 || now - cache.broker_probed_ns >= kProbeEveryNs) {
-    cache.broker_probed_ns = now;
-    cache.broker_gone = !broker_alive();
+  if (probe.probed_ns == 0 || now - probe.probed_ns >= kProbeEveryNs) {
+    probe.probed_ns = now;
+    probe.gone = !broker_alive();
   }
-  return cache.broker_gone;
+  return probe.gone;
+}
+
+bool BrokerWatch::newly_gone(const PartitionRing& ring) noexcept {
+  if (!ring.no_broker(probe)) {
+    reported = false;
+    return false;
+  }
+  if (reported) return false;
+  reported = true;
+  return true;
+}
+
+WaitStatus BrokerWatch::at_deadline(const PartitionRing& ring) noexcept {
+  reported = ring.no_broker(probe);
+  return reported ? WaitStatus::no_broker : WaitStatus::timed_out;
 }
 
 ClaimSpan PartitionRing::claim(ProducerCache& cache, std::uint64_t bytes, std::uint32_t records,
@@ -152,7 +167,7 @@ ClaimSpan PartitionRing::claim(ProducerCache& cache, std::uint64_t bytes, std::u
       if (end > cache.limit) {
         if (timeout_ns == 0) {
           note_backpressure(cache);
-          out.status = no_broker(cache) ? PublishStatus::no_broker : PublishStatus::back_pressured;
+          out.status = no_broker(cache.broker) ? PublishStatus::no_broker : PublishStatus::back_pressured;
           return out;
         }
         if (deadline_ns == 0) deadline_ns = deadline_after(timeout_ns);

@@ -41,13 +41,34 @@ struct ReaderCursor {
 // A producer's private view of how far it may claim without looking at the
 // gating slots and the frontier again ("each side caches the other side's
 // index"), and its cursor for walking the commit frontier forward.
+// The last look at whether the instance's broker is alive
+// (PartitionRing::no_broker), so a caller that asks often probes rarely.
+struct BrokerProbe {
+  std::int64_t probed_ns = 0;  // when `gone` was last probed (0: never)
+  bool gone = false;
+};
+
+class PartitionRing;
+
+// A waiting consumer's view of its topic's broker (WaitStatus::no_broker):
+// the first wait of an outage ends at once; while it lasts, waits sleep as
+// usual and end with no_broker in place of timed_out.
+struct BrokerWatch {
+  BrokerProbe probe;
+  bool reported = false;  // this outage was reported
+  // With nothing to read: true if the wait should end now with no_broker
+  // (the broker is gone and the outage not reported yet).
+  bool newly_gone(const PartitionRing& ring) noexcept;
+  // How a wait that found nothing ends: timed_out, or no_broker.
+  WaitStatus at_deadline(const PartitionRing& ring) noexcept;
+};
+
 struct ProducerCache {
   std::uint64_t limit = 0;             // claims may end at or below this position
   std::uint64_t epoch = ~std::uint64_t{0};  // gate_epoch the limit was computed at
   std::uint64_t prefetched_to = 0;     // ring lines up to here were asked for
   std::int64_t backpressured_since_ns = 0;  // 0: the last claim went through
-  std::int64_t broker_probed_ns = 0;   // when broker_gone was last probed (0: never)
-  bool broker_gone = false;
+  BrokerProbe broker;
   ReaderCursor walker;
 };
 
@@ -209,8 +230,8 @@ class PartitionRing {
   // it: the flusher's gate cannot move, so waiting for ring space or for
   // durability is in vain. Only callers that are held back ask; the probe (a
   // lock test on the broker's lock file, two system calls) runs at most every
-  // 10 ms per cache.
-  bool no_broker(ProducerCache& cache) const noexcept;
+  // 10 ms per probe.
+  bool no_broker(BrokerProbe& probe) const noexcept;
   // The probe itself: true if the instance's broker holds its lock (or the
   // ring was not opened through a TopicMap).
   bool broker_alive() const noexcept { return broker_lock_.empty() || lock_is_held(broker_lock_.c_str()); }

@@ -91,7 +91,7 @@ PublishStatus Producer::wait_durable(const PublishResult& published, std::chrono
     if (h.log_error.load(std::memory_order_acquire) != 0) return PublishStatus::log_failed;
     if (ring.deleted()) return PublishStatus::topic_deleted;
     // Only a live flusher moves the marks: with no broker, say so at once.
-    if (ring.no_broker(cache)) return PublishStatus::no_broker;
+    if (ring.no_broker(cache.broker)) return PublishStatus::no_broker;
     return PublishStatus::timed_out;  // not yet
   };
   // A broker that dies wakes nobody: sleep in slices and probe again.

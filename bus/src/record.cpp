@@ -36,6 +36,15 @@ const char* to_string(PollStatus s) noexcept {
   return "unknown";
 }
 
+const char* to_string(WaitStatus s) noexcept {
+  switch (s) {
+    case WaitStatus::ready: return "ready";
+    case WaitStatus::timed_out: return "timed out";
+    case WaitStatus::no_broker: return "no broker is alive (records are not made durable until one starts)";
+  }
+  return "unknown";
+}
+
 namespace detail {
 
 std::size_t encoded_headers_size(std::span<const Header> headers) noexcept {

@@ -340,14 +340,14 @@ TEST_F(RingTest, BlockingWaitIsWokenByACommit) {
   ConsumerOptions o = from_earliest();
   o.idle = IdleStrategy::block;
   Consumer c = consumer("t", o);
-  EXPECT_FALSE(c.wait(std::chrono::milliseconds(20)));
+  EXPECT_EQ(c.wait(std::chrono::milliseconds(20)), WaitStatus::timed_out);
   std::thread writer([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     Producer p = producer("t");
     ASSERT_TRUE(p.try_publish("", "wake").ok());
   });
   const auto t0 = std::chrono::steady_clock::now();
-  EXPECT_TRUE(c.wait(std::chrono::seconds(10)));
+  EXPECT_EQ(c.wait(std::chrono::seconds(10)), WaitStatus::ready);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
   writer.join();
   EXPECT_EQ(drain(c).size(), 1u);
@@ -363,7 +363,7 @@ TEST_F(RingTest, BlockingWaitOverSeveralPartitions) {
     Producer p = producer("t");
     ASSERT_TRUE(p.try_publish("", "x", {}, 3).ok());
   });
-  EXPECT_TRUE(c.wait(std::chrono::seconds(10)));
+  EXPECT_EQ(c.wait(std::chrono::seconds(10)), WaitStatus::ready);
   writer.join();
   EXPECT_EQ(drain(c).size(), 1u);
 }

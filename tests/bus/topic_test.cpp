@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "partition_format.h"
+#include "ringbus/group.h"
 #include "test_support.h"
 #include "topic_files.h"
 
@@ -111,7 +112,7 @@ TEST_F(TopicTest, DeleteWhileInUseFailsSafelyForItsUsers) {
   r = c.poll([&](const Record& rec) { got.emplace_back(rec.value); });
   EXPECT_EQ(r.status, PollStatus::topic_deleted);
   EXPECT_EQ(got, std::vector<std::string>{"before"});
-  EXPECT_TRUE(c.wait(std::chrono::seconds(5)));  // a deleted topic wakes waiters
+  EXPECT_EQ(c.wait(std::chrono::seconds(5)), WaitStatus::ready);  // a deleted topic wakes waiters
   // A topic of the same name can be created again, and is a new topic.
   create(topic("t"));
   Producer p2 = producer("t");
@@ -197,6 +198,46 @@ TEST(BrokerLifecycle, RingsOfABrokerWithADataDirectoryAreNotAdoptedWithoutOne) {
   ASSERT_FALSE(logged.empty());
   EXPECT_NE(logged.front().find("another data directory"), std::string::npos) << logged.front();
   EXPECT_TRUE(b->create_topic(topic("t")).ok());
+  std::error_code ec;
+  std::filesystem::remove_all(data, ec);
+}
+
+// A consumer waiting on a topic with a log while no broker is alive is told
+// so: the first wait at once, later ones in place of a time-out.
+TEST(BrokerLifecycle, WaitingConsumersAreToldNoBrokerIsAlive) {
+  const std::string inst = unique_instance();
+  const std::string data = ::testing::TempDir() + "/ringbus-wait-" + inst;
+  ASSERT_GT(start_and_die(inst, {.data_dir = data}, "t", 3), 0);
+  auto c = Consumer::open(inst, "t", from_earliest());
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  std::size_t got = 0;
+  while (c->poll([&](const Record&) { ++got; }).records > 0) {
+  }
+  EXPECT_EQ(got, 3u) << "what the ring holds is read without a broker";
+  auto since = [](auto t0) { return std::chrono::steady_clock::now() - t0; };
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(c->wait(std::chrono::seconds(30)), WaitStatus::no_broker);
+  EXPECT_LT(since(t0), std::chrono::seconds(5)) << "at once, not after the time-out";
+  t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(c->wait(std::chrono::milliseconds(50)), WaitStatus::no_broker);
+  EXPECT_GE(since(t0), std::chrono::milliseconds(50)) << "the outage was reported: this wait sleeps";
+  auto g = GroupConsumer::join(inst, "t", "g");
+  ASSERT_TRUE(g.ok()) << g.error().message;
+  t0 = std::chrono::steady_clock::now();
+  WaitStatus w = WaitStatus::ready;
+  while (w == WaitStatus::ready && since(t0) < std::chrono::seconds(5)) {
+    (void)g->poll([](const Record&) {});
+    w = g->wait(std::chrono::seconds(30));
+  }
+  EXPECT_EQ(w, WaitStatus::no_broker);
+  EXPECT_LT(since(t0), std::chrono::seconds(5));
+  {
+    // A broker starts (and adopts the rings): waits time out again.
+    auto b = Broker::start({.instance = inst, .data_dir = data});
+    ASSERT_TRUE(b.ok()) << b.error().message;
+    EXPECT_EQ(c->wait(std::chrono::milliseconds(50)), WaitStatus::timed_out);
+    g->leave();
+  }
   std::error_code ec;
   std::filesystem::remove_all(data, ec);
 }

@@ -562,6 +562,13 @@ TEST(ToolsSystem, ProduceDurableAndGroupConsumeNameADeadBroker) {
   EXPECT_EQ(o.code, 1) << o.err;
   EXPECT_EQ(lines(o.out), (std::vector<std::string>{"a", "b", "c"}));
   EXPECT_NE(o.err.find("not durable"), std::string::npos) << o.err;
+  // A plain consumer reads the ring and is told, once, that no broker runs.
+  o = cli(s, {"consume", "t", "--from", "earliest", "--timeout", "500ms"});
+  EXPECT_EQ(o.code, 4) << o.err;
+  EXPECT_EQ(lines(o.out), (std::vector<std::string>{"a", "b", "c"}));
+  const std::string told = "no broker is running for instance '" + s.instance() + "'";
+  ASSERT_NE(o.err.find(told), std::string::npos) << o.err;
+  EXPECT_EQ(o.err.find(told, o.err.find(told) + 1), std::string::npos) << "said once: " << o.err;
   // A new broker adopts the ring: the records are written to the log.
   Daemon again(s, {"--data-dir", s.dir() + "/data"});
   ASSERT_TRUE(again.ready()) << again.log();

@@ -68,7 +68,7 @@ struct Source {
   PollResult poll(F&& f, std::size_t max) {
     return plain ? plain->poll(f, max) : member->poll(f, max);
   }
-  bool wait(std::chrono::milliseconds t) { return plain ? plain->wait(t) : member->wait(t); }
+  WaitStatus wait(std::chrono::milliseconds t) { return plain ? plain->wait(t) : member->wait(t); }
 };
 
 // Each subcommand registers its options and a callback that runs it.

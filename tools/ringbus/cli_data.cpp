@@ -240,6 +240,7 @@ int consume(const Global& g, const ConsumeOptions& o) {
   std::uint64_t n = 0;
   const auto idle_limit = std::chrono::milliseconds(o.timeout_ms);
   auto deadline = std::chrono::steady_clock::now() + idle_limit;
+  bool told_no_broker = false;
   while (!g_stop.load(std::memory_order_relaxed) && (o.count == 0 || n < o.count)) {
     const std::size_t want = o.count == 0 ? 1024 : static_cast<std::size_t>(std::min<std::uint64_t>(o.count - n, 1024));
     const PollResult r = c.poll(
@@ -278,7 +279,15 @@ int consume(const Global& g, const ConsumeOptions& o) {
                      static_cast<long long>(o.timeout_ms), static_cast<unsigned long long>(n));
         return kExitTimeout;
       }
-      (void)c.wait(std::chrono::milliseconds(100));
+      const WaitStatus w = c.wait(std::chrono::milliseconds(100));
+      if (w == WaitStatus::no_broker && !told_no_broker) {
+        std::fprintf(stderr,
+                     "ringbus: no broker is running for instance '%s': reading what producers still publish into "
+                     "the rings (nothing is made durable until a broker starts)\n",
+                     g.instance.c_str());
+      }
+      if (w == WaitStatus::timed_out && told_no_broker) std::fprintf(stderr, "ringbus: a broker is running again\n");
+      if (w != WaitStatus::ready) told_no_broker = w == WaitStatus::no_broker;
     }
   }
   std::fflush(stdout);

@@ -94,9 +94,10 @@ class Consumer {
   PollResult poll(F&& handler, std::size_t max_records = 1024) {
     return poll_with(detail::RecordHandlerRef(handler), max_records);
   }
-  // Waits, by the idle strategy, until a record may be available or the
-  // timeout passes. Returns true if something may be readable.
-  bool wait(std::chrono::nanoseconds timeout);
+  // Waits, by the idle strategy, until a record may be available (ready), the
+  // timeout passes (timed_out), or, on a topic with a commit log, the broker
+  // is found gone (no_broker: see WaitStatus).
+  WaitStatus wait(std::chrono::nanoseconds timeout);
 
   // The next offset this consumer will read in a partition it reads.
   std::uint64_t position(std::uint32_t partition) const;

@@ -80,7 +80,9 @@ class GroupConsumer {
   PollResult poll(F&& handler, std::size_t max_records = 1024) {
     return poll_with(detail::RecordHandlerRef(handler), max_records);
   }
-  bool wait(std::chrono::nanoseconds timeout);
+  // As Consumer::wait; also ready when group work is due (a heartbeat, a
+  // rebalance, a redelivery scan: the next poll does it).
+  WaitStatus wait(std::chrono::nanoseconds timeout);
 
   // queue, auto_ack = false: acknowledges a record this member was handed.
   // Errc::not_found if this member does not hold it (already acknowledged,

@@ -138,4 +138,18 @@ enum class IdleStrategy : std::uint8_t {
               // while somebody is blocked)
 };
 
+// What a consumer's wait() ended with.
+enum class WaitStatus : std::uint8_t {
+  ready = 0,  // a record may be readable (or, for a group member, there is
+              // group work: a rebalance, a heartbeat, a redelivery scan)
+  timed_out,  // nothing came within the timeout
+  no_broker,  // the topic has a commit log and no broker is alive: only what
+              // producers can still put in the rings will come (they are held
+              // back once the rings are full; the next broker writes it all to
+              // the log). The first wait that finds the broker gone returns
+              // this at once; while it stays gone, waits sleep as usual and
+              // return it in place of timed_out.
+};
+const char* to_string(WaitStatus s) noexcept;
+
 }  // namespace ringbus

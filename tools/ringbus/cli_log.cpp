@@ -3,11 +3,16 @@
 #include <memory>
 
 #include "cli.h"
-#include "log_inspect.h"
+#include "segment_check.h"
 
 namespace ringbus::cli {
 
 namespace {
+
+using io::BatchSummary;
+using io::check_path;
+using io::CheckOptions;
+using io::SegmentReport;
 
 std::string printable(std::string_view s, std::size_t max) {
   std::string out;
@@ -60,7 +65,7 @@ void add_log_commands(CLI::App& app, int& code) {
   dump->add_flag("--records", d->records, "also print each record: offset, timestamp, key, value");
   dump->add_option("--max-bytes", d->max_bytes, "print at most this many bytes of a key or value")->capture_default_str();
   dump->callback([&code, d] {
-    InspectOptions o;
+    CheckOptions o;
     o.on_batch = [](const BatchSummary& b) {
       fmt::print("batch at byte {}: offsets {}..{} ({} records), {} bytes, timestamps {}..{}\n", b.position,
                  b.base_offset, b.base_offset + b.offset_span - 1, b.record_count, b.length, b.first_timestamp_ns,
@@ -72,7 +77,7 @@ void add_log_commands(CLI::App& app, int& code) {
                    printable(r.key, d->max_bytes), printable(r.value, d->max_bytes));
       };
     }
-    auto reports = inspect_path(d->path, o);
+    auto reports = check_path(d->path, o);
     if (!reports) {
       code = fail(reports.error());
       return;
@@ -89,7 +94,7 @@ void add_log_commands(CLI::App& app, int& code) {
       "  ringbus log verify /var/tmp/ringbus/default/orders/0");
   verify->add_option("PATH", *verify_path, "segment file or partition directory")->required();
   verify->callback([&code, verify_path] {
-    auto reports = inspect_path(*verify_path, InspectOptions{});
+    auto reports = check_path(*verify_path, CheckOptions{});
     if (!reports) {
       code = fail(reports.error());
       return;

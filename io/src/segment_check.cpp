@@ -1,22 +1,22 @@
-#include "log_inspect.h"
+#include "segment_check.h"
 
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <filesystem>
 #include <map>
+#include <utility>
 
 #include "batch_codec.h"
 #include "file_io.h"
 #include "log_format.h"
 #include "segment_files.h"
 
-namespace ringbus::cli {
+namespace ringbus::io {
 
 namespace {
 
 namespace fs = std::filesystem;
-using namespace ringbus::io;
 
 bool all_zero(std::span<const std::byte> b) {
   return std::all_of(b.begin(), b.end(), [](std::byte x) { return x == std::byte{0}; });
@@ -62,7 +62,7 @@ void check_indexes(FileIo& io, SegmentReport& r, const std::map<std::uint64_t, s
 
 }  // namespace
 
-SegmentReport inspect_segment(const std::string& path, const InspectOptions& options) {
+SegmentReport check_segment(const std::string& path, const CheckOptions& options) {
   SegmentReport r;
   r.path = path;
   const std::string name = fs::path(path).filename().string();
@@ -88,7 +88,12 @@ SegmentReport inspect_segment(const std::string& path, const InspectOptions& opt
   }
   std::map<std::uint64_t, std::uint64_t> batch_at;
   std::uint64_t pos = sizeof(SegmentHeader);
-  while (pos < file_size) {
+  const auto keep_going = [&](std::uint64_t bytes) {
+    if (!options.on_read || options.on_read(bytes)) return true;
+    r.stopped = true;
+    return false;
+  };
+  for (std::uint64_t reported = 0; pos < file_size && keep_going(pos - std::exchange(reported, pos));) {
     const std::uint64_t want = std::min<std::uint64_t>(sizeof(BatchHeader), file_size - pos);
     buf.resize(want);
     got = io->read(fd.value(), pos, buf);
@@ -103,9 +108,10 @@ SegmentReport inspect_segment(const std::string& path, const InspectOptions& opt
       std::uint64_t at = pos;
       while (at < file_size) {
         auto n = io->read(fd.value(), at, std::span(chunk.data(), std::min<std::uint64_t>(chunk.size(), file_size - at)));
-        if (!n || n.value() == 0 || !all_zero(std::span(chunk.data(), n.value()))) break;
+        if (!n || n.value() == 0 || !all_zero(std::span(chunk.data(), n.value())) || !keep_going(n.value())) break;
         at += n.value();
       }
+      if (r.stopped) break;
       if (at >= file_size) {
         r.zero_tail = file_size - pos;
       } else {
@@ -149,15 +155,15 @@ SegmentReport inspect_segment(const std::string& path, const InspectOptions& opt
   }
   r.data_end = std::min(pos, file_size);
   io->close(fd.value());
-  if (options.check_indexes) check_indexes(*io, r, batch_at);
+  if (options.check_indexes && !r.stopped) check_indexes(*io, r, batch_at);
   return r;
 }
 
-Result<std::vector<SegmentReport>> inspect_path(const std::string& path, const InspectOptions& options) {
+Result<std::vector<SegmentReport>> check_path(const std::string& path, const CheckOptions& options) {
   std::error_code ec;
   const fs::file_status st = fs::status(path, ec);
   if (ec && ec != std::errc::no_such_file_or_directory) return Error{Errc::io_error, path + ": " + ec.message()};
-  if (fs::is_regular_file(st)) return std::vector<SegmentReport>{inspect_segment(path, options)};
+  if (fs::is_regular_file(st)) return std::vector<SegmentReport>{check_segment(path, options)};
   if (!fs::is_directory(st)) return Error{Errc::not_found, path + ": no such segment file or partition directory"};
   auto io = make_pwrite_io();
   auto bases = list_segments(*io, path);
@@ -165,7 +171,7 @@ Result<std::vector<SegmentReport>> inspect_path(const std::string& path, const I
   if (bases->empty()) return Error{Errc::not_found, path + ": no segment files (<base offset>.log) here"};
   std::vector<SegmentReport> reports;
   for (const std::uint64_t base : bases.value()) {
-    SegmentReport r = inspect_segment(segment_path(path, base, kLogExt), options);
+    SegmentReport r = check_segment(segment_path(path, base, kLogExt), options);
     if (!reports.empty() && reports.back().problems.empty() && r.base_offset != reports.back().end_offset) {
       r.problems.push_back(r.path + ": starts at offset " + std::to_string(r.base_offset) + ", the segment before ends at " +
                            std::to_string(reports.back().end_offset));
@@ -175,4 +181,4 @@ Result<std::vector<SegmentReport>> inspect_path(const std::string& path, const I
   return reports;
 }
 
-}  // namespace ringbus::cli
+}  // namespace ringbus::io

@@ -1,4 +1,4 @@
-// `ringbus log dump|verify`'s reader: a log the broker wrote checks clean;
+// The segment check (`ringbus log dump|verify`, the scrubber): a log the broker wrote checks clean;
 // each kind of damage is reported naming the file and the byte or entry.
 #include <filesystem>
 #include <fstream>
@@ -7,7 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "../bus/test_support.h"
-#include "log_inspect.h"
+#include "segment_check.h"
 #include "ringbus/broker.h"
 #include "ringbus/producer.h"
 
@@ -15,13 +15,13 @@ namespace ringbus::test {
 namespace {
 
 namespace fs = std::filesystem;
-using cli::InspectOptions;
-using cli::inspect_path;
-using cli::SegmentReport;
+using io::check_path;
+using io::CheckOptions;
+using io::SegmentReport;
 
-struct LogInspect : ::testing::Test {
-  std::string instance = unique_instance("inspect");
-  fs::path data = fs::path("/var/tmp") / ("ringbus-inspect-" + instance);
+struct SegmentCheck : ::testing::Test {
+  std::string instance = unique_instance("check");
+  fs::path data = fs::path("/var/tmp") / ("ringbus-check-" + instance);
   fs::path partition = data / "t" / "0";
 
   // A log of 3 segments (1 MiB each) holding `n` records, closed cleanly.
@@ -45,8 +45,8 @@ struct LogInspect : ::testing::Test {
   }
   void TearDown() override { fs::remove_all(data); }
 
-  std::vector<SegmentReport> inspect() {
-    auto r = inspect_path(partition.string(), InspectOptions{});
+  std::vector<SegmentReport> check() {
+    auto r = check_path(partition.string(), CheckOptions{});
     EXPECT_TRUE(r) << (r ? "" : r.error().message);
     return r ? r.value() : std::vector<SegmentReport>{};
   }
@@ -73,8 +73,8 @@ struct LogInspect : ::testing::Test {
   static constexpr int n = 2500;
 };
 
-TEST_F(LogInspect, ACleanLogHasNoProblemsAndEveryRecord) {
-  const auto reports = inspect();
+TEST_F(SegmentCheck, ACleanLogHasNoProblemsAndEveryRecord) {
+  const auto reports = check();
   ASSERT_GE(reports.size(), 2u);
   EXPECT_EQ(problems(reports), "");
   std::uint64_t records = 0;
@@ -83,58 +83,58 @@ TEST_F(LogInspect, ACleanLogHasNoProblemsAndEveryRecord) {
   EXPECT_EQ(reports.back().end_offset, static_cast<std::uint64_t>(n));
 }
 
-TEST_F(LogInspect, DumpSeesEveryRecordInOrder) {
+TEST_F(SegmentCheck, DumpSeesEveryRecordInOrder) {
   std::uint64_t next = 0;
-  InspectOptions o;
+  CheckOptions o;
   o.on_record = [&](const Record& r) {
     EXPECT_EQ(r.offset, next);
     EXPECT_EQ(r.key, "k" + std::to_string(next));
     ++next;
   };
-  ASSERT_TRUE(inspect_path(partition.string(), o));
+  ASSERT_TRUE(check_path(partition.string(), o));
   EXPECT_EQ(next, static_cast<std::uint64_t>(n));
 }
 
-TEST_F(LogInspect, BitFlipInTheMiddleIsABadCrcAtItsBatch) {
+TEST_F(SegmentCheck, BitFlipInTheMiddleIsABadCrcAtItsBatch) {
   // Inside the data, wherever the first segment's data ends (the flusher's
   // batching decides), with a byte that differs from what is there.
-  const auto before = inspect();
+  const auto before = check();
   ASSERT_FALSE(before.empty());
   ASSERT_GT(before[0].data_end, 1000u);
   const std::uint64_t mid = before[0].data_end / 2;
   char old = 0;
   std::ifstream(segment(0), std::ios::binary).seekg(static_cast<std::streamoff>(mid)).get(old);
   write_byte(segment(0), mid, static_cast<char>(~old));
-  const std::string p = problems(inspect());
+  const std::string p = problems(check());
   EXPECT_NE(p.find(segment(0).string() + ": byte "), std::string::npos) << p;
   EXPECT_NE(p.find("CRC"), std::string::npos) << p;
 }
 
-TEST_F(LogInspect, WrongMagicIsNamed) {
+TEST_F(SegmentCheck, WrongMagicIsNamed) {
   write_byte(segment(1), 0, 'Z');
-  EXPECT_NE(problems(inspect()).find("bad magic"), std::string::npos);
+  EXPECT_NE(problems(check()).find("bad magic"), std::string::npos);
 }
 
-TEST_F(LogInspect, MissingIndexIsAProblem) {
+TEST_F(SegmentCheck, MissingIndexIsAProblem) {
   fs::path idx = segment(0);
   idx.replace_extension(".index");
   fs::remove(idx);
-  EXPECT_NE(problems(inspect()).find(idx.string() + ": missing"), std::string::npos);
+  EXPECT_NE(problems(check()).find(idx.string() + ": missing"), std::string::npos);
 }
 
-TEST_F(LogInspect, IndexPointingPastTheEndIsAProblem) {
+TEST_F(SegmentCheck, IndexPointingPastTheEndIsAProblem) {
   fs::path idx = segment(0);
   idx.replace_extension(".index");
   std::ofstream(idx, std::ios::app | std::ios::binary).write("\x01\x00\x00\x00\xff\xff\xff\x7f", 8);
-  const std::string p = problems(inspect());
+  const std::string p = problems(check());
   EXPECT_NE(p.find("points past the end of the data"), std::string::npos) << p;
 }
 
-TEST_F(LogInspect, NotASegmentIsAClearError) {
-  auto r = inspect_path((data / "nope").string(), InspectOptions{});
+TEST_F(SegmentCheck, NotASegmentIsAClearError) {
+  auto r = check_path((data / "nope").string(), CheckOptions{});
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().message.find("no such segment file or partition directory"), std::string::npos);
-  auto empty = inspect_path(data.string(), InspectOptions{});
+  auto empty = check_path(data.string(), CheckOptions{});
   ASSERT_FALSE(empty);
   EXPECT_NE(empty.error().message.find("no segment files"), std::string::npos);
 }

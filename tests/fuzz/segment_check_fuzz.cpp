@@ -1,4 +1,5 @@
-// Fuzz target: `ringbus log dump|verify` on a segment file of arbitrary bytes
+// Fuzz target: the segment check (`ringbus log dump|verify`, the broker's
+// scrubber) on a segment file of arbitrary bytes
 // (and no indexes, or index files of arbitrary bytes too). It must report,
 // never crash, hang or read outside what it read from the file; a report
 // without problems means every batch decoded.
@@ -12,7 +13,7 @@
 #include <vector>
 
 #include "log_format.h"
-#include "log_inspect.h"
+#include "segment_check.h"
 
 std::vector<std::string> fuzz_seeds() {
   ringbus::io::SegmentHeader h{};
@@ -25,7 +26,7 @@ std::vector<std::string> fuzz_seeds() {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   static const std::string dir = [] {
-    const std::string d = "/tmp/ringbus-log-inspect-fuzz-" + std::to_string(::getpid());
+    const std::string d = "/tmp/ringbus-segment-check-fuzz-" + std::to_string(::getpid());
     std::filesystem::create_directories(d);
     return d;
   }();
@@ -35,12 +36,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     f.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
   }
   std::uint64_t records = 0;
-  ringbus::cli::InspectOptions o;
+  ringbus::io::CheckOptions o;
   o.on_record = [&](const ringbus::Record& r) {
     if (r.value.size() > size) std::abort();  // a view larger than the input
     ++records;
   };
-  const auto r = ringbus::cli::inspect_segment(path, o);
+  const auto r = ringbus::io::check_segment(path, o);
   if (r.records > records || r.data_end > size) std::abort();
   return 0;
 }

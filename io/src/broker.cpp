@@ -20,6 +20,7 @@
 
 #include "flusher.h"
 #include "group_keeper.h"
+#include "scrubber.h"
 #include "liveness.h"
 #include "partition_log.h"
 #include "segment_files.h"
@@ -43,6 +44,7 @@ struct Broker::Impl {
   std::vector<std::unique_ptr<io::FlusherThread>> flushers;
   mutable std::mutex mu;  // serialises topic operations of this broker (and group keeper passes)
   std::unique_ptr<io::GroupKeeper> group_keeper;  // with a data directory
+  std::unique_ptr<io::Scrubber> scrubber;         // with a data directory, unless turned off
   bool closed = false;
   bool started = false;  // start() completed: close() removes the rings (else they stay for the next broker)
   // The topics with a commit log, by name (under mu).
@@ -56,6 +58,8 @@ struct Broker::Impl {
   // Locks the data directory and reads (or makes) its id; then loads it.
   Status lock_data_dir(const BrokerOptions& options, std::string& id);
   Status open_data_dir(const BrokerOptions& options, bool adopt);
+  // The partition logs the scrubber reads: every partition not offline.
+  std::vector<io::ScrubTarget> scrub_targets() const;
   // Hands a topic's partitions to the flushers; creates its rings first
   // unless they were adopted.
   // Partitions without a log (null: it could not be opened) are offline:
@@ -259,12 +263,30 @@ Result<Broker> Broker::start(BrokerOptions options) {
   if (auto s = write_binding(dir, binding); !s) return s.error();
   if (!options.data_dir.empty()) {
     if (auto s = im.open_data_dir(options, adopt); !s) return s.error();
+    if (options.scrub_bytes_per_second != 0) {
+      im.scrubber = std::make_unique<io::Scrubber>(options.scrub_bytes_per_second, options.scrub_interval,
+                                                   [&im] { return im.scrub_targets(); }, im.log);
+    }
   } else if (adopt) {
     const std::vector<std::string> kept = detail::list_topic_names(options.instance);
     if (!kept.empty()) im.log("info", "adopted " + std::to_string(kept.size()) + " topic(s) a previous broker left in " + dir);
   }
   im.started = true;
   return broker;
+}
+
+std::vector<io::ScrubTarget> Broker::Impl::scrub_targets() const {
+  std::lock_guard lock(mu);
+  std::vector<io::ScrubTarget> out;
+  for (const auto& [name, topic] : logged) {
+    auto info = ringbus::describe_topic(instance, name);
+    if (!info || info->topic_id != topic.id) continue;
+    for (const PartitionInfo& p : info->partition_info) {
+      if (p.offline) continue;
+      out.push_back({name, p.partition, io::partition_log_directory(data_dir + "/" + name, p.partition), p.written_offset});
+    }
+  }
+  return out;
 }
 
 Status Broker::Impl::lock_data_dir(const BrokerOptions& options, std::string& id) {
@@ -570,9 +592,17 @@ Result<TopicInfo> Broker::describe_topic(std::string_view name) const {
   if (!info) return info;
   if (const auto it = impl_->logged.find(name); it != impl_->logged.end() && it->second.id == info->topic_id) {
     info->log = it->second.config.log;
+    if (impl_->scrubber) {
+      for (PartitionInfo& p : info->partition_info) {
+        p.damaged_segments =
+            impl_->scrubber->damaged_segments(io::partition_log_directory(impl_->data_dir + "/" + it->first, p.partition));
+      }
+    }
   }
   return info;
 }
+
+ScrubStats Broker::scrub_stats() const { return impl_->scrubber ? impl_->scrubber->stats() : ScrubStats{}; }
 
 Result<TopicInfo> Broker::alter_topic(std::string_view name, const LogConfig& log) {
   std::unique_lock lock(impl_->mu);
@@ -605,13 +635,13 @@ void Broker::close() {
   std::unique_lock lock(impl_->mu);
   if (impl_->closed) return;
   impl_->closed = true;
-  // Write the groups' last positions (the keeper takes mu for its passes).
-  if (impl_->group_keeper) {
-    lock.unlock();
-    impl_->group_keeper->stop();
-    lock.lock();
-    impl_->group_keeper.reset();
-  }
+  // Stop the scrubber (it takes mu to list the partitions) and write the
+  // groups' last positions (the keeper takes mu for its passes).
+  lock.unlock();
+  impl_->scrubber.reset();
+  if (impl_->group_keeper) impl_->group_keeper->stop();
+  lock.lock();
+  impl_->group_keeper.reset();
   // Flush first: the flushers read the rings this removes.
   for (auto& f : impl_->flushers) f->stop();
   impl_->flushers.clear();

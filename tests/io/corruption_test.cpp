@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -115,6 +116,56 @@ TEST_F(Damage, ABitFlipInASealedSegmentIsReportedOnceAndReadAround) {
   EXPECT_LT(r.damage[0].resumed_at - r.damage[0].missed_from, 1100u);  // one batch, not the segment
   expect_everything_around(r);
   EXPECT_EQ(r.offsets.size(), kRecords - (r.damage[0].resumed_at - r.damage[0].missed_from));
+}
+
+// The broker's scrubber reads sealed segments back on its own: it finds the
+// damage before any consumer, reports it once however many passes see it,
+// and notices when the file is restored.
+TEST_F(Damage, TheScrubberFindsDamageInASealedSegmentAndReportsItOnce) {
+  write_log();
+  const auto logs = files(".log");
+  ASSERT_GE(logs.size(), 3u);
+  const std::uint64_t at = fs::file_size(logs[1]) / 2;
+  flip_bit(logs[1], at);
+  configure = [](BrokerOptions& o) { o.scrub_interval = std::chrono::nanoseconds(0); };  // passes back to back
+  Broker b = start();
+  auto damaged = [&](std::uint32_t p) { return b.describe_topic("t")->partition_info[p].damaged_segments; };
+  ASSERT_TRUE(eventually([&] { return damaged(0) == 1; }, std::chrono::seconds(30)));
+  const std::uint64_t passes = b.scrub_stats().passes;
+  ASSERT_TRUE(eventually([&] { return b.scrub_stats().passes >= passes + 2; }, std::chrono::seconds(30)));
+  const ScrubStats s = b.scrub_stats();
+  EXPECT_EQ(s.damaged_segments, 1u);
+  EXPECT_EQ(damaged(1), 0u) << "the other partition is intact";
+  EXPECT_GE(s.segments_checked, 4u) << "both partitions' sealed segments, each pass";
+  EXPECT_GE(s.bytes_checked, 2u << 20);
+  flip_bit(logs[1], at);  // restored
+  EXPECT_TRUE(eventually([&] { return damaged(0) == 0; }, std::chrono::seconds(30)));
+  b.close();
+  const auto said = std::count_if(messages.begin(), messages.end(), [&](const std::string& m) {
+    return m.starts_with("error: scrubber: partition 0 of topic 't'") && m.find(logs[1]) != std::string::npos &&
+           m.find("byte ") != std::string::npos;
+  });
+  EXPECT_EQ(said, 1) << "once, naming the file and the byte";
+  EXPECT_EQ(std::count_if(messages.begin(), messages.end(),
+                          [&](const std::string& m) { return m.find("checks intact again") != std::string::npos; }),
+            1);
+}
+
+// Its reads are paced: never more than the rate allows (plus the read that
+// is paid for after the fact).
+TEST_F(Damage, TheScrubberKeepsToItsRate) {
+  write_log();
+  configure = [](BrokerOptions& o) {
+    o.scrub_bytes_per_second = 1 << 20;
+    o.scrub_interval = std::chrono::nanoseconds(0);
+  };
+  const auto t0 = std::chrono::steady_clock::now();
+  Broker b = start();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  const std::uint64_t read = b.scrub_stats().bytes_checked;
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_GT(read, 0u);
+  EXPECT_LE(static_cast<double>(read), seconds * (1 << 20) + (1 << 20));
 }
 
 // The case of the report: byte 100 of the first segment (its first batch).

@@ -4,6 +4,8 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -25,7 +27,11 @@ struct LogFixture : ::testing::Test {
   Broker start(IoBackend backend = IoBackend::io_uring) {
     BrokerOptions o{instance, data.string()};
     o.io_backend = backend;
-    o.logger = [this](const char* level, const std::string& m) { messages.push_back(std::string(level) + ": " + m); };
+    o.logger = [this](const char* level, const std::string& m) {
+      std::lock_guard lock(messages_mu);  // the broker's threads (flushers, keeper, scrubber) log at once
+      messages.push_back(std::string(level) + ": " + m);
+    };
+    if (configure) configure(o);
     auto b = Broker::start(o);
     if (!b) {
       ADD_FAILURE() << b.error().message;
@@ -36,7 +42,9 @@ struct LogFixture : ::testing::Test {
 
   std::string instance;
   std::filesystem::path data;
-  std::vector<std::string> messages;
+  std::function<void(BrokerOptions&)> configure;  // start() applies it last, when set
+  std::mutex messages_mu;
+  std::vector<std::string> messages;  // read it once the broker is closed (or under messages_mu)
 };
 
 }  // namespace ringbus::test

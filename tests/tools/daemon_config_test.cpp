@@ -29,12 +29,15 @@ TEST(DaemonConfig, NoFileGivesWorkingDefaults) {
   EXPECT_TRUE(c.metrics);
   EXPECT_EQ(c.metrics_port, 0u);
   EXPECT_EQ(c.log_level, "info");
+  EXPECT_EQ(c.scrub_mib_per_second, 32u);
+  EXPECT_EQ(c.scrub_interval_hours, 24u);
 }
 
 TEST(DaemonConfig, EveryKeyIsRead) {
   DaemonConfig c = parse_ok(
       "instance = \"prod\"\ndata_dir = \"/srv/rb\"\nflusher_threads = 4\nio_backend = \"pwrite\"\n"
-      "log_level = \"debug\"\n[metrics]\nenabled = false\nport = 9644\n");
+      "log_level = \"debug\"\n[metrics]\nenabled = false\nport = 9644\n[scrub]\nrate_mib_per_second = 0\n"
+      "interval_hours = 168\n");
   EXPECT_EQ(c.instance, "prod");
   EXPECT_EQ(c.data_dir, "/srv/rb");
   EXPECT_EQ(c.flusher_threads, 4u);
@@ -42,6 +45,8 @@ TEST(DaemonConfig, EveryKeyIsRead) {
   EXPECT_EQ(c.log_level, "debug");
   EXPECT_FALSE(c.metrics);
   EXPECT_EQ(c.metrics_port, 9644u);
+  EXPECT_EQ(c.scrub_mib_per_second, 0u);
+  EXPECT_EQ(c.scrub_interval_hours, 168u);
 }
 
 TEST(DaemonConfig, MemoryOnlyHasNoDataDirectory) {
@@ -76,6 +81,10 @@ TEST(DaemonConfig, OutOfRangeNamesTheKey) {
   EXPECT_NE(parse_error("[metrics]\nport = 70000\n").find("key 'metrics.port' must be an integer from 0 to 65535"),
             std::string::npos);
   EXPECT_NE(parse_error("flusher_threads = 0\n").find("flusher_threads"), std::string::npos);
+  EXPECT_NE(parse_error("[scrub]\ninterval_hours = -1\n").find("key 'scrub.interval_hours' must be an integer from 0"),
+            std::string::npos);
+  EXPECT_NE(parse_error("[scrub]\nrate = 5\n").find("key 'scrub.rate' is unknown (known: rate_mib_per_second"),
+            std::string::npos);
 }
 
 TEST(DaemonConfig, BadEnumValuesAreRefused) {

@@ -619,10 +619,13 @@ TEST(ToolsSystem, MetricsAreServedAsPrometheusTextAndByStats) {
   EXPECT_NE(body.find("ringbus_partition_durable_offset{topic=\"m\",partition=\"0\"} 3"), std::string::npos) << body;
   EXPECT_NE(body.find("# TYPE ringbus_partition_retained_bytes gauge"), std::string::npos);
   EXPECT_NE(body.find("ringbus_broker_errors_total 0"), std::string::npos);
+  EXPECT_NE(body.find("ringbus_partition_damaged_segments{topic=\"m\",partition=\"0\"} 0"), std::string::npos) << body;
+  EXPECT_NE(body.find("# TYPE ringbus_scrub_bytes_total counter"), std::string::npos) << body;
   EXPECT_EQ(http_get(port, "/nope").rfind("HTTP/1.0 404", 0), 0u);
   Output o = cli(s, {"stats"});
   ASSERT_EQ(o.code, 0) << o.err;
   EXPECT_NE(o.out.find("m "), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("scrubber: "), std::string::npos) << o.out;
 }
 
 // ---- consumer groups ----------------------------------------------------------

@@ -216,6 +216,7 @@ Json topic_info_to_json(const TopicInfo& info) {
         {"durable_offset", p.durable_offset},
         {"log_error", p.log_error},
         {"offline", p.offline},
+        {"damaged_segments", p.damaged_segments},
     });
   }
   Json j{

@@ -56,9 +56,13 @@ void print_topic(const Json& t) {
     const bool log = p["has_log"].get<bool>();
     const auto log_field = [&](const char* key) { return log ? std::to_string(p[key].get<std::uint64_t>()) : "-"; };
     const int err = p["log_error"].get<int>();
-    const std::string error = p.value("offline", false)
-                                  ? fmt::format("OFFLINE: {} (the broker's log names the file and what to do)", std::strerror(err))
-                                  : log && err != 0 ? std::strerror(err) : "-";
+    std::string error = p.value("offline", false)
+                            ? fmt::format("OFFLINE: {} (the broker's log names the file and what to do)", std::strerror(err))
+                            : log && err != 0 ? std::strerror(err) : "-";
+    if (const auto damaged = p.value("damaged_segments", 0U); damaged != 0) {
+      error = (error == "-" ? "" : error + "; ") +
+              fmt::format("{} damaged segment(s) (the broker's log names them; ringbus log verify)", damaged);
+    }
     fmt::print("{:>9} {:>14} {:>14} {:>14} {:>14} {:>7} {}\n", p["partition"].get<std::uint32_t>(),
                log_field("log_start_offset"), p["end_offset"].get<std::uint64_t>(), log_field("written_offset"),
                log_field("durable_offset"), p["gating_readers"].get<std::uint32_t>(), error);
@@ -271,6 +275,11 @@ void add_stats_command(CLI::App& app, const Global& g, int& code) {
                      gr["committed"].get<std::uint64_t>(), gr["lag"].get<std::uint64_t>(),
                      gr["records_out_per_second"].get<double>());
         }
+      }
+      if (const Json& sc = s.value("scrub", Json::object()); !sc.empty()) {
+        fmt::print("scrubber: {} passes, {} sealed segments ({} MiB) checked, {} damaged segment(s)\n",
+                   sc["passes"].get<std::uint64_t>(), sc["segments_checked"].get<std::uint64_t>(),
+                   sc["bytes_checked"].get<std::uint64_t>() >> 20, sc["damaged_segments"].get<std::uint64_t>());
       }
       fmt::print("broker errors logged: {}; metrics: {}\n", s["errors"].get<std::uint64_t>(),
                  port == 0 ? std::string("off") : fmt::format("http://127.0.0.1:{}/metrics", port));

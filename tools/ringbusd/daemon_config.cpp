@@ -62,6 +62,23 @@ Status apply_metrics(DaemonConfig& c, const toml::table& t, std::string_view src
   return {};
 }
 
+Status apply_scrub(DaemonConfig& c, const toml::table& t, std::string_view src) {
+  for (auto&& [k, v] : t) {
+    const std::string key = "scrub." + std::string(k.str());
+    Status s;
+    if (k.str() == "rate_mib_per_second") {
+      s = get_uint(src, v, key, 0, 1 << 20, c.scrub_mib_per_second);
+    } else if (k.str() == "interval_hours") {
+      s = get_uint(src, v, key, 0, 24 * 366, c.scrub_interval_hours);
+    } else {
+      return Error{Errc::invalid_argument,
+                   where(src, k.source(), key) + " is unknown (known: rate_mib_per_second, interval_hours)"};
+    }
+    if (!s) return s;
+  }
+  return {};
+}
+
 }  // namespace
 
 DaemonConfig default_config() {
@@ -113,11 +130,14 @@ Status apply_toml(DaemonConfig& c, std::string_view text, std::string_view src) 
     } else if (key == "metrics") {
       const toml::table* t = v.as_table();
       s = t == nullptr ? bad(src, v, key, "must be a table ([metrics])") : apply_metrics(c, *t, src);
+    } else if (key == "scrub") {
+      const toml::table* t = v.as_table();
+      s = t == nullptr ? bad(src, v, key, "must be a table ([scrub])") : apply_scrub(c, *t, src);
     } else {
       return Error{Errc::invalid_argument,
                    where(src, k.source(), key) +
                        " is unknown (known: instance, data_dir, memory_only, flusher_threads, io_backend, "
-                       "log_level, [metrics])"};
+                       "log_level, [metrics], [scrub])"};
     }
     if (!s) return s;
   }

@@ -20,6 +20,8 @@ struct DaemonConfig {
   std::string log_level = "info";  // trace, debug, info, warn, error
   bool metrics = true;             // the Prometheus endpoint on 127.0.0.1
   std::uint32_t metrics_port = 0;  // 0: a free port the kernel picks (logged; `ringbus stats` prints it)
+  std::uint32_t scrub_mib_per_second = 32;  // the scrubber's read rate (0: no scrubber)
+  std::uint32_t scrub_interval_hours = 24;  // a pass over every sealed segment at most this often
 };
 
 DaemonConfig default_config();

@@ -78,7 +78,9 @@ void Metrics::sample(std::int64_t now_ns) {
       }
     }
   }
+  const ScrubStats scrub = broker_.scrub_stats();
   std::lock_guard lock(mu_);
+  scrub_ = scrub;
   const double seconds = sampled_ns_ == 0 ? 0 : static_cast<double>(now_ns - sampled_ns_) / 1e9;
   std::map<std::pair<std::string, std::uint32_t>, std::uint64_t> committed;
   for (GroupSample& g : groups) {
@@ -129,6 +131,9 @@ std::string Metrics::prometheus() const {
   family("ringbus_partition_offline", "gauge",
          "1 if the partition's commit log could not be opened (the broker's log says why and what to do).",
          [](const PartitionSample& s) { return s.info.offline ? 1 : 0; });
+  family("ringbus_partition_damaged_segments", "gauge",
+         "Sealed segments the scrubber found damaged (the broker's log names them).",
+         [](const PartitionSample& s) { return s.info.damaged_segments; });
   const auto group_family = [&](const char* name, const char* help, auto value) {
     out += fmt::format("# HELP {} {}\n# TYPE {} gauge\n", name, help, name);
     for (const GroupSample& g : groups_) {
@@ -141,6 +146,12 @@ std::string Metrics::prometheus() const {
   group_family("ringbus_group_lag", "End offset minus the group's committed offset.", [](const GroupSample& g) { return g.lag; });
   group_family("ringbus_group_records_out_per_second", "Records the group consumed per second over the last sample.",
                [](const GroupSample& g) { return g.records_out_per_second; });
+  const auto counter = [&](const char* name, const char* help, std::uint64_t value) {
+    out += fmt::format("# HELP {} {}\n# TYPE {} counter\n{} {}\n", name, help, name, name, value);
+  };
+  counter("ringbus_scrub_passes_total", "Passes of the scrubber over every sealed segment.", scrub_.passes);
+  counter("ringbus_scrub_segments_total", "Sealed segments the scrubber checked.", scrub_.segments_checked);
+  counter("ringbus_scrub_bytes_total", "Bytes the scrubber read back and checked.", scrub_.bytes_checked);
   out += fmt::format("# HELP ringbus_broker_errors_total Errors the broker logged (disk, flusher, retention).\n"
                      "# TYPE ringbus_broker_errors_total counter\nringbus_broker_errors_total {}\n",
                      errors_.load(std::memory_order_relaxed));
@@ -160,7 +171,8 @@ nlohmann::json Metrics::json() const {
                      {"retained_bytes", s.retained_bytes},
                      {"records_in_per_second", s.records_in_per_second},
                      {"log_error", s.info.log_error},
-                     {"offline", s.info.offline}});
+                     {"offline", s.info.offline},
+                     {"damaged_segments", s.info.damaged_segments}});
   }
   nlohmann::json groups = nlohmann::json::array();
   for (const GroupSample& g : groups_) {
@@ -172,7 +184,14 @@ nlohmann::json Metrics::json() const {
                       {"lag", g.lag},
                       {"records_out_per_second", g.records_out_per_second}});
   }
-  return {{"partitions", std::move(parts)}, {"groups", std::move(groups)}, {"errors", errors_.load(std::memory_order_relaxed)}};
+  const nlohmann::json scrub{{"passes", scrub_.passes},
+                             {"segments_checked", scrub_.segments_checked},
+                             {"bytes_checked", scrub_.bytes_checked},
+                             {"damaged_segments", scrub_.damaged_segments}};
+  return {{"partitions", std::move(parts)},
+          {"groups", std::move(groups)},
+          {"scrub", scrub},
+          {"errors", errors_.load(std::memory_order_relaxed)}};
 }
 
 // ---------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 // ringbusd's metrics: sampled once a second from the broker (end, written
 // and durable offsets, the log's start and size, the flusher's error), with
 // rates computed between samples; and per consumer group and partition the
-// committed offset, the lag and the rate the group consumes at. Served as Prometheus text on a loopback
-// HTTP port and as JSON on the control channel (`ringbus stats`).
+// committed offset, the lag and the rate the group consumes at; and the
+// scrubber's progress and the damage it found. Served as Prometheus text on a
+// loopback HTTP port and as JSON on the control channel (`ringbus stats`).
 #pragma once
 
 #include <atomic>
@@ -57,6 +58,7 @@ class Metrics {
   mutable std::mutex mu_;
   std::vector<PartitionSample> samples_;
   std::vector<GroupSample> groups_;
+  ScrubStats scrub_;
   std::int64_t sampled_ns_ = 0;
   // (topic/group, partition) -> the previous committed offset, for the rate.
   std::map<std::pair<std::string, std::uint32_t>, std::uint64_t> previous_committed_;

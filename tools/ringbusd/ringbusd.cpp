@@ -183,6 +183,8 @@ int run(DaemonConfig config) {
   bo.data_dir = config.memory_only ? "" : config.data_dir;
   bo.flusher_threads = config.flusher_threads;
   bo.io_backend = config.io_backend;
+  bo.scrub_bytes_per_second = std::uint64_t{config.scrub_mib_per_second} << 20;
+  bo.scrub_interval = std::chrono::hours(config.scrub_interval_hours);
   // Set once the metrics exist; the flushers may log from their threads
   // before that (recovery, disk errors), hence atomic.
   std::atomic<Metrics*> metrics_ptr{nullptr};

@@ -67,6 +67,7 @@ struct PartitionInfo {
   std::uint64_t durable_offset = 0;    // below this, durable by the topic's policy
   int log_error = 0;                   // errno the flusher is stuck on (0: none)
   bool offline = false;                // its log could not be opened: producers are refused (the broker's log says why)
+  std::uint32_t damaged_segments = 0;  // sealed segments the broker's scrubber found damaged (its log says where)
 };
 
 struct TopicInfo {

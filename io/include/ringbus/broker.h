@@ -18,6 +18,7 @@
 // are serialised internally (they are not on the data path).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -42,6 +43,20 @@ struct BrokerOptions {
   // Where the broker reports recovery, retention and disk errors: a level
   // ("info", "warn", "error") and a message. Default: stderr, timestamped.
   std::function<void(const char* level, const std::string& message)> logger = {};
+  // The scrubber (with a data directory) reads every sealed segment back in
+  // the background to find damage on disk before a consumer does: at most
+  // this many bytes a second (0: no scrubber), and a pass over everything at
+  // most once per scrub_interval.
+  std::uint64_t scrub_bytes_per_second = 32ULL << 20;
+  std::chrono::nanoseconds scrub_interval = std::chrono::hours(24);
+};
+
+// What the scrubber has done since the broker started.
+struct ScrubStats {
+  std::uint64_t passes = 0;            // complete passes over every partition
+  std::uint64_t segments_checked = 0;
+  std::uint64_t bytes_checked = 0;
+  std::uint64_t damaged_segments = 0;  // found damaged and still on disk
 };
 
 class Broker {
@@ -69,6 +84,8 @@ class Broker {
   // record size) is fixed at creation. Errc::invalid_argument for a broker
   // without a data directory, or a setting validate_topic_config refuses.
   Result<TopicInfo> alter_topic(std::string_view name, const LogConfig& log);
+  // All zero without a data directory or with the scrubber off.
+  ScrubStats scrub_stats() const;
   // Flushes the commit logs and closes them cleanly (they stay on disk),
   // then deletes every topic's rings and removes the instance directory.
   void close();

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <filesystem>
 #include <map>
-#include <utility>
 
 #include "batch_codec.h"
 #include "file_io.h"
@@ -93,7 +92,7 @@ SegmentReport check_segment(const std::string& path, const CheckOptions& options
     r.stopped = true;
     return false;
   };
-  for (std::uint64_t reported = 0; pos < file_size && keep_going(pos - std::exchange(reported, pos));) {
+  while (pos < file_size) {
     const std::uint64_t want = std::min<std::uint64_t>(sizeof(BatchHeader), file_size - pos);
     buf.resize(want);
     got = io->read(fd.value(), pos, buf);
@@ -152,6 +151,7 @@ SegmentReport check_segment(const std::string& path, const CheckOptions& options
     ++r.batches;
     r.records += b.header.record_count;
     pos += b.header.batch_length;
+    if (!keep_going(b.header.batch_length)) break;
   }
   r.data_end = std::min(pos, file_size);
   io->close(fd.value());

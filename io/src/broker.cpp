@@ -132,7 +132,12 @@ void remove_hidden_leftovers(std::string_view instance) {
 // mapping them stop cleanly) and unlinks them.
 void remove_topics(std::string_view instance) {
   for (const std::string& name : detail::list_topic_names(instance)) {
-    (void)detail::delete_topic_files(instance, name);
+    if (detail::delete_topic_files(instance, name)) continue;
+    // Unreadable (a damaged header, another layout version): no client can
+    // open it, so nobody is to be told; its files go all the same, or a topic
+    // of that name could never be created on the instance again.
+    std::error_code ec;
+    std::filesystem::remove_all(detail::topic_directory(instance, name), ec);
   }
   remove_hidden_leftovers(instance);
 }

@@ -278,6 +278,17 @@ TEST_F(PartitionFileTest, TruncatedFileIsRefused) {
   EXPECT_NE(e.message.find(path()), std::string::npos) << e.message;
 }
 
+// An unreadable ring is removed with the rest when the broker closes (or
+// the next starts): a topic of that name can be created again.
+TEST_F(PartitionFileTest, AnUnreadableRingIsRemovedWhenTheBrokerCloses) {
+  ASSERT_EQ(::truncate(path().c_str(), 10), 0);
+  broker.close();
+  EXPECT_FALSE(exists(instance_directory(instance)));
+  auto again = Broker::start({instance});
+  ASSERT_TRUE(again.ok()) << again.error().message;
+  EXPECT_TRUE(again->create_topic(topic("t")).ok());
+}
+
 TEST_F(PartitionFileTest, FileShorterThanAHeaderIsRefused) {
   ASSERT_EQ(::truncate(path().c_str(), 10), 0);
   EXPECT_NE(open_error().message.find("truncated"), std::string::npos);

@@ -2,10 +2,14 @@
 // tests never see each other's topics (or those of a running demo).
 #pragma once
 
+#include <sys/mount.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
+#include <filesystem>
 #include <string>
 #include <thread>
 
@@ -21,6 +25,32 @@ inline std::string unique_instance(const std::string& tag = "t") {
   static std::atomic<int> counter{0};
   return "test-" + tag + "-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
 }
+
+// A tmpfs of `size` ("8m", "64m") mounted at `path` for the test's life
+// (root only, which CI is: `error` says why it is not mounted).
+struct Tmpfs {
+  Tmpfs(std::filesystem::path at, const std::string& size) : path(std::move(at)) {
+    if (::geteuid() != 0) {
+      error = "mounting a tmpfs needs root (CI runs as root)";
+      return;
+    }
+    std::filesystem::create_directories(path);
+    if (::mount("tmpfs", path.c_str(), "tmpfs", 0, ("size=" + size).c_str()) != 0) {
+      error = "mount tmpfs at " + path.string() + ": " + std::strerror(errno);
+    }
+  }
+  ~Tmpfs() {
+    if (error.empty()) ::umount2(path.c_str(), MNT_DETACH);
+    std::error_code ec;
+    std::filesystem::remove(path, ec);
+  }
+  Tmpfs(const Tmpfs&) = delete;
+  Tmpfs& operator=(const Tmpfs&) = delete;
+  bool mounted() const { return error.empty(); }
+
+  std::filesystem::path path;
+  std::string error;
+};
 
 inline TopicConfig topic(const std::string& name, std::uint32_t partitions = 1,
                          std::uint64_t ring_bytes = 64 * 1024, std::uint32_t max_record = 4096) {

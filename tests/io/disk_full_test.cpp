@@ -3,12 +3,9 @@
 // Producers fill the disk; the flusher reports ENOSPC, waits without burning
 // a core, and goes on by itself once the filler is removed; every published
 // record ends up in the log, in order.
-#include <sys/mount.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include <cerrno>
-#include <cstring>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -38,19 +35,12 @@ PartitionInfo partition0(const Broker& b) { return b.describe_topic("t").value()
 // A tmpfs of 8 MiB the test mounts (root) and unmounts when it ends.
 struct SmallDisk : ::testing::Test {
   std::string instance = unique_instance("disk");
-  fs::path mnt = fs::temp_directory_path() / ("ringbus-disk-" + instance);
-  bool mounted = false;
+  Tmpfs disk{fs::temp_directory_path() / ("ringbus-disk-" + instance), "8m"};
+  const fs::path& mnt = disk.path;
 
   void SetUp() override {
-    if (::geteuid() != 0) GTEST_SKIP() << "mounting a tmpfs needs root (CI runs as root)";
-    fs::create_directories(mnt);
-    ASSERT_EQ(::mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=8m"), 0) << std::strerror(errno);
-    mounted = true;
-  }
-  ~SmallDisk() override {
-    if (mounted) ::umount2(mnt.c_str(), MNT_DETACH);
-    std::error_code ec;
-    fs::remove(mnt, ec);
+    if (::geteuid() != 0) GTEST_SKIP() << disk.error;
+    ASSERT_TRUE(disk.mounted()) << disk.error;
   }
 };
 

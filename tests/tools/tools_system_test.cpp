@@ -211,6 +211,35 @@ std::string shm_dir(const Scratch& s) {
   return std::string(d != nullptr ? d : "/dev/shm") + "/ringbus-" + s.instance();
 }
 
+// The README's commands, with the defaults, on a container's shared memory
+// (Docker's /dev/shm is 64 MiB): every topic is created and works.
+TEST(ToolsSystem, TheReadmeCommandsFitAContainersSharedMemory) {
+  Scratch s;
+  Tmpfs shm("/tmp/rb-shm-" + std::to_string(::getpid()), "64m");  // short: the socket path has 107 bytes
+  if (::geteuid() != 0) GTEST_SKIP() << shm.error;
+  ASSERT_TRUE(shm.mounted()) << shm.error;
+  ::setenv("RINGBUS_SHM_DIR", shm.path.c_str(), 1);  // this test's process only: ctest runs each test alone
+  {
+    Daemon d(s, {"--data-dir", s.dir() + "/data"});
+    ASSERT_TRUE(d.ready()) << d.log();
+    std::vector<std::string> topics = {"trucking_data_truck", "trucking_data_traffic", "trucking_driver_stats"};
+    for (const std::string& t : topics) {
+      Output o = cli(s, {"topic", "create", t, "--partitions", "4"});
+      ASSERT_EQ(o.code, 0) << o.err;
+    }
+    Output o = cli(s, {"topic", "create", "trucking_pipeline"});
+    ASSERT_EQ(o.code, 0) << o.err;
+    topics.emplace_back("trucking_pipeline");
+    for (const std::string& t : topics) {
+      ASSERT_EQ(cli(s, {"produce", t, "--durable"}, "hello\n").code, 0);
+      o = cli(s, {"consume", t, "--from", "earliest", "--count", "1", "--timeout", "10s"});
+      EXPECT_EQ(o.out, "hello\n") << o.err;
+    }
+    EXPECT_EQ(d.stop(), 0) << d.log();
+  }
+  ::unsetenv("RINGBUS_SHM_DIR");
+}
+
 TEST(ToolsSystem, ProduceThenConsumeRoundTrip) {
   Scratch s;
   Daemon d(s, {"--data-dir", s.dir() + "/data"});

@@ -191,6 +191,19 @@ TEST(TruckingPipeline, AnalyticsMatchTheReferenceAndEachViolationIsHandledOnce) 
   EXPECT_TRUE(fs::exists(s.dir + "/pipeline.csv"));
 }
 
+// The demo with its defaults in a container's shared memory (64 MiB).
+TEST(TruckingPipeline, RunsInAContainersSharedMemory) {
+  Scratch s;
+  Tmpfs shm(s.dir + "-shm", "64m");
+  if (::geteuid() != 0) GTEST_SKIP() << shm.error;
+  ASSERT_TRUE(shm.mounted()) << shm.error;
+  ::setenv("RINGBUS_SHM_DIR", shm.path.c_str(), 1);  // this test's process only: ctest runs each test alone
+  const DemoRun r = demo(s.dir, {});
+  ::unsetenv("RINGBUS_SHM_DIR");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("Every check held."), std::string::npos) << r.out;
+}
+
 TEST(TruckingPipeline, ABrokerKilledHalfWayLosesNothingAcknowledged) {
   Scratch s;
   const DemoRun r = demo(s.dir, {"--crash-broker"});

@@ -137,7 +137,7 @@ void add_topic_commands(CLI::App& app, const Global& g, int& code) {
       "  ringbus topic create audit --durability every_ack --retention-age 30d --ring-bytes 256MiB");
   create->add_option("NAME", o->name, "topic name: 1-249 of [A-Za-z0-9._-], not starting with '.'")->required();
   create->add_option("--partitions,-p", o->partitions, "partitions (1-1024)")->capture_default_str();
-  create->add_option("--ring-bytes", o->ring_bytes, "ring size per partition: a power of two, 64KiB-1TiB (default 64MiB)")
+  create->add_option("--ring-bytes", o->ring_bytes, "ring size per partition: a power of two, 64KiB-1TiB (default 2MiB)")
       ->transform(CLI::AsSizeValue(false));
   create->add_option("--max-record-size", o->max_record_size, "largest key+headers+value (default 1MiB, or what fits a quarter of a smaller ring)")
       ->transform(CLI::AsSizeValue(false))
@@ -149,8 +149,8 @@ void add_topic_commands(CLI::App& app, const Global& g, int& code) {
     if (o->max_record_size != 0) {
       t["max_record_size"] = o->max_record_size;
     } else if (o->ring_bytes != 0 && o->ring_bytes / 4 > 32) {
-      // The default (1 MiB) would not fit a small ring: take what fits.
-      t["max_record_size"] = std::min<std::uint64_t>(1 << 20, o->ring_bytes / 4 - 32);
+      // The default would not fit a small ring: take what fits.
+      t["max_record_size"] = std::min<std::uint64_t>(TopicConfig{}.max_record_size, o->ring_bytes / 4 - 32);
     }
     o->log.put(t);
     Json r;

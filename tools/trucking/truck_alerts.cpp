@@ -36,6 +36,7 @@ struct Options {
   std::string group = "alerts";
   std::string out = ".";
   double reconnect_timeout = 30;
+  std::string received;  // directory for received-<program>-<pid>.csv (the demo's check)
 };
 
 int run(const Options& o) {
@@ -45,6 +46,7 @@ int run(const Options& o) {
     std::fprintf(stderr, "%s: cannot write %s\n", kProgram, path.c_str());
     return 1;
   }
+  ReceivedRecords received(o.received, "alerts");
   GroupOptions g;
   g.settings.mode = GroupMode::queue;
   g.settings.start = StartPosition::Kind::earliest;
@@ -61,6 +63,7 @@ int run(const Options& o) {
     const PollResult r = member->poll([&](const Record& rec) {
       ++records;
       to_ack.emplace_back(rec.partition, rec.offset);
+      received.add(kTruckTopic, rec);
       auto e = parse_truck_event(rec.value);
       if (!e) {
         if (bad++ < 10) std::fprintf(stderr, "%s: skipped a malformed record: %s\n", kProgram, e.error().message.c_str());
@@ -80,8 +83,8 @@ int run(const Options& o) {
     // Handled means written: flush, then acknowledge. A file that cannot be
     // written acknowledges nothing (the records go to the other workers).
     if (!to_ack.empty()) {
-      if (!file.flush()) {
-        std::fprintf(stderr, "%s: cannot write %s; leaving the group\n", kProgram, path.c_str());
+      if (!file.flush() || !received.flush()) {
+        std::fprintf(stderr, "%s: cannot write %s; leaving the group\n", kProgram, file ? received.path().c_str() : path.c_str());
         return 1;
       }
       for (const auto& [partition, offset] : to_ack) (void)member->ack(partition, offset);
@@ -115,6 +118,8 @@ int main(int argc, char** argv) {
   app.add_option("--group", o.group, "the queue group")->capture_default_str();
   app.add_option("--out", o.out, "directory for this worker's alerts-<pid>.csv")->check(CLI::ExistingDirectory)->capture_default_str();
   app.add_option("--reconnect-timeout", o.reconnect_timeout, "seconds to wait for a broker that went away")->capture_default_str();
+  app.add_option("--received", o.received, "record what was received (topic, partition, offset, hash) in DIR/received-alerts-<pid>.csv")
+      ->check(CLI::ExistingDirectory);
   CLI11_PARSE(app, argc, argv);
   install_stop_handlers();
   return run(o);

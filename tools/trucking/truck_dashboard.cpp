@@ -35,6 +35,7 @@ struct Options {
   double refresh = 0.5;
   std::size_t rows = 12;
   double reconnect_timeout = 30;
+  std::string received;  // directory for received-<program>-<pid>.csv (the demo's check)
 };
 
 std::string lag(const std::string& instance, const char* topic, const char* group) {
@@ -44,7 +45,7 @@ std::string lag(const std::string& instance, const char* topic, const char* grou
 
 class Dashboard {
  public:
-  explicit Dashboard(const Options& o) : o_(o), tty_(::isatty(STDOUT_FILENO) == 1) {}
+  explicit Dashboard(const Options& o) : o_(o), tty_(::isatty(STDOUT_FILENO) == 1), received_(o.received, "dashboard") {}
 
   int run() {
     if (!connect()) return 1;
@@ -70,6 +71,10 @@ class Dashboard {
     }
     (void)stats_->commit(true);
     (void)pipeline_->commit(true);
+    if (!received_.flush()) {
+      std::fprintf(stderr, "%s: cannot write %s\n", kProgram, received_.path().c_str());
+      return 1;
+    }
     fmt::print("truck-dashboard: {} driver stats records, {} pipeline records received\n", stats_records_,
                pipeline_records_);
     return 0;
@@ -86,12 +91,14 @@ class Dashboard {
 
   void on_stats(const Record& r) {
     ++stats_records_;
+    received_.add(kDriverStatsTopic, r);
     auto s = parse_driver_stats(r.value);
     if (s) drivers_[s->driver_id] = std::move(s.value());
   }
 
   void on_pipeline(const Record& r) {
     ++pipeline_records_;
+    received_.add(kPipelineTopic, r);
     auto p = parse_pipeline_stats(r.value);
     if (p) pipeline_stats_ = p.value();
   }
@@ -141,6 +148,7 @@ class Dashboard {
 
   const Options& o_;
   bool tty_;
+  ReceivedRecords received_;
   std::optional<GroupConsumer> stats_;
   std::optional<GroupConsumer> pipeline_;
   std::map<std::uint32_t, DriverStats> drivers_;
@@ -164,6 +172,8 @@ int main(int argc, char** argv) {
   app.add_option("--refresh", o.refresh, "seconds between redraws on a terminal")->check(CLI::Range(0.05, 60.0))->capture_default_str();
   app.add_option("--rows", o.rows, "drivers shown (most violations per 1,000 events first)")->capture_default_str();
   app.add_option("--reconnect-timeout", o.reconnect_timeout, "seconds to wait for a broker that went away")->capture_default_str();
+  app.add_option("--received", o.received, "record what was received (topic, partition, offset, hash) in DIR/received-dashboard-<pid>.csv")
+      ->check(CLI::ExistingDirectory);
   CLI11_PARSE(app, argc, argv);
   install_stop_handlers();
   Dashboard d(o);

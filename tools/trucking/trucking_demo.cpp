@@ -24,6 +24,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cinttypes>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -32,6 +33,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -214,20 +216,64 @@ std::string read_file(const std::string& path) {
   return s.str();
 }
 
-// Every record of a topic from the earliest offset, as values.
-std::vector<std::string> read_topic(const std::string& instance, const char* topic) {
-  std::vector<std::string> out;
+// Hands every record of a topic, from the earliest offset, to `f`.
+template <class F>
+void for_each_record(const std::string& instance, const char* topic, F&& f) {
   ConsumerOptions co;
   co.start = StartPosition::earliest();
   auto c = Consumer::open(instance, topic, co);
-  if (!c) return out;
+  if (!c) return;
   const std::uint64_t end = topic_end(instance, topic);
   std::uint64_t seen = 0;
   const std::int64_t deadline = steady_ms() + 10'000;
   while (seen < end && steady_ms() < deadline) {
-    const PollResult r = c->poll([&](const Record& rec) { out.emplace_back(rec.value); });
+    const PollResult r = c->poll(f);
     seen += r.records;
     if (r.records == 0) (void)c->wait(std::chrono::milliseconds(10));
+  }
+}
+
+// Every record of a topic from the earliest offset, as values.
+std::vector<std::string> read_topic(const std::string& instance, const char* topic) {
+  std::vector<std::string> out;
+  for_each_record(instance, topic, [&](const Record& rec) { out.emplace_back(rec.value); });
+  return out;
+}
+
+// Every record the consumers recorded receiving (--received) checked against
+// the log: (records received, not in the log, different in the log).
+struct ReceivedCheck {
+  std::uint64_t received = 0;
+  std::uint64_t absent = 0;
+  std::uint64_t different = 0;
+};
+ReceivedCheck check_received(const std::string& instance, const std::string& dir) {
+  std::map<std::tuple<std::string, std::uint32_t, std::uint64_t>, std::uint64_t> in_log;
+  for (const char* topic : {kTruckTopic, kTrafficTopic, kDriverStatsTopic, kPipelineTopic}) {
+    for_each_record(instance, topic, [&](const Record& rec) {
+      in_log[{topic, rec.partition, rec.offset}] = ReceivedRecords::hash(rec.value);
+    });
+  }
+  ReceivedCheck out;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    std::istringstream in(read_file(e.path().string()));
+    std::string line;
+    while (std::getline(in, line)) {
+      ++out.received;
+      // topic,partition,offset,hash (topic names have no commas)
+      const std::size_t comma = line.find(',');
+      std::uint32_t partition = 0;
+      std::uint64_t offset = 0;
+      std::uint64_t hash = 0;
+      const bool parsed = comma != std::string::npos &&
+                          std::sscanf(line.c_str() + comma + 1, "%u,%" SCNu64 ",%" SCNu64, &partition, &offset, &hash) == 3;
+      const auto it = parsed ? in_log.find({line.substr(0, comma), partition, offset}) : in_log.end();
+      if (it == in_log.end()) {
+        ++out.absent;
+      } else if (it->second != hash) {
+        ++out.different;
+      }
+    }
   }
   return out;
 }
@@ -360,6 +406,13 @@ bool check(const Options& o, const std::string& dir, int& failures) {
           copies == 0 ? std::string("alerts: each violation handled once")
                       : fmt::format("alerts: {} violations handled twice: redelivered after the broker crash (at-least-once)", copies));
 
+  // What the consumers were given is what the log holds (no offset given to
+  // two records, nothing they saw lost).
+  const ReceivedCheck rc = check_received(o.instance, dir + "/received");
+  verdict(rc.received > 0 && rc.absent == 0 && rc.different == 0,
+          fmt::format("every record the consumers received ({}) is in the log at its offset ({} missing, {} different)",
+                      rc.received, rc.absent, rc.different));
+
   // Every group caught up.
   bool caught_up = true;
   for (const auto& [topic, group] : std::vector<std::pair<const char*, const char*>>{
@@ -420,11 +473,11 @@ void chart(const Options& o, const std::string& dir) {
 int run(const Options& o) {
   const std::string dir = o.out.empty() ? (fs::temp_directory_path() / ("ringbus-trucking-" + std::to_string(::getpid()))).string() : o.out;
   // A previous run's data, records and alerts would be recovered and counted: start empty.
-  for (const char* sub : {"/alerts", "/data", "/events.csv"}) {
+  for (const char* sub : {"/alerts", "/data", "/received", "/events.csv"}) {
     std::error_code ec;
     fs::remove_all(dir + sub, ec);
   }
-  for (const char* sub : {"/alerts", "/data"}) {
+  for (const char* sub : {"/alerts", "/data", "/received"}) {
     std::error_code ec;
     if (!fs::create_directories(dir + sub, ec) || ec) {
       std::fprintf(stderr, "ringbus-trucking-demo: cannot create %s: %s\n", (dir + sub).c_str(), ec.message().c_str());
@@ -445,11 +498,13 @@ int run(const Options& o) {
   };
   std::vector<Child> consumers;
   for (unsigned i = 0; i < o.workers; ++i) {
-    consumers.push_back(spawn("ringbus-truck-alerts", with({"--out", dir + "/alerts"}), dir + "/alerts-" + std::to_string(i) + ".log"));
+    consumers.push_back(spawn("ringbus-truck-alerts", with({"--out", dir + "/alerts", "--received", dir + "/received"}),
+                              dir + "/alerts-" + std::to_string(i) + ".log"));
   }
-  consumers.push_back(spawn("ringbus-truck-analytics", with({"--interval", "0.5"}), dir + "/analytics.log"));
+  consumers.push_back(
+      spawn("ringbus-truck-analytics", with({"--interval", "0.5", "--received", dir + "/received"}), dir + "/analytics.log"));
   const bool show = o.dashboard == "on" || (o.dashboard == "auto" && ::isatty(STDOUT_FILENO) == 1);
-  Child dashboard = spawn("ringbus-truck-dashboard", with({}), show ? "" : dir + "/dashboard.log");
+  Child dashboard = spawn("ringbus-truck-dashboard", with({"--received", dir + "/received"}), show ? "" : dir + "/dashboard.log");
   Child sim = spawn("ringbus-truck-sim",
                     with({"--trucks", std::to_string(o.trucks), "--routes", std::to_string(o.routes), "--seed",
                           std::to_string(o.seed), "--rate", fmt::format("{}", o.rate), "--duration",

@@ -1,5 +1,8 @@
 #include "trucking_run.h"
 
+#include <unistd.h>
+#include <xxhash.h>
+
 #include <csignal>
 
 #include "ringbus/topic.h"
@@ -70,5 +73,20 @@ std::optional<std::uint64_t> group_lag(const std::string& instance, const char* 
   for (const GroupPartitionInfo& p : g->partitions) n += p.lag;
   return n;
 }
+
+ReceivedRecords::ReceivedRecords(const std::string& dir, const char* program) {
+  if (dir.empty()) return;
+  path_ = dir + "/received-" + program + "-" + std::to_string(::getpid()) + ".csv";
+  file_.open(path_, std::ios::trunc);
+}
+
+void ReceivedRecords::add(const char* topic, const Record& r) {
+  if (path_.empty()) return;
+  file_ << topic << ',' << r.partition << ',' << r.offset << ',' << hash(r.value) << '\n';
+}
+
+bool ReceivedRecords::flush() { return path_.empty() || static_cast<bool>(file_.flush()); }
+
+std::uint64_t ReceivedRecords::hash(std::string_view value) noexcept { return XXH64(value.data(), value.size(), 0); }
 
 }  // namespace ringbus::trucking

@@ -6,8 +6,10 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <fstream>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <type_traits>
 
@@ -54,6 +56,26 @@ std::optional<GroupConsumer> join_group(const std::string& program, const std::s
                                         const std::string& group, const GroupOptions& options, double timeout_s);
 std::optional<Producer> open_producer(const std::string& program, const std::string& instance, const std::string& topic,
                                       double timeout_s);
+
+// What a consumer received, for the demo's check that every record it was
+// given is in the log at that offset (a broker that gave one offset to two
+// records fails it): one line "topic,partition,offset,hash" per record, the
+// hash being XXH64 of the value, in <dir>/received-<program>-<pid>.csv.
+// Without a directory it records nothing.
+class ReceivedRecords {
+ public:
+  ReceivedRecords(const std::string& dir, const char* program);
+  void add(const char* topic, const Record& r);
+  // Before acknowledging or committing what was added. False: the file
+  // cannot be written (the caller says so and stops).
+  bool flush();
+  const std::string& path() const noexcept { return path_; }
+  static std::uint64_t hash(std::string_view value) noexcept;
+
+ private:
+  std::string path_;
+  std::ofstream file_;
+};
 
 // From the instance's shared memory (no broker round trip): the sum of a
 // topic's partitions' end offsets (0 if it does not exist), and of a group's

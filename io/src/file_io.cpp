@@ -401,8 +401,28 @@ Result<std::vector<std::string>> MemoryIo::list(const std::string& dir) {
   return names;
 }
 
+namespace {
+// The directory a MemoryIo path is in ("" for a bare name).
+std::string parent_of(const std::string& path) {
+  const std::size_t slash = path.rfind('/');
+  return slash == std::string::npos ? std::string() : path.substr(0, slash);
+}
+}  // namespace
+
 Status MemoryIo::remove(const std::string& path) {
-  files_.erase(path);
+  const auto it = files_.find(path);
+  if (it == files_.end()) return {};
+  // Until the directory is synced, a crash brings the name back.
+  if (it->second.name_durable) removed_.try_emplace(path, std::move(it->second));
+  files_.erase(it);
+  return {};
+}
+
+Status MemoryIo::sync_directory(const std::string& dir) {
+  for (auto& [path, f] : files_) {
+    if (parent_of(path) == dir) f.name_durable = true;
+  }
+  std::erase_if(removed_, [&](const auto& r) { return parent_of(r.first) == dir; });
   return {};
 }
 
@@ -424,6 +444,12 @@ std::size_t MemoryIo::reap(std::span<IoCompletion> out, std::size_t) {
 }
 
 void MemoryIo::crash(std::size_t torn_bytes) {
+  std::erase_if(files_, [](const auto& f) { return !f.second.name_durable; });
+  for (auto& [path, f] : removed_) {
+    if (!files_.contains(path)) files_.emplace(path, std::move(f));
+  }
+  removed_.clear();
+  std::erase_if(handles_, [&](const auto& h) { return !files_.contains(h.second); });
   for (auto& [path, f] : files_) {
     std::vector<std::byte> after = f.durable;
     if (torn_bytes > 0 && !f.unsynced.empty()) {
@@ -435,6 +461,7 @@ void MemoryIo::crash(std::size_t torn_bytes) {
     f.data = after;
     f.durable = std::move(after);
     f.unsynced.clear();
+    f.name_durable = true;
   }
   done_.clear();
 }

@@ -99,7 +99,9 @@ class MemoryIo final : public FileIo {
   void clear_faults() { faults_.clear(); }
   // Simulates power loss: every file goes back to what was last synced, plus
   // the first `torn_bytes` of the earliest write after that sync (a torn
-  // write). Handles stay open.
+  // write); and every directory to its entries when it was last synced: a
+  // file created since is gone, a file removed since is back (with what of
+  // it was synced). Handles of the files that stay stay open.
   void crash(std::size_t torn_bytes = 0);
   // The bytes of a file as the next read would see them (for assertions).
   const std::vector<std::byte>& contents(const std::string& path) const;
@@ -114,7 +116,7 @@ class MemoryIo final : public FileIo {
   Result<std::vector<std::string>> list(const std::string& dir) override;
   Status remove(const std::string& path) override;
   Status make_directories(const std::string&) override { return {}; }
-  Status sync_directory(const std::string&) override { return {}; }
+  Status sync_directory(const std::string& dir) override;
   void close(int file) noexcept override;
   Result<std::uint64_t> size(int file) override;
   Status allocate(int file, std::uint64_t bytes) override;
@@ -134,11 +136,13 @@ class MemoryIo final : public FileIo {
     std::vector<std::byte> data;     // what reads see (the page cache)
     std::vector<std::byte> durable;  // what survives a crash
     std::vector<Unsynced> unsynced;  // writes since the last sync, in order
+    bool name_durable = false;       // its directory was synced since it was created
   };
   MemFile* file(int handle);
   // Applies a write (and the fault injected for it, if any); returns its result.
   int apply_write(MemFile& f, std::uint64_t offset, std::span<const std::byte> data);
   std::map<std::string, MemFile> files_;
+  std::map<std::string, MemFile> removed_;  // durable names removed since their directory's last sync
   std::map<int, std::string> handles_;
   int next_handle_ = 1;
   std::vector<Fault> faults_;

@@ -158,6 +158,7 @@ TEST(MemoryIo, InjectedEnospcCompletesWithTheErrorAfterPartOfTheWriteLanded) {
 TEST(MemoryIo, CrashLosesWhatWasNotSynced) {
   MemoryIo io;
   const int f = io.open("seg", true).value();
+  ASSERT_TRUE(io.sync_directory("").ok());
   const auto a = pattern(100, 1);
   ASSERT_TRUE(io.write(f, 0, a, 1).ok());
   ASSERT_TRUE(io.sync(f, 2).ok());
@@ -171,6 +172,7 @@ TEST(MemoryIo, CrashLosesWhatWasNotSynced) {
 TEST(MemoryIo, CrashCanTearTheFirstUnsyncedWrite) {
   MemoryIo io;
   const int f = io.open("seg", true).value();
+  ASSERT_TRUE(io.sync_directory("").ok());
   const auto a = pattern(100, 1);
   const auto b = pattern(100, 2);
   ASSERT_TRUE(io.write(f, 0, a, 1).ok());
@@ -179,6 +181,37 @@ TEST(MemoryIo, CrashCanTearTheFirstUnsyncedWrite) {
   const auto& left = io.contents("seg");
   ASSERT_EQ(left.size(), 30u);
   EXPECT_TRUE(std::equal(left.begin(), left.end(), a.begin()));
+}
+
+// Names are durable once their directory is synced, as on a real file
+// system: a crash drops files created since, and brings back files removed
+// since (as they were last synced).
+TEST(MemoryIo, CrashKeepsTheDirectoryAsLastSynced) {
+  MemoryIo io;
+  const auto a = pattern(100, 1);
+  const int old_file = io.open("d/old", true).value();
+  ASSERT_TRUE(io.write_now(old_file, 0, a).ok());
+  ASSERT_TRUE(io.sync_now(old_file).ok());
+  ASSERT_TRUE(io.sync_directory("d").ok());
+  io.close(old_file);
+  const int synced = io.open("d/synced", true).value();
+  ASSERT_TRUE(io.sync_now(synced).ok());  // its data, not its name
+  ASSERT_TRUE(io.remove("d/old").ok());
+  const int other = io.open("e/kept", true).value();
+  ASSERT_TRUE(io.sync_directory("e").ok());  // another directory's sync covers only it
+  io.crash();
+  EXPECT_EQ(io.list("d").value(), std::vector<std::string>{"old"});
+  EXPECT_EQ(io.contents("d/old"), a);
+  EXPECT_EQ(io.list("e").value(), std::vector<std::string>{"kept"});
+  EXPECT_FALSE(io.size(synced).ok()) << "the handle of a file that is gone";
+  EXPECT_TRUE(io.size(other).ok());
+  // Once the directory is synced, removal and creation last.
+  const int now = io.open("d/new", true).value();
+  ASSERT_TRUE(io.remove("d/old").ok());
+  ASSERT_TRUE(io.sync_directory("d").ok());
+  io.crash();
+  EXPECT_EQ(io.list("d").value(), std::vector<std::string>{"new"});
+  EXPECT_TRUE(io.size(now).ok());
 }
 
 TEST(UringIo, FallbackWarningIsEmptyWhenIoUringWorks) {

@@ -294,6 +294,34 @@ TEST_F(PartitionLogTest, WrongVersionIsRefusedAndNothingIsChanged) {
   EXPECT_EQ(io.contents(path), before);
 }
 
+// Power cuts (file data and directory entries as last synced) at many
+// moments of a log that rolls and deletes segments, with every third batch
+// synced: recovery keeps every synced record, invents none, and the log goes
+// on from there.
+TEST_F(PartitionLogTest, PowerCutsKeepEverySyncedRecordAndInventNone) {
+  LogSettings s = small_segments();
+  s.retention_bytes = 192 * 1024;
+  open(s);
+  std::uint64_t synced_end = 0;
+  for (int cut = 0; cut < 20; ++cut) {
+    for (int i = 0; i < 37 + cut * 11; ++i) {  // cuts at varied moments
+      const bool sync = i % 3 == 0;
+      append(4, 100, sync);
+      if (sync) synced_end = next;
+      if (i % 50 == 49) {
+        ASSERT_TRUE(log->apply_retention(0).ok());
+      }
+    }
+    const std::uint64_t appended_end = next;
+    crash(cut % 2 == 0 ? 0 : 150);
+    open(s);
+    ASSERT_GE(log->end_offset(), synced_end) << "a synced record was lost at cut " << cut;
+    ASSERT_LE(log->end_offset(), appended_end) << "records invented at cut " << cut;
+    ASSERT_EQ(read_all(log->start_offset()), range(log->start_offset(), log->end_offset())) << "cut " << cut;
+    synced_end = log->end_offset();  // what recovery kept is synced (it says so)
+  }
+}
+
 TEST_F(PartitionLogTest, RetentionBySizeDeletesTheOldestSegments) {
   LogSettings s = small_segments();
   s.retention_bytes = 128 * 1024;

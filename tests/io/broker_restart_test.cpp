@@ -1,20 +1,20 @@
 // Fault test: the broker process is killed with SIGKILL at random moments
-// while producer processes and a consumer stay up; sometimes no broker runs
-// for a while (producers go on publishing into the rings, up to
-// back-pressure, and are told no_broker), then a new broker starts and adopts
-// the rings. Every record a producer got an offset for is read once, in
-// order per producer, by the consumer and the group member that stayed up and
-// by a new consumer reading the log from the start; offsets stay dense and no
-// offset names two records.
+// while producer processes, a consumer process and a group member process
+// stay up; sometimes no broker runs for a while (producers go on publishing
+// into the rings, up to back-pressure, and are told no_broker), then a new
+// broker starts and adopts the rings. Every record a producer got an offset
+// for is read once, in order per producer, by the consumer and the group
+// member that stayed up and by a new consumer reading the log from the
+// start; offsets stay dense and no offset names two records.
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <string>
@@ -103,79 +103,123 @@ int run_producer(const std::string& instance, std::uint32_t id, std::uint64_t co
   return 0;
 }
 
+// A consumer process that stays up across every restart (plain, or a member
+// of the publish-subscribe group "g"): reads until it has `expected`
+// records, checks them (each once, in order per producer, dense offsets) and
+// reports "partition offset seq" per record on `out`.
+int run_consumer(const std::string& instance, bool member, std::uint64_t expected, int out) {
+  const char* who = member ? "group member" : "consumer";
+  std::optional<Consumer> plain;
+  std::optional<GroupConsumer> grouped;
+  if (member) {
+    GroupOptions o;
+    o.settings.start = StartPosition::Kind::earliest;
+    auto g = GroupConsumer::join(instance, "t", "g", o);
+    if (!g) return 2;
+    grouped.emplace(std::move(g.value()));
+  } else {
+    auto c = Consumer::open(instance, "t", from_earliest());
+    if (!c) return 2;
+    plain.emplace(std::move(c.value()));
+  }
+  Checker check(kProducers, kPartitions);
+  std::string lines;
+  auto on_record = [&](const Record& rec) {
+    check.on_record(rec);
+    Stamp st;
+    std::memcpy(&st, rec.value.data(), sizeof st);
+    lines += std::to_string(rec.partition) + " " + std::to_string(rec.offset) + " " + std::to_string(st.seq) + "\n";
+  };
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(600);
+  while (check.ok() && check.records() < expected && std::chrono::steady_clock::now() < deadline) {
+    const PollResult r = member ? grouped->poll(on_record) : plain->poll(on_record);
+    if (r.status != PollStatus::ok) {
+      std::fprintf(stderr, "%s: %s at partition %u offset %llu\n", who, to_string(r.status), r.partition,
+                   static_cast<unsigned long long>(r.missed_from));
+      return 3;
+    }
+    if (!lines.empty() && ::write(out, lines.data(), lines.size()) != static_cast<ssize_t>(lines.size())) return 4;
+    lines.clear();
+    if (r.records == 0) (void)(member ? grouped->wait(std::chrono::milliseconds(5)) : plain->wait(std::chrono::milliseconds(5)));
+  }
+  if (grouped) grouped->leave();
+  if (!check.ok() || check.records() != expected) {
+    std::fprintf(stderr, "%s: %s (%llu of %llu records)\n", who, check.ok() ? "timed out" : check.error().c_str(),
+                 static_cast<unsigned long long>(check.records()), static_cast<unsigned long long>(expected));
+    return 5;
+  }
+  return 0;
+}
+
+// What child processes write on a pipe, collected by a thread.
+class Collected {
+ public:
+  Collected() {
+    if (::pipe(fds_) != 0) fds_[0] = fds_[1] = -1;
+  }
+  int writer() const { return fds_[1]; }
+  // In the parent, once the children have it: starts reading.
+  void start() {
+    ::close(fds_[1]);
+    thread_ = std::thread([this] {
+      char buf[65536];
+      ssize_t n;
+      while ((n = ::read(fds_[0], buf, sizeof buf)) > 0) text_.append(buf, static_cast<std::size_t>(n));
+    });
+  }
+  // Once every writer is gone.
+  const std::string& text() {
+    if (thread_.joinable()) thread_.join();
+    return text_;
+  }
+  ~Collected() {
+    if (thread_.joinable()) thread_.join();
+    ::close(fds_[0]);
+  }
+
+ private:
+  int fds_[2];
+  std::string text_;
+  std::thread thread_;
+};
+
+// "partition offset seq" lines, by (partition, offset); false if one is there twice.
+bool parse_reports(const std::string& text, std::map<std::pair<std::uint32_t, std::uint64_t>, std::uint64_t>& out) {
+  std::istringstream lines(text);
+  std::uint32_t partition = 0;
+  std::uint64_t offset = 0;
+  std::uint64_t seq = 0;
+  bool once = true;
+  while (lines >> partition >> offset >> seq) once = out.emplace(std::make_pair(partition, offset), seq).second && once;
+  return once;
+}
+
 TEST(BrokerRestart, PublishedRecordsSurviveKillsOfTheBrokerWithClientsStayingUp) {
   const std::string instance = unique_instance("restart");
   const std::filesystem::path data = std::filesystem::temp_directory_path() / ("ringbus-restart-" + instance);
   std::mt19937 rng(std::random_device{}());
   const std::uint64_t per_producer = scaled(150'000);
+  const std::uint64_t expected = kProducers * per_producer;
 
   pid_t broker = start_broker(instance, data.string());
   ASSERT_GT(broker, 0);
 
-  // The consumer that stays up across every restart.
-  std::atomic<bool> stop{false};
-  Checker live(kProducers, kPartitions);
-  std::map<std::pair<std::uint32_t, std::uint64_t>, std::uint64_t> seen;  // (partition, offset) -> seq
-  std::thread consumer([&] {
-    auto c = Consumer::open(instance, "t", from_earliest());
-    if (!c) {
-      ADD_FAILURE() << c.error().message;
-      return;
-    }
-    while (!stop.load()) {
-      const PollResult r = c->poll([&](const Record& rec) {
-        live.on_record(rec);
-        Stamp s;
-        std::memcpy(&s, rec.value.data(), sizeof s);
-        seen[{rec.partition, rec.offset}] = s.seq;
-      });
-      if (r.status != PollStatus::ok) {
-        ADD_FAILURE() << "live consumer: " << to_string(r.status) << " at partition " << r.partition << " offset "
-                      << r.missed_from;
-        return;
-      }
-      if (r.records == 0) (void)c->wait(std::chrono::milliseconds(5));
-    }
-  });
-
-  // A publish-subscribe group member that stays up too: its positions live
-  // in shared memory, so the restarts are invisible to it as well.
-  Checker grouped(kProducers, kPartitions);
-  std::thread member([&] {
-    GroupOptions o;
-    o.settings.start = StartPosition::Kind::earliest;
-    auto g = GroupConsumer::join(instance, "t", "g", o);
-    if (!g) {
-      ADD_FAILURE() << g.error().message;
-      return;
-    }
-    while (!stop.load()) {
-      const PollResult r = g->poll([&](const Record& rec) { grouped.on_record(rec); });
-      if (r.status != PollStatus::ok) {
-        ADD_FAILURE() << "group member: " << to_string(r.status);
-        return;
-      }
-      if (r.records == 0) (void)g->wait(std::chrono::milliseconds(5));
-    }
-    g->leave();
-  });
-
-  int fds[2];
-  ASSERT_EQ(::pipe(fds), 0);
+  // The consumer and the group member that stay up across every restart
+  // (a group's positions live in shared memory: the restarts are invisible
+  // to it as well), then the producers.
+  Collected live;
+  Collected grouped;
+  Collected acks;
+  std::vector<pid_t> readers;
+  readers.push_back(spawn([&] { return run_consumer(instance, false, expected, live.writer()); }));
+  readers.push_back(spawn([&] { return run_consumer(instance, true, expected, grouped.writer()); }));
   std::vector<pid_t> producers;
   for (std::uint32_t id = 0; id < kProducers; ++id) {
-    producers.push_back(spawn([&, id] {
-      ::close(fds[0]);
-      return run_producer(instance, id, per_producer, fds[1]);
-    }));
+    producers.push_back(spawn([&, id] { return run_producer(instance, id, per_producer, acks.writer()); }));
   }
-  ::close(fds[1]);
-  std::string reports;
-  std::thread reader([&] {
-    char buf[65536];
-    ssize_t n;
-    while ((n = ::read(fds[0], buf, sizeof buf)) > 0) reports.append(buf, static_cast<std::size_t>(n));
-  });
+  live.start();
+  grouped.start();
+  acks.start();
 
   const int kills = 6;
   for (int k = 0; k < kills; ++k) {
@@ -187,36 +231,23 @@ TEST(BrokerRestart, PublishedRecordsSurviveKillsOfTheBrokerWithClientsStayingUp)
     broker = start_broker(instance, data.string());
     ASSERT_GT(broker, 0) << "restart " << k;
   }
-  const std::string problems = wait_all(producers, std::chrono::seconds(300));
-  reader.join();
-  ::close(fds[0]);
-  EXPECT_EQ(problems, "");
-
+  EXPECT_EQ(wait_all(producers, std::chrono::seconds(300)), "");
   std::map<std::pair<std::uint32_t, std::uint64_t>, std::uint64_t> acked;  // (partition, offset) -> seq
-  std::istringstream lines(reports);
-  std::uint32_t partition = 0;
-  std::uint64_t offset = 0;
-  std::uint64_t seq = 0;
-  while (lines >> partition >> offset >> seq) {
-    EXPECT_TRUE(acked.emplace(std::make_pair(partition, offset), seq).second)
-        << "partition " << partition << " offset " << offset << " given to two records";
-  }
-  EXPECT_EQ(acked.size(), kProducers * per_producer);
+  EXPECT_TRUE(parse_reports(acks.text(), acked)) << "an offset was given to two records";
+  EXPECT_EQ(acked.size(), expected);
 
-  // The live consumer reads everything (the last broker writes what the
-  // rings held).
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while ((live.records() < acked.size() || grouped.records() < acked.size()) && live.ok() && grouped.ok() &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  // The consumer and the member read everything (the last broker writes
+  // what the rings held), each once, in order, at the offsets the producers
+  // were given.
+  EXPECT_EQ(wait_all(readers, std::chrono::seconds(120)), "");
+  for (Collected* c : {&live, &grouped}) {
+    std::map<std::pair<std::uint32_t, std::uint64_t>, std::uint64_t> read;
+    EXPECT_TRUE(parse_reports(c->text(), read)) << "an offset read twice";
+    EXPECT_EQ(read.size(), acked.size());
+    std::size_t differ = 0;
+    for (const auto& [at, seq] : read) differ += acked.contains(at) && acked.at(at) == seq ? 0 : 1;
+    EXPECT_EQ(differ, 0u) << "offsets read as another record than their producer was given";
   }
-  stop.store(true);
-  consumer.join();
-  member.join();
-  EXPECT_TRUE(live.ok()) << live.error();
-  EXPECT_EQ(live.records(), acked.size());
-  EXPECT_TRUE(grouped.ok()) << grouped.error();
-  EXPECT_EQ(grouped.records(), acked.size());
 
   // The log, read from the start, holds every acknowledged record once, at
   // the offset its producer was given.
@@ -236,10 +267,6 @@ TEST(BrokerRestart, PublishedRecordsSurviveKillsOfTheBrokerWithClientsStayingUp)
         return;
       }
       EXPECT_EQ(s.seq, it->second) << "partition " << rec.partition << " offset " << rec.offset;
-      const auto live_it = seen.find({rec.partition, rec.offset});
-      if (live_it != seen.end()) {
-        EXPECT_EQ(live_it->second, s.seq) << "offset read as two records";
-      }
       ++matched;
     });
     ASSERT_EQ(r.status, PollStatus::ok);

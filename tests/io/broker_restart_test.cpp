@@ -1,11 +1,12 @@
 // Fault test: the broker process is killed with SIGKILL at random moments
-// while producer processes, a consumer process and a group member process
-// stay up; sometimes no broker runs for a while (producers go on publishing
-// into the rings, up to back-pressure, and are told no_broker), then a new
-// broker starts and adopts the rings. Every record a producer got an offset
-// for is read once, in order per producer, by the consumer and the group
-// member that stayed up and by a new consumer reading the log from the
-// start; offsets stay dense and no offset names two records.
+// while producer processes, a consumer process, and a publish-subscribe and
+// a queue group member process stay up; sometimes no broker runs for a while
+// (producers go on publishing into the rings, up to back-pressure, and are
+// told no_broker), then a new broker starts and adopts the rings. Every
+// record a producer got an offset for is read by each reader that stayed up
+// (once, in order per producer; the queue member at least once) and by a new
+// consumer reading the log from the start; offsets stay dense and no offset
+// names two records.
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -16,6 +17,7 @@
 #include <map>
 #include <optional>
 #include <random>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -103,36 +105,46 @@ int run_producer(const std::string& instance, std::uint32_t id, std::uint64_t co
   return 0;
 }
 
-// A consumer process that stays up across every restart (plain, or a member
-// of the publish-subscribe group "g"): reads until it has `expected`
-// records, checks them (each once, in order per producer, dense offsets) and
-// reports "partition offset seq" per record on `out`.
-int run_consumer(const std::string& instance, bool member, std::uint64_t expected, int out) {
-  const char* who = member ? "group member" : "consumer";
+// A consumer process that stays up across every restart: plain, a member of
+// the publish-subscribe group "g", or a member of the queue group "q".
+// Reads until it has `expected` records, checks them (plain and pubsub: each
+// once, in order per producer, dense offsets; a queue member: each once at
+// least, the checks are the parent's) and reports "partition offset seq" per
+// record on `out`.
+enum class Reader { plain, pubsub, queue };
+int run_consumer(const std::string& instance, Reader kind, std::uint64_t expected, int out) {
+  const char* who = kind == Reader::plain ? "consumer" : kind == Reader::pubsub ? "pubsub member" : "queue member";
   std::optional<Consumer> plain;
   std::optional<GroupConsumer> grouped;
-  if (member) {
-    GroupOptions o;
-    o.settings.start = StartPosition::Kind::earliest;
-    auto g = GroupConsumer::join(instance, "t", "g", o);
-    if (!g) return 2;
-    grouped.emplace(std::move(g.value()));
-  } else {
+  if (kind == Reader::plain) {
     auto c = Consumer::open(instance, "t", from_earliest());
     if (!c) return 2;
     plain.emplace(std::move(c.value()));
+  } else {
+    GroupOptions o;
+    o.settings.start = StartPosition::Kind::earliest;
+    if (kind == Reader::queue) o.settings.mode = GroupMode::queue;
+    auto g = GroupConsumer::join(instance, "t", kind == Reader::queue ? "q" : "g", o);
+    if (!g) return 2;
+    grouped.emplace(std::move(g.value()));
   }
   Checker check(kProducers, kPartitions);
+  std::set<std::pair<std::uint32_t, std::uint64_t>> distinct;  // a queue member's
   std::string lines;
   auto on_record = [&](const Record& rec) {
-    check.on_record(rec);
+    if (kind == Reader::queue) {
+      distinct.emplace(rec.partition, rec.offset);
+    } else {
+      check.on_record(rec);
+    }
     Stamp st;
     std::memcpy(&st, rec.value.data(), sizeof st);
     lines += std::to_string(rec.partition) + " " + std::to_string(rec.offset) + " " + std::to_string(st.seq) + "\n";
   };
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(600);
-  while (check.ok() && check.records() < expected && std::chrono::steady_clock::now() < deadline) {
-    const PollResult r = member ? grouped->poll(on_record) : plain->poll(on_record);
+  const auto has = [&] { return kind == Reader::queue ? distinct.size() : check.records(); };
+  while (check.ok() && has() < expected && std::chrono::steady_clock::now() < deadline) {
+    const PollResult r = grouped ? grouped->poll(on_record) : plain->poll(on_record);
     if (r.status != PollStatus::ok) {
       std::fprintf(stderr, "%s: %s at partition %u offset %llu\n", who, to_string(r.status), r.partition,
                    static_cast<unsigned long long>(r.missed_from));
@@ -140,12 +152,12 @@ int run_consumer(const std::string& instance, bool member, std::uint64_t expecte
     }
     if (!lines.empty() && ::write(out, lines.data(), lines.size()) != static_cast<ssize_t>(lines.size())) return 4;
     lines.clear();
-    if (r.records == 0) (void)(member ? grouped->wait(std::chrono::milliseconds(5)) : plain->wait(std::chrono::milliseconds(5)));
+    if (r.records == 0) (void)(grouped ? grouped->wait(std::chrono::milliseconds(5)) : plain->wait(std::chrono::milliseconds(5)));
   }
   if (grouped) grouped->leave();
-  if (!check.ok() || check.records() != expected) {
+  if (!check.ok() || has() != expected) {
     std::fprintf(stderr, "%s: %s (%llu of %llu records)\n", who, check.ok() ? "timed out" : check.error().c_str(),
-                 static_cast<unsigned long long>(check.records()), static_cast<unsigned long long>(expected));
+                 static_cast<unsigned long long>(has()), static_cast<unsigned long long>(expected));
     return 5;
   }
   return 0;
@@ -209,16 +221,19 @@ TEST(BrokerRestart, PublishedRecordsSurviveKillsOfTheBrokerWithClientsStayingUp)
   // to it as well), then the producers.
   Collected live;
   Collected grouped;
+  Collected queued;
   Collected acks;
   std::vector<pid_t> readers;
-  readers.push_back(spawn([&] { return run_consumer(instance, false, expected, live.writer()); }));
-  readers.push_back(spawn([&] { return run_consumer(instance, true, expected, grouped.writer()); }));
+  readers.push_back(spawn([&] { return run_consumer(instance, Reader::plain, expected, live.writer()); }));
+  readers.push_back(spawn([&] { return run_consumer(instance, Reader::pubsub, expected, grouped.writer()); }));
+  readers.push_back(spawn([&] { return run_consumer(instance, Reader::queue, expected, queued.writer()); }));
   std::vector<pid_t> producers;
   for (std::uint32_t id = 0; id < kProducers; ++id) {
     producers.push_back(spawn([&, id] { return run_producer(instance, id, per_producer, acks.writer()); }));
   }
   live.start();
   grouped.start();
+  queued.start();
   acks.start();
 
   const int kills = 6;
@@ -240,9 +255,15 @@ TEST(BrokerRestart, PublishedRecordsSurviveKillsOfTheBrokerWithClientsStayingUp)
   // what the rings held), each once, in order, at the offsets the producers
   // were given.
   EXPECT_EQ(wait_all(readers, std::chrono::seconds(120)), "");
-  for (Collected* c : {&live, &grouped}) {
+  for (Collected* c : {&live, &grouped, &queued}) {
     std::map<std::pair<std::uint32_t, std::uint64_t>, std::uint64_t> read;
-    EXPECT_TRUE(parse_reports(c->text(), read)) << "an offset read twice";
+    const bool once = parse_reports(c->text(), read);
+    // The queue member acknowledges each record as its handler returns: a
+    // record is handed over again only if its lease ran out unacknowledged
+    // (at least once); the others read each exactly once.
+    if (c != &queued) {
+      EXPECT_TRUE(once) << "an offset read twice";
+    }
     EXPECT_EQ(read.size(), acked.size());
     std::size_t differ = 0;
     for (const auto& [at, seq] : read) differ += acked.contains(at) && acked.at(at) == seq ? 0 : 1;

@@ -108,8 +108,9 @@ void Scrubber::scrub(const ScrubTarget& target) {
     if (!damaged_.emplace(path, problem).second) continue;  // reported before
     lock.unlock();
     log_("error", "scrubber: partition " + std::to_string(target.partition) + " of topic '" + target.topic +
-                      "': sealed segment damaged: " + problem + (r.problems.size() > 1 ? " (and more: see ringbus log verify)" : "") +
-                      ". Consumers step over the bad batches (they are told corrupt, with the offsets lost); restore "
+                      "': sealed segment damaged: " + problem +
+                      (r.problems.size() > 1 ? " (" + std::to_string(r.problems.size()) + " problems)" : "") +
+                      ". Consumers step over bad batches (they are told corrupt, with the offsets lost); restore "
                       "the file from a backup or replica if you have one, and check the drive. `ringbus log verify " +
                       target.dir + "` lists every problem.");
   }

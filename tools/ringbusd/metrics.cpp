@@ -152,9 +152,8 @@ std::string Metrics::prometheus() const {
   counter("ringbus_scrub_passes_total", "Passes of the scrubber over every sealed segment.", scrub_.passes);
   counter("ringbus_scrub_segments_total", "Sealed segments the scrubber checked.", scrub_.segments_checked);
   counter("ringbus_scrub_bytes_total", "Bytes the scrubber read back and checked.", scrub_.bytes_checked);
-  out += fmt::format("# HELP ringbus_broker_errors_total Errors the broker logged (disk, flusher, retention).\n"
-                     "# TYPE ringbus_broker_errors_total counter\nringbus_broker_errors_total {}\n",
-                     errors_.load(std::memory_order_relaxed));
+  counter("ringbus_broker_errors_total", "Errors the broker logged (disk, flusher, retention).",
+          errors_.load(std::memory_order_relaxed));
   return out;
 }
 

@@ -80,17 +80,24 @@ struct Consumer::Impl {
   }
   // Starts reading a partition from its commit log at `offset`; false (with
   // the reason) if the log does not have it.
-  bool go_to_disk(PartitionCursor& part, std::uint64_t offset, std::string& error);
+  // or_earliest: if the offset was deleted, the log's earliest offset instead
+  // (a start at the earliest reads the header's log start, which lags
+  // retention's deletions for a moment; the files are the truth).
+  bool go_to_disk(PartitionCursor& part, std::uint64_t offset, std::string& error, bool or_earliest = false);
   // Reads from disk; returns true if the partition is back on the ring.
   bool poll_disk(PartitionCursor& part, const detail::RecordHandlerRef& handler, std::size_t max_records,
                  PollResult& r);
 };
 
-bool Consumer::Impl::go_to_disk(PartitionCursor& part, std::uint64_t offset, std::string& error) {
+bool Consumer::Impl::go_to_disk(PartitionCursor& part, std::uint64_t offset, std::string& error, bool or_earliest) {
   if (part.log_dir.empty()) return false;
   if (!disk_io) disk_io = io::make_pwrite_io();
   part.disk = std::make_unique<io::LogReader>(*disk_io, part.log_dir);
-  const io::ReadStatus s = part.disk->seek(offset);
+  io::ReadStatus s = part.disk->seek(offset);
+  if (s == io::ReadStatus::out_of_range && or_earliest && part.disk->earliest() > offset) {
+    offset = part.disk->earliest();
+    s = part.disk->seek(offset);
+  }
   if (s != io::ReadStatus::batch) {
     error = part.disk->error();
     part.disk.reset();
@@ -231,7 +238,8 @@ bool Consumer::Impl::place(PartitionCursor& part, StartPosition start, std::stri
   // From the earliest, or an offset the ring no longer holds: the log.
   const std::uint64_t disk_start = part.ring->header().log_start_offset.load(std::memory_order_acquire);
   if (!part.log_dir.empty() && start.kind == StartPosition::Kind::earliest &&
-      disk_start < part.ring->header().log_written.load(std::memory_order_acquire) && go_to_disk(part, disk_start, error)) {
+      disk_start < part.ring->header().log_written.load(std::memory_order_acquire) &&
+      go_to_disk(part, disk_start, error, /*or_earliest=*/true)) {
     return true;
   }
   if (part.ring->open_cursor(part.cursor, start.kind, start.offset, options.gating, error)) return true;

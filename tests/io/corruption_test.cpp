@@ -168,6 +168,35 @@ TEST_F(Damage, TheScrubberKeepsToItsRate) {
   EXPECT_LE(static_cast<double>(read), seconds * (1 << 20) + (1 << 20));
 }
 
+// A consumer starting at the earliest while retention deletes: the broker's
+// log start (in the ring's header) moves only after the files are gone, so
+// a start may find it stale. The files are the truth: the consumer starts
+// at the first segment still there, not at what the ring holds.
+TEST_F(Damage, AStartAtTheEarliestTakesTheFilesOverAStaleLogStart) {
+  write_log();
+  Broker b = start();
+  const auto logs = files(".log");
+  ASSERT_GE(logs.size(), 3u);
+  ASSERT_EQ(b.describe_topic("t")->partition_info[0].log_start_offset, 0u);
+  for (const char* ext : {".log", ".index", ".timeindex"}) {
+    fs::remove(fs::path(logs[0]).replace_extension(ext));  // as retention does, before it moves the log start
+  }
+  const std::uint64_t second = std::stoull(fs::path(logs[1]).stem().string());
+  ConsumerOptions o = from_earliest();
+  o.partitions = {0};
+  auto c = Consumer::open(instance, "t", o);
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  std::vector<std::uint64_t> got;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (got.empty() && std::chrono::steady_clock::now() < deadline) {
+    const PollResult r = c->poll([&](const Record& rec) { got.push_back(rec.offset); });
+    ASSERT_EQ(r.status, PollStatus::ok);
+    if (r.records == 0) (void)c->wait(std::chrono::milliseconds(5));
+  }
+  ASSERT_FALSE(got.empty()) << "nothing read (started at the ring's end)";
+  EXPECT_EQ(got.front(), second);
+}
+
 // The case of the report: byte 100 of the first segment (its first batch).
 TEST_F(Damage, ABitFlipInTheFirstBatchDoesNotStopTheConsumer) {
   write_log();

@@ -1,5 +1,5 @@
 // ringbus-log-bench: the commit log's benchmarks, each against a baseline
-// measured in the same run on the same file system (GUIDE.md, "Benchmarks";
+// measured in the same run on the same file system (ARCHITECTURE.md, "Conventions";
 // bench/README.md says what each case does).
 //
 //   flush    sustained flush of 1 KiB records until durable (interval
@@ -121,10 +121,10 @@ TopicConfig topic_config(const std::string& name, Durability d) {
 
 // The segment files of a partition, oldest first (named and listed as the log does).
 std::vector<std::string> segment_files(const std::string& partition_dir) {
-  auto fio = io::make_pwrite_io();
+  auto fio = log::make_pwrite_io();
   std::vector<std::string> v;
-  for (const std::uint64_t base : must(io::list_segments(*fio, partition_dir), "listing " + partition_dir)) {
-    v.push_back(io::segment_path(partition_dir, base, io::kLogExt));
+  for (const std::uint64_t base : must(log::list_segments(*fio, partition_dir), "listing " + partition_dir)) {
+    v.push_back(log::segment_path(partition_dir, base, log::kLogExt));
   }
   return v;
 }
@@ -722,9 +722,9 @@ io::LogSettings segment_log_settings() {
 SegmentLog make_segment_log(const Options& o, std::uint32_t count) {
   SegmentLog s{o.dir + "/open-" + std::to_string(count) + "/0", 0, 1'700'000'000'000'000'000LL, 0};
   fs::remove_all(s.dir);
-  auto fio = io::make_pwrite_io();
+  auto fio = log::make_pwrite_io();
   auto log = must(io::PartitionLog::open(*fio, s.dir, segment_log_settings(), 0, nullptr), "creating a log in " + s.dir);
-  io::BatchBuilder b;
+  log::BatchBuilder b;
   const std::string value(200, 's');
   for (std::uint32_t seg = 0; seg < count; ++seg) {
     if (seg > 0) must(log->roll(s.first_ts), "rolling a segment");
@@ -742,7 +742,7 @@ SegmentLog make_segment_log(const Options& o, std::uint32_t count) {
 }
 
 double time_open(const SegmentLog& s, bool crash, io::RecoveryReport& report) {
-  auto fio = io::make_pwrite_io();
+  auto fio = log::make_pwrite_io();
   if (crash) fs::remove(s.dir + "/" + io::kCleanMarkerName);
   const std::int64_t t0 = now_ns();
   auto log = must(io::PartitionLog::open(*fio, s.dir, segment_log_settings(), 0, &report), "opening " + s.dir);
@@ -761,7 +761,7 @@ OpenFigures bench_segments(const Options& o, const SegmentLog& s) {
   std::vector<double> list, clean, crash, first, seeks, times;
   std::uint64_t scanned = 0;
   std::mt19937_64 rng(42);
-  auto fio = io::make_pwrite_io();
+  auto fio = log::make_pwrite_io();
   for (int rep = 0; rep < std::max(o.reps, 5); ++rep) {
     const std::int64_t t0 = now_ns();
     auto names = must(fio->list(s.dir), "listing " + s.dir);
@@ -774,21 +774,21 @@ OpenFigures bench_segments(const Options& o, const SegmentLog& s) {
     scanned = report.scanned_bytes;
   }
   for (int i = 0; i < 50; ++i) {
-    io::LogReader r(*fio, s.dir);
+    log::LogReader r(*fio, s.dir);
     const std::uint64_t offset = rng() % s.end;
     const std::int64_t t0 = now_ns();
-    if (r.seek(offset) != io::ReadStatus::batch) die("seek: " + r.error());
+    if (r.seek(offset) != log::ReadStatus::batch) die("seek: " + r.error());
     first.push_back(static_cast<double>(now_ns() - t0));
   }
-  io::LogReader r(*fio, s.dir);
-  io::DecodedBatch batch;
+  log::LogReader r(*fio, s.dir);
+  log::DecodedBatch batch;
   for (int i = 0; i < 2000; ++i) {
     const std::uint64_t offset = rng() % s.end;
     const std::int64_t t0 = now_ns();
-    if (r.seek(offset) != io::ReadStatus::batch) die("seek: " + r.error());
+    if (r.seek(offset) != log::ReadStatus::batch) die("seek: " + r.error());
     seeks.push_back(static_cast<double>(now_ns() - t0));
     // Check the seek: the next batch holds the offset.
-    if (r.next(UINT64_MAX, batch) != io::ReadStatus::batch || batch.header.base_offset > offset ||
+    if (r.next(UINT64_MAX, batch) != log::ReadStatus::batch || batch.header.base_offset > offset ||
         batch.header.base_offset + batch.header.offset_span <= offset) {
       die("seek to " + std::to_string(offset) + " did not land on its batch: " + r.error());
     }
@@ -797,7 +797,7 @@ OpenFigures bench_segments(const Options& o, const SegmentLog& s) {
     const std::uint64_t target = rng() % s.end;
     std::uint64_t found = 0;
     const std::int64_t t0 = now_ns();
-    if (r.seek_time(s.first_ts + static_cast<std::int64_t>(target) * 1000, UINT64_MAX, &found) != io::ReadStatus::batch) {
+    if (r.seek_time(s.first_ts + static_cast<std::int64_t>(target) * 1000, UINT64_MAX, &found) != log::ReadStatus::batch) {
       die("seek_time: " + r.error());
     }
     times.push_back(static_cast<double>(now_ns() - t0));

@@ -1,5 +1,5 @@
 // ringbus-bench: whole-program throughput and latency runs of ringbus, each
-// against a baseline measured in the same run (GUIDE.md, "Benchmarks").
+// against a baseline measured in the same run (ARCHITECTURE.md, "Conventions").
 //
 //   throughput 1 producer -> 1 consumer, as threads and as processes, values
 //     of 32..4096 bytes, with try_publish and with try_publish_batch. Baselines:

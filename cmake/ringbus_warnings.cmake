@@ -1,4 +1,4 @@
-# Warnings are errors on the project's own targets (GUIDE convention 10).
+# Warnings are errors on the project's own targets (ARCHITECTURE.md, "Conventions").
 # cmpxchg16b (-mcx16) is required for the 16-byte claim word of a partition
 # ring; every x86-64 CPU since 2008 has it. SSE4.2 gives the hardware CRC32C.
 # PREFETCHW (-mprfchw; Intel since Broadwell, AMD since K8) lets a producer

@@ -28,7 +28,7 @@ struct PartitionCursor {
   detail::PartitionRing* ring;
   detail::ReaderCursor cursor;
   std::string log_dir;                   // "" : the topic has no commit log
-  std::unique_ptr<io::LogReader> disk;   // set while reading from the log
+  std::unique_ptr<log::LogReader> disk;   // set while reading from the log
   // Group members read a window [cursor.deliver_from, window_end) at a time
   // (ConsumerAccess::set_window). A claim or batch that crosses window_end is
   // delivered up to it and the ring cursor stays at the claim's start, so the
@@ -54,7 +54,7 @@ struct Consumer::Impl {
   std::vector<std::byte> copy;       // non-gating: the batch being checked
   std::vector<std::atomic<std::uint32_t>*> wake_words;
   std::vector<std::uint32_t> wake_values;
-  std::unique_ptr<io::FileIo> disk_io;  // plain reads (pread), shared by the partitions' readers
+  std::unique_ptr<log::FileIo> disk_io;  // plain reads (pread), shared by the partitions' readers
   detail::BrokerWatch broker;            // wait(): no_broker
 
   ~Impl() {
@@ -91,14 +91,14 @@ struct Consumer::Impl {
 
 bool Consumer::Impl::go_to_disk(PartitionCursor& part, std::uint64_t offset, std::string& error, bool or_earliest) {
   if (part.log_dir.empty()) return false;
-  if (!disk_io) disk_io = io::make_pwrite_io();
-  part.disk = std::make_unique<io::LogReader>(*disk_io, part.log_dir);
-  io::ReadStatus s = part.disk->seek(offset);
-  if (s == io::ReadStatus::out_of_range && or_earliest && part.disk->earliest() > offset) {
+  if (!disk_io) disk_io = log::make_pwrite_io();
+  part.disk = std::make_unique<log::LogReader>(*disk_io, part.log_dir);
+  log::ReadStatus s = part.disk->seek(offset);
+  if (s == log::ReadStatus::out_of_range && or_earliest && part.disk->earliest() > offset) {
     offset = part.disk->earliest();
     s = part.disk->seek(offset);
   }
-  if (s != io::ReadStatus::batch) {
+  if (s != log::ReadStatus::batch) {
     error = part.disk->error();
     part.disk.reset();
     return false;
@@ -116,11 +116,11 @@ bool Consumer::Impl::poll_disk(PartitionCursor& part, const detail::RecordHandle
   // Below log_written every batch is completely written.
   const std::uint64_t limit = part.ring->header().log_written.load(std::memory_order_acquire);
   while (r.records < max_records && part.passed() < part.window_end) {
-    io::DecodedBatch batch;
-    const io::ReadStatus s = part.disk->next(limit, batch);
-    if (s == io::ReadStatus::batch) {
+    log::DecodedBatch batch;
+    const log::ReadStatus s = part.disk->next(limit, batch);
+    if (s == log::ReadStatus::batch) {
       std::size_t delivered = 0;
-      io::for_each_record(batch, partition, [&](const Record& rec) {
+      log::for_each_record(batch, partition, [&](const Record& rec) {
         if (part.in_window(rec.offset)) {
           handler(rec);
           ++delivered;
@@ -135,7 +135,7 @@ bool Consumer::Impl::poll_disk(PartitionCursor& part, const detail::RecordHandle
       if (part.passed() >= part.window_end) return false;
       continue;
     }
-    if (s == io::ReadStatus::end) {
+    if (s == log::ReadStatus::end) {
       // Caught up with the log: back to the ring if it still holds our position.
       std::string error;
       detail::ReaderCursor ring_cursor;
@@ -149,7 +149,7 @@ bool Consumer::Impl::poll_disk(PartitionCursor& part, const detail::RecordHandle
     // Lost records: out of range (retention) or corrupt (skip the segment).
     r.partition = partition;
     r.missed_from = c.deliver_from;
-    if (s == io::ReadStatus::out_of_range || s == io::ReadStatus::error) {
+    if (s == log::ReadStatus::out_of_range || s == log::ReadStatus::error) {
       r.status = PollStatus::out_of_range;
       std::string error;
       const std::uint64_t earliest = std::max(part.disk->earliest(), c.deliver_from);
@@ -275,7 +275,7 @@ Result<Consumer> Consumer::open(std::string_view instance, std::string_view topi
   }
   const std::string log_dir = detail::topic_log_directory(instance, topic);
   for (const std::uint32_t p : ids) {
-    PartitionCursor part{&impl->topic->ring(p), {}, log_dir.empty() ? "" : io::partition_log_directory(log_dir, p), {}};
+    PartitionCursor part{&impl->topic->ring(p), {}, log_dir.empty() ? "" : log::partition_log_directory(log_dir, p), {}};
     impl->wake_words.push_back(part.ring->wake_word());
     std::string error;
     if (!impl->place(part, impl->options.start, error)) {

@@ -24,11 +24,11 @@ std::uint64_t detail::offset_for_time(std::string_view instance, std::string_vie
   const std::uint32_t p = ring.partition();
   const std::string log_dir = detail::topic_log_directory(instance, topic);
   if (!log_dir.empty()) {
-    auto fio = io::make_pwrite_io();
-    io::LogReader reader(*fio, io::partition_log_directory(log_dir, p));
+    auto fio = log::make_pwrite_io();
+    log::LogReader reader(*fio, log::partition_log_directory(log_dir, p));
     std::uint64_t offset = 0;
     const std::uint64_t written = ring.header().log_written.load(std::memory_order_acquire);
-    if (reader.seek_time(ts, written, &offset) == io::ReadStatus::batch && offset < written) return offset;
+    if (reader.seek_time(ts, written, &offset) == log::ReadStatus::batch && offset < written) return offset;
   }
   // The ring (what the log has not written yet, or no log): read it through.
   ConsumerOptions o;

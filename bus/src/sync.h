@@ -108,8 +108,7 @@ inline std::int64_t deadline_after(std::int64_t timeout_ns) noexcept {
   const std::int64_t now = monotonic_ns();
   return timeout_ns > INT64_MAX - now ? INT64_MAX : now + timeout_ns;
 }
-// CLOCK_REALTIME in nanoseconds. Inline: the log's read side (ringbus_log)
-// uses it without linking bus.
+// CLOCK_REALTIME in nanoseconds.
 inline std::int64_t realtime_ns() noexcept {
   timespec ts{};
   clock_gettime(CLOCK_REALTIME, &ts);

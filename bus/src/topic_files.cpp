@@ -79,7 +79,7 @@ Status validate_topic_config(const TopicConfig& c) {
     return Error{Errc::invalid_argument, t + "abandoned_claim_timeout must be 1 ms to 1 hour"};
   }
   const LogConfig& l = c.log;
-  // Positions in the log's indexes are 32-bit (io/src/log_format.h).
+  // Positions in the log's indexes are 32-bit (log_format.h).
   constexpr std::uint64_t kMaxSegmentFileBytes = 0xFFFF'FFFFULL;
   if (l.segment_bytes < (1U << 20) || l.segment_bytes > kMaxSegmentFileBytes) {
     return Error{Errc::invalid_argument, t + "log.segment_bytes is " + std::to_string(l.segment_bytes) +

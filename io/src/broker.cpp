@@ -40,7 +40,7 @@ struct Broker::Impl {
   io::LogFn log;
   // The logs' synchronous calls (open, recovery, roll, index writes); before
   // the flushers, which use the logs, so that it outlives them.
-  std::unique_ptr<io::FileIo> log_io = io::make_pwrite_io();
+  std::unique_ptr<log::FileIo> log_io = log::make_pwrite_io();
   std::vector<std::unique_ptr<io::FlusherThread>> flushers;
   mutable std::mutex mu;  // serialises topic operations of this broker (and group keeper passes)
   std::unique_ptr<io::GroupKeeper> group_keeper;  // with a data directory
@@ -288,14 +288,14 @@ std::vector<io::ScrubTarget> Broker::Impl::scrub_targets() const {
     if (!info || info->topic_id != topic.id) continue;
     for (const PartitionInfo& p : info->partition_info) {
       if (p.offline) continue;
-      out.push_back({name, p.partition, io::partition_log_directory(data_dir + "/" + name, p.partition), p.written_offset});
+      out.push_back({name, p.partition, log::partition_log_directory(data_dir + "/" + name, p.partition), p.written_offset});
     }
   }
   return out;
 }
 
 Status Broker::Impl::lock_data_dir(const BrokerOptions& options, std::string& id) {
-  auto io = io::make_pwrite_io();
+  auto io = log::make_pwrite_io();
   if (auto s = io->make_directories(options.data_dir); !s) return s;
   data_dir = std::filesystem::absolute(options.data_dir).lexically_normal().string();
   if (data_dir.size() > 1 && data_dir.back() == '/') data_dir.pop_back();
@@ -318,13 +318,13 @@ Status Broker::Impl::open_data_dir(const BrokerOptions& options, bool adopt) {
   }
   remove_log_leftovers(data_dir);
   for (std::uint32_t i = 0; i < options.flusher_threads; ++i) {
-    std::unique_ptr<io::FileIo> fio;
+    std::unique_ptr<log::FileIo> fio;
     if (options.io_backend == IoBackend::io_uring) {
       std::string warning;
-      fio = io::make_uring_io(256, &warning);
+      fio = log::make_uring_io(256, &warning);
       if (!warning.empty() && i == 0) log("warn", warning);
     } else {
-      fio = io::make_pwrite_io();
+      fio = log::make_pwrite_io();
     }
     flushers.push_back(std::make_unique<io::FlusherThread>(std::move(fio), log));
   }
@@ -358,7 +358,7 @@ Status Broker::Impl::open_data_dir(const BrokerOptions& options, bool adopt) {
     std::vector<std::unique_ptr<io::PartitionLog>> logs;
     for (std::uint32_t p = 0; p < config.partitions; ++p) {
       io::RecoveryReport report;
-      const std::string pdir = io::partition_log_directory(dir, p);
+      const std::string pdir = log::partition_log_directory(dir, p);
       auto plog = io::PartitionLog::open(*log_io, pdir, io::LogSettings::from(config.log), 0, &report);
       for (const std::string& n : report.notes) log("warn", n);
       if (!plog) {
@@ -546,11 +546,11 @@ Result<TopicInfo> Broker::create_topic(const TopicConfig& config) {
     std::filesystem::remove_all(tmp, ec);
     return e;
   };
-  auto io = io::make_pwrite_io();
+  auto io = log::make_pwrite_io();
   if (auto s = io->make_directories(tmp); !s) return fail(s.error());
   if (auto s = io::replace_file_durably(tmp, io::kTopicMetaName, io::encode_topic_meta({config, id})); !s) return fail(s.error());
   for (std::uint32_t p = 0; p < config.partitions; ++p) {
-    auto plog = io::PartitionLog::open(*io, io::partition_log_directory(tmp, p), io::LogSettings::from(config.log), 0, nullptr);
+    auto plog = io::PartitionLog::open(*io, log::partition_log_directory(tmp, p), io::LogSettings::from(config.log), 0, nullptr);
     if (!plog) return fail(plog.error());
     if (auto s = plog.value()->close_clean(); !s) return fail(s.error());
   }
@@ -559,7 +559,7 @@ Result<TopicInfo> Broker::create_topic(const TopicConfig& config) {
   if (auto s = io->sync_directory(im.data_dir); !s) return s.error();
   std::vector<std::unique_ptr<io::PartitionLog>> logs;
   for (std::uint32_t p = 0; p < config.partitions; ++p) {
-    auto plog = io::PartitionLog::open(*im.log_io, io::partition_log_directory(dir, p), io::LogSettings::from(config.log), 0,
+    auto plog = io::PartitionLog::open(*im.log_io, log::partition_log_directory(dir, p), io::LogSettings::from(config.log), 0,
                                        nullptr);
     if (!plog) return plog.error();
     logs.push_back(std::move(plog.value()));
@@ -600,7 +600,7 @@ Result<TopicInfo> Broker::describe_topic(std::string_view name) const {
     if (impl_->scrubber) {
       for (PartitionInfo& p : info->partition_info) {
         p.damaged_segments =
-            impl_->scrubber->damaged_segments(io::partition_log_directory(impl_->data_dir + "/" + it->first, p.partition));
+            impl_->scrubber->damaged_segments(log::partition_log_directory(impl_->data_dir + "/" + it->first, p.partition));
       }
     }
   }

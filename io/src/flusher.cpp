@@ -25,7 +25,7 @@ constexpr std::uint64_t kLingerBytes = 256 * 1024;      // ... of this size (at 
 }  // namespace
 
 PartitionFlusher::PartitionFlusher(std::shared_ptr<detail::TopicMap> topic, std::uint32_t partition,
-                                   std::unique_ptr<PartitionLog> log, FileIo& io, const LogConfig& config,
+                                   std::unique_ptr<PartitionLog> log, log::FileIo& io, const LogConfig& config,
                                    LogFn log_fn, std::uint64_t tag_base, std::shared_ptr<const ConsumedOffsets> consumed)
     : topic_(std::move(topic)),
       ring_(topic_->ring(partition)),
@@ -179,7 +179,7 @@ bool PartitionFlusher::pump(std::int64_t now_ns, bool drain) {
     if (b.state != State::free) continue;
     if (!gather(b)) break;
     b.bytes = b.builder.finish();
-    BatchHeader h;
+    log::BatchHeader h;
     std::memcpy(&h, b.bytes.data(), sizeof h);
     b.end_offset = log_next_ = h.base_offset + h.offset_span;
     b.end_position = cursor_.position;
@@ -307,7 +307,7 @@ void PartitionFlusher::report_error(const std::string& what, int err) {
   backoff_ns_ = std::clamp(backoff_ns_ * 2, kMinBackoffNs, kMaxBackoffNs);
 }
 
-void PartitionFlusher::on_completion(const IoCompletion& c, std::int64_t now_ns) {
+void PartitionFlusher::on_completion(const log::IoCompletion& c, std::int64_t now_ns) {
   const std::uint64_t slot = c.tag - tag_base_;
   if (slot == kSyncTag) {
     sync_in_flight_ = false;
@@ -383,7 +383,7 @@ Status PartitionFlusher::close_clean() {
 
 // ---------------------------------------------------------------------------
 
-FlusherThread::FlusherThread(std::unique_ptr<FileIo> io, LogFn log_fn)
+FlusherThread::FlusherThread(std::unique_ptr<log::FileIo> io, LogFn log_fn)
     : io_(std::move(io)), log_fn_(std::move(log_fn)), thread_([this] { run(); }) {}
 
 FlusherThread::~FlusherThread() { stop(); }
@@ -428,15 +428,15 @@ void FlusherThread::stop() {
   thread_.join();
 }
 
-void FlusherThread::dispatch(std::span<const IoCompletion> done, std::int64_t now_ns) {
-  for (const IoCompletion& c : done) {
+void FlusherThread::dispatch(std::span<const log::IoCompletion> done, std::int64_t now_ns) {
+  for (const log::IoCompletion& c : done) {
     const auto it = parts_.find(c.tag / PartitionFlusher::kTagSpan);
     if (it != parts_.end()) it->second->on_completion(c, now_ns);
   }
 }
 
 void FlusherThread::reap(std::size_t min) {
-  IoCompletion done[64];
+  log::IoCompletion done[64];
   const std::size_t n = io_->reap(done, min);
   dispatch(std::span(done, n), detail::monotonic_ns());
 }

@@ -57,7 +57,7 @@ struct ConsumedOffsets {
 class PartitionFlusher {
  public:
   PartitionFlusher(std::shared_ptr<detail::TopicMap> topic, std::uint32_t partition,
-                   std::unique_ptr<PartitionLog> log, FileIo& io, const LogConfig& config, LogFn log_fn,
+                   std::unique_ptr<PartitionLog> log, log::FileIo& io, const LogConfig& config, LogFn log_fn,
                    std::uint64_t tag_base, std::shared_ptr<const ConsumedOffsets> consumed);
   ~PartitionFlusher();
 
@@ -69,7 +69,7 @@ class PartitionFlusher {
   // True if the last pump() left records in the ring to wait for more.
   bool lingering() const noexcept { return lingering_; }
   // A completion whose tag is in [tag_base, tag_base + kTagSpan).
-  void on_completion(const IoCompletion& c, std::int64_t now_ns);
+  void on_completion(const log::IoCompletion& c, std::int64_t now_ns);
   bool busy() const noexcept { return !order_.empty() || sync_in_flight_; }
   // True while a write or sync of this partition has not completed.
   bool in_flight() const noexcept;
@@ -89,7 +89,7 @@ class PartitionFlusher {
  private:
   enum class State : std::uint8_t { free, ready, writing, done, failed };
   struct Buffer {
-    BatchBuilder builder;
+    log::BatchBuilder builder;
     std::span<const std::byte> bytes;
     State state = State::free;
     std::uint64_t end_offset = 0;
@@ -109,7 +109,7 @@ class PartitionFlusher {
   std::shared_ptr<detail::TopicMap> topic_;
   detail::PartitionRing& ring_;
   std::unique_ptr<PartitionLog> log_;
-  FileIo& io_;
+  log::FileIo& io_;
   LogConfig config_;
   LogFn log_fn_;
   std::uint64_t tag_base_;
@@ -138,10 +138,10 @@ class PartitionFlusher {
 
 class FlusherThread {
  public:
-  FlusherThread(std::unique_ptr<FileIo> io, LogFn log_fn);
+  FlusherThread(std::unique_ptr<log::FileIo> io, LogFn log_fn);
   ~FlusherThread();  // stop()
 
-  FileIo& io() noexcept { return *io_; }
+  log::FileIo& io() noexcept { return *io_; }
   // Attaches a partition with its opened (recovered) log. The log's own
   // FileIo serves its synchronous calls (any FdFileIo: they are plain system
   // calls); this thread's serves the batch writes. Does not wait (nothing
@@ -172,11 +172,11 @@ class FlusherThread {
   void run();
   void run_commands();
   void reap(std::size_t min);
-  void dispatch(std::span<const IoCompletion> done, std::int64_t now_ns);
+  void dispatch(std::span<const log::IoCompletion> done, std::int64_t now_ns);
   // Queues a command and wakes the thread; waits for it if `wait`.
   Status submit(Command c, bool wait = true);
 
-  std::unique_ptr<FileIo> io_;
+  std::unique_ptr<log::FileIo> io_;
   LogFn log_fn_;
   // By key; a flusher's completion tags are key * kTagSpan + slot.
   std::map<std::uint64_t, std::unique_ptr<PartitionFlusher>> parts_;

@@ -55,7 +55,7 @@ std::vector<std::byte> encode_group_offsets(const GroupOffsets& g) {
   at += g.settings.dead_letter_topic.size();
   std::memcpy(out.data() + at, g.committed.data(), 8 * g.committed.size());
   std::memcpy(out.data(), &f, sizeof f);
-  f.crc32c = crc32c(out.data() + kCrcFrom, out.size() - kCrcFrom);
+  f.crc32c = log::crc32c(out.data() + kCrcFrom, out.size() - kCrcFrom);
   std::memcpy(out.data(), &f, sizeof f);
   return out;
 }
@@ -77,7 +77,7 @@ Result<GroupOffsets> decode_group_offsets(std::span<const std::byte> bytes, cons
   if (bytes.size() != size) {
     return corrupt(std::to_string(bytes.size()) + " bytes; its header says " + std::to_string(size));
   }
-  if (f.crc32c != crc32c(bytes.data() + kCrcFrom, bytes.size() - kCrcFrom)) return corrupt("CRC32C mismatch");
+  if (f.crc32c != log::crc32c(bytes.data() + kCrcFrom, bytes.size() - kCrcFrom)) return corrupt("CRC32C mismatch");
   const bool queue = f.mode == static_cast<std::uint32_t>(detail::GroupModeCode::queue);
   if (!queue && f.mode != static_cast<std::uint32_t>(detail::GroupModeCode::pubsub)) return corrupt("unknown mode " + std::to_string(f.mode));
   const bool earliest = f.start == static_cast<std::uint32_t>(detail::GroupStartCode::earliest);

@@ -24,13 +24,13 @@ std::span<const std::byte> bytes_of(const T& v) {
 
 std::uint32_t marker_crc(const CleanMarker& m) {
   constexpr std::size_t from = offsetof(CleanMarker, end_offset);
-  return crc32c(reinterpret_cast<const std::byte*>(&m) + from, sizeof m - from);
+  return log::crc32c(reinterpret_cast<const std::byte*>(&m) + from, sizeof m - from);
 }
 
 // Reads a file through a window, for scans.
 class Window {
  public:
-  Window(FileIo& io, int fd) : io_(io), fd_(fd) {}
+  Window(log::FileIo& io, int fd) : io_(io), fd_(fd) {}
   // The bytes at [pos, pos + need) or as many as the file has; empty on error.
   Result<std::span<const std::byte>> at(std::uint64_t pos, std::size_t need) {
     if (pos < at_ || pos + need > at_ + len_) {
@@ -45,7 +45,7 @@ class Window {
   }
 
  private:
-  FileIo& io_;
+  log::FileIo& io_;
   int fd_;
   std::vector<std::byte> buf_;
   std::uint64_t at_ = 0;
@@ -57,7 +57,7 @@ class Window {
 // writer, recovery and the rebuild of a missing index share this rule, so
 // that recovery rewrites exactly what the writer wrote. `max_ts` is the
 // largest timestamp up to and including this batch.
-bool index_batch(std::vector<IndexEntry>& index, std::vector<TimeIndexEntry>& times, std::uint64_t& last_indexed,
+bool index_batch(std::vector<log::IndexEntry>& index, std::vector<log::TimeIndexEntry>& times, std::uint64_t& last_indexed,
                  std::uint32_t interval, std::uint64_t segment_base, std::uint64_t batch_base, std::uint64_t position,
                  std::int64_t max_ts) {
   if (!index.empty() && position - last_indexed < interval) return false;
@@ -70,12 +70,12 @@ bool index_batch(std::vector<IndexEntry>& index, std::vector<TimeIndexEntry>& ti
 
 // Rewrites an index file whole from memory (recovery, repairs).
 template <class Entry>
-Status write_entries(FileIo& io, const std::string& path, bool time, std::uint64_t base,
+Status write_entries(log::FileIo& io, const std::string& path, bool time, std::uint64_t base,
                      const std::vector<Entry>& entries) {
   auto fd = io.open(path, true);
   if (!fd) return fd.error();
-  std::vector<std::byte> bytes(sizeof(IndexHeader) + entries.size() * sizeof(Entry));
-  const IndexHeader h = make_index_header(time, base);
+  std::vector<std::byte> bytes(sizeof(log::IndexHeader) + entries.size() * sizeof(Entry));
+  const log::IndexHeader h = log::make_index_header(time, base);
   std::memcpy(bytes.data(), &h, sizeof h);
   if (!entries.empty()) std::memcpy(bytes.data() + sizeof h, entries.data(), entries.size() * sizeof(Entry));
   Status s = io.truncate(fd.value(), 0);
@@ -89,22 +89,22 @@ Status write_entries(FileIo& io, const std::string& path, bool time, std::uint64
 // position) for each good one; returns the position after the last good
 // batch and, in *reason, why the scan stopped ("" at the end of the file).
 template <class F>
-Result<std::uint64_t> scan_batches(FileIo& io, int fd, std::uint64_t position, std::uint64_t expected_offset,
+Result<std::uint64_t> scan_batches(log::FileIo& io, int fd, std::uint64_t position, std::uint64_t expected_offset,
                                    std::string* reason, F&& on_batch) {
   Window w(io, fd);
   for (;;) {
-    auto head = w.at(position, sizeof(BatchHeader));
+    auto head = w.at(position, sizeof(log::BatchHeader));
     if (!head) return head.error();
     if (head.value().empty()) {
       reason->clear();
       return position;
     }
-    BatchHeader h{};
+    log::BatchHeader h{};
     std::memcpy(&h, head.value().data(), std::min(sizeof h, head.value().size()));
-    const std::size_t need = h.magic == kBatchMagic && h.batch_length <= kMaxBatchLength ? h.batch_length : sizeof h;
+    const std::size_t need = h.magic == log::kBatchMagic && h.batch_length <= log::kMaxBatchLength ? h.batch_length : sizeof h;
     auto bytes = w.at(position, std::max<std::size_t>(need, sizeof h));
     if (!bytes) return bytes.error();
-    const DecodedBatch b = decode_batch(bytes.value());
+    const log::DecodedBatch b = log::decode_batch(bytes.value());
     if (!b.ok()) {
       *reason = std::string(to_string(b.error)) + (b.detail.empty() ? "" : " (" + b.detail + ")");
       return position;
@@ -139,7 +139,7 @@ void PartitionLog::set_settings(const LogSettings& s) noexcept {
   settings_ = s;
 }
 
-Result<std::unique_ptr<PartitionLog>> PartitionLog::open(FileIo& io, std::string dir, LogSettings settings,
+Result<std::unique_ptr<PartitionLog>> PartitionLog::open(log::FileIo& io, std::string dir, LogSettings settings,
                                                          std::uint64_t first_offset, RecoveryReport* report) {
   RecoveryReport scratch;
   if (report == nullptr) report = &scratch;
@@ -148,7 +148,7 @@ Result<std::unique_ptr<PartitionLog>> PartitionLog::open(FileIo& io, std::string
   if (auto s = io.make_directories(log->dir_); !s) return s.error();
   auto names = io.list(log->dir_);
   if (!names) return names.error();
-  const SegmentNames files = sort_segment_names(names.value());
+  const log::SegmentNames files = log::sort_segment_names(names.value());
   const std::vector<std::uint64_t>& bases = files.logs;
   if (bases.empty()) {
     if (auto s = log->create_segment(first_offset, detail::realtime_ns()); !s) return s.error();
@@ -167,7 +167,7 @@ Result<std::unique_ptr<PartitionLog>> PartitionLog::open(FileIo& io, std::string
     if (auto fd = io.open_read(marker_path)) {
       auto got = io.read(fd.value(), 0, std::span(reinterpret_cast<std::byte*>(&m), sizeof m));
       io.close(fd.value());
-      clean = got && got.value() == sizeof m && m.magic == kCleanMagic && m.version == kSegmentVersion &&
+      clean = got && got.value() == sizeof m && m.magic == kCleanMagic && m.version == log::kSegmentVersion &&
               m.crc32c == marker_crc(m) && m.last_base == log->segments_.back().base;
       if (!clean) report->notes.push_back(marker_path + ": not a valid clean-shutdown marker; checking the tail");
     }
@@ -183,26 +183,26 @@ Result<std::unique_ptr<PartitionLog>> PartitionLog::open(FileIo& io, std::string
         std::binary_search(files.time_indexes.begin(), files.time_indexes.end(), base)) {
       continue;
     }
-    auto fd = io.open_read(segment_path(log->dir_, base, kLogExt));
+    auto fd = io.open_read(log::segment_path(log->dir_, base, log::kLogExt));
     if (!fd) return fd.error();
-    std::vector<IndexEntry> index;
-    std::vector<TimeIndexEntry> times;
-    std::uint64_t last = sizeof(SegmentHeader);
+    std::vector<log::IndexEntry> index;
+    std::vector<log::TimeIndexEntry> times;
+    std::uint64_t last = sizeof(log::SegmentHeader);
     std::int64_t max_ts = INT64_MIN;
     std::string reason;
-    auto end = scan_batches(io, fd.value(), sizeof(SegmentHeader), base, &reason,
-                            [&](const BatchHeader& h, std::uint64_t pos) {
+    auto end = scan_batches(io, fd.value(), sizeof(log::SegmentHeader), base, &reason,
+                            [&](const log::BatchHeader& h, std::uint64_t pos) {
                               max_ts = std::max(max_ts, h.max_timestamp_ns);
                               index_batch(index, times, last, settings.index_interval_bytes, base, h.base_offset, pos,
                                           max_ts);
                             });
     io.close(fd.value());
     if (!end) return end.error();
-    if (auto s = write_entries(io, segment_path(log->dir_, base, kIndexExt), false, base, index); !s) return s.error();
-    if (auto s = write_entries(io, segment_path(log->dir_, base, kTimeIndexExt), true, base, times); !s) {
+    if (auto s = write_entries(io, log::segment_path(log->dir_, base, log::kIndexExt), false, base, index); !s) return s.error();
+    if (auto s = write_entries(io, log::segment_path(log->dir_, base, log::kTimeIndexExt), true, base, times); !s) {
       return s.error();
     }
-    report->notes.push_back(segment_path(log->dir_, base, kIndexExt) + ": missing; rebuilt (" +
+    report->notes.push_back(log::segment_path(log->dir_, base, log::kIndexExt) + ": missing; rebuilt (" +
                             std::to_string(index.size()) + " entries)");
   }
 
@@ -235,7 +235,7 @@ void PartitionLog::close_active() noexcept {
 // its indexes. Otherwise recover its tail first.
 Status PartitionLog::open_active(RecoveryReport* report, bool clean) {
   const std::uint64_t base = segments_.back().base;
-  active_path_ = segment_path(dir_, base, kLogExt);
+  active_path_ = log::segment_path(dir_, base, log::kLogExt);
   auto fd = io_.open(active_path_, false);
   if (!fd) return fd.error();
   active_fd_ = fd.value();
@@ -243,10 +243,10 @@ Status PartitionLog::open_active(RecoveryReport* report, bool clean) {
   if (!size) return size.error();
   active_size_ = size.value();
   if (clean) {
-    SegmentHeader h{};
+    log::SegmentHeader h{};
     auto got = io_.read(active_fd_, 0, std::span(reinterpret_cast<std::byte*>(&h), sizeof h));
     if (!got) return got.error();
-    if (auto s = check_segment_header(std::span(reinterpret_cast<const std::byte*>(&h), got.value()), active_path_, base);
+    if (auto s = log::check_segment_header(std::span(reinterpret_cast<const std::byte*>(&h), got.value()), active_path_, base);
         !s) {
       if (s.error().code == Errc::version_mismatch) return s;
       active_size_ = UINT64_MAX;  // damaged since the clean close: recovery repairs what it can
@@ -255,8 +255,8 @@ Status PartitionLog::open_active(RecoveryReport* report, bool clean) {
     active_created_ns_ = h.created_ns;
     std::string index_problem;
     std::string time_problem;
-    index_ = read_index_entries<IndexEntry>(io_, segment_path(dir_, base, kIndexExt), base, &index_problem);
-    time_index_ = read_index_entries<TimeIndexEntry>(io_, segment_path(dir_, base, kTimeIndexExt), base, &time_problem);
+    index_ = log::read_index_entries<log::IndexEntry>(io_, log::segment_path(dir_, base, log::kIndexExt), base, &index_problem);
+    time_index_ = log::read_index_entries<log::TimeIndexEntry>(io_, log::segment_path(dir_, base, log::kTimeIndexExt), base, &time_problem);
     if (!index_problem.empty() || !time_problem.empty() || index_.size() != time_index_.size()) {
       active_size_ = UINT64_MAX;  // makes the caller fall back to recovery
       return {};
@@ -265,12 +265,12 @@ Status PartitionLog::open_active(RecoveryReport* report, bool clean) {
     if (auto s = recover_tail(report); !s) return s;
   }
   index_written_ = index_.size();
-  last_indexed_position_ = index_.empty() ? sizeof(SegmentHeader) : index_.back().position;
+  last_indexed_position_ = index_.empty() ? sizeof(log::SegmentHeader) : index_.back().position;
   if (!time_index_.empty()) max_timestamp_ns_ = std::max(max_timestamp_ns_, time_index_.back().timestamp_ns);
-  active_has_batches_ = active_size_ > sizeof(SegmentHeader);
+  active_has_batches_ = active_size_ > sizeof(log::SegmentHeader);
   segments_.back().bytes = active_size_;
-  for (auto [fdp, ext] : {std::pair{&index_fd_, kIndexExt}, std::pair{&time_fd_, kTimeIndexExt}}) {
-    auto f = io_.open(segment_path(dir_, base, ext), true);
+  for (auto [fdp, ext] : {std::pair{&index_fd_, log::kIndexExt}, std::pair{&time_fd_, log::kTimeIndexExt}}) {
+    auto f = io_.open(log::segment_path(dir_, base, ext), true);
     if (!f) return f.error();
     *fdp = f.value();
   }
@@ -281,17 +281,17 @@ Status PartitionLog::recover_tail(RecoveryReport* report) {
   const std::uint64_t base = segments_.back().base;
   // The header: a file of another version is refused (never "repaired");
   // a torn or garbage header means nothing in the file can be trusted.
-  SegmentHeader h{};
+  log::SegmentHeader h{};
   auto got = io_.read(active_fd_, 0, std::span(reinterpret_cast<std::byte*>(&h), sizeof h));
   if (!got) return got.error();
-  const Status header = check_segment_header(std::span(reinterpret_cast<const std::byte*>(&h), got.value()), active_path_, base);
+  const Status header = log::check_segment_header(std::span(reinterpret_cast<const std::byte*>(&h), got.value()), active_path_, base);
   if (!header && header.error().code == Errc::version_mismatch) return header;
   if (!header) {
     report->notes.push_back(header.error().message + "; the segment is emptied (" + std::to_string(active_size_) +
                             " bytes, offsets from " + std::to_string(base) + ")");
     report->cut_bytes = active_size_;
     report->cut_from_offset = base;
-    h = make_segment_header(base, detail::realtime_ns());
+    h = log::make_segment_header(base, detail::realtime_ns());
     if (auto s = io_.truncate(active_fd_, 0); !s) return s;
     if (auto s = io_.write_now(active_fd_, 0, bytes_of(h)); !s) return s;
     active_size_ = sizeof h;
@@ -302,34 +302,34 @@ Status PartitionLog::recover_tail(RecoveryReport* report) {
   // inside the file, in increasing order; the scan starts at the last one.
   std::string index_note;
   std::string time_note;
-  index_ = read_index_entries<IndexEntry>(io_, segment_path(dir_, base, kIndexExt), base, &index_note);
-  time_index_ = read_index_entries<TimeIndexEntry>(io_, segment_path(dir_, base, kTimeIndexExt), base, &time_note);
+  index_ = log::read_index_entries<log::IndexEntry>(io_, log::segment_path(dir_, base, log::kIndexExt), base, &index_note);
+  time_index_ = log::read_index_entries<log::TimeIndexEntry>(io_, log::segment_path(dir_, base, log::kTimeIndexExt), base, &time_note);
   for (const std::string* n : {&index_note, &time_note}) {
     if (!n->empty()) report->notes.push_back(*n + "; rebuilt from the segment");
   }
   std::size_t k = 0;
   const std::size_t stored = index_.size();
   for (; k < std::min(index_.size(), time_index_.size()); ++k) {
-    const IndexEntry& e = index_[k];
-    const bool inside = e.position >= sizeof(SegmentHeader) && e.position < active_size_ && e.position % kBatchAlign == 0;
+    const log::IndexEntry& e = index_[k];
+    const bool inside = e.position >= sizeof(log::SegmentHeader) && e.position < active_size_ && e.position % log::kBatchAlign == 0;
     const bool increasing = k == 0 || (e.position > index_[k - 1].position && e.relative_offset > index_[k - 1].relative_offset &&
                                        time_index_[k].timestamp_ns >= time_index_[k - 1].timestamp_ns);
     if (!inside || !increasing || time_index_[k].relative_offset != e.relative_offset) break;
   }
   if (k < stored && index_note.empty()) {
-    report->notes.push_back(segment_path(dir_, base, kIndexExt) + ": " + std::to_string(stored - k) +
+    report->notes.push_back(log::segment_path(dir_, base, log::kIndexExt) + ": " + std::to_string(stored - k) +
                             " entries past the end of the segment or out of order; rebuilt");
   }
   index_.resize(k);
   time_index_.resize(k);
-  std::uint64_t position = k > 0 ? index_[k - 1].position : sizeof(SegmentHeader);
+  std::uint64_t position = k > 0 ? index_[k - 1].position : sizeof(log::SegmentHeader);
   end_offset_ = k > 0 ? base + index_[k - 1].relative_offset : base;
   max_timestamp_ns_ = k > 0 ? time_index_[k - 1].timestamp_ns : INT64_MIN;
   last_indexed_position_ = position;
 
   const std::uint64_t scan_from = position;
   std::string reason;
-  auto end = scan_batches(io_, active_fd_, position, end_offset_, &reason, [&](const BatchHeader& b, std::uint64_t pos) {
+  auto end = scan_batches(io_, active_fd_, position, end_offset_, &reason, [&](const log::BatchHeader& b, std::uint64_t pos) {
     max_timestamp_ns_ = std::max(max_timestamp_ns_, b.max_timestamp_ns);
     index_batch(index_, time_index_, last_indexed_position_, settings_.index_interval_bytes, base, b.base_offset, pos,
                 max_timestamp_ns_);
@@ -350,8 +350,8 @@ Status PartitionLog::recover_tail(RecoveryReport* report) {
   if (auto s = io_.sync_now(active_fd_); !s) return s;
   // The indexes are rewritten whole: they are small, and this leaves them
   // exactly what the writer would have written.
-  if (auto s = write_entries(io_, segment_path(dir_, base, kIndexExt), false, base, index_); !s) return s;
-  return write_entries(io_, segment_path(dir_, base, kTimeIndexExt), true, base, time_index_);
+  if (auto s = write_entries(io_, log::segment_path(dir_, base, log::kIndexExt), false, base, index_); !s) return s;
+  return write_entries(io_, log::segment_path(dir_, base, log::kTimeIndexExt), true, base, time_index_);
 }
 
 Status PartitionLog::create_segment(std::uint64_t base, std::int64_t now_ns) {
@@ -360,15 +360,15 @@ Status PartitionLog::create_segment(std::uint64_t base, std::int64_t now_ns) {
     // Nothing half-made stays behind (a disk that filled up mid-way): the
     // next try, or the next start, finds the log as it was.
     close_active();
-    for (const std::string_view ext : {kLogExt, kIndexExt, kTimeIndexExt}) (void)io_.remove(segment_path(dir_, base, ext));
+    for (const std::string_view ext : {log::kLogExt, log::kIndexExt, log::kTimeIndexExt}) (void)io_.remove(log::segment_path(dir_, base, ext));
     return s;
   }
-  segments_.push_back({base, sizeof(SegmentHeader)});
-  total_bytes_ += sizeof(SegmentHeader);
-  active_size_ = sizeof(SegmentHeader);
+  segments_.push_back({base, sizeof(log::SegmentHeader)});
+  total_bytes_ += sizeof(log::SegmentHeader);
+  active_size_ = sizeof(log::SegmentHeader);
   active_created_ns_ = now_ns;
   active_has_batches_ = false;
-  last_indexed_position_ = sizeof(SegmentHeader);
+  last_indexed_position_ = sizeof(log::SegmentHeader);
   index_.clear();
   time_index_.clear();
   index_written_ = 0;
@@ -376,22 +376,22 @@ Status PartitionLog::create_segment(std::uint64_t base, std::int64_t now_ns) {
 }
 
 Status PartitionLog::make_segment_files(std::uint64_t base, std::int64_t now_ns) {
-  const std::string path = segment_path(dir_, base, kLogExt);
+  const std::string path = log::segment_path(dir_, base, log::kLogExt);
   auto fd = io_.open(path, true);
   if (!fd) return fd.error();
   active_fd_ = fd.value();
   active_path_ = path;
   allocated_ = 0;
-  const SegmentHeader h = make_segment_header(base, now_ns);
+  const log::SegmentHeader h = log::make_segment_header(base, now_ns);
   if (auto s = io_.truncate(active_fd_, 0); !s) return s;
   if (auto s = io_.write_now(active_fd_, 0, bytes_of(h)); !s) return s;
   preallocate_to(sizeof h);
   if (auto s = io_.sync_now(active_fd_); !s) return s;
   for (auto [fdp, time] : {std::pair{&index_fd_, false}, std::pair{&time_fd_, true}}) {
-    auto f = io_.open(segment_path(dir_, base, time ? kTimeIndexExt : kIndexExt), true);
+    auto f = io_.open(log::segment_path(dir_, base, time ? log::kTimeIndexExt : log::kIndexExt), true);
     if (!f) return f.error();
     *fdp = f.value();
-    const IndexHeader ih = make_index_header(time, base);
+    const log::IndexHeader ih = log::make_index_header(time, base);
     if (auto s = io_.truncate(*fdp, 0); !s) return s;
     if (auto s = io_.write_now(*fdp, 0, bytes_of(ih)); !s) return s;
     if (auto s = io_.sync_now(*fdp); !s) return s;
@@ -415,7 +415,7 @@ bool PartitionLog::should_roll(std::uint64_t bytes, std::int64_t now_ns) const n
 }
 
 PartitionLog::Placement PartitionLog::append(std::span<const std::byte> batch) {
-  BatchHeader h;
+  log::BatchHeader h;
   std::memcpy(&h, batch.data(), sizeof h);
   const std::uint64_t position = active_size_;
   active_size_ += batch.size();
@@ -439,12 +439,12 @@ Status PartitionLog::write_index() {
   if (n == 0) return {};
   const auto* ie = reinterpret_cast<const std::byte*>(index_.data() + from);
   const auto* te = reinterpret_cast<const std::byte*>(time_index_.data() + from);
-  if (auto s = io_.write_now(index_fd_, sizeof(IndexHeader) + from * sizeof(IndexEntry), std::span(ie, n * sizeof(IndexEntry)));
+  if (auto s = io_.write_now(index_fd_, sizeof(log::IndexHeader) + from * sizeof(log::IndexEntry), std::span(ie, n * sizeof(log::IndexEntry)));
       !s) {
     return s;
   }
-  if (auto s = io_.write_now(time_fd_, sizeof(IndexHeader) + from * sizeof(TimeIndexEntry),
-                             std::span(te, n * sizeof(TimeIndexEntry)));
+  if (auto s = io_.write_now(time_fd_, sizeof(log::IndexHeader) + from * sizeof(log::TimeIndexEntry),
+                             std::span(te, n * sizeof(log::TimeIndexEntry)));
       !s) {
     return s;
   }
@@ -480,7 +480,7 @@ Result<std::size_t> PartitionLog::apply_retention(std::int64_t now_ns, std::uint
     total_bytes_ = 0;
     for (Segment& seg : segments_) {
       if (seg.bytes == UINT64_MAX) {
-        auto fd = io_.open_read(segment_path(dir_, seg.base, kLogExt));
+        auto fd = io_.open_read(log::segment_path(dir_, seg.base, log::kLogExt));
         if (!fd) return fd.error();
         auto size = io_.size(fd.value());
         io_.close(fd.value());
@@ -500,16 +500,16 @@ Result<std::size_t> PartitionLog::apply_retention(std::int64_t now_ns, std::uint
     if (!expired && settings_.retention_age_ns > 0) {
       // A segment's records are no newer than the moment the next segment
       // was created (when this one rolled).
-      SegmentHeader next{};
-      auto fd = io_.open_read(segment_path(dir_, segments_[1].base, kLogExt));
+      log::SegmentHeader next{};
+      auto fd = io_.open_read(log::segment_path(dir_, segments_[1].base, log::kLogExt));
       if (!fd) return fd.error();
       auto got = io_.read(fd.value(), 0, std::span(reinterpret_cast<std::byte*>(&next), sizeof next));
       io_.close(fd.value());
       expired = got && got.value() == sizeof next && next.created_ns < now_ns - settings_.retention_age_ns;
     }
     if (!expired) break;
-    for (const std::string_view ext : {kLogExt, kIndexExt, kTimeIndexExt}) {
-      if (auto s = io_.remove(segment_path(dir_, seg.base, ext)); !s) return s.error();
+    for (const std::string_view ext : {log::kLogExt, log::kIndexExt, log::kTimeIndexExt}) {
+      if (auto s = io_.remove(log::segment_path(dir_, seg.base, ext)); !s) return s.error();
     }
     if (seg.bytes != UINT64_MAX) total_bytes_ -= std::min(total_bytes_, seg.bytes);
     segments_.erase(segments_.begin());
@@ -530,7 +530,7 @@ Status PartitionLog::close_clean() {
   }
   CleanMarker m{};
   m.magic = kCleanMagic;
-  m.version = kSegmentVersion;
+  m.version = log::kSegmentVersion;
   m.end_offset = end_offset_;
   m.last_base = segments_.back().base;
   m.last_size = active_size_;

@@ -49,7 +49,7 @@ class PartitionLog {
   // Opens the log in `dir` (creating it, with a first segment at
   // `first_offset`, if it holds no segment). A log without a valid
   // clean-shutdown marker has its last segment's tail checked and repaired.
-  static Result<std::unique_ptr<PartitionLog>> open(FileIo& io, std::string dir, LogSettings settings,
+  static Result<std::unique_ptr<PartitionLog>> open(log::FileIo& io, std::string dir, LogSettings settings,
                                                     std::uint64_t first_offset, RecoveryReport* report);
   ~PartitionLog();
 
@@ -101,7 +101,7 @@ class PartitionLog {
     std::uint64_t base;
     std::uint64_t bytes;  // UINT64_MAX: not looked at yet (retention looks lazily)
   };
-  PartitionLog(FileIo& io, std::string dir, LogSettings s) : io_(io), dir_(std::move(dir)), settings_(s) {}
+  PartitionLog(log::FileIo& io, std::string dir, LogSettings s) : io_(io), dir_(std::move(dir)), settings_(s) {}
   Status create_segment(std::uint64_t base, std::int64_t now_ns);
   Status make_segment_files(std::uint64_t base, std::int64_t now_ns);
   // Reserves the active segment's blocks up to the step after `bytes`.
@@ -111,7 +111,7 @@ class PartitionLog {
   void close_active() noexcept;
   Status add_index_entry(std::uint64_t base_offset, std::uint64_t position, std::int64_t max_ts);
 
-  FileIo& io_;
+  log::FileIo& io_;
   std::string dir_;
   LogSettings settings_;
   std::vector<Segment> segments_;
@@ -129,8 +129,8 @@ class PartitionLog {
   std::uint64_t last_indexed_position_ = 0;
   std::int64_t max_timestamp_ns_ = INT64_MIN;
   std::uint64_t index_written_ = 0;     // entries on disk
-  std::vector<IndexEntry> index_;       // all entries of the active segment
-  std::vector<TimeIndexEntry> time_index_;
+  std::vector<log::IndexEntry> index_;       // all entries of the active segment
+  std::vector<log::TimeIndexEntry> time_index_;
   bool sizes_known_ = false;
   std::uint64_t total_bytes_ = 0;
 };
@@ -138,7 +138,7 @@ class PartitionLog {
 // The clean-shutdown marker (file "clean" in a partition's log directory).
 struct CleanMarker {
   std::uint64_t magic;        // kCleanMagic
-  std::uint32_t version;      // kSegmentVersion
+  std::uint32_t version;      // log::kSegmentVersion
   std::uint32_t crc32c;       // of the bytes after this field
   std::uint64_t end_offset;
   std::uint64_t last_base;    // the last segment's base offset

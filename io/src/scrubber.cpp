@@ -78,15 +78,15 @@ bool Scrubber::pace(std::uint64_t bytes) {
 }
 
 void Scrubber::scrub(const ScrubTarget& target) {
-  auto io = make_pwrite_io();
-  auto bases = list_segments(*io, target.dir);
+  auto io = log::make_pwrite_io();
+  auto bases = log::list_segments(*io, target.dir);
   if (!bases) return;  // the topic was deleted meanwhile, or the directory is unreadable (the flusher says so)
   const std::vector<std::uint64_t>& b = bases.value();
-  CheckOptions options;
+  log::CheckOptions options;
   options.on_read = [this](std::uint64_t bytes) { return pace(bytes); };
   for (std::size_t i = 0; i + 1 < b.size() && b[i + 1] <= target.written_offset; ++i) {
-    const std::string path = segment_path(target.dir, b[i], kLogExt);
-    const SegmentReport r = check_segment(path, options);
+    const std::string path = log::segment_path(target.dir, b[i], log::kLogExt);
+    const log::SegmentReport r = log::check_segment(path, options);
     if (r.stopped) return;
     // Retention may delete a segment while it is read: not damage.
     if (!exists(path)) continue;

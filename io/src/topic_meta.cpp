@@ -62,7 +62,7 @@ std::vector<std::byte> encode_topic_meta(const TopicMeta& meta) {
   r.flush_bytes = c.log.flush_bytes;
   r.retention_policy = static_cast<std::uint32_t>(c.log.retention_policy);
   std::memcpy(r.name, c.name.data(), std::min(c.name.size(), sizeof r.name - 1));
-  r.crc32c = crc32c(reinterpret_cast<const std::byte*>(&r) + kCrcFrom, sizeof r - kCrcFrom);
+  r.crc32c = log::crc32c(reinterpret_cast<const std::byte*>(&r) + kCrcFrom, sizeof r - kCrcFrom);
   std::vector<std::byte> out(sizeof r);
   std::memcpy(out.data(), &r, sizeof r);
   return out;
@@ -84,7 +84,7 @@ Result<TopicMeta> decode_topic_meta(std::span<const std::byte> bytes, const std:
                    std::to_string(size));
   }
   if (r.version == 1) r.retention_policy = r.reserved = 0;
-  if (r.crc32c != crc32c(bytes.data() + kCrcFrom, size - kCrcFrom)) return corrupt("CRC32C mismatch");
+  if (r.crc32c != log::crc32c(bytes.data() + kCrcFrom, size - kCrcFrom)) return corrupt("CRC32C mismatch");
   if (r.retention_policy > static_cast<std::uint32_t>(RetentionPolicy::consumed)) {
     return corrupt("unknown retention policy " + std::to_string(r.retention_policy));
   }

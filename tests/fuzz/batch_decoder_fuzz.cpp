@@ -9,10 +9,10 @@
 
 #include "batch_codec.h"
 
-using namespace ringbus::io;
+using namespace ringbus;
 
 std::vector<std::string> fuzz_seeds() {
-  BatchBuilder b;
+  log::BatchBuilder b;
   b.reset(42);
   b.append_record(42, 1, "key", "value");
   b.skip_offsets(2);
@@ -24,14 +24,14 @@ std::vector<std::string> fuzz_seeds() {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   std::vector<std::byte> buf(size);  // exact size, so ASan sees any overread
   if (size != 0) std::memcpy(buf.data(), data, size);
-  const DecodedBatch d = decode_batch(buf);
+  const log::DecodedBatch d = log::decode_batch(buf);
   if (!d.ok()) {
     if (d.detail.empty()) std::abort();  // every refusal says why
     return 0;
   }
   if (d.header.batch_length > size) std::abort();
   std::uint32_t n = 0;
-  for_each_record(d, 0, [&](const ringbus::Record& r) {
+  log::for_each_record(d, 0, [&](const ringbus::Record& r) {
     const auto* lo = reinterpret_cast<const char*>(buf.data());
     if (r.value.data() < lo || r.value.data() + r.value.size() > lo + size) std::abort();
     if (r.offset < d.header.base_offset || r.offset >= d.header.base_offset + d.header.offset_span) std::abort();

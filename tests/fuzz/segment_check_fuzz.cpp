@@ -16,9 +16,9 @@
 #include "segment_check.h"
 
 std::vector<std::string> fuzz_seeds() {
-  ringbus::io::SegmentHeader h{};
-  h.magic = ringbus::io::kSegmentMagic;
-  h.version = ringbus::io::kSegmentVersion;
+  ringbus::log::SegmentHeader h{};
+  h.magic = ringbus::log::kSegmentMagic;
+  h.version = ringbus::log::kSegmentVersion;
   h.header_size = sizeof h;
   std::string s(reinterpret_cast<const char*>(&h), sizeof h);
   return {s, s + std::string(64, '\0')};
@@ -36,12 +36,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     f.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
   }
   std::uint64_t records = 0;
-  ringbus::io::CheckOptions o;
+  ringbus::log::CheckOptions o;
   o.on_record = [&](const ringbus::Record& r) {
     if (r.value.size() > size) std::abort();  // a view larger than the input
     ++records;
   };
-  const auto r = ringbus::io::check_segment(path, o);
+  const auto r = ringbus::log::check_segment(path, o);
   if (r.records > records || r.data_end > size) std::abort();
   return 0;
 }

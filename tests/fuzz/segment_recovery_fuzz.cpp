@@ -14,6 +14,7 @@
 #include "partition_log.h"
 #include "segment_files.h"
 
+using namespace ringbus;
 using namespace ringbus::io;
 
 namespace {
@@ -21,26 +22,26 @@ const std::string kDir = "/f/0";
 }
 
 std::vector<std::string> fuzz_seeds() {
-  MemoryIo io;
+  log::MemoryIo io;
   LogSettings s;
   s.segment_bytes = 1 << 20;
   s.index_interval_bytes = 256;
   auto log = PartitionLog::open(io, kDir, s, 0, nullptr);
   for (std::uint64_t o = 0; o < 12; o += 3) {
-    BatchBuilder b;
+    log::BatchBuilder b;
     b.reset(o);
     for (std::uint64_t i = o; i < o + 3; ++i) b.append_record(i, static_cast<std::int64_t>(i), "k", std::string(40, 'v'));
     const auto bytes = b.finish();
     const auto place = log.value()->append(bytes);
     (void)io.write_now(place.file, place.position, bytes);
   }
-  const auto& seg = io.contents(segment_path(kDir, 0, kLogExt));
+  const auto& seg = io.contents(log::segment_path(kDir, 0, log::kLogExt));
   return {std::string(reinterpret_cast<const char*>(seg.data()), seg.size())};
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  MemoryIo io;
-  const std::string path = segment_path(kDir, 0, kLogExt);
+  log::MemoryIo io;
+  const std::string path = log::segment_path(kDir, 0, log::kLogExt);
   auto fd = io.open(path, true);
   if (size != 0) (void)io.write_now(fd.value(), 0, std::span(reinterpret_cast<const std::byte*>(data), size));
   io.close(fd.value());
@@ -56,16 +57,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::uint64_t end = log.value()->end_offset();
   log.value().reset();
   // What recovery kept reads back, dense and in order, up to its end.
-  LogReader r(io, kDir);
-  if (r.seek(0) != ReadStatus::batch) std::abort();
-  DecodedBatch b;
-  ReadStatus st;
+  log::LogReader r(io, kDir);
+  if (r.seek(0) != log::ReadStatus::batch) std::abort();
+  log::DecodedBatch b;
+  log::ReadStatus st;
   std::uint64_t next = 0;
-  while ((st = r.next(UINT64_MAX, b)) == ReadStatus::batch) {
+  while ((st = r.next(UINT64_MAX, b)) == log::ReadStatus::batch) {
     if (b.header.base_offset != next) std::abort();
     next = b.header.base_offset + b.header.offset_span;
   }
-  if (st != ReadStatus::end || next != end) std::abort();
+  if (st != log::ReadStatus::end || next != end) std::abort();
   // Recovery is idempotent: a second open cuts nothing.
   RecoveryReport again;
   auto log2 = PartitionLog::open(io, kDir, s, 0, &again);

@@ -270,8 +270,8 @@ TEST(FlusherFaults, DiskFullIsReportedOnceAndTheFlusherResumes) {
   ASSERT_TRUE(b->create_topic(c).ok());
   auto map = detail::TopicMap::open(instance, "t").value();
   map->ring(0).header().log_durability.store(static_cast<std::uint32_t>(detail::LogDurability::synced));
-  auto mem = std::make_unique<io::MemoryIo>();
-  io::MemoryIo* raw = mem.get();
+  auto mem = std::make_unique<log::MemoryIo>();
+  log::MemoryIo* raw = mem.get();
   // Writes 1-3 create the first segment's files; 4 is the first batch.
   raw->inject({5, -ENOSPC, 100});
   std::vector<std::string> lines;
@@ -305,12 +305,12 @@ TEST(FlusherFaults, DiskFullIsReportedOnceAndTheFlusherResumes) {
   }
   EXPECT_EQ(errors, 1);
   EXPECT_EQ(resumed, 1);
-  io::LogReader r(*raw, "/mem/t/0");
-  ASSERT_EQ(r.seek(0), io::ReadStatus::batch);
+  log::LogReader r(*raw, "/mem/t/0");
+  ASSERT_EQ(r.seek(0), log::ReadStatus::batch);
   std::uint64_t next = 0;
-  io::DecodedBatch batch;
-  while (r.next(UINT64_MAX, batch) == io::ReadStatus::batch) {
-    io::for_each_record(batch, 0, [&](const Record& rec) {
+  log::DecodedBatch batch;
+  while (r.next(UINT64_MAX, batch) == log::ReadStatus::batch) {
+    log::for_each_record(batch, 0, [&](const Record& rec) {
       EXPECT_EQ(rec.offset, next);
       EXPECT_EQ(rec.value, "value-" + std::to_string(next));
       ++next;

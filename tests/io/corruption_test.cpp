@@ -227,7 +227,7 @@ TEST_F(Damage, ASegmentOfAnotherVersionIsSkippedWhole) {
   const int fd = ::open(logs[1].c_str(), O_RDWR);
   ASSERT_GE(fd, 0);
   const std::uint32_t version = 99;
-  ASSERT_EQ(::pwrite(fd, &version, sizeof version, offsetof(io::SegmentHeader, version)), 4);
+  ASSERT_EQ(::pwrite(fd, &version, sizeof version, offsetof(log::SegmentHeader, version)), 4);
   ::close(fd);
   Broker b = start();
   const Read r = read_all(b);
@@ -263,7 +263,7 @@ TEST_F(Damage, AnUnreadablePartitionGoesOfflineAloneAndTheBrokerServesTheRest) {
   const int fd = ::open(logs1.back().c_str(), O_RDWR);
   ASSERT_GE(fd, 0);
   const std::uint32_t version = 99;
-  ASSERT_EQ(::pwrite(fd, &version, sizeof version, offsetof(io::SegmentHeader, version)), 4);
+  ASSERT_EQ(::pwrite(fd, &version, sizeof version, offsetof(log::SegmentHeader, version)), 4);
   ::close(fd);
   Broker b = start();
   const TopicInfo info = b.describe_topic("t").value();

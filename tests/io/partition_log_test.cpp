@@ -29,7 +29,7 @@ LogSettings small_segments(std::uint64_t bytes = 64 * 1024) {
 
 class PartitionLogTest : public ::testing::Test {
  protected:
-  MemoryIo io;
+  log::MemoryIo io;
   std::unique_ptr<PartitionLog> log;
   std::uint64_t next = 0;
   std::int64_t clock = 1'000'000;
@@ -44,7 +44,7 @@ class PartitionLogTest : public ::testing::Test {
   // Appends a batch of `records` records of `value_size` bytes; `sync`
   // makes it survive a MemoryIo crash.
   void append(std::uint32_t records, std::size_t value_size = 100, bool sync = true) {
-    BatchBuilder b;
+    log::BatchBuilder b;
     b.reset(next);
     for (std::uint32_t i = 0; i < records; ++i) {
       b.append_record(next + i, clock++, "k", std::string(value_size, static_cast<char>('a' + (next + i) % 26)));
@@ -55,7 +55,7 @@ class PartitionLogTest : public ::testing::Test {
     }
     const auto place = log->append(bytes);
     ASSERT_TRUE(io.write(place.file, place.position, bytes, 1).ok());
-    IoCompletion c[4];
+    log::IoCompletion c[4];
     ASSERT_EQ(io.reap(c, 1), 1u);
     ASSERT_GT(c[0].result, 0);
     if (sync) {
@@ -65,17 +65,17 @@ class PartitionLogTest : public ::testing::Test {
   }
   // Every offset the reader finds from `from`, in order.
   std::vector<std::uint64_t> read_all(std::uint64_t from = 0, std::uint64_t limit = UINT64_MAX) {
-    LogReader r(io, kDir);
+    log::LogReader r(io, kDir);
     std::vector<std::uint64_t> offsets;
-    EXPECT_EQ(r.seek(from), ReadStatus::batch) << r.error();
-    DecodedBatch b;
-    ReadStatus s;
-    while ((s = r.next(limit, b)) == ReadStatus::batch) {
-      for_each_record(b, 0, [&](const Record& rec) {
+    EXPECT_EQ(r.seek(from), log::ReadStatus::batch) << r.error();
+    log::DecodedBatch b;
+    log::ReadStatus s;
+    while ((s = r.next(limit, b)) == log::ReadStatus::batch) {
+      log::for_each_record(b, 0, [&](const Record& rec) {
         if (rec.offset >= from) offsets.push_back(rec.offset);
       });
     }
-    EXPECT_EQ(s, ReadStatus::end) << r.error();
+    EXPECT_EQ(s, log::ReadStatus::end) << r.error();
     return offsets;
   }
   static std::vector<std::uint64_t> range(std::uint64_t from, std::uint64_t to) {
@@ -83,7 +83,7 @@ class PartitionLogTest : public ::testing::Test {
     for (std::uint64_t o = from; o < to; ++o) v.push_back(o);
     return v;
   }
-  std::string last_segment() { return segment_path(kDir, list_segments(io, kDir).value().back(), kLogExt); }
+  std::string last_segment() { return log::segment_path(kDir, log::list_segments(io, kDir).value().back(), log::kLogExt); }
   void overwrite(const std::string& path, std::uint64_t at, std::span<const std::byte> bytes) {
     auto fd = io.open(path, false);
     ASSERT_TRUE(fd.ok());
@@ -128,11 +128,11 @@ TEST_F(PartitionLogTest, SeekByTimeFindsTheFirstRecordAtOrAfterIt) {
   open();
   const std::int64_t t0 = clock;
   for (int i = 0; i < 400; ++i) append(4);  // timestamps t0, t0 + 1, ...: record o has t0 + o
-  LogReader r(io, kDir);
+  log::LogReader r(io, kDir);
   std::uint64_t offset = 0;
-  EXPECT_EQ(r.seek_time(t0 + 1234, UINT64_MAX, &offset), ReadStatus::batch) << r.error();
+  EXPECT_EQ(r.seek_time(t0 + 1234, UINT64_MAX, &offset), log::ReadStatus::batch) << r.error();
   EXPECT_EQ(offset, 1234u);
-  EXPECT_EQ(r.seek_time(t0 + 1'000'000, UINT64_MAX, &offset), ReadStatus::end);
+  EXPECT_EQ(r.seek_time(t0 + 1'000'000, UINT64_MAX, &offset), log::ReadStatus::end);
   EXPECT_EQ(offset, 1600u);
 }
 
@@ -182,7 +182,7 @@ TEST_F(PartitionLogTest, BitFlipInTheMiddleCutsFromThatBatch) {
   for (int i = 0; i < 10; ++i) append(2);  // batches of 2 x 160 bytes + 64 = 384 bytes
   const std::string path = last_segment();
   const std::uint64_t batch = 384;
-  const std::uint64_t fifth = sizeof(SegmentHeader) + 4 * batch;  // the batch of offsets 8..9
+  const std::uint64_t fifth = sizeof(log::SegmentHeader) + 4 * batch;  // the batch of offsets 8..9
   std::byte flipped = io.contents(path)[fifth + 200] ^ std::byte{0x10};
   crash();
   overwrite(path, fifth + 200, std::span(&flipped, 1));
@@ -212,8 +212,8 @@ TEST_F(PartitionLogTest, ZeroedTailIsCut) {
 TEST_F(PartitionLogTest, MissingIndexOfTheLastSegmentIsRebuilt) {
   open();
   for (int i = 0; i < 40; ++i) append(4);
-  const std::uint64_t base = list_segments(io, kDir).value().back();
-  const std::string index = segment_path(kDir, base, kIndexExt);
+  const std::uint64_t base = log::list_segments(io, kDir).value().back();
+  const std::string index = log::segment_path(kDir, base, log::kIndexExt);
   const std::vector<std::byte> before = io.contents(index);
   ASSERT_TRUE(log->write_index().ok());
   const std::vector<std::byte> written = io.contents(index);
@@ -223,7 +223,7 @@ TEST_F(PartitionLogTest, MissingIndexOfTheLastSegmentIsRebuilt) {
   open(small_segments(), &report);
   EXPECT_NE(report.notes.front().find("missing"), std::string::npos) << report.notes.front();
   EXPECT_EQ(io.contents(index), written);  // exactly what the writer writes
-  EXPECT_GT(written.size(), sizeof(IndexHeader));
+  EXPECT_GT(written.size(), sizeof(log::IndexHeader));
   EXPECT_EQ(read_all(77), range(77, 160));
 }
 
@@ -231,8 +231,8 @@ TEST_F(PartitionLogTest, MissingIndexOfAnOlderSegmentIsRebuilt) {
   open();
   for (int i = 0; i < 400; ++i) append(4);
   ASSERT_TRUE(log->close_clean().ok());
-  const std::uint64_t first = list_segments(io, kDir).value().front();
-  const std::string index = segment_path(kDir, first, kIndexExt);
+  const std::uint64_t first = log::list_segments(io, kDir).value().front();
+  const std::string index = log::segment_path(kDir, first, log::kIndexExt);
   const std::vector<std::byte> written = io.contents(index);
   ASSERT_TRUE(io.remove(index).ok());
   RecoveryReport report;
@@ -247,11 +247,11 @@ TEST_F(PartitionLogTest, IndexPointingPastTheEndIsRebuilt) {
   for (int i = 0; i < 40; ++i) append(4);
   ASSERT_TRUE(log->write_index().ok());
   const std::string path = last_segment();
-  const std::uint64_t base = list_segments(io, kDir).value().back();
-  const std::string index = segment_path(kDir, base, kIndexExt);
+  const std::uint64_t base = log::list_segments(io, kDir).value().back();
+  const std::string index = log::segment_path(kDir, base, log::kIndexExt);
   const std::vector<std::byte> good = io.contents(index);
   crash();
-  const IndexEntry bogus{10'000, 1'000'000};
+  const log::IndexEntry bogus{10'000, 1'000'000};
   overwrite(index, good.size(), std::span(reinterpret_cast<const std::byte*>(&bogus), sizeof bogus));
   RecoveryReport report;
   open(small_segments(), &report);
@@ -285,7 +285,7 @@ TEST_F(PartitionLogTest, WrongVersionIsRefusedAndNothingIsChanged) {
   const std::string path = last_segment();
   crash();
   const std::uint32_t v2 = 2;
-  overwrite(path, offsetof(SegmentHeader, version), std::as_bytes(std::span(&v2, 1)));
+  overwrite(path, offsetof(log::SegmentHeader, version), std::as_bytes(std::span(&v2, 1)));
   const std::vector<std::byte> before = io.contents(path);
   auto r = PartitionLog::open(io, kDir, small_segments(), 0, nullptr);
   ASSERT_FALSE(r.ok());
@@ -334,8 +334,8 @@ TEST_F(PartitionLogTest, RetentionBySizeDeletesTheOldestSegments) {
   EXPECT_EQ(log->segment_count(), before - deleted.value());
   const std::uint64_t earliest = log->start_offset();
   EXPECT_GT(earliest, 0u);
-  LogReader r(io, kDir);
-  EXPECT_EQ(r.seek(0), ReadStatus::out_of_range);
+  log::LogReader r(io, kDir);
+  EXPECT_EQ(r.seek(0), log::ReadStatus::out_of_range);
   EXPECT_EQ(r.earliest(), earliest);
   EXPECT_NE(r.error().find("out of range, earliest is " + std::to_string(earliest)), std::string::npos) << r.error();
   EXPECT_EQ(read_all(earliest), range(earliest, 3200));
@@ -348,22 +348,22 @@ TEST_F(PartitionLogTest, AReaderSeesSegmentsDeletedAndRolledSinceItListed) {
   s.retention_bytes = 128 * 1024;
   open(s);
   for (int i = 0; i < 400; ++i) append(4);
-  LogReader r(io, kDir);
-  ASSERT_EQ(r.seek(300), ReadStatus::batch) << r.error();  // lists the segments
+  log::LogReader r(io, kDir);
+  ASSERT_EQ(r.seek(300), log::ReadStatus::batch) << r.error();  // lists the segments
   for (int i = 0; i < 400; ++i) append(4);                  // rolls newer ones
   ASSERT_TRUE(log->apply_retention(0).ok());               // deletes the oldest
   const std::uint64_t earliest = log->start_offset();
   ASSERT_GT(earliest, 400u);
   // Offset 400 lies in a segment the reader listed and retention deleted.
-  EXPECT_EQ(r.seek(400), ReadStatus::out_of_range);
+  EXPECT_EQ(r.seek(400), log::ReadStatus::out_of_range);
   EXPECT_EQ(r.earliest(), earliest);
   // Offset 3000 lies in a segment rolled after the reader listed.
   auto from = [&](std::uint64_t offset) {
     std::vector<std::uint64_t> seen;
-    EXPECT_EQ(r.seek(offset), ReadStatus::batch) << r.error();
-    DecodedBatch b;
-    while (r.next(UINT64_MAX, b) == ReadStatus::batch) {
-      for_each_record(b, 0, [&](const Record& rec) {
+    EXPECT_EQ(r.seek(offset), log::ReadStatus::batch) << r.error();
+    log::DecodedBatch b;
+    while (r.next(UINT64_MAX, b) == log::ReadStatus::batch) {
+      log::for_each_record(b, 0, [&](const Record& rec) {
         if (rec.offset >= offset) seen.push_back(rec.offset);
       });
     }
@@ -373,14 +373,14 @@ TEST_F(PartitionLogTest, AReaderSeesSegmentsDeletedAndRolledSinceItListed) {
   EXPECT_EQ(from(earliest + 10), range(earliest + 10, 3200));
   // The same by time (record o has timestamp 1'000'000 + o), with a reader
   // that listed before the rolls and the deletions.
-  LogReader t(io, kDir);
+  log::LogReader t(io, kDir);
   std::uint64_t offset = 0;
-  ASSERT_EQ(t.seek_time(1'000'000 + 300, UINT64_MAX, &offset), ReadStatus::batch) << t.error();
+  ASSERT_EQ(t.seek_time(1'000'000 + 300, UINT64_MAX, &offset), log::ReadStatus::batch) << t.error();
   for (int i = 0; i < 400; ++i) append(4);
   ASSERT_TRUE(log->apply_retention(0).ok());
-  EXPECT_EQ(t.seek_time(1'000'000 + 4700, UINT64_MAX, &offset), ReadStatus::batch) << t.error();
+  EXPECT_EQ(t.seek_time(1'000'000 + 4700, UINT64_MAX, &offset), log::ReadStatus::batch) << t.error();
   EXPECT_EQ(offset, 4700u);
-  EXPECT_EQ(t.seek_time(0, UINT64_MAX, &offset), ReadStatus::batch) << t.error();
+  EXPECT_EQ(t.seek_time(0, UINT64_MAX, &offset), log::ReadStatus::batch) << t.error();
   EXPECT_EQ(offset, log->start_offset());
 }
 
@@ -407,7 +407,7 @@ TEST_F(PartitionLogTest, RetentionConsumedDeletesSegmentsWhollyBelowTheConsumedO
   s.retention_consumed = true;
   log->set_settings(s);
   EXPECT_EQ(log->apply_retention(0, 0).value(), 0u);
-  const std::uint64_t second = list_segments(io, kDir).value().at(1);
+  const std::uint64_t second = log::list_segments(io, kDir).value().at(1);
   EXPECT_EQ(log->apply_retention(0, second - 1).value(), 0u) << "the last record of the first segment is not consumed";
   EXPECT_EQ(log->apply_retention(0, second).value(), 1u);
   EXPECT_EQ(log->start_offset(), second);

@@ -9,10 +9,10 @@ namespace ringbus::cli {
 
 namespace {
 
-using io::BatchSummary;
-using io::check_path;
-using io::CheckOptions;
-using io::SegmentReport;
+using log::BatchSummary;
+using log::check_path;
+using log::CheckOptions;
+using log::SegmentReport;
 
 std::string printable(std::string_view s, std::size_t max) {
   std::string out;
@@ -23,9 +23,9 @@ std::string printable(std::string_view s, std::size_t max) {
   return out;
 }
 
-int report(const std::vector<SegmentReport>& reports, bool verbose) {
+int report(const std::vector<log::SegmentReport>& reports, bool verbose) {
   std::uint64_t problems = 0;
-  for (const SegmentReport& r : reports) {
+  for (const log::SegmentReport& r : reports) {
     problems += r.problems.size();
     if (verbose || !r.problems.empty()) {
       fmt::print("{}: offsets {}..{}, {} batches, {} records, {} bytes of data{}{}\n", r.path, r.base_offset,
@@ -65,8 +65,8 @@ void add_log_commands(CLI::App& app, int& code) {
   dump->add_flag("--records", d->records, "also print each record: offset, timestamp, key, value");
   dump->add_option("--max-bytes", d->max_bytes, "print at most this many bytes of a key or value")->capture_default_str();
   dump->callback([&code, d] {
-    CheckOptions o;
-    o.on_batch = [](const BatchSummary& b) {
+    log::CheckOptions o;
+    o.on_batch = [](const log::BatchSummary& b) {
       fmt::print("batch at byte {}: offsets {}..{} ({} records), {} bytes, timestamps {}..{}\n", b.position,
                  b.base_offset, b.base_offset + b.offset_span - 1, b.record_count, b.length, b.first_timestamp_ns,
                  b.max_timestamp_ns);
@@ -77,7 +77,7 @@ void add_log_commands(CLI::App& app, int& code) {
                    printable(r.key, d->max_bytes), printable(r.value, d->max_bytes));
       };
     }
-    auto reports = check_path(d->path, o);
+    auto reports = log::check_path(d->path, o);
     if (!reports) {
       code = fail(reports.error());
       return;
@@ -94,7 +94,7 @@ void add_log_commands(CLI::App& app, int& code) {
       "  ringbus log verify /var/tmp/ringbus/default/orders/0");
   verify->add_option("PATH", *verify_path, "segment file or partition directory")->required();
   verify->callback([&code, verify_path] {
-    auto reports = check_path(*verify_path, CheckOptions{});
+    auto reports = log::check_path(*verify_path, log::CheckOptions{});
     if (!reports) {
       code = fail(reports.error());
       return;

@@ -27,7 +27,7 @@ std::uint64_t segment_bytes(const std::string& dir) {
   std::uint64_t n = 0;
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(dir, ec)) {
-    if (e.path().extension() == io::kLogExt) n += e.file_size(ec);
+    if (e.path().extension() == log::kLogExt) n += e.file_size(ec);
   }
   return n;
 }
@@ -61,7 +61,7 @@ void Metrics::sample(std::int64_t now_ns) {
         PartitionSample s;
         s.topic = t;
         s.info = p;
-        if (p.has_log) s.retained_bytes = segment_bytes(io::partition_log_directory(data_dir_ + "/" + t, p.partition));
+        if (p.has_log) s.retained_bytes = segment_bytes(log::partition_log_directory(data_dir_ + "/" + t, p.partition));
         next.push_back(std::move(s));
       }
     }

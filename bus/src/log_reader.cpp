@@ -5,7 +5,7 @@
 
 #include "segment_files.h"
 
-namespace ringbus::io {
+namespace ringbus::log {
 
 namespace {
 // Reads are at least this large: sequential catch-up reads stream.
@@ -322,4 +322,4 @@ ReadStatus LogReader::seek_time(std::int64_t timestamp_ns, std::uint64_t limit, 
   }
 }
 
-}  // namespace ringbus::io
+}  // namespace ringbus::log

@@ -15,7 +15,7 @@
 #include "log_format.h"
 #include "ringbus/result.h"
 
-namespace ringbus::io {
+namespace ringbus::log {
 
 inline constexpr std::string_view kLogExt = ".log";
 inline constexpr std::string_view kIndexExt = ".index";
@@ -113,4 +113,4 @@ std::optional<Entry> find_index_entry(FileIo& io, const std::string& path, std::
   return found;
 }
 
-}  // namespace ringbus::io
+}  // namespace ringbus::log

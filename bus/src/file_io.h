@@ -1,5 +1,5 @@
 // All file I/O of the commit log goes through this one small interface
-// (GUIDE convention 5), with three backends:
+// (ARCHITECTURE.md, "Conventions"), with three backends:
 //   - io_uring: several writes in flight, submitted in batches;
 //   - pwrite: the fallback where io_uring is unavailable (old kernel,
 //     disabled by sysctl or seccomp), chosen with one clear warning;
@@ -28,7 +28,7 @@
 
 #include "ringbus/result.h"
 
-namespace ringbus::io {
+namespace ringbus::log {
 
 struct IoCompletion {
   std::uint64_t tag = 0;  // what the caller passed with the request
@@ -151,4 +151,4 @@ class MemoryIo final : public FileIo {
   std::uint64_t syncs_ = 0;
 };
 
-}  // namespace ringbus::io
+}  // namespace ringbus::log

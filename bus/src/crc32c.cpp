@@ -4,7 +4,7 @@
 
 #include <cstring>
 
-namespace ringbus::io {
+namespace ringbus::log {
 
 std::uint32_t crc32c(const void* data, std::size_t n, std::uint32_t crc) noexcept {
   const auto* p = static_cast<const unsigned char*>(data);
@@ -23,4 +23,4 @@ std::uint32_t crc32c(const void* data, std::size_t n, std::uint32_t crc) noexcep
   return ~c32;
 }
 
-}  // namespace ringbus::io
+}  // namespace ringbus::log

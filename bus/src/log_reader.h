@@ -21,7 +21,7 @@
 #include "batch_codec.h"
 #include "file_io.h"
 
-namespace ringbus::io {
+namespace ringbus::log {
 
 enum class ReadStatus : std::uint8_t {
   batch,         // `out` holds the next batch
@@ -92,4 +92,4 @@ class LogReader {
   std::string error_;
 };
 
-}  // namespace ringbus::io
+}  // namespace ringbus::log

@@ -11,7 +11,7 @@
 #include <cstring>
 #include <deque>
 
-namespace ringbus::io {
+namespace ringbus::log {
 
 namespace {
 
@@ -472,4 +472,4 @@ const std::vector<std::byte>& MemoryIo::contents(const std::string& path) const 
   return it == files_.end() ? none : it->second.data;
 }
 
-}  // namespace ringbus::io
+}  // namespace ringbus::log

@@ -13,7 +13,7 @@
 
 #include "file_io.h"
 
-namespace ringbus::io {
+namespace ringbus::log {
 namespace {
 
 // The backend of a kind; for io_uring, nullptr (and the reason) if the
@@ -226,4 +226,4 @@ TEST(UringIo, FallbackWarningIsEmptyWhenIoUringWorks) {
 }
 
 }  // namespace
-}  // namespace ringbus::io
+}  // namespace ringbus::log

@@ -12,7 +12,7 @@
 #include "record_frame.h"
 #include "ringbus/record.h"
 
-namespace ringbus::io {
+namespace ringbus::log {
 
 enum class BatchError : std::uint8_t {
   none = 0,
@@ -66,4 +66,4 @@ class BatchBuilder {
   std::uint32_t records_ = 0;
 };
 
-}  // namespace ringbus::io
+}  // namespace ringbus::log

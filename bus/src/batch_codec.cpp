@@ -6,7 +6,7 @@
 
 #include "crc32c.h"
 
-namespace ringbus::io {
+namespace ringbus::log {
 
 using detail::align_frame;
 using detail::FrameType;
@@ -141,4 +141,4 @@ std::span<const std::byte> BatchBuilder::finish() {
   return buf_;
 }
 
-}  // namespace ringbus::io
+}  // namespace ringbus::log

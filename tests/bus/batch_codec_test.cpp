@@ -8,7 +8,7 @@
 #include "batch_codec.h"
 #include "crc32c.h"
 
-namespace ringbus::io {
+namespace ringbus::log {
 namespace {
 
 std::vector<std::byte> copy(std::span<const std::byte> s) { return {s.begin(), s.end()}; }
@@ -136,4 +136,4 @@ TEST(BatchCodec, EmptyBatchOfRetiredOffsetsIsValid) {
 }
 
 }  // namespace
-}  // namespace ringbus::io
+}  // namespace ringbus::log

@@ -15,9 +15,9 @@ namespace ringbus::test {
 namespace {
 
 namespace fs = std::filesystem;
-using io::check_path;
-using io::CheckOptions;
-using io::SegmentReport;
+using log::check_path;
+using log::CheckOptions;
+using log::SegmentReport;
 
 struct SegmentCheck : ::testing::Test {
   std::string instance = unique_instance("check");
@@ -45,12 +45,12 @@ struct SegmentCheck : ::testing::Test {
   }
   void TearDown() override { fs::remove_all(data); }
 
-  std::vector<SegmentReport> check() {
-    auto r = check_path(partition.string(), CheckOptions{});
+  std::vector<log::SegmentReport> check() {
+    auto r = log::check_path(partition.string(), log::CheckOptions{});
     EXPECT_TRUE(r) << (r ? "" : r.error().message);
-    return r ? r.value() : std::vector<SegmentReport>{};
+    return r ? r.value() : std::vector<log::SegmentReport>{};
   }
-  static std::string problems(const std::vector<SegmentReport>& reports) {
+  static std::string problems(const std::vector<log::SegmentReport>& reports) {
     std::string s;
     for (const auto& r : reports) {
       for (const auto& p : r.problems) s += p + "\n";
@@ -85,13 +85,13 @@ TEST_F(SegmentCheck, ACleanLogHasNoProblemsAndEveryRecord) {
 
 TEST_F(SegmentCheck, DumpSeesEveryRecordInOrder) {
   std::uint64_t next = 0;
-  CheckOptions o;
+  log::CheckOptions o;
   o.on_record = [&](const Record& r) {
     EXPECT_EQ(r.offset, next);
     EXPECT_EQ(r.key, "k" + std::to_string(next));
     ++next;
   };
-  ASSERT_TRUE(check_path(partition.string(), o));
+  ASSERT_TRUE(log::check_path(partition.string(), o));
   EXPECT_EQ(next, static_cast<std::uint64_t>(n));
 }
 
@@ -131,10 +131,10 @@ TEST_F(SegmentCheck, IndexPointingPastTheEndIsAProblem) {
 }
 
 TEST_F(SegmentCheck, NotASegmentIsAClearError) {
-  auto r = check_path((data / "nope").string(), CheckOptions{});
+  auto r = log::check_path((data / "nope").string(), log::CheckOptions{});
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().message.find("no such segment file or partition directory"), std::string::npos);
-  auto empty = check_path(data.string(), CheckOptions{});
+  auto empty = log::check_path(data.string(), log::CheckOptions{});
   ASSERT_FALSE(empty);
   EXPECT_NE(empty.error().message.find("no segment files"), std::string::npos);
 }

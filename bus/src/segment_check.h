@@ -13,7 +13,7 @@
 #include "ringbus/record.h"
 #include "ringbus/result.h"
 
-namespace ringbus::io {
+namespace ringbus::log {
 
 struct BatchSummary {
   std::uint64_t position = 0;  // byte in the segment file
@@ -56,4 +56,4 @@ SegmentReport check_segment(const std::string& path, const CheckOptions& options
 // neither, or names no segment.
 Result<std::vector<SegmentReport>> check_path(const std::string& path, const CheckOptions& options);
 
-}  // namespace ringbus::io
+}  // namespace ringbus::log

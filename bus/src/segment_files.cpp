@@ -6,7 +6,7 @@
 
 #include "file_io.h"
 
-namespace ringbus::io {
+namespace ringbus::log {
 
 std::string segment_path(const std::string& dir, std::uint64_t base, std::string_view ext) {
   char name[24];
@@ -120,4 +120,4 @@ Status check_index_header(std::span<const std::byte> bytes, const std::string& p
   return {};
 }
 
-}  // namespace ringbus::io
+}  // namespace ringbus::log

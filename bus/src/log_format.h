@@ -14,7 +14,7 @@
 
 #include "partition_format.h"
 
-namespace ringbus::io {
+namespace ringbus::log {
 
 inline constexpr std::uint32_t kBatchMagic = 0x31'42'42'52;  // "RBB1"
 inline constexpr std::uint16_t kBatchVersion = 1;
@@ -101,4 +101,4 @@ inline constexpr std::size_t kBatchCrcStart = offsetof(BatchHeader, batch_length
 // largest claim a producer can make, rounded): a length above it is corrupt.
 inline constexpr std::uint32_t kMaxBatchLength = 1U << 30;
 
-}  // namespace ringbus::io
+}  // namespace ringbus::log

@@ -11,7 +11,7 @@
 #include "log_format.h"
 #include "segment_files.h"
 
-namespace ringbus::io {
+namespace ringbus::log {
 
 namespace {
 
@@ -181,4 +181,4 @@ Result<std::vector<SegmentReport>> check_path(const std::string& path, const Che
   return reports;
 }
 
-}  // namespace ringbus::io
+}  // namespace ringbus::log

@@ -1,0 +1,2 @@
+// A header of bus's own: including it is fine.
+#pragma once

@@ -1,0 +1,2 @@
+#pragma once
+#include "cli.h"  // io reaching up into tools/

@@ -52,8 +52,7 @@ struct Consumer::Impl {
   std::vector<std::uint32_t> partition_ids;
   std::size_t next = 0;              // partition to start the next poll at (fairness)
   std::vector<std::byte> copy;       // non-gating: the batch being checked
-  std::vector<std::atomic<std::uint32_t>*> wake_words;
-  std::vector<std::uint32_t> wake_values;
+  detail::CommitSleep sleeper;  // for wait()
   std::unique_ptr<log::FileIo> disk_io;  // plain reads (pread), shared by the partitions' readers
   detail::BrokerWatch broker;            // wait(): no_broker
 
@@ -276,14 +275,12 @@ Result<Consumer> Consumer::open(std::string_view instance, std::string_view topi
   const std::string log_dir = detail::topic_log_directory(instance, topic);
   for (const std::uint32_t p : ids) {
     PartitionCursor part{&impl->topic->ring(p), {}, log_dir.empty() ? "" : log::partition_log_directory(log_dir, p), {}};
-    impl->wake_words.push_back(part.ring->wake_word());
     std::string error;
     if (!impl->place(part, impl->options.start, error)) {
       return Error{Errc::invalid_argument, "topic '" + std::string(topic) + "': " + error};
     }
     impl->parts.push_back(std::move(part));
   }
-  impl->wake_values.resize(impl->parts.size());
   impl->partition_ids = std::move(ids);
   return Consumer(std::move(impl));
 }
@@ -409,15 +406,9 @@ WaitStatus Consumer::wait(std::chrono::nanoseconds timeout) {
     // noticed.
     std::chrono::nanoseconds sleep = check_abandoned(std::chrono::nanoseconds(std::min<std::int64_t>(deadline - now, 100'000'000)));
     if (reads_disk) sleep = std::min<std::chrono::nanoseconds>(sleep, std::chrono::milliseconds(1));
-    // Announce ourselves, then look (Dekker with commit(): a producer that
-    // commits after our look sees waiters != 0 and wakes us).
-    for (std::size_t k = 0; k < im.parts.size(); ++k) {
-      im.parts[k].ring->add_waiter();
-      im.wake_values[k] = im.wake_words[k]->load(std::memory_order_acquire);
-    }
-    // (the check above may also have revoked what we were waiting on)
-    if (!any_news()) detail::futex_wait_any(im.wake_words, im.wake_values, sleep);
-    for (PartitionCursor& p : im.parts) p.ring->remove_waiter();
+    // (check_abandoned above may also have revoked what we were waiting on)
+    for (PartitionCursor& p : im.parts) im.sleeper.watch(*p.ring);
+    im.sleeper.sleep(any_news, sleep);
   }
 }
 

@@ -10,9 +10,12 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "mapped_file.h"
 #include "partition_format.h"
@@ -276,6 +279,45 @@ class PartitionRing {
   std::int64_t abandoned_timeout_ns_;
   std::string instance_dir_;
   std::string broker_lock_;
+};
+
+// The sleeping side of the wake-up handshake with commit(), written once for
+// every blocking reader (consumers, group members, the flusher). It is
+// Dekker's: the sleeper announces itself on each ring (waiters += 1, seq_cst),
+// reads the rings' wake words, and only then looks for news a last time; a
+// producer commits (seq_cst) and then reads waiters (PartitionRing::
+// wake_waiters). One of the two sees the other: either the last look finds
+// the record, or the producer bumps the wake word and the futex returns at
+// once. Keeps its vectors between sleeps (no allocation once warm).
+class CommitSleep {
+ public:
+  // Announces the sleeper on `ring` and takes its wake word.
+  void watch(PartitionRing& ring) {
+    ring.add_waiter();
+    rings_.push_back(&ring);
+    watch(ring.wake_word());
+  }
+  // A word someone else bumps and wakes (a command queue, say).
+  void watch(std::atomic<std::uint32_t>* word) {
+    words_.push_back(word);
+    values_.push_back(word->load(std::memory_order_seq_cst));
+  }
+  bool empty() const noexcept { return words_.empty(); }
+  // Sleeps up to `timeout` unless has_news() (called after every announce)
+  // says there is something already; then withdraws and forgets the set.
+  template <class HasNews>
+  void sleep(HasNews&& has_news, std::chrono::nanoseconds timeout) {
+    if (!words_.empty() && !has_news()) futex_wait_any(words_, values_, timeout);
+    for (PartitionRing* r : rings_) r->remove_waiter();
+    rings_.clear();
+    words_.clear();
+    values_.clear();
+  }
+
+ private:
+  std::vector<PartitionRing*> rings_;
+  std::vector<std::atomic<std::uint32_t>*> words_;
+  std::vector<std::uint32_t> values_;
 };
 
 }  // namespace ringbus::detail

@@ -479,8 +479,7 @@ void FlusherThread::run_commands() {
 }
 
 void FlusherThread::run() {
-  std::vector<std::atomic<std::uint32_t>*> words;
-  std::vector<std::uint32_t> values;
+  detail::CommitSleep sleeper;
   std::int64_t idle_since = 0;
   for (;;) {
     if (has_commands_.load(std::memory_order_acquire)) run_commands();
@@ -517,17 +516,12 @@ void FlusherThread::run() {
     idle_since = 0;
     // Idle: sleep until a producer commits (the rings' wake-up words), a
     // command arrives, or 10 ms pass (sync intervals, retention, retries).
-    words.assign(1, &wake_);
-    values.assign(1, wake_.load(std::memory_order_seq_cst));
-    for (auto& [key, p] : parts_) {
-      p->ring().add_waiter();
-      words.push_back(p->ring().wake_word());
-      values.push_back(p->ring().wake_word()->load(std::memory_order_acquire));
-    }
-    const bool news = has_commands_.load(std::memory_order_seq_cst) || stopping_.load(std::memory_order_seq_cst) ||
-                      std::any_of(parts_.begin(), parts_.end(), [](const auto& kv) { return kv.second->ring_has_news(); });
-    if (!news) detail::futex_wait_any(words, values, std::chrono::milliseconds(10));
-    for (auto& [key, p] : parts_) p->ring().remove_waiter();
+    sleeper.watch(&wake_);
+    for (auto& [key, p] : parts_) sleeper.watch(p->ring());
+    sleeper.sleep([&] {
+      return has_commands_.load(std::memory_order_seq_cst) || stopping_.load(std::memory_order_seq_cst) ||
+             std::any_of(parts_.begin(), parts_.end(), [](const auto& kv) { return kv.second->ring_has_news(); });
+    }, std::chrono::milliseconds(10));
   }
   // Stop: write what is committed, wait for every request, close cleanly.
   for (int round = 0; round < 1000; ++round) {

@@ -9,8 +9,7 @@
 #include <unistd.h>
 
 #include "consumer_access.h"
-#include "file_io.h"
-#include "log_reader.h"
+#include "log_cursor.h"
 #include "partition_ring.h"
 #include "record_frame.h"
 #include "segment_files.h"
@@ -28,7 +27,7 @@ struct PartitionCursor {
   detail::PartitionRing* ring;
   detail::ReaderCursor cursor;
   std::string log_dir;                   // "" : the topic has no commit log
-  std::unique_ptr<log::LogReader> disk;   // set while reading from the log
+  std::unique_ptr<log::LogCursor> disk;  // set while reading from the log
   // Group members read a window [cursor.deliver_from, window_end) at a time
   // (ConsumerAccess::set_window). A claim or batch that crosses window_end is
   // delivered up to it and the ring cursor stays at the claim's start, so the
@@ -53,12 +52,10 @@ struct Consumer::Impl {
   std::size_t next = 0;              // partition to start the next poll at (fairness)
   std::vector<std::byte> copy;       // non-gating: the batch being checked
   detail::CommitSleep sleeper;  // for wait()
-  std::unique_ptr<log::FileIo> disk_io;  // plain reads (pread), shared by the partitions' readers
   detail::BrokerWatch broker;            // wait(): no_broker
 
   ~Impl() {
     for (PartitionCursor& p : parts) p.ring->close_cursor(p.cursor);
-    parts.clear();  // the readers use disk_io
   }
 
   // Moves the cursor past a delivered claim, or, if the claim crosses the
@@ -90,18 +87,12 @@ struct Consumer::Impl {
 
 bool Consumer::Impl::go_to_disk(PartitionCursor& part, std::uint64_t offset, std::string& error, bool or_earliest) {
   if (part.log_dir.empty()) return false;
-  if (!disk_io) disk_io = log::make_pwrite_io();
-  part.disk = std::make_unique<log::LogReader>(*disk_io, part.log_dir);
-  log::ReadStatus s = part.disk->seek(offset);
-  if (s == log::ReadStatus::out_of_range && or_earliest && part.disk->earliest() > offset) {
-    offset = part.disk->earliest();
-    s = part.disk->seek(offset);
-  }
-  if (s != log::ReadStatus::batch) {
-    error = part.disk->error();
-    part.disk.reset();
+  auto disk = std::make_unique<log::LogCursor>(part.log_dir);
+  if (!disk->seek(offset, or_earliest, offset)) {
+    error = disk->error();
     return false;
   }
+  part.disk = std::move(disk);
   if (part.cursor.gating_slot >= 0) part.ring->close_cursor(part.cursor);
   part.cursor = detail::ReaderCursor{};
   part.cursor.offset = part.cursor.deliver_from = offset;
@@ -115,26 +106,21 @@ bool Consumer::Impl::poll_disk(PartitionCursor& part, const detail::RecordHandle
   // Below log_written every batch is completely written.
   const std::uint64_t limit = part.ring->header().log_written.load(std::memory_order_acquire);
   while (r.records < max_records && part.passed() < part.window_end) {
-    log::DecodedBatch batch;
-    const log::ReadStatus s = part.disk->next(limit, batch);
-    if (s == log::ReadStatus::batch) {
-      std::size_t delivered = 0;
-      log::for_each_record(batch, partition, [&](const Record& rec) {
-        if (part.in_window(rec.offset)) {
-          handler(rec);
-          ++delivered;
-        }
-      });
-      r.records += delivered;
-      const std::uint64_t batch_end = batch.header.base_offset + batch.header.offset_span;
+    const log::LogStep s = part.disk->read(limit, partition, c.deliver_from, [&](const Record& rec) {
+      if (part.in_window(rec.offset)) {
+        handler(rec);
+        ++r.records;
+      }
+    });
+    if (s.kind == log::LogStep::batch) {
       // Past the window's end: the cursor has gone by records the next window
       // wants, so set_window seeks back (c.offset > its start).
-      c.offset = std::max(c.deliver_from, batch_end);
+      c.offset = std::max(c.deliver_from, s.next);
       c.deliver_from = std::min(c.offset, part.window_end);
       if (part.passed() >= part.window_end) return false;
       continue;
     }
-    if (s == log::ReadStatus::end) {
+    if (s.kind == log::LogStep::end) {
       // Caught up with the log: back to the ring if it still holds our position.
       std::string error;
       detail::ReaderCursor ring_cursor;
@@ -145,21 +131,16 @@ bool Consumer::Impl::poll_disk(PartitionCursor& part, const detail::RecordHandle
       }
       return false;
     }
-    // Lost records: out of range (retention) or corrupt (skip the segment).
+    // Lost records: deleted by retention (or unreadable), or corrupt (reported
+    // once: the records up to the next intact batch are lost to this reader).
+    r.status = s.kind == log::LogStep::lost ? PollStatus::out_of_range : PollStatus::corrupt;
     r.partition = partition;
     r.missed_from = c.deliver_from;
-    if (s == log::ReadStatus::out_of_range || s == log::ReadStatus::error) {
-      r.status = PollStatus::out_of_range;
-      std::string error;
-      const std::uint64_t earliest = std::max(part.disk->earliest(), c.deliver_from);
-      if (!go_to_disk(part, earliest, error)) return false;
-    } else {
-      // Reported once: the records up to the next intact batch are lost to
-      // this reader, and it goes on from there.
-      r.status = PollStatus::corrupt;
-      (void)part.disk->skip_corrupt(limit);
-      c.offset = c.deliver_from = std::max(c.deliver_from, part.disk->next_offset());
+    if (s.kind == log::LogStep::lost && !part.disk->positioned()) {
+      part.disk.reset();
+      return false;
     }
+    c.offset = c.deliver_from = s.next;
     r.resumed_at = c.deliver_from;
     return false;
   }

@@ -2,6 +2,9 @@
 // of refusal (the message names the file, the line and the key).
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <sstream>
+
 #include "daemon_config.h"
 
 namespace ringbus::daemon {
@@ -47,6 +50,27 @@ TEST(DaemonConfig, EveryKeyIsRead) {
   EXPECT_EQ(c.metrics_port, 9644u);
   EXPECT_EQ(c.scrub_mib_per_second, 0u);
   EXPECT_EQ(c.scrub_interval_hours, 168u);
+}
+
+// The example `cmake --install` ships (tools/ringbusd/ringbusd.toml): every
+// key it sets is read, and what it says it leaves at the default is.
+TEST(DaemonConfig, TheShippedExampleIsValid) {
+  std::ifstream in(RINGBUS_EXAMPLE_CONFIG);
+  ASSERT_TRUE(in) << RINGBUS_EXAMPLE_CONFIG;
+  std::stringstream text;
+  text << in.rdbuf();
+  DaemonConfig c = parse_ok(text.str());
+  ASSERT_TRUE(finish_config(c));
+  const DaemonConfig d = default_config();
+  EXPECT_EQ(c.data_dir, "/var/lib/ringbus");
+  EXPECT_EQ(c.instance, d.instance);
+  EXPECT_EQ(c.flusher_threads, d.flusher_threads);
+  EXPECT_EQ(c.io_backend, d.io_backend);
+  EXPECT_EQ(c.log_level, d.log_level);
+  EXPECT_EQ(c.metrics, d.metrics);
+  EXPECT_EQ(c.metrics_port, d.metrics_port);
+  EXPECT_EQ(c.scrub_mib_per_second, d.scrub_mib_per_second);
+  EXPECT_EQ(c.scrub_interval_hours, d.scrub_interval_hours);
 }
 
 TEST(DaemonConfig, MemoryOnlyHasNoDataDirectory) {

@@ -609,6 +609,24 @@ Result<TopicInfo> Broker::describe_topic(std::string_view name) const {
 
 ScrubStats Broker::scrub_stats() const { return impl_->scrubber ? impl_->scrubber->stats() : ScrubStats{}; }
 
+Result<std::vector<std::string>> Broker::list_groups(std::string_view topic) const {
+  return ringbus::list_groups(impl_->instance, topic);
+}
+
+Result<GroupInfo> Broker::describe_group(std::string_view topic, std::string_view group) const {
+  return ringbus::describe_group(impl_->instance, topic, group);
+}
+
+Result<GroupInfo> Broker::reset_group(std::string_view topic, std::string_view group, const GroupPosition& to,
+                                      const GroupSettings& settings) {
+  if (auto s = ringbus::reset_group(impl_->instance, topic, group, to, settings); !s) return s.error();
+  return ringbus::describe_group(impl_->instance, topic, group);
+}
+
+Status Broker::delete_group(std::string_view topic, std::string_view group) {
+  return ringbus::delete_group(impl_->instance, topic, group);
+}
+
 Result<TopicInfo> Broker::alter_topic(std::string_view name, const LogConfig& log) {
   std::unique_lock lock(impl_->mu);
   Impl& im = *impl_;

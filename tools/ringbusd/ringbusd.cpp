@@ -18,6 +18,7 @@
 #include <spdlog/spdlog.h>
 
 #include "control_protocol.h"
+#include "control_service.h"
 #include "control_socket.h"
 #include "daemon_config.h"
 #include "metrics.h"
@@ -38,127 +39,6 @@ std::int64_t monotonic_ns() {
   timespec ts{};
   ::clock_gettime(CLOCK_MONOTONIC, &ts);
   return ts.tv_sec * 1'000'000'000LL + ts.tv_nsec;
-}
-
-Json ok(Json fields = Json::object()) {
-  fields["ok"] = true;
-  return fields;
-}
-
-std::string require_name(const Json& req) {
-  if (!req.contains("name") || !req["name"].is_string()) throw std::invalid_argument("the request has no topic \"name\"");
-  return req["name"].get<std::string>();
-}
-
-std::string require_string(const Json& req, const char* key) {
-  if (!req.contains(key) || !req[key].is_string()) throw std::invalid_argument(std::string("the request has no \"") + key + "\" string");
-  return req[key].get<std::string>();
-}
-
-// "to": "earliest" | "latest" | an offset | {"time_ms": unix milliseconds}
-Result<GroupPosition> group_position_from_json(const Json& req) {
-  if (!req.contains("to")) return Error{Errc::invalid_argument, "the request has no \"to\""};
-  const Json& to = req["to"];
-  if (to == "earliest") return GroupPosition{GroupPosition::Kind::earliest};
-  if (to == "latest") return GroupPosition{GroupPosition::Kind::latest};
-  if (to.is_number_unsigned()) return GroupPosition{GroupPosition::Kind::offset, to.get<std::uint64_t>()};
-  if (to.is_object() && to.size() == 1 && to.contains("time_ms") && to["time_ms"].is_number_integer()) {
-    return GroupPosition{GroupPosition::Kind::time, 0, to["time_ms"].get<std::int64_t>() * 1'000'000};
-  }
-  return Error{Errc::invalid_argument, "\"to\" must be \"earliest\", \"latest\", an offset or {\"time_ms\": N}"};
-}
-
-// Answers one control request (control_protocol.h). Runs on the control
-// server's thread; Broker methods are thread-safe.
-Json handle(Broker& broker, const Metrics& metrics, const DaemonConfig& config, std::uint16_t metrics_port,
-            const Json& req) {
-  const std::string op = req["op"].get<std::string>();
-  if (op == "ping") {
-    return ok({{"pid", ::getpid()},
-               {"instance", config.instance},
-               {"data_dir", config.memory_only ? "" : config.data_dir},
-               {"metrics_port", metrics_port},
-               {"version", RINGBUS_VERSION}});
-  }
-  if (op == "create_topic") {
-    if (!req.contains("topic")) return control::error_response({Errc::invalid_argument, "the request has no \"topic\""});
-    auto cfg = control::topic_config_from_json(req["topic"]);
-    if (!cfg) return control::error_response(cfg.error());
-    auto info = broker.create_topic(cfg.value());
-    if (!info) return control::error_response(info.error());
-    spdlog::info("created topic '{}' ({} partitions)", info->name, info->partitions);
-    return ok({{"topic", control::topic_info_to_json(info.value())}});
-  }
-  if (op == "delete_topic") {
-    const std::string name = require_name(req);
-    if (auto s = broker.delete_topic(name); !s) return control::error_response(s.error());
-    spdlog::info("deleted topic '{}'", name);
-    return ok();
-  }
-  if (op == "list_topics") {
-    auto topics = broker.list_topics();
-    if (!topics) return control::error_response(topics.error());
-    return ok({{"topics", topics.value()}});
-  }
-  if (op == "describe_topic") {
-    auto info = broker.describe_topic(require_name(req));
-    if (!info) return control::error_response(info.error());
-    return ok({{"topic", control::topic_info_to_json(info.value())}});
-  }
-  if (op == "alter_topic") {
-    const std::string name = require_name(req);
-    if (!req.contains("log")) return control::error_response({Errc::invalid_argument, "the request has no \"log\" changes"});
-    auto current = broker.describe_topic(name);
-    if (!current) return control::error_response(current.error());
-    if (!current->log) {
-      return control::error_response({Errc::invalid_argument, "topic '" + name +
-                                                                  "' has no commit log (the broker runs without a data "
-                                                                  "directory): there are no log settings to alter"});
-    }
-    auto log = control::log_changes_from_json(*current->log, req["log"]);
-    if (!log) return control::error_response(log.error());
-    auto info = broker.alter_topic(name, log.value());
-    if (!info) return control::error_response(info.error());
-    spdlog::info("altered topic '{}': {}", name, req["log"].dump());
-    return ok({{"topic", control::topic_info_to_json(info.value())}});
-  }
-  if (op == "stats") return ok({{"stats", metrics.json()}});
-  if (op == "list_groups") {
-    auto groups = list_groups(broker.instance(), require_string(req, "topic"));
-    if (!groups) return control::error_response(groups.error());
-    return ok({{"groups", groups.value()}});
-  }
-  if (op == "describe_group") {
-    auto info = describe_group(broker.instance(), require_string(req, "topic"), require_string(req, "group"));
-    if (!info) return control::error_response(info.error());
-    return ok({{"group", control::group_info_to_json(info.value())}});
-  }
-  if (op == "reset_group") {
-    const std::string topic = require_string(req, "topic");
-    const std::string group = require_string(req, "group");
-    auto pos = group_position_from_json(req);
-    if (!pos) return control::error_response(pos.error());
-    GroupSettings settings;  // for a group that does not exist yet
-    if (req.contains("mode")) {
-      if (req["mode"] != "pubsub" && req["mode"] != "queue") {
-        return control::error_response({Errc::invalid_argument, "\"mode\" must be \"pubsub\" or \"queue\""});
-      }
-      settings.mode = req["mode"] == "queue" ? GroupMode::queue : GroupMode::pubsub;
-    }
-    if (auto s = reset_group(broker.instance(), topic, group, pos.value(), settings); !s) return control::error_response(s.error());
-    spdlog::info("reset group '{}' of topic '{}'", group, topic);
-    auto info = describe_group(broker.instance(), topic, group);
-    if (!info) return control::error_response(info.error());
-    return ok({{"group", control::group_info_to_json(info.value())}});
-  }
-  if (op == "delete_group") {
-    const std::string topic = require_string(req, "topic");
-    const std::string group = require_string(req, "group");
-    if (auto s = delete_group(broker.instance(), topic, group); !s) return control::error_response(s.error());
-    spdlog::info("deleted group '{}' of topic '{}'", group, topic);
-    return ok();
-  }
-  return control::error_response({Errc::invalid_argument, "unknown operation '" + op + "'"});
 }
 
 int run(DaemonConfig config) {
@@ -221,14 +101,18 @@ int run(DaemonConfig config) {
     spdlog::info("metrics on http://127.0.0.1:{}/metrics", http->port());
   }
   const std::uint16_t metrics_port = http ? http->port() : 0;
-  Broker& b = broker.value();
-  auto control = control::ControlServer::start(control::socket_path(config.instance), [&](const Json& req) {
-    try {
-      return handle(b, *metrics, config, metrics_port, req);
-    } catch (const std::invalid_argument& e) {
-      return control::error_response({Errc::invalid_argument, e.what()});
-    }
+  control::ControlService service(broker.value(), [](const std::string& what) { spdlog::info("{}", what); });
+  service.add("ping", [&](const Json&) {
+    return control::ok_response({{"pid", ::getpid()},
+                                 {"instance", config.instance},
+                                 {"data_dir", config.memory_only ? "" : config.data_dir},
+                                 {"metrics_port", metrics_port},
+                                 {"version", RINGBUS_VERSION}});
   });
+  service.add("stats", [&](const Json&) { return control::ok_response({{"stats", metrics->json()}}); });
+  // The server's thread answers requests; Broker methods are thread-safe.
+  auto control = control::ControlServer::start(control::socket_path(config.instance),
+                                               [&](const Json& req) { return service.handle(req); });
   if (!control) {
     spdlog::error("{}", control.error().message);
     return kExitError;
@@ -247,7 +131,7 @@ int run(DaemonConfig config) {
   }
   control.value()->stop();  // no new requests while the broker closes
   http.reset();
-  b.close();  // flushes, marks the logs clean, removes the shared memory
+  broker.value().close();  // flushes, marks the logs clean, removes the shared memory
   spdlog::info("stopped cleanly");
   return kExitOk;
 }

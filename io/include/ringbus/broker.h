@@ -26,6 +26,7 @@
 #include <string_view>
 #include <vector>
 
+#include "ringbus/group.h"
 #include "ringbus/result.h"
 #include "ringbus/topic.h"
 
@@ -84,6 +85,15 @@ class Broker {
   // record size) is fixed at creation. Errc::invalid_argument for a broker
   // without a data directory, or a setting validate_topic_config refuses.
   Result<TopicInfo> alter_topic(std::string_view name, const LogConfig& log);
+  // The topic's consumer groups (ringbus/group.h, for this broker's
+  // instance), so that every front-end (the control channel, later the
+  // network ones) finds topic and group operations in one place.
+  Result<std::vector<std::string>> list_groups(std::string_view topic) const;
+  Result<GroupInfo> describe_group(std::string_view topic, std::string_view group) const;
+  // reset_group, then the group as it is after the reset.
+  Result<GroupInfo> reset_group(std::string_view topic, std::string_view group, const GroupPosition& to,
+                                const GroupSettings& settings = {});
+  Status delete_group(std::string_view topic, std::string_view group);
   // All zero without a data directory or with the scrubber off.
   ScrubStats scrub_stats() const;
   // Flushes the commit logs and closes them cleanly (they stay on disk),

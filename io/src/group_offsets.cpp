@@ -2,41 +2,16 @@
 
 #include <cstring>
 
-#include "crc32c.h"
 #include "group_format.h"
 #include "ringbus/topic.h"
+#include "small_file_format.h"
+#include "small_files.h"
 
 namespace ringbus::io {
 
-namespace {
-
-constexpr std::uint64_t kGroupOffsetsMagic = 0x5346464f50524752ULL;  // bytes "RGRPOFFS"
-constexpr std::uint32_t kGroupOffsetsVersion = 1;
-
-// Followed by the name, the dead-letter topic, and partitions x u64 offsets;
-// the CRC covers everything after its own field.
-struct Fixed {
-  std::uint64_t magic;
-  std::uint32_t version;
-  std::uint32_t crc32c;
-  std::uint32_t mode;        // GroupModeCode
-  std::uint32_t start;       // GroupStartCode
-  std::uint32_t partitions;  // 1..1024
-  std::uint32_t max_deliveries;
-  std::uint64_t lease_ms;
-  std::uint64_t session_timeout_ms;
-  std::uint32_t name_length;
-  std::uint32_t dead_letter_length;
-};
-static_assert(sizeof(Fixed) == 56);
-constexpr std::size_t kCrcFrom = offsetof(Fixed, mode);
-
-}  // namespace
 
 std::vector<std::byte> encode_group_offsets(const GroupOffsets& g) {
-  Fixed f{};
-  f.magic = kGroupOffsetsMagic;
-  f.version = kGroupOffsetsVersion;
+  GroupOffsetsHeader f{};
   f.mode = static_cast<std::uint32_t>(g.settings.mode == GroupMode::queue ? detail::GroupModeCode::queue
                                                                            : detail::GroupModeCode::pubsub);
   f.start = static_cast<std::uint32_t>(g.settings.start == StartPosition::Kind::earliest ? detail::GroupStartCode::earliest
@@ -55,21 +30,18 @@ std::vector<std::byte> encode_group_offsets(const GroupOffsets& g) {
   at += g.settings.dead_letter_topic.size();
   std::memcpy(out.data() + at, g.committed.data(), 8 * g.committed.size());
   std::memcpy(out.data(), &f, sizeof f);
-  f.crc32c = log::crc32c(out.data() + kCrcFrom, out.size() - kCrcFrom);
-  std::memcpy(out.data(), &f, sizeof f);
+  seal_envelope(out, kGroupOffsetsMagic, kGroupOffsetsVersion);
   return out;
 }
 
 Result<GroupOffsets> decode_group_offsets(std::span<const std::byte> bytes, const std::string& path) {
   auto corrupt = [&](const std::string& what) { return Error{Errc::corrupt, path + ": " + what}; };
-  if (bytes.size() < sizeof(Fixed)) return corrupt("truncated: " + std::to_string(bytes.size()) + " bytes");
-  Fixed f;
+  auto version = open_envelope(bytes, kGroupOffsetsMagic, kGroupOffsetsVersion, kGroupOffsetsVersion, path,
+                               "group offsets file");
+  if (!version) return version.error();
+  if (bytes.size() < sizeof(GroupOffsetsHeader)) return corrupt("truncated: " + std::to_string(bytes.size()) + " bytes");
+  GroupOffsetsHeader f;
   std::memcpy(&f, bytes.data(), sizeof f);
-  if (f.magic != kGroupOffsetsMagic) return corrupt("not a ringbus group offsets file (bad magic)");
-  if (f.version != kGroupOffsetsVersion) {
-    return Error{Errc::version_mismatch, path + ": group offsets version " + std::to_string(f.version) +
-                                             ", this ringbus reads version " + std::to_string(kGroupOffsetsVersion)};
-  }
   if (f.partitions < 1 || f.partitions > 1024) return corrupt("partitions is " + std::to_string(f.partitions));
   if (f.name_length < 1 || f.name_length > detail::kGroupNameMax) return corrupt("group name length " + std::to_string(f.name_length));
   if (f.dead_letter_length > detail::kTopicNameMax) return corrupt("dead-letter topic length " + std::to_string(f.dead_letter_length));
@@ -77,7 +49,7 @@ Result<GroupOffsets> decode_group_offsets(std::span<const std::byte> bytes, cons
   if (bytes.size() != size) {
     return corrupt(std::to_string(bytes.size()) + " bytes; its header says " + std::to_string(size));
   }
-  if (f.crc32c != log::crc32c(bytes.data() + kCrcFrom, bytes.size() - kCrcFrom)) return corrupt("CRC32C mismatch");
+  if (!envelope_crc_ok(bytes)) return corrupt("CRC32C mismatch");
   const bool queue = f.mode == static_cast<std::uint32_t>(detail::GroupModeCode::queue);
   if (!queue && f.mode != static_cast<std::uint32_t>(detail::GroupModeCode::pubsub)) return corrupt("unknown mode " + std::to_string(f.mode));
   const bool earliest = f.start == static_cast<std::uint32_t>(detail::GroupStartCode::earliest);

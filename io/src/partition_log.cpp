@@ -6,6 +6,8 @@
 #include "batch_codec.h"
 #include "crc32c.h"
 #include "segment_files.h"
+#include "small_file_format.h"
+#include "small_files.h"
 #include "sync.h"
 
 namespace ringbus::io {
@@ -20,11 +22,6 @@ constexpr std::size_t kIndexWriteGroup = 256;
 template <class T>
 std::span<const std::byte> bytes_of(const T& v) {
   return std::span(reinterpret_cast<const std::byte*>(&v), sizeof v);
-}
-
-std::uint32_t marker_crc(const CleanMarker& m) {
-  constexpr std::size_t from = offsetof(CleanMarker, end_offset);
-  return log::crc32c(reinterpret_cast<const std::byte*>(&m) + from, sizeof m - from);
 }
 
 // Reads a file through a window, for scans.
@@ -165,10 +162,12 @@ Result<std::unique_ptr<PartitionLog>> PartitionLog::open(log::FileIo& io, std::s
   bool clean = false;
   if (std::find(names.value().begin(), names.value().end(), kCleanMarkerName) != names.value().end()) {
     if (auto fd = io.open_read(marker_path)) {
-      auto got = io.read(fd.value(), 0, std::span(reinterpret_cast<std::byte*>(&m), sizeof m));
+      const std::span bytes(reinterpret_cast<std::byte*>(&m), sizeof m);
+      auto got = io.read(fd.value(), 0, bytes);
       io.close(fd.value());
-      clean = got && got.value() == sizeof m && m.magic == kCleanMagic && m.version == log::kSegmentVersion &&
-              m.crc32c == marker_crc(m) && m.last_base == log->segments_.back().base;
+      clean = got && got.value() == sizeof m &&
+              open_envelope(bytes, kCleanMagic, kCleanVersion, kCleanVersion, marker_path, "clean marker") &&
+              envelope_crc_ok(bytes) && m.last_base == log->segments_.back().base;
       if (!clean) report->notes.push_back(marker_path + ": not a valid clean-shutdown marker; checking the tail");
     }
     if (auto s = io.remove(marker_path); !s) return s.error();
@@ -529,13 +528,11 @@ Status PartitionLog::close_clean() {
     if (auto s = io_.sync_now(fd); !s) return s;
   }
   CleanMarker m{};
-  m.magic = kCleanMagic;
-  m.version = log::kSegmentVersion;
   m.end_offset = end_offset_;
   m.last_base = segments_.back().base;
   m.last_size = active_size_;
   m.max_timestamp_ns = max_timestamp_ns_;
-  m.crc32c = marker_crc(m);
+  seal_envelope(std::span(reinterpret_cast<std::byte*>(&m), sizeof m), kCleanMagic, kCleanVersion);
   auto fd = io_.open(dir_ + "/" + kCleanMarkerName, true);
   if (!fd) return fd.error();
   Status s = io_.truncate(fd.value(), 0);

@@ -135,18 +135,7 @@ class PartitionLog {
   std::uint64_t total_bytes_ = 0;
 };
 
-// The clean-shutdown marker (file "clean" in a partition's log directory).
-struct CleanMarker {
-  std::uint64_t magic;        // kCleanMagic
-  std::uint32_t version;      // log::kSegmentVersion
-  std::uint32_t crc32c;       // of the bytes after this field
-  std::uint64_t end_offset;
-  std::uint64_t last_base;    // the last segment's base offset
-  std::uint64_t last_size;    // and its size in bytes
-  std::int64_t max_timestamp_ns;
-};
-static_assert(sizeof(CleanMarker) == 48);
-inline constexpr std::uint64_t kCleanMagic = 0x314e41454c434252ULL;  // bytes "RBCLEAN1"
+// The clean-shutdown marker (small_file_format.h: CleanMarker).
 inline constexpr const char* kCleanMarkerName = "clean";
 
 }  // namespace ringbus::io

@@ -4,10 +4,47 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 
+#include "crc32c.h"
 #include "mapped_file.h"
+#include "small_file_format.h"
 
 namespace ringbus::io {
+
+namespace {
+std::uint32_t crc_after_envelope(std::span<const std::byte> bytes) {
+  return log::crc32c(bytes.data() + sizeof(FileEnvelope), bytes.size() - sizeof(FileEnvelope));
+}
+}  // namespace
+
+void seal_envelope(std::span<std::byte> bytes, std::uint64_t magic, std::uint32_t version) {
+  FileEnvelope e{magic, version, crc_after_envelope(bytes)};
+  std::memcpy(bytes.data(), &e, sizeof e);
+}
+
+Result<std::uint32_t> open_envelope(std::span<const std::byte> bytes, std::uint64_t magic, std::uint32_t oldest,
+                                    std::uint32_t newest, const std::string& path, const char* kind) {
+  if (bytes.size() < sizeof(FileEnvelope)) {
+    return Error{Errc::corrupt, path + ": truncated: " + std::to_string(bytes.size()) + " bytes"};
+  }
+  FileEnvelope e;
+  std::memcpy(&e, bytes.data(), sizeof e);
+  if (e.magic != magic) return Error{Errc::corrupt, path + ": not a ringbus " + kind + " (bad magic)"};
+  if (e.version < oldest || e.version > newest) {
+    const std::string reads = oldest == newest ? "version " + std::to_string(newest)
+                                               : "versions " + std::to_string(oldest) + " to " + std::to_string(newest);
+    return Error{Errc::version_mismatch,
+                 path + ": " + kind + " version " + std::to_string(e.version) + ", this ringbus reads " + reads};
+  }
+  return e.version;
+}
+
+bool envelope_crc_ok(std::span<const std::byte> bytes) {
+  FileEnvelope e;
+  std::memcpy(&e, bytes.data(), sizeof e);
+  return e.crc32c == crc_after_envelope(bytes);
+}
 
 Result<std::vector<std::byte>> read_small_file(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);

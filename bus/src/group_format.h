@@ -47,6 +47,21 @@ struct GroupIdentity {
 };
 static_assert(std::is_standard_layout_v<GroupIdentity>);
 static_assert(sizeof(GroupIdentity) == 584);
+static_assert(offsetof(GroupIdentity, magic) == 0);
+static_assert(offsetof(GroupIdentity, layout_version) == 8);
+static_assert(offsetof(GroupIdentity, header_size) == 12);
+static_assert(offsetof(GroupIdentity, file_size) == 16);
+static_assert(offsetof(GroupIdentity, topic_id) == 24);
+static_assert(offsetof(GroupIdentity, partition_count) == 32);
+static_assert(offsetof(GroupIdentity, mode) == 36);
+static_assert(offsetof(GroupIdentity, chunk_slots) == 40);
+static_assert(offsetof(GroupIdentity, max_deliveries) == 44);
+static_assert(offsetof(GroupIdentity, lease_ns) == 48);
+static_assert(offsetof(GroupIdentity, session_timeout_ns) == 56);
+static_assert(offsetof(GroupIdentity, start) == 64);
+static_assert(offsetof(GroupIdentity, reserved) == 68);
+static_assert(offsetof(GroupIdentity, group_name) == 72);
+static_assert(offsetof(GroupIdentity, dead_letter_topic) == 328);
 
 // Member slot word: incarnation << 8 | state. The incarnation grows on every
 // join, so a token naming an earlier occupant of the slot no longer matches.
@@ -63,6 +78,8 @@ static_assert(sizeof(MemberSlot) == kHotPad);
 static_assert(offsetof(MemberSlot, client) == 8);
 static_assert(offsetof(MemberSlot, pid) == 12);
 static_assert(offsetof(MemberSlot, heartbeat_ns) == 16);
+static_assert(offsetof(MemberSlot, word) == 0);
+static_assert(offsetof(MemberSlot, joined_ns) == 24);
 
 struct GroupHeader {
   GroupIdentity id;
@@ -84,6 +101,11 @@ static_assert(offsetof(GroupHeader, commit_seq) == 768);
 static_assert(offsetof(GroupHeader, persisted_seq) == 896);
 static_assert(offsetof(GroupHeader, members) == 1024);
 static_assert(sizeof(GroupHeader) == 1024 + kGroupMembers * kHotPad);
+static_assert(offsetof(GroupHeader, id) == 0);
+static_assert(offsetof(GroupHeader, persist_wake) == 904);
+static_assert(offsetof(GroupHeader, persist_waiters) == 908);
+static_assert(offsetof(GroupHeader, keeper_pid) == 912);
+static_assert(offsetof(GroupHeader, pad0) == 916);
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 
 // Per partition. Publish-subscribe uses the first block; queues the rest.
@@ -113,6 +135,10 @@ static_assert(sizeof(GroupPartition) == 4 * kHotPad);
 static_assert(offsetof(GroupPartition, dispatch) % 16 == 0);
 static_assert(offsetof(GroupPartition, floor) % 16 == 0);
 static_assert(offsetof(GroupPartition, position_hint) % 16 == 0);
+static_assert(offsetof(GroupPartition, owner) == 8);
+static_assert(offsetof(GroupPartition, pad0) == 12);
+static_assert(offsetof(GroupPartition, redelivered) == 400);
+static_assert(offsetof(GroupPartition, dead_lettered) == 408);
 
 // A queue chunk: up to kChunkRecords consecutive offsets handed to one member
 // at a time. Slot i holds chunk sequences i, i + chunk_slots, ...
@@ -133,6 +159,11 @@ struct alignas(kCacheLine) ChunkSlot {
 static_assert(std::is_standard_layout_v<ChunkSlot>);
 static_assert(sizeof(ChunkSlot) == kCacheLine);
 static_assert(offsetof(ChunkSlot, acks) == 16);
+static_assert(offsetof(ChunkSlot, state) == 0);
+static_assert(offsetof(ChunkSlot, base) == 32);
+static_assert(offsetof(ChunkSlot, count) == 40);
+static_assert(offsetof(ChunkSlot, pad0) == 44);
+static_assert(offsetof(ChunkSlot, pad1) == 48);
 
 constexpr std::uint64_t group_file_size(std::uint32_t partitions, std::uint32_t chunk_slots) {
   return sizeof(GroupHeader) + std::uint64_t{partitions} * sizeof(GroupPartition) +

@@ -42,6 +42,13 @@ static_assert(offsetof(BatchHeader, crc32c) == 4);
 static_assert(offsetof(BatchHeader, batch_length) == 8);
 static_assert(offsetof(BatchHeader, base_offset) == 16);
 static_assert(offsetof(BatchHeader, first_timestamp_ns) == 32);
+static_assert(offsetof(BatchHeader, magic) == 0);
+static_assert(offsetof(BatchHeader, version) == 12);
+static_assert(offsetof(BatchHeader, flags) == 14);
+static_assert(offsetof(BatchHeader, offset_span) == 24);
+static_assert(offsetof(BatchHeader, record_count) == 28);
+static_assert(offsetof(BatchHeader, max_timestamp_ns) == 40);
+static_assert(offsetof(BatchHeader, reserved) == 48);
 
 // ---------------------------------------------------------------------------
 // Segment files. A partition's log is a sequence of segments, each named by
@@ -65,6 +72,12 @@ struct SegmentHeader {
 static_assert(std::is_trivially_copyable_v<SegmentHeader>);
 static_assert(sizeof(SegmentHeader) == 64);
 static_assert(sizeof(SegmentHeader) % kBatchAlign == 0);
+static_assert(offsetof(SegmentHeader, magic) == 0);
+static_assert(offsetof(SegmentHeader, version) == 8);
+static_assert(offsetof(SegmentHeader, header_size) == 12);
+static_assert(offsetof(SegmentHeader, base_offset) == 16);
+static_assert(offsetof(SegmentHeader, created_ns) == 24);
+static_assert(offsetof(SegmentHeader, reserved) == 32);
 
 struct IndexHeader {
   std::uint64_t magic;          // kIndexMagic or kTimeIndexMagic
@@ -74,6 +87,11 @@ struct IndexHeader {
   std::uint64_t reserved;
 };
 static_assert(sizeof(IndexHeader) == 32);
+static_assert(offsetof(IndexHeader, magic) == 0);
+static_assert(offsetof(IndexHeader, version) == 8);
+static_assert(offsetof(IndexHeader, entry_size) == 12);
+static_assert(offsetof(IndexHeader, base_offset) == 16);
+static_assert(offsetof(IndexHeader, reserved) == 24);
 
 // Offset index: the batch that starts at file `position` has base offset
 // base_offset + relative_offset. Sparse: one entry per index interval bytes.
@@ -82,6 +100,8 @@ struct IndexEntry {
   std::uint32_t position;
 };
 static_assert(sizeof(IndexEntry) == 8);
+static_assert(offsetof(IndexEntry, relative_offset) == 0);
+static_assert(offsetof(IndexEntry, position) == 4);
 
 // Time index: the first batch whose max timestamp is >= timestamp_ns starts
 // at or after relative_offset. Entries increase in both fields.
@@ -91,6 +111,9 @@ struct TimeIndexEntry {
   std::uint32_t reserved;
 };
 static_assert(sizeof(TimeIndexEntry) == 16);
+static_assert(offsetof(TimeIndexEntry, timestamp_ns) == 0);
+static_assert(offsetof(TimeIndexEntry, relative_offset) == 8);
+static_assert(offsetof(TimeIndexEntry, reserved) == 12);
 
 // A segment holds at most 4 GiB (index positions are 32-bit).
 inline constexpr std::uint64_t kMaxSegmentBytes = 0xFFFF'FFFFULL;

@@ -57,6 +57,12 @@ static_assert(std::is_standard_layout_v<RecordHeader>);
 static_assert(sizeof(RecordHeader) == 32);
 static_assert(offsetof(RecordHeader, offset) == 16);
 static_assert(kFrameAlign >= sizeof(RecordHeader));
+static_assert(offsetof(RecordHeader, frame_length) == 0);
+static_assert(offsetof(RecordHeader, type) == 4);
+static_assert(offsetof(RecordHeader, claim_records) == 6);
+static_assert(offsetof(RecordHeader, key_length) == 8);
+static_assert(offsetof(RecordHeader, headers_length) == 12);
+static_assert(offsetof(RecordHeader, timestamp_ns) == 24);
 
 constexpr std::uint64_t align_frame(std::uint64_t n) {
   return (n + kFrameAlign - 1) & ~std::uint64_t{kFrameAlign - 1};
@@ -113,6 +119,7 @@ static_assert(offsetof(GatingSlot, position) == 0);
 static_assert(offsetof(GatingSlot, state) == 8);
 static_assert(offsetof(GatingSlot, owner) == 12);
 static_assert(offsetof(GatingSlot, offset) == 16);
+static_assert(offsetof(GatingSlot, pad) == 24);
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
 static_assert(std::atomic<std::int32_t>::is_always_lock_free);
@@ -148,6 +155,14 @@ static_assert(offsetof(PartitionIdentity, ring_capacity) == 24);
 static_assert(offsetof(PartitionIdentity, topic_name) == 72);
 static_assert(offsetof(PartitionIdentity, base_offset) == 328);
 static_assert(sizeof(PartitionIdentity) == 336);
+static_assert(offsetof(PartitionIdentity, file_size) == 16);
+static_assert(offsetof(PartitionIdentity, entry_count) == 32);
+static_assert(offsetof(PartitionIdentity, topic_id) == 40);
+static_assert(offsetof(PartitionIdentity, max_record_size) == 48);
+static_assert(offsetof(PartitionIdentity, partition) == 52);
+static_assert(offsetof(PartitionIdentity, partition_count) == 56);
+static_assert(offsetof(PartitionIdentity, gating_slot_count) == 60);
+static_assert(offsetof(PartitionIdentity, abandoned_claim_timeout_ns) == 64);
 
 // ---------------------------------------------------------------------------
 // The partition header. Lines are grouped by who writes them.
@@ -209,6 +224,21 @@ static_assert(offsetof(PartitionHeader, log_durability) == 8 * kHotPad);
 static_assert(offsetof(PartitionHeader, log_written) == 8 * kHotPad + 16);
 static_assert(offsetof(PartitionHeader, gating) == 9 * kHotPad);
 static_assert(sizeof(PartitionHeader) == (9 + kGatingSlots) * kHotPad);
+static_assert(offsetof(PartitionHeader, pad_identity) == 336);
+static_assert(offsetof(PartitionHeader, gating_high_water) == 388);
+static_assert(offsetof(PartitionHeader, gate_epoch) == 392);
+static_assert(offsetof(PartitionHeader, pad_status) == 400);
+static_assert(offsetof(PartitionHeader, pad_claim) == 528);
+static_assert(offsetof(PartitionHeader, pad_lap) == 656);
+static_assert(offsetof(PartitionHeader, pad_frontier) == 784);
+static_assert(offsetof(PartitionHeader, waiters) == 900);
+static_assert(offsetof(PartitionHeader, pad_wake) == 904);
+static_assert(offsetof(PartitionHeader, log_error) == 1028);
+static_assert(offsetof(PartitionHeader, log_start_offset) == 1032);
+static_assert(offsetof(PartitionHeader, log_durable) == 1048);
+static_assert(offsetof(PartitionHeader, durable_seq) == 1056);
+static_assert(offsetof(PartitionHeader, durable_waiters) == 1060);
+static_assert(offsetof(PartitionHeader, pad_log) == 1064);
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 
 // PartitionHeader::state.

@@ -8,6 +8,7 @@ RINGBUS_PACKAGES=(
   libboost-dev                       # Boost.Lockfree/Interprocess (bench baselines)
   libxxhash-dev                      # the stable key hash
   liburing-dev                       # the commit log's io_uring writer
+  zlib1g-dev libsnappy-dev liblz4-dev libzstd-dev  # Kafka's record batch codecs
   libcli11-dev libfmt-dev            # command-line parsing and formatting of the tools
   nlohmann-json3-dev                 # the control channel's JSON, JSON output
   libtomlplusplus-dev libspdlog-dev  # ringbusd's configuration file and log
@@ -15,7 +16,10 @@ RINGBUS_PACKAGES=(
   libbenchmark-dev                   # benchmarks
   gnuplot-nox                        # the trucking demo's chart
 )
-# Only tools/check needs these: clang and libFuzzer for the fuzz targets.
+# Only tools/check needs these: python3-kafka and its codecs for the record
+# batch cross-check test,
+RINGBUS_TEST_PACKAGES=(python3-kafka python3-snappy python3-lz4 python3-zstandard)
+# and (not with --quick) clang and libFuzzer for the fuzz targets.
 RINGBUS_CHECK_PACKAGES=(clang-14 libclang-rt-14-dev)
 
 ringbus_need_packages() {

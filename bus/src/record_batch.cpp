@@ -1,0 +1,301 @@
+#include "record_batch.h"
+
+#include <cstring>
+
+#include "compression.h"
+#include "crc32c.h"
+#include "log_format.h"
+
+namespace ringbus::log::v2 {
+
+namespace {
+
+template <class T>
+T load_be(const std::byte* p) noexcept {
+  T v;
+  std::memcpy(&v, p, sizeof v);
+  if constexpr (sizeof(T) == 2) return static_cast<T>(__builtin_bswap16(static_cast<std::uint16_t>(v)));
+  if constexpr (sizeof(T) == 4) return static_cast<T>(__builtin_bswap32(static_cast<std::uint32_t>(v)));
+  if constexpr (sizeof(T) == 8) return static_cast<T>(__builtin_bswap64(static_cast<std::uint64_t>(v)));
+  return v;
+}
+
+template <class T>
+void store_be(std::byte* p, T v) noexcept {
+  if constexpr (sizeof(T) == 2) v = static_cast<T>(__builtin_bswap16(static_cast<std::uint16_t>(v)));
+  if constexpr (sizeof(T) == 4) v = static_cast<T>(__builtin_bswap32(static_cast<std::uint32_t>(v)));
+  if constexpr (sizeof(T) == 8) v = static_cast<T>(__builtin_bswap64(static_cast<std::uint64_t>(v)));
+  std::memcpy(p, &v, sizeof v);
+}
+
+// Two's complement arithmetic without overflow (timestamps in a batch are
+// whatever a client sent).
+std::int64_t wrapping_add(std::int64_t a, std::int64_t b) noexcept {
+  return static_cast<std::int64_t>(static_cast<std::uint64_t>(a) + static_cast<std::uint64_t>(b));
+}
+
+std::uint64_t zigzag(std::int64_t v) noexcept {
+  return (static_cast<std::uint64_t>(v) << 1) ^ static_cast<std::uint64_t>(v >> 63);
+}
+
+std::size_t varint_size(std::int64_t v) noexcept {
+  std::uint64_t z = zigzag(v);
+  std::size_t n = 1;
+  while (z >= 0x80) {
+    z >>= 7;
+    ++n;
+  }
+  return n;
+}
+
+void put_varint(std::vector<std::byte>& out, std::int64_t v) {
+  std::uint64_t z = zigzag(v);
+  while (z >= 0x80) {
+    out.push_back(static_cast<std::byte>((z & 0x7f) | 0x80));
+    z >>= 7;
+  }
+  out.push_back(static_cast<std::byte>(z));
+}
+
+void put_bytes(std::vector<std::byte>& out, std::string_view s) {
+  const auto* b = reinterpret_cast<const std::byte*>(s.data());
+  out.insert(out.end(), b, b + s.size());
+}
+
+// The bytes a varint-length-prefixed field takes; an absent key is -1 (null).
+std::size_t field_size(std::int64_t length) noexcept { return varint_size(length) + (length > 0 ? length : 0); }
+
+DecodedBatch fail(DecodedBatch d, BatchError e, std::string detail) {
+  d.error = e;
+  d.detail = std::move(detail);
+  return d;
+}
+
+}  // namespace
+
+const char* to_string(BatchError e) noexcept {
+  switch (e) {
+    case BatchError::none: return "ok";
+    case BatchError::truncated: return "truncated";
+    case BatchError::bad_length: return "bad batch length";
+    case BatchError::bad_magic: return "not a v2 record batch";
+    case BatchError::bad_crc: return "CRC-32C mismatch";
+    case BatchError::bad_compression: return "bad compression";
+    case BatchError::bad_record: return "bad record";
+  }
+  return "unknown";
+}
+
+namespace detail {
+
+bool read_varint(const std::byte*& p, const std::byte* end, std::int64_t& out, int max_bytes) noexcept {
+  std::uint64_t z = 0;
+  for (int i = 0; i < max_bytes; ++i) {
+    if (p == end) return false;
+    const auto b = static_cast<std::uint8_t>(*p++);
+    z |= static_cast<std::uint64_t>(b & 0x7f) << (7 * i);
+    if ((b & 0x80) == 0) {
+      out = static_cast<std::int64_t>(z >> 1) ^ -static_cast<std::int64_t>(z & 1);
+      return true;
+    }
+  }
+  return false;
+}
+
+bool parse_record(const std::byte*& p, const std::byte* end, const BatchHeader& h, BatchRecord& out) noexcept {
+  std::int64_t length = 0;
+  if (!read_varint(p, end, length, 5) || length < 1 || length > end - p) return false;
+  const std::byte* rec_end = p + length;
+  ++p;  // attributes: none are defined for records
+  std::int64_t ts_delta = 0;
+  std::int64_t offset_delta = 0;
+  std::int64_t key_length = 0;
+  std::int64_t value_length = 0;
+  std::int64_t headers = 0;
+  if (!read_varint(p, rec_end, ts_delta, 10) || !read_varint(p, rec_end, offset_delta, 5)) return false;
+  if (offset_delta < 0 || offset_delta > h.last_offset_delta) return false;
+  if (!read_varint(p, rec_end, key_length, 5) || key_length < -1 || key_length > rec_end - p) return false;
+  out.has_key = key_length >= 0;
+  out.key = std::string_view(reinterpret_cast<const char*>(p), out.has_key ? static_cast<std::size_t>(key_length) : 0);
+  if (key_length > 0) p += key_length;
+  if (!read_varint(p, rec_end, value_length, 5) || value_length < -1 || value_length > rec_end - p) return false;
+  out.has_value = value_length >= 0;
+  out.value = std::string_view(reinterpret_cast<const char*>(p), out.has_value ? static_cast<std::size_t>(value_length) : 0);
+  if (value_length > 0) p += value_length;
+  if (!read_varint(p, rec_end, headers, 5) || headers < 0 || headers > rec_end - p) return false;
+  const std::byte* headers_start = p;
+  for (std::int64_t i = 0; i < headers; ++i) {
+    std::int64_t n = 0;
+    if (!read_varint(p, rec_end, n, 5) || n < 0 || n > rec_end - p) return false;
+    p += n;
+    if (!read_varint(p, rec_end, n, 5) || n < -1 || n > rec_end - p) return false;
+    if (n > 0) p += n;
+  }
+  if (p != rec_end) return false;
+  out.header_count = static_cast<std::uint32_t>(headers);
+  out.headers = std::span(headers_start, rec_end);
+  out.offset = h.base_offset + offset_delta;
+  // Log-append time: the broker's time for every record, Kafka's rule.
+  out.timestamp_ms = (h.attributes & kLogAppendTime) != 0 ? h.max_timestamp : wrapping_add(h.base_timestamp, ts_delta);
+  return true;
+}
+
+}  // namespace detail
+
+bool peek_header(std::span<const std::byte> data, BatchHeader& h) {
+  if (data.size() < kHeaderSize) return false;
+  const std::byte* p = data.data();
+  h.base_offset = load_be<std::int64_t>(p + kBaseOffsetAt);
+  h.batch_length = load_be<std::int32_t>(p + kBatchLengthAt);
+  h.leader_epoch = load_be<std::int32_t>(p + kLeaderEpochAt);
+  h.magic = static_cast<std::int8_t>(p[kMagicAt]);
+  h.crc = load_be<std::uint32_t>(p + kCrcAt);
+  h.attributes = load_be<std::uint16_t>(p + kAttributesAt);
+  h.last_offset_delta = load_be<std::int32_t>(p + kLastOffsetDeltaAt);
+  h.base_timestamp = load_be<std::int64_t>(p + kBaseTimestampAt);
+  h.max_timestamp = load_be<std::int64_t>(p + kMaxTimestampAt);
+  h.producer_id = load_be<std::int64_t>(p + kProducerIdAt);
+  h.producer_epoch = load_be<std::int16_t>(p + kProducerEpochAt);
+  h.base_sequence = load_be<std::int32_t>(p + kBaseSequenceAt);
+  h.record_count = load_be<std::int32_t>(p + kRecordCountAt);
+  return true;
+}
+
+DecodedBatch decode_batch(std::span<const std::byte> data, std::vector<std::byte>& scratch, std::size_t max_records_bytes) {
+  DecodedBatch d;
+  BatchHeader& h = d.header;
+  if (!peek_header(data, h)) {
+    return fail(std::move(d), BatchError::truncated, std::to_string(data.size()) + " bytes, fewer than a batch header (61)");
+  }
+  constexpr std::int64_t kMinLength = kHeaderSize - kLogOverhead;
+  if (h.batch_length < kMinLength || static_cast<std::uint64_t>(h.batch_length) > kMaxBatchLength) {
+    return fail(std::move(d), BatchError::bad_length,
+                "batchLength " + std::to_string(h.batch_length) + " is outside " + std::to_string(kMinLength) + ".." +
+                    std::to_string(kMaxBatchLength));
+  }
+  if (data.size() < h.size()) {
+    return fail(std::move(d), BatchError::truncated,
+                "batchLength says " + std::to_string(h.size()) + " bytes, " + std::to_string(data.size()) + " are there");
+  }
+  if (h.magic != kMagic) {
+    return fail(std::move(d), BatchError::bad_magic,
+                "magic " + std::to_string(h.magic) + " (a batch of another format version; ringbus reads magic 2)");
+  }
+  d.bytes = data.first(h.size());
+  const std::uint32_t crc = crc32c(d.bytes.data() + kAttributesAt, d.bytes.size() - kAttributesAt);
+  if (crc != h.crc) {
+    return fail(std::move(d), BatchError::bad_crc, "CRC-32C of attributes..end is " + std::to_string(crc) + ", the header says " +
+                                                        std::to_string(h.crc));
+  }
+  if (h.base_offset < 0 || h.last_offset_delta < 0 || h.base_offset > INT64_MAX - h.last_offset_delta - 1) {
+    return fail(std::move(d), BatchError::bad_record, "baseOffset " + std::to_string(h.base_offset) + " with lastOffsetDelta " +
+                                                           std::to_string(h.last_offset_delta) + " is out of range");
+  }
+  if (h.record_count < 0 || h.record_count > std::int64_t{h.last_offset_delta} + 1) {
+    return fail(std::move(d), BatchError::bad_record,
+                std::to_string(h.record_count) + " records in lastOffsetDelta " + std::to_string(h.last_offset_delta));
+  }
+  const auto codec = static_cast<std::uint8_t>(h.attributes & kCompressionMask);
+  if (codec > static_cast<std::uint8_t>(Compression::zstd)) {
+    return fail(std::move(d), BatchError::bad_compression, "unknown compression codec " + std::to_string(codec));
+  }
+  d.records = d.bytes.subspan(kRecordsAt);
+  if (h.compression() != Compression::none) {
+    std::string error;
+    if (!decompress(h.compression(), d.records, max_records_bytes, scratch, error)) {
+      return fail(std::move(d), BatchError::bad_compression, std::string(to_string(h.compression())) + ": " + error);
+    }
+    d.records = scratch;
+  }
+  const std::byte* p = d.records.data();
+  const std::byte* end = p + d.records.size();
+  BatchRecord r;
+  std::int64_t last = -1;
+  for (std::int32_t i = 0; i < h.record_count; ++i) {
+    if (!detail::parse_record(p, end, h, r)) {
+      return fail(std::move(d), BatchError::bad_record, "record " + std::to_string(i) + " of " +
+                                                             std::to_string(h.record_count) + " is malformed");
+    }
+    const std::int64_t delta = r.offset - h.base_offset;
+    if (delta <= last) {
+      return fail(std::move(d), BatchError::bad_record, "record " + std::to_string(i) + " has offset delta " +
+                                                             std::to_string(delta) + ", not above " + std::to_string(last));
+    }
+    last = delta;
+  }
+  if (p != end) {
+    return fail(std::move(d), BatchError::bad_record,
+                std::to_string(end - p) + " bytes after the last of " + std::to_string(h.record_count) + " records");
+  }
+  return d;
+}
+
+void BatchBuilder::reset(std::uint64_t base_offset, std::int32_t leader_epoch, Compression codec) {
+  buf_.assign(kHeaderSize, std::byte{0});
+  base_ = next_ = base_offset;
+  epoch_ = leader_epoch;
+  codec_ = codec;
+  count_ = 0;
+  first_ts_ = max_ts_ = -1;  // Kafka's "no timestamp" for a batch without records
+}
+
+void BatchBuilder::append(std::uint64_t offset, std::int64_t timestamp_ms, std::string_view key, std::string_view value,
+                          std::span<const Header> headers) {
+  if (count_ == 0) first_ts_ = max_ts_ = timestamp_ms;
+  max_ts_ = std::max(max_ts_, timestamp_ms);
+  const std::int64_t ts_delta =
+      static_cast<std::int64_t>(static_cast<std::uint64_t>(timestamp_ms) - static_cast<std::uint64_t>(first_ts_));
+  const auto offset_delta = static_cast<std::int64_t>(offset - base_);
+  const std::int64_t key_length = key.empty() ? -1 : static_cast<std::int64_t>(key.size());
+  std::size_t body = 1 + varint_size(ts_delta) + varint_size(offset_delta) + field_size(key_length) +
+                     field_size(static_cast<std::int64_t>(value.size())) + varint_size(static_cast<std::int64_t>(headers.size()));
+  for (const Header& hd : headers) {
+    body += field_size(static_cast<std::int64_t>(hd.name.size())) + field_size(static_cast<std::int64_t>(hd.value.size()));
+  }
+  put_varint(buf_, static_cast<std::int64_t>(body));
+  buf_.push_back(std::byte{0});  // attributes
+  put_varint(buf_, ts_delta);
+  put_varint(buf_, offset_delta);
+  put_varint(buf_, key_length);
+  put_bytes(buf_, key);
+  put_varint(buf_, static_cast<std::int64_t>(value.size()));
+  put_bytes(buf_, value);
+  put_varint(buf_, static_cast<std::int64_t>(headers.size()));
+  for (const Header& hd : headers) {
+    put_varint(buf_, static_cast<std::int64_t>(hd.name.size()));
+    put_bytes(buf_, hd.name);
+    put_varint(buf_, static_cast<std::int64_t>(hd.value.size()));
+    put_bytes(buf_, hd.value);
+  }
+  ++count_;
+  next_ = offset + 1;
+}
+
+void BatchBuilder::cover_until(std::uint64_t end) { next_ = std::max(next_, end); }
+
+std::span<const std::byte> BatchBuilder::finish() {
+  if (empty()) return {};
+  std::vector<std::byte>* out = &buf_;
+  if (codec_ != Compression::none) {
+    packed_.assign(buf_.begin(), buf_.begin() + kHeaderSize);
+    compress(codec_, std::span(buf_).subspan(kHeaderSize), packed_);
+    out = &packed_;
+  }
+  std::byte* p = out->data();
+  store_be<std::int64_t>(p + kBaseOffsetAt, static_cast<std::int64_t>(base_));
+  store_be<std::int32_t>(p + kBatchLengthAt, static_cast<std::int32_t>(out->size() - kLogOverhead));
+  store_be<std::int32_t>(p + kLeaderEpochAt, epoch_);
+  p[kMagicAt] = static_cast<std::byte>(kMagic);
+  store_be<std::uint16_t>(p + kAttributesAt, static_cast<std::uint16_t>(codec_));
+  store_be<std::int32_t>(p + kLastOffsetDeltaAt, static_cast<std::int32_t>(next_ - base_ - 1));
+  store_be<std::int64_t>(p + kBaseTimestampAt, first_ts_);
+  store_be<std::int64_t>(p + kMaxTimestampAt, max_ts_);
+  store_be<std::int64_t>(p + kProducerIdAt, -1);
+  store_be<std::int16_t>(p + kProducerEpochAt, -1);
+  store_be<std::int32_t>(p + kBaseSequenceAt, -1);
+  store_be<std::int32_t>(p + kRecordCountAt, static_cast<std::int32_t>(count_));
+  store_be<std::uint32_t>(p + kCrcAt, crc32c(p + kAttributesAt, out->size() - kAttributesAt));
+  return *out;
+}
+
+}  // namespace ringbus::log::v2

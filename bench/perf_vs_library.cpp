@@ -78,7 +78,7 @@ double library_consume(const std::string& instance, const std::string& topic, st
     std::int64_t first_ts = 0;
   } t;
   auto meter = [&t](const Record& r) {
-    if (t.first_ts == 0) t.first_ts = r.timestamp_ns;
+    if (t.first_ts == 0) t.first_ts = r.publish_ns;
     t.bytes += r.value.size();
   };
   const std::int64_t t0 = now_ns();

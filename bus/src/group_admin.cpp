@@ -40,7 +40,8 @@ std::uint64_t detail::offset_for_time(std::string_view instance, std::string_vie
   const std::uint64_t end = ring.tail().second;
   while (found == detail::kNoOffset && c->position(p) < end) {
     const PollResult r = c->poll([&](const Record& rec) {
-      if (found == detail::kNoOffset && rec.timestamp_ns >= ts) found = rec.offset;
+      // Kafka's rule: by millisecond timestamp (LogReader::seek_time too).
+      if (found == detail::kNoOffset && rec.timestamp_ms >= detail::ms_of(ts)) found = rec.offset;
     });
     if (r.records == 0 && r.status == PollStatus::ok) {
       // A broker found gone ends the first wait at once; the next one waits.

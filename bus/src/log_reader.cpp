@@ -217,6 +217,11 @@ ReadStatus LogReader::skip_corrupt(std::uint64_t limit) {
 }
 
 ReadStatus LogReader::seek_time(std::int64_t timestamp_ns, std::uint64_t limit, std::uint64_t* offset) {
+  // Records are found by Kafka's millisecond timestamp: the query rounded
+  // down to its millisecond, so that every comparison in nanoseconds below
+  // agrees with one in milliseconds (ns >= k ms exactly when ms_of(ns) >= k).
+  const std::int64_t query_ms = detail::ms_of(timestamp_ns);
+  timestamp_ns = query_ms * 1'000'000;
   // The newest timestamp a segment's time index knows (its last entry), or
   // INT64_MIN if it has none. Monotonic across segments (entries carry the
   // largest timestamp seen so far, and every closed segment has one: its
@@ -309,7 +314,7 @@ ReadStatus LogReader::seek_time(std::int64_t timestamp_ns, std::uint64_t limit, 
     std::uint64_t found = b.header.base_offset + b.header.offset_span;
     bool have = false;
     for_each_record(b, 0, [&](const Record& r) {
-      if (!have && r.timestamp_ns >= timestamp_ns) {
+      if (!have && r.timestamp_ms >= query_ms) {
         found = r.offset;
         have = true;
       }

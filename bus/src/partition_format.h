@@ -18,7 +18,7 @@
 namespace ringbus::detail {
 
 inline constexpr std::uint64_t kPartitionMagic = 0x50'53'55'42'47'4e'49'52ULL;  // "RINGBUSP"
-inline constexpr std::uint32_t kLayoutVersion = 3;  // 2: base offset, commit-log line; 3: gate offsets, the broker's gate
+inline constexpr std::uint32_t kLayoutVersion = 4;  // 2: base offset, commit-log line; 3: gate offsets, the broker's gate; 4: headers in Kafka's encoding
 
 // Records are framed at this alignment; it is also the smallest frame, so a
 // ring of C bytes holds at most C / kFrameAlign offsets, which is what sizes

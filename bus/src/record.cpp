@@ -47,59 +47,135 @@ const char* to_string(WaitStatus s) noexcept {
 
 namespace detail {
 
+namespace {
+std::uint64_t zigzag(std::int64_t v) noexcept {
+  return (static_cast<std::uint64_t>(v) << 1) ^ static_cast<std::uint64_t>(v >> 63);
+}
+}  // namespace
+
+std::size_t varint_size(std::int64_t v) noexcept {
+  std::uint64_t z = zigzag(v);
+  std::size_t n = 1;
+  while (z >= 0x80) {
+    z >>= 7;
+    ++n;
+  }
+  return n;
+}
+
+std::byte* put_varint(std::byte* dst, std::int64_t v) noexcept {
+  std::uint64_t z = zigzag(v);
+  while (z >= 0x80) {
+    *dst++ = static_cast<std::byte>((z & 0x7f) | 0x80);
+    z >>= 7;
+  }
+  *dst++ = static_cast<std::byte>(z);
+  return dst;
+}
+
+bool read_varint(const std::byte*& p, const std::byte* end, std::int64_t& out, int max_bytes) noexcept {
+  std::uint64_t z = 0;
+  for (int i = 0; i < max_bytes; ++i) {
+    if (p == end) return false;
+    const auto b = static_cast<std::uint8_t>(*p++);
+    z |= static_cast<std::uint64_t>(b & 0x7f) << (7 * i);
+    if ((b & 0x80) == 0) {
+      out = static_cast<std::int64_t>(z >> 1) ^ -static_cast<std::int64_t>(z & 1);
+      return true;
+    }
+  }
+  return false;
+}
+
 std::size_t encoded_headers_size(std::span<const Header> headers) noexcept {
-  std::size_t n = 0;
+  std::size_t n = varint_size(static_cast<std::int64_t>(headers.size()));
   for (const Header& h : headers) {
-    if (h.name.size() > UINT16_MAX || h.value.size() > UINT32_MAX) return SIZE_MAX;
-    n += kHeaderPrefix + h.name.size() + h.value.size();
+    if (h.name.size() > INT32_MAX || h.value.size() > INT32_MAX) return SIZE_MAX;
+    const auto name = static_cast<std::int64_t>(h.name.size());
+    const auto value = static_cast<std::int64_t>(h.value.size());
+    n += varint_size(name) + h.name.size() + varint_size(value) + h.value.size();
   }
   return n;
 }
 
 void encode_headers(std::span<const Header> headers, std::byte* dst) noexcept {
+  dst = put_varint(dst, static_cast<std::int64_t>(headers.size()));
   for (const Header& h : headers) {
-    const auto name_len = static_cast<std::uint16_t>(h.name.size());
-    const auto value_len = static_cast<std::uint32_t>(h.value.size());
-    std::memcpy(dst, &name_len, 2);
-    std::memcpy(dst + 2, &value_len, 4);
-    std::memcpy(dst + kHeaderPrefix, h.name.data(), name_len);
-    std::memcpy(dst + kHeaderPrefix + name_len, h.value.data(), value_len);
-    dst += kHeaderPrefix + name_len + value_len;
+    dst = put_varint(dst, static_cast<std::int64_t>(h.name.size()));
+    if (!h.name.empty()) std::memcpy(dst, h.name.data(), h.name.size());
+    dst += h.name.size();
+    dst = put_varint(dst, static_cast<std::int64_t>(h.value.size()));
+    if (!h.value.empty()) std::memcpy(dst, h.value.data(), h.value.size());
+    dst += h.value.size();
   }
 }
 
 }  // namespace detail
 
-HeaderView::iterator::iterator(std::string_view rest) : rest_(rest), at_end_(false) { decode(); }
+namespace {
+const std::byte* bytes_of(std::string_view s) { return reinterpret_cast<const std::byte*>(s.data()); }
+}  // namespace
+
+HeaderView::iterator::iterator(std::string_view rest, std::uint32_t count) : rest_(rest), remaining_(count), at_end_(false) {
+  decode();
+}
 
 void HeaderView::iterator::decode() {
-  if (rest_.size() < detail::kHeaderPrefix) {
-    at_end_ = true;  // a clean end (empty) or a truncated prefix
+  if (remaining_ == 0) {
+    at_end_ = true;
     return;
   }
-  std::uint16_t name_len = 0;
-  std::uint32_t value_len = 0;
-  std::memcpy(&name_len, rest_.data(), 2);
-  std::memcpy(&value_len, rest_.data() + 2, 4);
-  if (rest_.size() - detail::kHeaderPrefix < static_cast<std::size_t>(name_len) + value_len) {
-    at_end_ = true;  // malformed: lengths run past the end
+  const std::byte* p = bytes_of(rest_);
+  const std::byte* end = p + rest_.size();
+  std::int64_t name_len = 0;
+  std::int64_t value_len = 0;
+  if (!detail::read_varint(p, end, name_len, 5) || name_len < 0 || name_len > end - p) {
+    at_end_ = true;  // malformed: valid() says so
     return;
   }
-  current_.name = rest_.substr(detail::kHeaderPrefix, name_len);
-  current_.value = rest_.substr(detail::kHeaderPrefix + name_len, value_len);
+  const std::byte* name = p;
+  p += name_len;
+  if (!detail::read_varint(p, end, value_len, 5) || value_len < -1 || value_len > end - p) {
+    at_end_ = true;
+    return;
+  }
+  current_.name = std::string_view(reinterpret_cast<const char*>(name), static_cast<std::size_t>(name_len));
+  current_.value = std::string_view(reinterpret_cast<const char*>(p), value_len < 0 ? 0 : static_cast<std::size_t>(value_len));
+  if (value_len > 0) p += value_len;
+  next_ = static_cast<std::size_t>(p - bytes_of(rest_));
 }
 
 HeaderView::iterator& HeaderView::iterator::operator++() {
-  rest_.remove_prefix(detail::kHeaderPrefix + current_.name.size() + current_.value.size());
+  rest_.remove_prefix(next_);
+  --remaining_;
   decode();
   return *this;
 }
 
+HeaderView::iterator HeaderView::begin() const {
+  const std::byte* p = bytes_of(encoded_);
+  std::int64_t count = 0;
+  if (encoded_.empty() || !detail::read_varint(p, p + encoded_.size(), count, 5) || count <= 0) return iterator();
+  return iterator(encoded_.substr(static_cast<std::size_t>(p - bytes_of(encoded_))), static_cast<std::uint32_t>(std::min<std::int64_t>(count, INT32_MAX)));
+}
+
 bool HeaderView::valid() const {
-  // The iterator stops at the first malformed header; valid if it used all.
-  std::size_t used = 0;
-  for (const Header& h : *this) used += detail::kHeaderPrefix + h.name.size() + h.value.size();
-  return used == encoded_.size();
+  if (encoded_.empty()) return true;
+  const std::byte* p = bytes_of(encoded_);
+  const std::byte* end = p + encoded_.size();
+  std::int64_t count = 0;
+  if (!detail::read_varint(p, end, count, 5) || count < 0) return false;
+  // The iterator stops at the first malformed header: valid if it read the
+  // count it was told and used every byte.
+  std::int64_t seen = 0;
+  const char* last = reinterpret_cast<const char*>(p);
+  for (auto it = begin(); it != this->end(); ++it) {
+    ++seen;
+    last = it->value.data() + it->value.size();
+  }
+  if (seen != count) return false;
+  if (count == 0) return p == end;
+  return last == encoded_.data() + encoded_.size();
 }
 
 bool HeaderView::find(std::string_view name, std::string_view& value) const {

@@ -5,6 +5,7 @@
 #include "compression.h"
 #include "crc32c.h"
 #include "log_format.h"
+#include "record_headers.h"
 
 namespace ringbus::log::v2 {
 
@@ -34,27 +35,13 @@ std::int64_t wrapping_add(std::int64_t a, std::int64_t b) noexcept {
   return static_cast<std::int64_t>(static_cast<std::uint64_t>(a) + static_cast<std::uint64_t>(b));
 }
 
-std::uint64_t zigzag(std::int64_t v) noexcept {
-  return (static_cast<std::uint64_t>(v) << 1) ^ static_cast<std::uint64_t>(v >> 63);
-}
-
-std::size_t varint_size(std::int64_t v) noexcept {
-  std::uint64_t z = zigzag(v);
-  std::size_t n = 1;
-  while (z >= 0x80) {
-    z >>= 7;
-    ++n;
-  }
-  return n;
-}
+using ringbus::detail::read_varint;
+using ringbus::detail::varint_size;
 
 void put_varint(std::vector<std::byte>& out, std::int64_t v) {
-  std::uint64_t z = zigzag(v);
-  while (z >= 0x80) {
-    out.push_back(static_cast<std::byte>((z & 0x7f) | 0x80));
-    z >>= 7;
-  }
-  out.push_back(static_cast<std::byte>(z));
+  std::byte tmp[10];
+  std::byte* end = ringbus::detail::put_varint(tmp, v);
+  out.insert(out.end(), +tmp, end);
 }
 
 void put_bytes(std::vector<std::byte>& out, std::string_view s) {
@@ -88,20 +75,6 @@ const char* to_string(BatchError e) noexcept {
 
 namespace detail {
 
-bool read_varint(const std::byte*& p, const std::byte* end, std::int64_t& out, int max_bytes) noexcept {
-  std::uint64_t z = 0;
-  for (int i = 0; i < max_bytes; ++i) {
-    if (p == end) return false;
-    const auto b = static_cast<std::uint8_t>(*p++);
-    z |= static_cast<std::uint64_t>(b & 0x7f) << (7 * i);
-    if ((b & 0x80) == 0) {
-      out = static_cast<std::int64_t>(z >> 1) ^ -static_cast<std::int64_t>(z & 1);
-      return true;
-    }
-  }
-  return false;
-}
-
 bool parse_record(const std::byte*& p, const std::byte* end, const BatchHeader& h, BatchRecord& out) noexcept {
   std::int64_t length = 0;
   if (!read_varint(p, end, length, 5) || length < 1 || length > end - p) return false;
@@ -122,8 +95,8 @@ bool parse_record(const std::byte*& p, const std::byte* end, const BatchHeader& 
   out.has_value = value_length >= 0;
   out.value = std::string_view(reinterpret_cast<const char*>(p), out.has_value ? static_cast<std::size_t>(value_length) : 0);
   if (value_length > 0) p += value_length;
-  if (!read_varint(p, rec_end, headers, 5) || headers < 0 || headers > rec_end - p) return false;
   const std::byte* headers_start = p;
+  if (!read_varint(p, rec_end, headers, 5) || headers < 0 || headers > rec_end - p) return false;
   for (std::int64_t i = 0; i < headers; ++i) {
     std::int64_t n = 0;
     if (!read_varint(p, rec_end, n, 5) || n < 0 || n > rec_end - p) return false;
@@ -132,8 +105,7 @@ bool parse_record(const std::byte*& p, const std::byte* end, const BatchHeader& 
     if (n > 0) p += n;
   }
   if (p != rec_end) return false;
-  out.header_count = static_cast<std::uint32_t>(headers);
-  out.headers = std::span(headers_start, rec_end);
+  out.headers = HeaderView(std::string_view(reinterpret_cast<const char*>(headers_start), static_cast<std::size_t>(rec_end - headers_start)));
   out.offset = h.base_offset + offset_delta;
   // Log-append time: the broker's time for every record, Kafka's rule.
   out.timestamp_ms = (h.attributes & kLogAppendTime) != 0 ? h.max_timestamp : wrapping_add(h.base_timestamp, ts_delta);
@@ -247,11 +219,9 @@ void BatchBuilder::append(std::uint64_t offset, std::int64_t timestamp_ms, std::
       static_cast<std::int64_t>(static_cast<std::uint64_t>(timestamp_ms) - static_cast<std::uint64_t>(first_ts_));
   const auto offset_delta = static_cast<std::int64_t>(offset - base_);
   const std::int64_t key_length = key.empty() ? -1 : static_cast<std::int64_t>(key.size());
-  std::size_t body = 1 + varint_size(ts_delta) + varint_size(offset_delta) + field_size(key_length) +
-                     field_size(static_cast<std::int64_t>(value.size())) + varint_size(static_cast<std::int64_t>(headers.size()));
-  for (const Header& hd : headers) {
-    body += field_size(static_cast<std::int64_t>(hd.name.size())) + field_size(static_cast<std::int64_t>(hd.value.size()));
-  }
+  const std::size_t header_bytes = ringbus::detail::encoded_headers_size(headers);
+  const std::size_t body = 1 + varint_size(ts_delta) + varint_size(offset_delta) + field_size(key_length) +
+                           field_size(static_cast<std::int64_t>(value.size())) + header_bytes;
   put_varint(buf_, static_cast<std::int64_t>(body));
   buf_.push_back(std::byte{0});  // attributes
   put_varint(buf_, ts_delta);
@@ -260,13 +230,9 @@ void BatchBuilder::append(std::uint64_t offset, std::int64_t timestamp_ms, std::
   put_bytes(buf_, key);
   put_varint(buf_, static_cast<std::int64_t>(value.size()));
   put_bytes(buf_, value);
-  put_varint(buf_, static_cast<std::int64_t>(headers.size()));
-  for (const Header& hd : headers) {
-    put_varint(buf_, static_cast<std::int64_t>(hd.name.size()));
-    put_bytes(buf_, hd.name);
-    put_varint(buf_, static_cast<std::int64_t>(hd.value.size()));
-    put_bytes(buf_, hd.value);
-  }
+  const std::size_t at = buf_.size();
+  buf_.resize(at + header_bytes);
+  ringbus::detail::encode_headers(headers, buf_.data() + at);
   ++count_;
   next_ = offset + 1;
 }

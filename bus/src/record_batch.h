@@ -52,8 +52,7 @@ struct BatchRecord {
   std::string_view value;
   bool has_key = false;
   bool has_value = false;
-  std::uint32_t header_count = 0;
-  std::span<const std::byte> headers;  // header_count headers, Kafka-encoded (for_each_header)
+  HeaderView headers;  // the record's header block (count and headers), in place
 };
 
 enum class BatchError : std::uint8_t {
@@ -91,9 +90,6 @@ DecodedBatch decode_batch(std::span<const std::byte> data, std::vector<std::byte
 // Calls fn(const BatchRecord&) for each record of a decoded (ok) batch.
 template <class F>
 void for_each_record(const DecodedBatch& batch, F&& fn);
-// Calls fn(name, value) for each header of a record (value empty if null).
-template <class F>
-void for_each_header(const BatchRecord& record, F&& fn);
 
 // Builds one batch: records appended in offset order, then finish().
 class BatchBuilder {
@@ -120,13 +116,8 @@ class BatchBuilder {
   std::int64_t max_ts_ = 0;
 };
 
-// ---- varints (Kafka's zigzag encoding), for the templates above ------------
-
 namespace detail {
-// Reads a zigzag varint of at most `max_bytes` (5 for int32, 10 for int64);
-// false if it runs past `end` or is longer.
-bool read_varint(const std::byte*& p, const std::byte* end, std::int64_t& out, int max_bytes) noexcept;
-// Parses the record at p (whose length prefix was read); false if malformed.
+// Parses the record at p; false if malformed.
 bool parse_record(const std::byte*& p, const std::byte* end, const BatchHeader& h, BatchRecord& out) noexcept;
 }  // namespace detail
 
@@ -138,22 +129,6 @@ void for_each_record(const DecodedBatch& batch, F&& fn) {
   for (std::int32_t i = 0; i < batch.header.record_count; ++i) {
     if (!detail::parse_record(p, end, batch.header, r)) return;  // decode_batch checked them all
     fn(static_cast<const BatchRecord&>(r));
-  }
-}
-
-template <class F>
-void for_each_header(const BatchRecord& record, F&& fn) {
-  const std::byte* p = record.headers.data();
-  const std::byte* end = p + record.headers.size();
-  for (std::uint32_t i = 0; i < record.header_count; ++i) {
-    std::int64_t n = 0;
-    if (!detail::read_varint(p, end, n, 5) || n < 0 || n > end - p) return;
-    const std::string_view name(reinterpret_cast<const char*>(p), static_cast<std::size_t>(n));
-    p += n;
-    if (!detail::read_varint(p, end, n, 5) || n < -1 || n > end - p) return;
-    const std::string_view value = n < 0 ? std::string_view() : std::string_view(reinterpret_cast<const char*>(p), static_cast<std::size_t>(n));
-    if (n > 0) p += n;
-    fn(name, value);
   }
 }
 

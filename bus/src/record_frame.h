@@ -24,11 +24,18 @@ inline bool frame_ok(const RecordHeader& h, std::uint64_t max_frame) noexcept {
          (std::uint64_t{h.key_length} + h.headers_length <= h.frame_length - sizeof(RecordHeader));
 }
 
+// Kafka's milliseconds of a nanosecond CLOCK_REALTIME (rounded down, also
+// before 1970).
+inline std::int64_t ms_of(std::int64_t ns) noexcept {
+  return ns >= 0 ? ns / 1'000'000 : -((-ns + 999'999) / 1'000'000);
+}
+
 inline Record record_at(const std::byte* frame, std::uint32_t partition) noexcept {
   const auto* h = reinterpret_cast<const RecordHeader*>(frame);
   const auto* body = reinterpret_cast<const char*>(frame + sizeof(RecordHeader));
   const std::size_t value_len = h->frame_length - sizeof(RecordHeader) - h->key_length - h->headers_length;
   return Record{h->offset,
+                ms_of(h->timestamp_ns),
                 h->timestamp_ns,
                 partition,
                 std::string_view(body, h->key_length),

@@ -1,6 +1,10 @@
-// Encoding of a record's headers inside its frame (spec: bus/README.md):
-// each header is [u16 name length][u32 value length][name][value], little
-// endian, back to back; headers_length in the frame covers all of them.
+// Encoding of a record's headers (spec: bus/README.md, "Record frames"):
+// Kafka's, the same bytes a record of a record batch v2 carries, so the log
+// writes them as they are in the ring and a reader views them in place. A
+// varint count, then per header a varint name length, the name, a varint
+// value length (-1: null, read as empty) and the value. Varints are zigzag
+// (Kafka's). No headers is an empty encoding in a ring frame (nothing
+// stored) and a count of 0 in a batch; HeaderView reads both.
 #pragma once
 
 #include <cstddef>
@@ -11,11 +15,16 @@
 
 namespace ringbus::detail {
 
-inline constexpr std::size_t kHeaderPrefix = 6;
-
-// Bytes the headers take encoded; SIZE_MAX if a name is longer than 65535.
+// Bytes the headers take encoded (count included); SIZE_MAX if a name or
+// value is longer than Kafka's int32 lengths allow.
 std::size_t encoded_headers_size(std::span<const Header> headers) noexcept;
 // Writes them at dst (encoded_headers_size bytes).
 void encode_headers(std::span<const Header> headers, std::byte* dst) noexcept;
+
+// Kafka's zigzag varints. read_varint reads at most max_bytes (5 for an
+// int32, 10 for an int64) and fails if it runs past `end` or is longer.
+std::size_t varint_size(std::int64_t v) noexcept;
+std::byte* put_varint(std::byte* dst, std::int64_t v) noexcept;
+bool read_varint(const std::byte*& p, const std::byte* end, std::int64_t& out, int max_bytes) noexcept;
 
 }  // namespace ringbus::detail

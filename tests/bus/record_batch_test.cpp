@@ -29,7 +29,7 @@ std::vector<Seen> records_of(const DecodedBatch& d) {
   std::vector<Seen> out;
   for_each_record(d, [&](const BatchRecord& r) {
     Seen s{r.offset, r.timestamp_ms, std::string(r.key), std::string(r.value), r.has_key, {}};
-    for_each_header(r, [&](std::string_view n, std::string_view v) { s.headers.emplace_back(n, v); });
+    for (const Header& h : r.headers) s.headers.emplace_back(h.name, h.value);
     out.push_back(std::move(s));
   });
   return out;
@@ -251,6 +251,22 @@ TEST(RecordBatch, LogAppendTimeGivesEveryRecordTheMaxTimestamp) {
   const DecodedBatch d = decode(b);
   ASSERT_TRUE(d.ok()) << d.detail;
   for (const Seen& s : records_of(d)) EXPECT_EQ(s.ts, d.header.max_timestamp);
+}
+
+TEST(RecordBatch, HeadersAreTheRingsEncodingAsIs) {
+  // Kafka's header block: count 2; "a" -> null; "b" -> "xy". The ring stores
+  // the same encoding, so HeaderView reads both.
+  const unsigned char block[] = {4, 2, 'a', 1, 2, 'b', 4, 'x', 'y'};
+  const HeaderView v(std::string_view(reinterpret_cast<const char*>(block), sizeof block));
+  ASSERT_TRUE(v.valid());
+  std::vector<std::pair<std::string, std::string>> seen;
+  for (const Header& h : v) seen.emplace_back(h.name, h.value);
+  EXPECT_EQ(seen, (std::vector<std::pair<std::string, std::string>>{{"a", ""}, {"b", "xy"}}));
+  const unsigned char none[] = {0};
+  EXPECT_TRUE(HeaderView(std::string_view(reinterpret_cast<const char*>(none), 1)).empty());
+  EXPECT_TRUE(HeaderView().empty());
+  const unsigned char short_count[] = {6, 2, 'a', 0};  // says 3 headers, holds 1
+  EXPECT_FALSE(HeaderView(std::string_view(reinterpret_cast<const char*>(short_count), sizeof short_count)).valid());
 }
 
 TEST(Compression, RawSnappyIsReadAsWellAsXerialFraming) {

@@ -58,7 +58,7 @@ int decode(const std::string& path) {
                       {"size", d.bytes.size()},                {"records", nlohmann::json::array()}};
   v2::for_each_record(d, [&](const v2::BatchRecord& r) {
     nlohmann::json headers = nlohmann::json::array();
-    v2::for_each_header(r, [&](std::string_view n, std::string_view v) { headers.push_back({n, v}); });
+    for (const ringbus::Header& h : r.headers) headers.push_back({h.name, h.value});
     j["records"].push_back({{"offset", r.offset},
                             {"timestamp", r.timestamp_ms},
                             {"key", r.has_key ? nlohmann::json(r.key) : nlohmann::json()},

@@ -83,8 +83,8 @@ TEST_F(RingTest, ExactlyMaxRecordSizeIsAcceptedAndOneMoreByteIsRefused) {
   Producer p = producer("t");
   Consumer c = consumer("t", from_earliest());
   const std::string key = "kk";
-  const Header hs[] = {{"h", "xy"}};  // 6 + 1 + 2 = 9 bytes encoded
-  const std::string value(1000 - key.size() - 9, 'x');
+  const Header hs[] = {{"h", "xy"}};  // count, name length, "h", value length, "xy": 6 bytes encoded
+  const std::string value(1000 - key.size() - 6, 'x');
   ASSERT_TRUE(p.try_publish(key, value, hs).ok());
   EXPECT_EQ(p.try_publish(key, value + "y", hs).status, PublishStatus::record_too_large);
   Claim too_big = p.try_claim(1001);

@@ -32,7 +32,7 @@ class PartitionLogTest : public ::testing::Test {
   log::MemoryIo io;
   std::unique_ptr<PartitionLog> log;
   std::uint64_t next = 0;
-  std::int64_t clock = 1'000'000;
+  std::int64_t clock_ms = 1'000'000;  // record o has timestamp clock_ms + o, in milliseconds
 
   void open(LogSettings s = small_segments(), RecoveryReport* report = nullptr) {
     log.reset();
@@ -47,7 +47,7 @@ class PartitionLogTest : public ::testing::Test {
     log::BatchBuilder b;
     b.reset(next);
     for (std::uint32_t i = 0; i < records; ++i) {
-      b.append_record(next + i, clock++, "k", std::string(value_size, static_cast<char>('a' + (next + i) % 26)));
+      b.append_record(next + i, clock_ms++ * 1'000'000, "k", std::string(value_size, static_cast<char>('a' + (next + i) % 26)));
     }
     std::vector<std::byte> bytes(b.finish().begin(), b.finish().end());
     if (log->should_roll(bytes.size(), 0)) {
@@ -126,13 +126,16 @@ TEST_F(PartitionLogTest, ReadsStopAtTheLimit) {
 
 TEST_F(PartitionLogTest, SeekByTimeFindsTheFirstRecordAtOrAfterIt) {
   open();
-  const std::int64_t t0 = clock;
-  for (int i = 0; i < 400; ++i) append(4);  // timestamps t0, t0 + 1, ...: record o has t0 + o
+  const std::int64_t t0 = clock_ms;
+  for (int i = 0; i < 400; ++i) append(4);  // record o has timestamp t0 + o ms
   log::LogReader r(io, kDir);
   std::uint64_t offset = 0;
-  EXPECT_EQ(r.seek_time(t0 + 1234, UINT64_MAX, &offset), log::ReadStatus::batch) << r.error();
+  EXPECT_EQ(r.seek_time((t0 + 1234) * 1'000'000, UINT64_MAX, &offset), log::ReadStatus::batch) << r.error();
   EXPECT_EQ(offset, 1234u);
-  EXPECT_EQ(r.seek_time(t0 + 1'000'000, UINT64_MAX, &offset), log::ReadStatus::end);
+  // Kafka's rule: by millisecond, so a time inside record 1234's millisecond finds it.
+  EXPECT_EQ(r.seek_time((t0 + 1234) * 1'000'000 + 999'999, UINT64_MAX, &offset), log::ReadStatus::batch) << r.error();
+  EXPECT_EQ(offset, 1234u);
+  EXPECT_EQ(r.seek_time((t0 + 1'000'000) * 1'000'000, UINT64_MAX, &offset), log::ReadStatus::end);
   EXPECT_EQ(offset, 1600u);
 }
 
@@ -371,14 +374,14 @@ TEST_F(PartitionLogTest, AReaderSeesSegmentsDeletedAndRolledSinceItListed) {
   };
   EXPECT_EQ(from(3000), range(3000, 3200));
   EXPECT_EQ(from(earliest + 10), range(earliest + 10, 3200));
-  // The same by time (record o has timestamp 1'000'000 + o), with a reader
+  // The same by time (record o has timestamp 1'000'000 + o ms), with a reader
   // that listed before the rolls and the deletions.
   log::LogReader t(io, kDir);
   std::uint64_t offset = 0;
-  ASSERT_EQ(t.seek_time(1'000'000 + 300, UINT64_MAX, &offset), log::ReadStatus::batch) << t.error();
+  ASSERT_EQ(t.seek_time((1'000'000LL + 300) * 1'000'000, UINT64_MAX, &offset), log::ReadStatus::batch) << t.error();
   for (int i = 0; i < 400; ++i) append(4);
   ASSERT_TRUE(log->apply_retention(0).ok());
-  EXPECT_EQ(t.seek_time(1'000'000 + 4700, UINT64_MAX, &offset), log::ReadStatus::batch) << t.error();
+  EXPECT_EQ(t.seek_time((1'000'000LL + 4700) * 1'000'000, UINT64_MAX, &offset), log::ReadStatus::batch) << t.error();
   EXPECT_EQ(offset, 4700u);
   EXPECT_EQ(t.seek_time(0, UINT64_MAX, &offset), log::ReadStatus::batch) << t.error();
   EXPECT_EQ(offset, log->start_offset());

@@ -182,7 +182,7 @@ void print_record(const Record& r, const std::string& format) {
     nlohmann::json h = nlohmann::json::object();
     for (const Header& x : r.headers) h[std::string(x.name)] = std::string(x.value);
     const nlohmann::json j{{"partition", r.partition},         {"offset", r.offset},
-                           {"timestamp_ns", r.timestamp_ns},   {"key", std::string(r.key)},
+                           {"timestamp_ms", r.timestamp_ms},   {"key", std::string(r.key)},
                            {"value", std::string(r.value)},    {"headers", std::move(h)}};
     // Bytes that are not UTF-8 are replaced (U+FFFD) rather than failing the line.
     std::fputs(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str(), stdout);

@@ -73,7 +73,7 @@ void add_log_commands(CLI::App& app, int& code) {
     };
     if (d->records) {
       o.on_record = [d](const Record& r) {
-        fmt::print("  offset {} timestamp {} key \"{}\" value \"{}\"\n", r.offset, r.timestamp_ns,
+        fmt::print("  offset {} timestamp {} ms key \"{}\" value \"{}\"\n", r.offset, r.timestamp_ms,
                    printable(r.key, d->max_bytes), printable(r.value, d->max_bytes));
       };
     }

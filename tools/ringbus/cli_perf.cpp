@@ -152,7 +152,7 @@ int consume(const Global& g, const PerfOptions& o) {
     std::int64_t first_ts = 0;
   } t;
   auto handler = [&t](const Record& r) {
-    if (t.first_ts == 0) t.first_ts = r.timestamp_ns;
+    if (t.first_ts == 0) t.first_ts = r.publish_ns;
     t.bytes += r.value.size();
   };
   std::uint64_t& bytes = t.bytes;
@@ -211,7 +211,7 @@ int roundtrip(const Global& g, const PerfOptions& o) {
   std::int64_t idle_since = steady_ns();
   while (n < o.records && !failed.load() && !g_stop.load(std::memory_order_relaxed)) {
     const PollResult r = c->poll([&](const Record& rec) {
-      std::int64_t sent = rec.timestamp_ns;
+      std::int64_t sent = rec.publish_ns;
       if (rec.value.size() >= sizeof sent) std::memcpy(&sent, rec.value.data(), sizeof sent);
       lat.add(realtime_ns() - sent);
       ++n;

@@ -14,8 +14,9 @@ struct Header {
   std::string_view value;
 };
 
-// A read-only view of a record's encoded headers. Iterating decodes them in
-// place; a malformed encoding stops the iteration (valid() says so).
+// A read-only view of a record's encoded headers (Kafka's encoding, the same
+// in the ring and in the commit log). Iterating decodes them in place; a
+// malformed encoding stops the iteration (valid() says so).
 class HeaderView {
  public:
   HeaderView() = default;
@@ -26,7 +27,7 @@ class HeaderView {
     using value_type = Header;
     using difference_type = std::ptrdiff_t;
     iterator() = default;
-    iterator(std::string_view rest);
+    iterator(std::string_view rest, std::uint32_t count);
     const Header& operator*() const { return current_; }
     const Header* operator->() const { return &current_; }
     iterator& operator++();
@@ -35,13 +36,15 @@ class HeaderView {
 
    private:
     void decode();
-    std::string_view rest_;
+    std::string_view rest_;     // from the current header on
     Header current_{};
+    std::size_t next_ = 0;      // the current header's size in rest_
+    std::uint32_t remaining_ = 0;
     bool at_end_ = true;
   };
-  iterator begin() const { return iterator(encoded_); }
+  iterator begin() const;
   iterator end() const { return iterator(); }
-  bool empty() const { return encoded_.empty(); }
+  bool empty() const { return begin() == end(); }
   std::size_t encoded_size() const { return encoded_.size(); }
   // True if the encoding parses completely (the ring's producers always write
   // valid encodings; this is for data that came from elsewhere).
@@ -58,7 +61,14 @@ class HeaderView {
 // and are valid only during the handler call.
 struct Record {
   std::uint64_t offset;
-  std::int64_t timestamp_ns;  // CLOCK_REALTIME when published
+  // Kafka's timestamp: milliseconds since the Unix epoch (CLOCK_REALTIME when
+  // published). The same whether the record is read from the ring or from
+  // the commit log.
+  std::int64_t timestamp_ms;
+  // CLOCK_REALTIME when published, in nanoseconds, for latency measurement:
+  // set when read from the ring, and from log segments that keep it; 0 from
+  // those that keep milliseconds only (Kafka's batches).
+  std::int64_t publish_ns;
   std::uint32_t partition;
   std::string_view key;       // empty if the record has no key
   std::string_view value;

@@ -470,6 +470,52 @@ Status PartitionLog::roll(std::int64_t now_ns) {
   return create_segment(end_offset_, now_ns);
 }
 
+Result<std::uint64_t> PartitionLog::truncate_to(std::uint64_t offset) {
+  if (offset >= end_offset_) return end_offset_;
+  if (offset < start_offset()) {
+    return Error{Errc::invalid_argument, dir_ + ": cannot truncate to offset " + std::to_string(offset) +
+                                             ", below the log's start " + std::to_string(start_offset())};
+  }
+  close_active();
+  allocated_ = 0;
+  // Whole segments first, newest first. The first segment always stays: cut
+  // to its header if the offset is its base.
+  bool removed = false;
+  while (segments_.size() > 1 && segments_.back().base >= offset) {
+    for (const std::string_view ext : {log::kLogExt, log::kIndexExt, log::kTimeIndexExt}) {
+      if (auto s = io_.remove(log::segment_path(dir_, segments_.back().base, ext)); !s) return s.error();
+    }
+    segments_.pop_back();
+    removed = true;
+  }
+  if (removed) {
+    if (auto s = io_.sync_directory(dir_); !s) return s.error();
+  }
+  sizes_known_ = false;  // retention by size counts again
+  // The last segment: cut at the first batch that reaches `offset`.
+  const std::uint64_t base = segments_.back().base;
+  const std::string path = log::segment_path(dir_, base, log::kLogExt);
+  auto fd = io_.open(path, false);
+  if (!fd) return fd.error();
+  std::uint64_t cut = UINT64_MAX;
+  std::string reason;
+  auto end = scan_batches(io_, fd.value(), sizeof(log::SegmentHeader), base, &reason,
+                          [&](const log::BatchHeader& h, std::uint64_t pos) {
+                            if (cut == UINT64_MAX && h.base_offset + h.offset_span > offset) cut = pos;
+                          });
+  Status s = end ? Status{} : Status(end.error());
+  if (s && cut != UINT64_MAX) s = io_.truncate(fd.value(), cut);
+  if (s) s = io_.sync_now(fd.value());
+  io_.close(fd.value());
+  if (!s) return s.error();
+  // Reopened as after a crash: the index entries past the cut are dropped
+  // and the tail scanned, so the indexes are what the writer would have
+  // written for what is left.
+  RecoveryReport report;
+  if (auto r = open_active(&report, false); !r) return r.error();
+  return end_offset_;
+}
+
 Result<std::size_t> PartitionLog::apply_retention(std::int64_t now_ns, std::uint64_t consumed) {
   if (settings_.retention_bytes == 0 && settings_.retention_age_ns <= 0 && !settings_.retention_consumed) {
     return std::size_t{0};

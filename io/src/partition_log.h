@@ -86,6 +86,16 @@ class PartitionLog {
   // Writes the index entries not yet on disk (synchronously; small).
   Status write_index();
 
+  // ---- truncation (a mirror whose log diverged from its leader's) ----------
+  // Cuts the log back so that it ends at or below `offset`, in whole
+  // batches: a batch that holds `offset` goes too. Segments that start at or
+  // past it are deleted, newest first (a crash midway leaves a shorter log
+  // that is whole); the segment that holds it is cut at that batch, synced,
+  // and its indexes rebuilt as recovery rebuilds them. Refused below
+  // start_offset(). The caller has reaped every write first (as for roll).
+  // Returns the new end_offset().
+  Result<std::uint64_t> truncate_to(std::uint64_t offset);
+
   // ---- retention and shutdown ---------------------------------------------
   // Deletes whole segments (never the active one) past the retention limits,
   // and, with retention_consumed, those wholly below `consumed` (the offset

@@ -2,6 +2,7 @@
 // appends read back across segments, seeks by offset and time, a clean
 // reopen reads no data, and one test per corruption case recovery handles.
 #include <cstring>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
@@ -12,6 +13,7 @@
 #include "file_io.h"
 #include "log_reader.h"
 #include "partition_log.h"
+#include "segment_check.h"
 #include "segment_files.h"
 #include "sync.h"
 
@@ -417,6 +419,129 @@ TEST_F(PartitionLogTest, RetentionConsumedDeletesSegmentsWhollyBelowTheConsumedO
   EXPECT_EQ(log->apply_retention(0, UINT64_MAX).ok(), true);
   EXPECT_EQ(log->segment_count(), 1u);
   EXPECT_EQ(read_all(log->start_offset()), range(log->start_offset(), 1600));
+}
+
+// ---- truncation ------------------------------------------------------------
+
+TEST_F(PartitionLogTest, TruncateInsideABatchTakesTheWholeBatch) {
+  open();
+  for (int i = 0; i < 5; ++i) append(4);  // batches [0,4) [4,8) [8,12) [12,16) [16,20)
+  auto end = log->truncate_to(10);
+  ASSERT_TRUE(end.ok()) << end.error().message;
+  EXPECT_EQ(end.value(), 8u);
+  EXPECT_EQ(log->end_offset(), 8u);
+  EXPECT_EQ(read_all(), range(0, 8));
+  next = log->end_offset();
+  append(3);  // appends go on from the new end
+  EXPECT_EQ(read_all(), range(0, 11));
+}
+
+TEST_F(PartitionLogTest, TruncateAtABatchBoundaryKeepsWhatIsBelow) {
+  open();
+  for (int i = 0; i < 5; ++i) append(4);
+  ASSERT_EQ(log->truncate_to(12).value(), 12u);
+  EXPECT_EQ(read_all(), range(0, 12));
+}
+
+TEST_F(PartitionLogTest, TruncateDeletesTheSegmentsPastTheOffset) {
+  open();
+  for (int i = 0; i < 400; ++i) append(4);
+  const std::size_t segments = log->segment_count();
+  ASSERT_GT(segments, 2u);
+  ASSERT_EQ(log->truncate_to(600).value(), 600u);
+  EXPECT_LT(log->segment_count(), segments);
+  EXPECT_EQ(log::list_segments(io, kDir).value().size(), log->segment_count());
+  EXPECT_EQ(read_all(), range(0, 600));
+  EXPECT_EQ(read_all(333), range(333, 600));  // the indexes lead to what is left
+  next = log->end_offset();
+  for (int i = 0; i < 100; ++i) append(4);
+  EXPECT_EQ(read_all(), range(0, 1000));
+}
+
+TEST_F(PartitionLogTest, TruncateToTheStartEmptiesTheFirstSegment) {
+  open();
+  for (int i = 0; i < 400; ++i) append(4);
+  ASSERT_EQ(log->truncate_to(0).value(), 0u);
+  EXPECT_EQ(log->segment_count(), 1u);
+  log::LogReader r(io, kDir);
+  EXPECT_EQ(r.seek(0), log::ReadStatus::batch) << r.error();
+  log::DecodedBatch b;
+  EXPECT_EQ(r.next(UINT64_MAX, b), log::ReadStatus::end);
+}
+
+TEST_F(PartitionLogTest, TruncateAtOrPastTheEndChangesNothing) {
+  open();
+  for (int i = 0; i < 5; ++i) append(4);
+  EXPECT_EQ(log->truncate_to(20).value(), 20u);
+  EXPECT_EQ(log->truncate_to(99).value(), 20u);
+  EXPECT_EQ(read_all(), range(0, 20));
+}
+
+TEST_F(PartitionLogTest, TruncateBelowTheStartIsRefused) {
+  open();
+  for (int i = 0; i < 400; ++i) append(4);
+  ASSERT_TRUE(log->apply_retention(0).ok());
+  log->set_settings([] {
+    LogSettings s = small_segments();
+    s.retention_bytes = 64 * 1024;
+    return s;
+  }());
+  ASSERT_TRUE(log->apply_retention(0).ok());
+  ASSERT_GT(log->start_offset(), 0u);
+  auto r = log->truncate_to(log->start_offset() - 1);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("below the log's start"), std::string::npos) << r.error().message;
+  EXPECT_EQ(read_all(log->start_offset()), range(log->start_offset(), 1600));
+}
+
+TEST_F(PartitionLogTest, ATruncationSurvivesACrash) {
+  open();
+  for (int i = 0; i < 400; ++i) append(4);
+  ASSERT_EQ(log->truncate_to(1001).value(), 1000u);
+  crash();  // what truncate_to did is synced: the deleted segments stay deleted
+  open();
+  EXPECT_EQ(log->end_offset(), 1000u);
+  EXPECT_EQ(read_all(), range(0, 1000));
+}
+
+// On real files, so that `ringbus log verify`'s check reads them: the
+// segments and both indexes left by a truncation are what a writer that
+// had stopped there would have left.
+TEST(PartitionLogTruncation, LeavesSegmentsAndIndexesThatVerify) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::path("/var/tmp") / ("ringbus-truncate-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  auto fio = log::make_pwrite_io();
+  {
+    auto opened = PartitionLog::open(*fio, dir.string(), small_segments(), 0, nullptr);
+    ASSERT_TRUE(opened.ok()) << opened.error().message;
+    PartitionLog& plog = *opened.value();
+    std::uint64_t next = 0;
+    for (int i = 0; i < 300; ++i) {
+      log::BatchBuilder b;
+      b.reset(next);
+      for (int k = 0; k < 4; ++k) b.append_record(next + k, (1000 + next + k) * 1'000'000, "k", std::string(100, 'v'));
+      const std::vector<std::byte> bytes(b.finish().begin(), b.finish().end());
+      if (plog.should_roll(bytes.size(), 0)) {
+        ASSERT_TRUE(plog.roll(0).ok());
+      }
+      const auto place = plog.append(bytes);
+      ASSERT_TRUE(fio->write_now(place.file, place.position, bytes).ok());
+      next += 4;
+    }
+    ASSERT_EQ(plog.truncate_to(702).value(), 700u);
+    ASSERT_TRUE(plog.close_clean().ok());
+  }
+  auto reports = log::check_path(dir.string(), log::CheckOptions{});
+  ASSERT_TRUE(reports.ok()) << reports.error().message;
+  std::uint64_t records = 0;
+  for (const log::SegmentReport& r : reports.value()) {
+    EXPECT_EQ(r.problems, std::vector<std::string>{}) << r.path;
+    records += r.records;
+  }
+  EXPECT_EQ(records, 700u);
+  EXPECT_EQ(reports.value().back().end_offset, 700u);
+  fs::remove_all(dir);
 }
 
 }  // namespace

@@ -12,7 +12,7 @@ namespace ringbus {
 
 using detail::ConsumerAccess;
 using detail::GroupFile;
-using detail::GroupFile;
+using detail::HeldChunk;
 
 const char* to_string(GroupMode m) noexcept { return m == GroupMode::queue ? "queue" : "pubsub"; }
 

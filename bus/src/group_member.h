@@ -24,17 +24,19 @@
 
 namespace ringbus {
 
+namespace detail {
 // A queue chunk this member holds.
 struct HeldChunk {
   std::uint32_t partition = 0;
-  detail::ChunkGrant grant;
+  ChunkGrant grant;
   std::uint64_t skip = 0;       // offsets acknowledged before we got it (redelivery): not delivered again
   std::uint64_t delivered = 0;  // offsets handed to the handler (or the dead-letter topic)
   bool active = false;
 };
-
+}  // namespace detail
 
 struct GroupConsumer::Impl {
+  using HeldChunk = detail::HeldChunk;
   std::string instance;
   std::string topic;
   std::string group;

@@ -14,6 +14,7 @@ using detail::ChunkState;
 using detail::ChunkView;
 using detail::ClaimOutcome;
 using detail::ConsumerAccess;
+using detail::HeldChunk;
 using detail::Pair;
 
 bool GroupConsumer::Impl::start_chunk(std::uint32_t p) {

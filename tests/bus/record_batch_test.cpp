@@ -209,25 +209,25 @@ TEST(RecordBatch, MoreRecordsThanOffsetsIsABadRecord) {
   EXPECT_EQ(decode(b).error, BatchError::bad_record);
 }
 
-TEST(RecordBatch, AnOffsetDeltaPastLastOffsetDeltaIsABadRecord) {
+// A batch of two small records, at offsets 0 and `second`.
+std::vector<std::byte> two_records(std::uint64_t second) {
   BatchBuilder bb;
   bb.reset(0);
   bb.append(0, 1, "k", "v");
-  bb.append(5, 1, "k", "v");
+  bb.append(second, 1, "k", "v");
   const auto bytes = bb.finish();
-  std::vector<std::byte> b(bytes.begin(), bytes.end());
+  return {bytes.begin(), bytes.end()};
+}
+
+TEST(RecordBatch, AnOffsetDeltaPastLastOffsetDeltaIsABadRecord) {
+  auto b = two_records(5);
   put_be32(b, kLastOffsetDeltaAt, 3);
   reseal(b);
   EXPECT_EQ(decode(b).error, BatchError::bad_record);
 }
 
 TEST(RecordBatch, OffsetDeltasThatDoNotIncreaseAreABadRecord) {
-  BatchBuilder bb;
-  bb.reset(0);
-  bb.append(0, 1, "k", "v");
-  bb.append(1, 1, "k", "v");
-  const auto bytes = bb.finish();
-  std::vector<std::byte> b(bytes.begin(), bytes.end());
+  auto b = two_records(1);
   // The second record's offset delta (after length, attributes, ts delta) from 1 to 0.
   const std::size_t second = kRecordsAt + 1 + static_cast<std::size_t>(b[kRecordsAt]) / 2;
   ASSERT_EQ(b[second + 3], std::byte{2});  // zigzag(1)

@@ -17,6 +17,11 @@
 //   open     open (clean and after a crash) and seek (by offset, by time)
 //            in logs of 1,000 and 10,000 segments, against listing the
 //            directory; and 10,000 against 1,000.
+//   codec    CPU only: encoding ring frames into batches of 1 MiB, Kafka's
+//            record batch v2 against the RBB1 batch the log writes today
+//            (a copy of the frames) and against a bare copy of the same
+//            bytes; and decoding them again (CRC, every record handed to a
+//            callback), against the same copy. 64 B and 1 KiB records.
 //
 // Nothing here passes or fails: "goal ...: met/MISSED" is information. Runs
 // that fail a check (a record missing, out of order, not durable) are
@@ -46,6 +51,7 @@
 #include <CLI/CLI.hpp>
 
 #include "batch_codec.h"
+#include "record_batch.h"
 #include "bench_options.h"
 #include "bench_util.h"
 #include "file_io.h"
@@ -847,6 +853,88 @@ void bench_open(const Options& o) {
   }
 }
 
+// ---------------------------------------------------------------------------
+// codec: batches built from ring frames and read back, in memory.
+
+// Runs fn over the same input until ~0.3 s have passed; bytes/s of `bytes` per call.
+template <class F>
+double throughput(std::uint64_t bytes, F&& fn) {
+  std::uint64_t calls = 0;
+  const std::int64_t t0 = now_ns();
+  std::int64_t t = t0;
+  while (t - t0 < 300'000'000) {
+    fn();
+    ++calls;
+    t = now_ns();
+  }
+  return static_cast<double>(bytes * calls) / seconds(t - t0);
+}
+
+void bench_codec(const Options& o) {
+  for (const std::size_t value_size : {std::size_t{64}, std::size_t{1024}}) {
+    // 1 MiB of ring frames (what the flusher copies), from the RBB1 builder.
+    const std::string value(value_size, 'v');
+    log::BatchBuilder frames_of;
+    frames_of.reset(0);
+    std::uint32_t n = 0;
+    while (frames_of.size() < kMiB) {
+      frames_of.append_record(n, 1'700'000'000'000'000'000 + n, "key-" + std::to_string(n % 1000), value);
+      ++n;
+    }
+    const auto whole = frames_of.finish();
+    const std::vector<std::byte> frames(whole.begin() + sizeof(log::BatchHeader), whole.end());
+    std::vector<std::byte> copy(frames.size());
+    log::BatchBuilder old_builder;
+    log::v2::BatchBuilder new_builder;
+    std::vector<Run> raw_enc, old_enc, new_enc, raw_dec, old_dec, new_dec;
+    std::vector<std::byte> old_batch, new_batch, scratch;
+    for (int rep = 0; rep < o.reps && g_interrupted == 0; ++rep) {
+      Run r;
+      r.value = throughput(frames.size(), [&] { std::memcpy(copy.data(), frames.data(), frames.size()); });
+      raw_enc.push_back(r);
+      r.value = throughput(frames.size(), [&] {
+        old_builder.reset(0);
+        old_builder.append(frames, n, n);
+        old_batch.assign(old_builder.finish().begin(), old_builder.finish().end());
+      });
+      old_enc.push_back(r);
+      r.value = throughput(frames.size(), [&] {
+        new_builder.reset(0);
+        std::size_t delivered = 0;
+        detail::deliver_frames(frames.data(), n, 0, 0, delivered, [&](const Record& rec) {
+          new_builder.append(rec.offset, rec.timestamp_ms, rec.key, rec.value);
+        });
+        new_batch.assign(new_builder.finish().begin(), new_builder.finish().end());
+      });
+      new_enc.push_back(r);
+      // Decoding: CRC and every record to a callback that touches its value.
+      std::uint64_t sink = 0;
+      r.value = throughput(frames.size(), [&] { std::memcpy(copy.data(), frames.data(), frames.size()); });
+      raw_dec.push_back(r);
+      r.value = throughput(frames.size(), [&] {
+        const log::DecodedBatch d = log::decode_batch(old_batch);
+        log::for_each_record(d, 0, [&](const Record& rec) { sink += rec.value.size(); });
+      });
+      old_dec.push_back(r);
+      r.value = throughput(frames.size(), [&] {
+        const log::v2::DecodedBatch d = log::v2::decode_batch(new_batch, scratch);
+        log::v2::for_each_record(d, [&](const log::v2::BatchRecord& rec) { sink += rec.value.size(); });
+      });
+      new_dec.push_back(r);
+      if (sink == 0) die("codec: decoded nothing");
+    }
+    const std::string size = value_size == 64 ? "64B" : "1KiB";
+    std::printf("codec %s: %u records a batch; v2 batch %zu bytes, RBB1 batch %zu bytes (of frames %zu)\n",
+                size.c_str(), n, new_batch.size(), old_batch.size(), frames.size());
+    print_ratio("encode " + size, "v2", new_enc, "a copy of the frames", raw_enc, "MB/s", 1e-6, 0);
+    print_ratio("encode " + size, "RBB1", old_enc, "a copy of the frames", raw_enc, "MB/s", 1e-6, 0);
+    print_ratio("encode " + size, "v2", new_enc, "RBB1", old_enc, "MB/s", 1e-6, 0);
+    print_ratio("decode " + size, "v2", new_dec, "a copy of the frames", raw_dec, "MB/s", 1e-6, 0);
+    print_ratio("decode " + size, "RBB1", old_dec, "a copy of the frames", raw_dec, "MB/s", 1e-6, 0);
+    print_ratio("decode " + size, "v2", new_dec, "RBB1", old_dec, "MB/s", 1e-6, 0);
+  }
+}
+
 std::string filesystem_of(const std::string& dir) {
   struct statfs st {};
   if (::statfs(dir.c_str(), &st) != 0) return "?";
@@ -870,8 +958,8 @@ int main(int argc, char** argv) {
   std::vector<std::string> cases;
   CLI::App app{"ringbus-log-bench: the commit log's throughput, latency, catch-up reads, open and seek, each against "
                "a baseline on the same file system in the same run (bench/README.md)"};
-  app.add_option("cases", cases, "which: flush, produce, durable, read, open (default: all)")
-      ->check(CLI::IsMember({"flush", "produce", "durable", "read", "open"}));
+  app.add_option("cases", cases, "which: flush, produce, durable, read, open, codec (default: all)")
+      ->check(CLI::IsMember({"flush", "produce", "durable", "read", "open", "codec"}));
   app.add_option("--dir", o.dir, "a directory on the disk to measure (created; what the runs write is removed)")
       ->capture_default_str();
   app.add_option("--reps", o.reps, "repetitions of each case")->capture_default_str()->check(CLI::Range(1, 100));
@@ -889,7 +977,7 @@ int main(int argc, char** argv) {
   app.add_flag("!--no-cold", o.cold, "skip the cold-cache reads (they drop the page cache; root only)");
   app.add_flag("-v,--verbose", g_verbose, "print every run");
   CLI11_PARSE(app, argc, argv);
-  if (cases.empty()) cases = {"flush", "produce", "durable", "read", "open"};
+  if (cases.empty()) cases = {"flush", "produce", "durable", "read", "open", "codec"};
 
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
@@ -910,6 +998,7 @@ int main(int argc, char** argv) {
     if (c == "durable") bench_durable(o);
     if (c == "read") bench_read(o);
     if (c == "open") bench_open(o);
+    if (c == "codec") bench_codec(o);
   }
   fs::remove_all(o.dir);
   if (!g_goals.empty()) {

@@ -38,17 +38,6 @@ std::int64_t wrapping_add(std::int64_t a, std::int64_t b) noexcept {
 using ringbus::detail::read_varint;
 using ringbus::detail::varint_size;
 
-void put_varint(std::vector<std::byte>& out, std::int64_t v) {
-  std::byte tmp[10];
-  std::byte* end = ringbus::detail::put_varint(tmp, v);
-  out.insert(out.end(), +tmp, end);
-}
-
-void put_bytes(std::vector<std::byte>& out, std::string_view s) {
-  const auto* b = reinterpret_cast<const std::byte*>(s.data());
-  out.insert(out.end(), b, b + s.size());
-}
-
 // The bytes a varint-length-prefixed field takes; an absent key is -1 (null).
 std::size_t field_size(std::int64_t length) noexcept { return varint_size(length) + (length > 0 ? length : 0); }
 
@@ -203,12 +192,22 @@ DecodedBatch decode_batch(std::span<const std::byte> data, std::vector<std::byte
 }
 
 void BatchBuilder::reset(std::uint64_t base_offset, std::int32_t leader_epoch, Compression codec) {
-  buf_.assign(kHeaderSize, std::byte{0});
+  if (buf_.size() < kHeaderSize) buf_.resize(kHeaderSize);
+  std::memset(buf_.data(), 0, kHeaderSize);
+  used_ = kHeaderSize;
   base_ = next_ = base_offset;
   epoch_ = leader_epoch;
   codec_ = codec;
   count_ = 0;
   first_ts_ = max_ts_ = -1;  // Kafka's "no timestamp" for a batch without records
+}
+
+std::byte* BatchBuilder::grow(std::size_t n) {
+  // The buffer keeps its size across batches: no zero-filling once warm.
+  if (buf_.size() < used_ + n) buf_.resize(std::max(used_ + n, 2 * buf_.size()));
+  std::byte* p = buf_.data() + used_;
+  used_ += n;
+  return p;
 }
 
 void BatchBuilder::append(std::uint64_t offset, std::int64_t timestamp_ms, std::string_view key, std::string_view value,
@@ -219,20 +218,23 @@ void BatchBuilder::append(std::uint64_t offset, std::int64_t timestamp_ms, std::
       static_cast<std::int64_t>(static_cast<std::uint64_t>(timestamp_ms) - static_cast<std::uint64_t>(first_ts_));
   const auto offset_delta = static_cast<std::int64_t>(offset - base_);
   const std::int64_t key_length = key.empty() ? -1 : static_cast<std::int64_t>(key.size());
+  const auto value_length = static_cast<std::int64_t>(value.size());
   const std::size_t header_bytes = ringbus::detail::encoded_headers_size(headers);
   const std::size_t body = 1 + varint_size(ts_delta) + varint_size(offset_delta) + field_size(key_length) +
-                           field_size(static_cast<std::int64_t>(value.size())) + header_bytes;
-  put_varint(buf_, static_cast<std::int64_t>(body));
-  buf_.push_back(std::byte{0});  // attributes
-  put_varint(buf_, ts_delta);
-  put_varint(buf_, offset_delta);
-  put_varint(buf_, key_length);
-  put_bytes(buf_, key);
-  put_varint(buf_, static_cast<std::int64_t>(value.size()));
-  put_bytes(buf_, value);
-  const std::size_t at = buf_.size();
-  buf_.resize(at + header_bytes);
-  ringbus::detail::encode_headers(headers, buf_.data() + at);
+                           field_size(value_length) + header_bytes;
+  const auto body_length = static_cast<std::int64_t>(body);
+  std::byte* p = grow(varint_size(body_length) + body);
+  p = ringbus::detail::put_varint(p, body_length);
+  *p++ = std::byte{0};  // attributes
+  p = ringbus::detail::put_varint(p, ts_delta);
+  p = ringbus::detail::put_varint(p, offset_delta);
+  p = ringbus::detail::put_varint(p, key_length);
+  if (!key.empty()) std::memcpy(p, key.data(), key.size());
+  p += key.size();
+  p = ringbus::detail::put_varint(p, value_length);
+  if (!value.empty()) std::memcpy(p, value.data(), value.size());
+  p += value.size();
+  ringbus::detail::encode_headers(headers, p);
   ++count_;
   next_ = offset + 1;
 }
@@ -241,15 +243,15 @@ void BatchBuilder::cover_until(std::uint64_t end) { next_ = std::max(next_, end)
 
 std::span<const std::byte> BatchBuilder::finish() {
   if (empty()) return {};
-  std::vector<std::byte>* out = &buf_;
+  std::span<std::byte> out(buf_.data(), used_);
   if (codec_ != Compression::none) {
     packed_.assign(buf_.begin(), buf_.begin() + kHeaderSize);
-    compress(codec_, std::span(buf_).subspan(kHeaderSize), packed_);
-    out = &packed_;
+    compress(codec_, out.subspan(kHeaderSize), packed_);
+    out = packed_;
   }
-  std::byte* p = out->data();
+  std::byte* p = out.data();
   store_be<std::int64_t>(p + kBaseOffsetAt, static_cast<std::int64_t>(base_));
-  store_be<std::int32_t>(p + kBatchLengthAt, static_cast<std::int32_t>(out->size() - kLogOverhead));
+  store_be<std::int32_t>(p + kBatchLengthAt, static_cast<std::int32_t>(out.size() - kLogOverhead));
   store_be<std::int32_t>(p + kLeaderEpochAt, epoch_);
   p[kMagicAt] = static_cast<std::byte>(kMagic);
   store_be<std::uint16_t>(p + kAttributesAt, static_cast<std::uint16_t>(codec_));
@@ -260,8 +262,8 @@ std::span<const std::byte> BatchBuilder::finish() {
   store_be<std::int16_t>(p + kProducerEpochAt, -1);
   store_be<std::int32_t>(p + kBaseSequenceAt, -1);
   store_be<std::int32_t>(p + kRecordCountAt, static_cast<std::int32_t>(count_));
-  store_be<std::uint32_t>(p + kCrcAt, crc32c(p + kAttributesAt, out->size() - kAttributesAt));
-  return *out;
+  store_be<std::uint32_t>(p + kCrcAt, crc32c(p + kAttributesAt, out.size() - kAttributesAt));
+  return out;
 }
 
 }  // namespace ringbus::log::v2

@@ -101,12 +101,17 @@ class BatchBuilder {
   void cover_until(std::uint64_t end);
   bool empty() const noexcept { return next_ == base_; }
   std::uint32_t records() const noexcept { return count_; }
+  // Bytes so far, uncompressed, header included.
+  std::size_t size() const noexcept { return used_; }
   // Header, compression and CRC; the bytes stay valid until the next reset.
   std::span<const std::byte> finish();
 
  private:
-  std::vector<std::byte> buf_;
-  std::vector<std::byte> packed_;
+  std::byte* grow(std::size_t n);
+
+  std::vector<std::byte> buf_;     // [0, used_): the batch being built
+  std::size_t used_ = 0;
+  std::vector<std::byte> packed_;  // the compressed batch
   std::uint64_t base_ = 0;
   std::uint64_t next_ = 0;
   std::int32_t epoch_ = 0;

@@ -21,6 +21,7 @@ const char* to_string(BatchError e) noexcept {
     case BatchError::bad_length: return "batch length out of range";
     case BatchError::bad_crc: return "CRC32C mismatch";
     case BatchError::bad_record: return "inconsistent record in a batch";
+    case BatchError::bad_compression: return "compressed records that cannot be read";
   }
   return "unknown";
 }
@@ -85,8 +86,86 @@ DecodedBatch decode_batch(std::span<const std::byte> data) {
     return fail(BatchError::bad_record, std::to_string(count) + " records, header says " + std::to_string(h.record_count));
   }
   DecodedBatch d;
-  d.header = h;
+  d.header = BatchInfo{h.base_offset, h.offset_span, h.record_count, h.batch_length, h.first_timestamp_ns,
+                       h.max_timestamp_ns, 0};
   d.frames = frames;
+  return d;
+}
+
+namespace {
+
+// Kafka's milliseconds as nanoseconds, saturating (a damaged or foreign
+// batch may hold any value).
+std::int64_t ns_of_ms(std::int64_t ms) noexcept {
+  constexpr std::int64_t kLimit = INT64_MAX / 1'000'000;
+  return std::clamp(ms, -kLimit, kLimit) * 1'000'000;
+}
+
+BatchError error_of(v2::BatchError e) noexcept {
+  switch (e) {
+    case v2::BatchError::none: return BatchError::none;
+    case v2::BatchError::truncated: return BatchError::truncated;
+    case v2::BatchError::bad_length: return BatchError::bad_length;
+    case v2::BatchError::bad_magic: return BatchError::bad_version;
+    case v2::BatchError::bad_crc: return BatchError::bad_crc;
+    case v2::BatchError::bad_compression: return BatchError::bad_compression;
+    case v2::BatchError::bad_record: return BatchError::bad_record;
+  }
+  return BatchError::bad_record;
+}
+
+}  // namespace
+
+std::size_t batch_header_size(std::uint32_t format) noexcept {
+  return format == kSegmentVersionKafka ? v2::kHeaderSize : sizeof(BatchHeader);
+}
+
+std::uint32_t batch_alignment(std::uint32_t format) noexcept { return format == kSegmentVersionKafka ? 1 : kBatchAlign; }
+
+Peek peek_batch(std::span<const std::byte> data, std::uint32_t format, BatchInfo& out) noexcept {
+  if (format == kSegmentVersionKafka) {
+    v2::BatchHeader h;
+    if (!v2::peek_header(data, h) || h.magic != v2::kMagic) return Peek::none;
+    out.base_offset = static_cast<std::uint64_t>(h.base_offset);
+    if (h.base_offset < 0 || h.last_offset_delta < 0 ||
+        h.batch_length < static_cast<std::int32_t>(v2::kHeaderSize - v2::kLogOverhead) ||
+        static_cast<std::uint64_t>(h.batch_length) > kMaxBatchLength) {
+      return Peek::magic_only;
+    }
+    out.offset_span = static_cast<std::uint32_t>(h.last_offset_delta) + 1;
+    out.batch_length = static_cast<std::uint32_t>(h.size());
+    return Peek::plausible;
+  }
+  if (data.size() < sizeof(BatchHeader)) return Peek::none;
+  BatchHeader h;
+  std::memcpy(&h, data.data(), sizeof h);
+  if (h.magic != kBatchMagic) return Peek::none;
+  out.base_offset = h.base_offset;
+  if (h.batch_length < sizeof(BatchHeader) || h.batch_length > kMaxBatchLength || h.batch_length % kBatchAlign != 0) {
+    return Peek::magic_only;
+  }
+  out.offset_span = h.offset_span;
+  out.batch_length = h.batch_length;
+  return Peek::plausible;
+}
+
+DecodedBatch decode_batch(std::span<const std::byte> data, std::uint32_t format, std::vector<std::byte>& scratch) {
+  if (format != kSegmentVersionKafka) return decode_batch(data);
+  DecodedBatch d;
+  d.format = kSegmentVersionKafka;
+  d.v2 = v2::decode_batch(data, scratch);
+  d.error = error_of(d.v2.error);
+  d.detail = d.v2.detail;
+  const v2::BatchHeader& h = d.v2.header;
+  if (d.ok()) {
+    d.header = BatchInfo{static_cast<std::uint64_t>(h.base_offset),
+                         static_cast<std::uint32_t>(h.last_offset_delta) + 1,
+                         static_cast<std::uint32_t>(h.record_count),
+                         static_cast<std::uint32_t>(h.size()),
+                         h.record_count > 0 ? ns_of_ms(h.base_timestamp) : 0,
+                         h.record_count > 0 ? ns_of_ms(h.max_timestamp) : 0,
+                         h.leader_epoch};
+  }
   return d;
 }
 

@@ -1,6 +1,10 @@
-// Building and checking batches (log_format.h). The decoder trusts nothing:
-// it is what recovery runs over a torn or corrupted file (fuzz target:
-// tests/fuzz/batch_decoder_fuzz.cpp).
+// Building and checking batches. A segment's version names its batches'
+// format (log_format.h): 1, RBB1 (the ring's frames behind a 64-byte header);
+// 2, Kafka's record batch v2 (record_batch.h). Readers decode either through
+// decode_batch(bytes, version, scratch) and for_each_record, and see the same
+// BatchInfo and Records. The decoders trust nothing: they are what recovery
+// runs over a torn or corrupted file (fuzz targets: batch_decoder_fuzz,
+// record_batch_fuzz).
 #pragma once
 
 #include <cstdint>
@@ -9,6 +13,7 @@
 #include <vector>
 
 #include "log_format.h"
+#include "record_batch.h"
 #include "record_frame.h"
 #include "ringbus/record.h"
 
@@ -22,23 +27,59 @@ enum class BatchError : std::uint8_t {
   bad_length,   // batch_length out of range or not aligned
   bad_crc,      // contents do not match the CRC32C
   bad_record,   // CRC matched but a record frame inside is inconsistent
+  bad_compression,  // v2: an unknown codec, or data the codec refuses
 };
 const char* to_string(BatchError e) noexcept;
+
+// What readers need of a batch, whatever its format.
+struct BatchInfo {
+  std::uint64_t base_offset = 0;
+  std::uint32_t offset_span = 0;     // offsets covered: [base_offset, base_offset + offset_span)
+  std::uint32_t record_count = 0;    // fewer than offset_span when offsets were retired
+  std::uint32_t batch_length = 0;    // bytes it takes in the file
+  std::int64_t first_timestamp_ns = 0;
+  std::int64_t max_timestamp_ns = 0;  // v2: its milliseconds, in nanoseconds
+  std::int32_t leader_epoch = 0;      // v2 only (RBB1 has none: 0)
+};
 
 struct DecodedBatch {
   BatchError error = BatchError::none;
   std::string detail;                  // what exactly, for logs ("" when ok)
-  BatchHeader header{};
-  std::span<const std::byte> frames;   // the record frames, checked
+  BatchInfo header{};
+  std::uint32_t format = kSegmentVersionRbb1;
+  std::span<const std::byte> frames;   // RBB1: the record frames, checked
+  v2::DecodedBatch v2;                 // v2: the batch, checked
   bool ok() const noexcept { return error == BatchError::none; }
 };
 
-// Checks the batch at the start of `data` (which may hold more after it).
-DecodedBatch decode_batch(std::span<const std::byte> data);
+// The header size and the alignment of batch starts in a segment of `format`.
+std::size_t batch_header_size(std::uint32_t format) noexcept;
+std::uint32_t batch_alignment(std::uint32_t format) noexcept;
+// What the batch header at the start of `data` says, checking nothing else:
+// none (too short, or another magic: no batch starts here), magic_only (the
+// magic and base offset, but a length or span out of range: damage, or a
+// header still being written) or plausible (base offset, offset span and
+// length in `out`).
+enum class Peek : std::uint8_t { none, magic_only, plausible };
+Peek peek_batch(std::span<const std::byte> data, std::uint32_t format, BatchInfo& out) noexcept;
 
-// Calls fn(const Record&) for each record of a decoded batch.
+// Checks the RBB1 batch at the start of `data` (which may hold more after it).
+DecodedBatch decode_batch(std::span<const std::byte> data);
+// Checks the batch of a segment of version `format` at the start of `data`;
+// v2 records that were compressed are inflated into `scratch`.
+DecodedBatch decode_batch(std::span<const std::byte> data, std::uint32_t format, std::vector<std::byte>& scratch);
+
+// Calls fn(const Record&) for each record of a decoded batch. A v2 record
+// has Kafka's millisecond timestamp only (publish_ns 0).
 template <class F>
 void for_each_record(const DecodedBatch& batch, std::uint32_t partition, F&& fn) {
+  if (batch.format == kSegmentVersionKafka) {
+    v2::for_each_record(batch.v2, [&](const v2::BatchRecord& r) {
+      fn(static_cast<const Record&>(
+          Record{static_cast<std::uint64_t>(r.offset), r.timestamp_ms, 0, partition, r.key, r.value, r.headers}));
+    });
+    return;
+  }
   std::size_t delivered = 0;
   detail::deliver_frames(batch.frames.data(), batch.header.record_count, partition, 0, delivered, fn);
 }

@@ -59,7 +59,14 @@ static_assert(offsetof(BatchHeader, reserved) == 48);
 inline constexpr std::uint64_t kSegmentMagic = 0x544e4d4745534252ULL;    // bytes "RBSEGMNT"
 inline constexpr std::uint64_t kIndexMagic = 0x58444946464f4252ULL;      // bytes "RBOFFIDX"
 inline constexpr std::uint64_t kTimeIndexMagic = 0x5844494d49544252ULL;  // bytes "RBTIMIDX"
-inline constexpr std::uint32_t kSegmentVersion = 1;
+// A segment's version names the format of its batches: 1, RBB1 (above);
+// 2, Kafka's record batch v2 (record_batch_format.h), back to back with no
+// alignment. Readers read both, each segment by its own version; new
+// segments are written as kSegmentVersion. Index files have one layout
+// whatever their segment's version (readers accept either in their header).
+inline constexpr std::uint32_t kSegmentVersionRbb1 = 1;
+inline constexpr std::uint32_t kSegmentVersionKafka = 2;
+inline constexpr std::uint32_t kSegmentVersion = kSegmentVersionRbb1;
 
 struct SegmentHeader {
   std::uint64_t magic;          // kSegmentMagic

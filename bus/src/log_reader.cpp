@@ -51,6 +51,9 @@ ReadStatus LogReader::open_segment(std::size_t i) {
   if (auto s = check_segment_header(std::span(buf_.get(), static_cast<std::size_t>(got)), path, segments_[i]); !s) {
     return fail(ReadStatus::corrupt, s.error().message);
   }
+  SegmentHeader h;
+  std::memcpy(&h, buf_.get(), sizeof h);
+  format_ = h.version;
   pos_ = sizeof(SegmentHeader);
   next_offset_ = segments_[i];
   return ReadStatus::batch;
@@ -84,7 +87,7 @@ std::uint64_t LogReader::index_position(std::uint64_t offset) {
       [&](const IndexEntry& x) { return x.relative_offset <= offset - base; });
   auto log_size = io_.size(fd_);
   if (!e || !log_size) return sizeof(SegmentHeader);
-  const bool sound = e->position >= sizeof(SegmentHeader) && e->position < log_size.value() && e->position % kBatchAlign == 0;
+  const bool sound = e->position >= sizeof(SegmentHeader) && e->position < log_size.value() && e->position % batch_alignment(format_) == 0;
   return sound ? e->position : sizeof(SegmentHeader);
 }
 
@@ -114,13 +117,13 @@ ReadStatus LogReader::seek_listed(std::uint64_t offset, bool fresh) {
   }
   pos_ = index_position(offset);
   // Step over whole batches below `offset`, reading only their headers.
+  const std::size_t header_size = batch_header_size(format_);
   for (;;) {
-    const std::int64_t got = load(pos_, sizeof(BatchHeader));
+    const std::int64_t got = load(pos_, header_size);
     if (got < 0) return ReadStatus::error;
-    if (got < static_cast<std::int64_t>(sizeof(BatchHeader))) break;  // end of segment: next() goes on
-    BatchHeader h;
-    std::memcpy(&h, buf_.get() + (pos_ - buf_at_), sizeof h);
-    if (h.magic != kBatchMagic || h.batch_length < sizeof(BatchHeader) || h.batch_length % kBatchAlign != 0) break;
+    if (got < static_cast<std::int64_t>(header_size)) break;  // end of segment: next() goes on
+    BatchInfo h;
+    if (peek_batch(std::span(buf_.get() + (pos_ - buf_at_), header_size), format_, h) != Peek::plausible) break;
     next_offset_ = h.base_offset;
     if (h.base_offset + h.offset_span > offset) break;
     next_offset_ = h.base_offset + h.offset_span;
@@ -133,7 +136,8 @@ ReadStatus LogReader::next(std::uint64_t limit, DecodedBatch& out) {
   if (fd_ < 0) return fail(ReadStatus::error, "the reader is not positioned (seek first)");
   for (;;) {
     if (next_offset_ >= limit) return ReadStatus::end;
-    std::int64_t got = load(pos_, sizeof(BatchHeader));
+    const std::size_t header_size = batch_header_size(format_);
+    std::int64_t got = load(pos_, header_size);
     if (got < 0) return ReadStatus::error;
     if (got == 0) {
       // The end of this segment: go on in the next one.
@@ -151,17 +155,17 @@ ReadStatus LogReader::next(std::uint64_t limit, DecodedBatch& out) {
       next_offset_ = std::max(expected, segments_[seg_]);
       continue;
     }
-    if (got < static_cast<std::int64_t>(sizeof(BatchHeader))) {
+    if (got < static_cast<std::int64_t>(header_size)) {
       return fail(ReadStatus::corrupt, segment_path(dir_, segments_[seg_], kLogExt) + ": a batch header is cut off at byte " +
                                            std::to_string(pos_));
     }
-    BatchHeader h;
-    std::memcpy(&h, buf_.get() + (pos_ - buf_at_), sizeof h);
-    if (h.magic == kBatchMagic && h.base_offset >= limit) return ReadStatus::end;
-    const std::size_t need = h.magic == kBatchMagic && h.batch_length <= kMaxBatchLength ? h.batch_length : sizeof h;
-    got = load(pos_, need);
+    BatchInfo h;
+    const Peek peek = peek_batch(std::span(buf_.get() + (pos_ - buf_at_), header_size), format_, h);
+    // A batch at or past the limit may still be being written: not read yet.
+    if (peek != Peek::none && h.base_offset >= limit) return ReadStatus::end;
+    got = load(pos_, peek == Peek::plausible ? h.batch_length : header_size);
     if (got < 0) return ReadStatus::error;
-    out = decode_batch(std::span(buf_.get() + (pos_ - buf_at_), static_cast<std::size_t>(got)));
+    out = decode_batch(std::span(buf_.get() + (pos_ - buf_at_), static_cast<std::size_t>(got)), format_, scratch_);
     if (!out.ok()) {
       return fail(ReadStatus::corrupt, segment_path(dir_, segments_[seg_], kLogExt) + " at byte " + std::to_string(pos_) +
                                            ": " + to_string(out.error) + " (" + out.detail + ")");
@@ -187,18 +191,19 @@ ReadStatus LogReader::skip_corrupt(std::uint64_t limit) {
   if (fd_ >= 0) {
     auto size = io_.size(fd_);
     if (!size) return fail(ReadStatus::error, size.error().message);
-    for (std::uint64_t p = pos_ + kBatchAlign; p + sizeof(BatchHeader) <= size.value(); p += kBatchAlign) {
-      std::int64_t got = load(p, sizeof(BatchHeader));
+    const std::size_t header_size = batch_header_size(format_);
+    const std::uint32_t step = batch_alignment(format_);
+    for (std::uint64_t p = pos_ + step; p + header_size <= size.value(); p += step) {
+      std::int64_t got = load(p, header_size);
       if (got < 0) return ReadStatus::error;
-      BatchHeader h;
-      std::memcpy(&h, buf_.get() + (p - buf_at_), sizeof h);
-      if (h.magic != kBatchMagic || h.batch_length > kMaxBatchLength || h.base_offset < next_offset_ ||
-          h.base_offset >= limit) {
+      BatchInfo h;
+      if (peek_batch(std::span(buf_.get() + (p - buf_at_), header_size), format_, h) != Peek::plausible ||
+          h.base_offset < next_offset_ || h.base_offset >= limit) {
         continue;
       }
       got = load(p, h.batch_length);
       if (got < 0) return ReadStatus::error;
-      if (!decode_batch(std::span(buf_.get() + (p - buf_at_), static_cast<std::size_t>(got))).ok()) continue;
+      if (!decode_batch(std::span(buf_.get() + (p - buf_at_), static_cast<std::size_t>(got)), format_, scratch_).ok()) continue;
       pos_ = p;
       next_offset_ = h.base_offset;
       return ReadStatus::batch;

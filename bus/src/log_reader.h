@@ -85,6 +85,8 @@ class LogReader {
   std::uint64_t pos_ = 0;          // file position of the next batch
   std::uint64_t next_offset_ = 0;
   std::uint64_t earliest_ = 0;
+  std::uint32_t format_ = kSegmentVersionRbb1;  // the open segment's version: its batch format
+  std::vector<std::byte> scratch_;              // v2 records, decompressed
   std::unique_ptr<std::byte[]> buf_;
   std::size_t buf_capacity_ = 0;
   std::uint64_t buf_at_ = 0;       // file position of buf_[0]

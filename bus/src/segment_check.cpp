@@ -85,6 +85,11 @@ SegmentReport check_segment(const std::string& path, const CheckOptions& options
     io->close(fd.value());
     return r;
   }
+  SegmentHeader header;
+  std::memcpy(&header, buf.data(), sizeof header);
+  const std::uint32_t format = header.version;  // checked: 1 or 2
+  const std::size_t header_size = batch_header_size(format);
+  std::vector<std::byte> scratch;
   std::map<std::uint64_t, std::uint64_t> batch_at;
   std::uint64_t pos = sizeof(SegmentHeader);
   const auto keep_going = [&](std::uint64_t bytes) {
@@ -93,7 +98,7 @@ SegmentReport check_segment(const std::string& path, const CheckOptions& options
     return false;
   };
   while (pos < file_size) {
-    const std::uint64_t want = std::min<std::uint64_t>(sizeof(BatchHeader), file_size - pos);
+    const std::uint64_t want = std::min<std::uint64_t>(header_size, file_size - pos);
     buf.resize(want);
     got = io->read(fd.value(), pos, buf);
     if (!got) {
@@ -118,15 +123,13 @@ SegmentReport check_segment(const std::string& path, const CheckOptions& options
       }
       break;
     }
-    BatchHeader h;
-    std::memcpy(&h, buf.data(), std::min(buf.size(), sizeof h));
-    if (buf.size() == sizeof h && h.batch_length >= sizeof h && h.batch_length <= kMaxBatchLength &&
-        h.batch_length <= file_size - pos) {
+    BatchInfo h;
+    if (peek_batch(buf, format, h) == Peek::plausible && h.batch_length <= file_size - pos) {
       buf.resize(h.batch_length);
       got = io->read(fd.value(), pos, buf);
       buf.resize(got ? got.value() : 0);
     }
-    const DecodedBatch b = decode_batch(buf);
+    const DecodedBatch b = decode_batch(buf, format, scratch);
     if (!b.ok()) {
       r.problems.push_back(path + ": byte " + std::to_string(pos) + ": " + to_string(b.error) +
                            (b.detail.empty() ? "" : " (" + b.detail + ")") + "; " + std::to_string(file_size - pos) +

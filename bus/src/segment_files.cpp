@@ -57,10 +57,10 @@ Result<std::vector<std::uint64_t>> list_segments(FileIo& io, const std::string& 
   return sort_segment_names(names.value()).logs;
 }
 
-SegmentHeader make_segment_header(std::uint64_t base, std::int64_t created_ns) {
+SegmentHeader make_segment_header(std::uint64_t base, std::int64_t created_ns, std::uint32_t version) {
   SegmentHeader h{};
   h.magic = kSegmentMagic;
-  h.version = kSegmentVersion;
+  h.version = version;
   h.header_size = sizeof(SegmentHeader);
   h.base_offset = base;
   h.created_ns = created_ns;
@@ -89,9 +89,10 @@ Status check_segment_header(std::span<const std::byte> bytes, const std::string&
   SegmentHeader h;
   std::memcpy(&h, bytes.data(), sizeof h);
   if (h.magic != kSegmentMagic) return corrupt(path, "not a ringbus segment file (bad magic)");
-  if (h.version != kSegmentVersion) {
+  if (h.version < kSegmentVersionRbb1 || h.version > kSegmentVersionKafka) {
     return Error{Errc::version_mismatch, path + ": segment format version " + std::to_string(h.version) +
-                                             ", this ringbus reads version " + std::to_string(kSegmentVersion)};
+                                             ", this ringbus reads versions " + std::to_string(kSegmentVersionRbb1) +
+                                             " to " + std::to_string(kSegmentVersionKafka)};
   }
   if (h.header_size != sizeof(SegmentHeader)) return corrupt(path, "header_size " + std::to_string(h.header_size));
   if (h.base_offset != base) {
@@ -109,9 +110,10 @@ Status check_index_header(std::span<const std::byte> bytes, const std::string& p
   std::memcpy(&h, bytes.data(), sizeof h);
   const IndexHeader want = make_index_header(time_index, base);
   if (h.magic != want.magic) return corrupt(path, "not a ringbus index file (bad magic)");
-  if (h.version != kSegmentVersion) {
+  if (h.version < kSegmentVersionRbb1 || h.version > kSegmentVersionKafka) {
     return Error{Errc::version_mismatch, path + ": index format version " + std::to_string(h.version) +
-                                             ", this ringbus reads version " + std::to_string(kSegmentVersion)};
+                                             ", this ringbus reads versions " + std::to_string(kSegmentVersionRbb1) +
+                                             " to " + std::to_string(kSegmentVersionKafka)};
   }
   if (h.entry_size != want.entry_size) return corrupt(path, "entry_size " + std::to_string(h.entry_size));
   if (h.base_offset != base) {

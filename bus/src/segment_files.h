@@ -39,7 +39,7 @@ SegmentNames sort_segment_names(const std::vector<std::string>& names);
 // is an empty log.
 Result<std::vector<std::uint64_t>> list_segments(FileIo& io, const std::string& dir);
 
-SegmentHeader make_segment_header(std::uint64_t base, std::int64_t created_ns);
+SegmentHeader make_segment_header(std::uint64_t base, std::int64_t created_ns, std::uint32_t version = kSegmentVersion);
 IndexHeader make_index_header(bool time_index, std::uint64_t base);
 // Check a header read from `path` (the bytes may be short or garbage); the
 // message names the file and the field.

@@ -82,26 +82,36 @@ Status write_entries(log::FileIo& io, const std::string& path, bool time, std::u
   return s;
 }
 
-// Scans the batches of a segment from `position`, calling on_batch(header,
+// Scans the batches of a segment from `position`, calling on_batch(info,
 // position) for each good one; returns the position after the last good
 // batch and, in *reason, why the scan stopped ("" at the end of the file).
+// The batches are read in the format the segment's header names.
 template <class F>
 Result<std::uint64_t> scan_batches(log::FileIo& io, int fd, std::uint64_t position, std::uint64_t expected_offset,
                                    std::string* reason, F&& on_batch) {
   Window w(io, fd);
+  std::uint32_t format = log::kSegmentVersionRbb1;
+  {
+    auto head = w.at(0, sizeof(log::SegmentHeader));
+    if (!head) return head.error();
+    log::SegmentHeader sh{};
+    std::memcpy(&sh, head.value().data(), std::min(sizeof sh, head.value().size()));
+    if (sh.version == log::kSegmentVersionKafka) format = sh.version;
+  }
+  const std::size_t header_size = log::batch_header_size(format);
+  std::vector<std::byte> scratch;
   for (;;) {
-    auto head = w.at(position, sizeof(log::BatchHeader));
+    auto head = w.at(position, header_size);
     if (!head) return head.error();
     if (head.value().empty()) {
       reason->clear();
       return position;
     }
-    log::BatchHeader h{};
-    std::memcpy(&h, head.value().data(), std::min(sizeof h, head.value().size()));
-    const std::size_t need = h.magic == log::kBatchMagic && h.batch_length <= log::kMaxBatchLength ? h.batch_length : sizeof h;
-    auto bytes = w.at(position, std::max<std::size_t>(need, sizeof h));
+    log::BatchInfo peeked;
+    const bool plausible = log::peek_batch(head.value(), format, peeked) == log::Peek::plausible;
+    auto bytes = w.at(position, plausible ? std::max<std::size_t>(peeked.batch_length, header_size) : header_size);
     if (!bytes) return bytes.error();
-    const log::DecodedBatch b = log::decode_batch(bytes.value());
+    const log::DecodedBatch b = log::decode_batch(bytes.value(), format, scratch);
     if (!b.ok()) {
       *reason = std::string(to_string(b.error)) + (b.detail.empty() ? "" : " (" + b.detail + ")");
       return position;
@@ -190,7 +200,7 @@ Result<std::unique_ptr<PartitionLog>> PartitionLog::open(log::FileIo& io, std::s
     std::int64_t max_ts = INT64_MIN;
     std::string reason;
     auto end = scan_batches(io, fd.value(), sizeof(log::SegmentHeader), base, &reason,
-                            [&](const log::BatchHeader& h, std::uint64_t pos) {
+                            [&](const log::BatchInfo& h, std::uint64_t pos) {
                               max_ts = std::max(max_ts, h.max_timestamp_ns);
                               index_batch(index, times, last, settings.index_interval_bytes, base, h.base_offset, pos,
                                           max_ts);
@@ -310,7 +320,8 @@ Status PartitionLog::recover_tail(RecoveryReport* report) {
   const std::size_t stored = index_.size();
   for (; k < std::min(index_.size(), time_index_.size()); ++k) {
     const log::IndexEntry& e = index_[k];
-    const bool inside = e.position >= sizeof(log::SegmentHeader) && e.position < active_size_ && e.position % log::kBatchAlign == 0;
+    const bool inside = e.position >= sizeof(log::SegmentHeader) && e.position < active_size_ &&
+                        e.position % log::batch_alignment(h.version) == 0;
     const bool increasing = k == 0 || (e.position > index_[k - 1].position && e.relative_offset > index_[k - 1].relative_offset &&
                                        time_index_[k].timestamp_ns >= time_index_[k - 1].timestamp_ns);
     if (!inside || !increasing || time_index_[k].relative_offset != e.relative_offset) break;
@@ -328,7 +339,7 @@ Status PartitionLog::recover_tail(RecoveryReport* report) {
 
   const std::uint64_t scan_from = position;
   std::string reason;
-  auto end = scan_batches(io_, active_fd_, position, end_offset_, &reason, [&](const log::BatchHeader& b, std::uint64_t pos) {
+  auto end = scan_batches(io_, active_fd_, position, end_offset_, &reason, [&](const log::BatchInfo& b, std::uint64_t pos) {
     max_timestamp_ns_ = std::max(max_timestamp_ns_, b.max_timestamp_ns);
     index_batch(index_, time_index_, last_indexed_position_, settings_.index_interval_bytes, base, b.base_offset, pos,
                 max_timestamp_ns_);
@@ -500,7 +511,7 @@ Result<std::uint64_t> PartitionLog::truncate_to(std::uint64_t offset) {
   std::uint64_t cut = UINT64_MAX;
   std::string reason;
   auto end = scan_batches(io_, fd.value(), sizeof(log::SegmentHeader), base, &reason,
-                          [&](const log::BatchHeader& h, std::uint64_t pos) {
+                          [&](const log::BatchInfo& h, std::uint64_t pos) {
                             if (cut == UINT64_MAX && h.base_offset + h.offset_span > offset) cut = pos;
                           });
   Status s = end ? Status{} : Status(end.error());

@@ -13,7 +13,9 @@
 #include <vector>
 
 #include "log_format.h"
+#include "record_batch.h"
 #include "segment_check.h"
+#include "segment_files.h"
 
 std::vector<std::string> fuzz_seeds() {
   ringbus::log::SegmentHeader h{};
@@ -21,7 +23,17 @@ std::vector<std::string> fuzz_seeds() {
   h.version = ringbus::log::kSegmentVersion;
   h.header_size = sizeof h;
   std::string s(reinterpret_cast<const char*>(&h), sizeof h);
-  return {s, s + std::string(64, '\0')};
+  // A version 2 segment: Kafka batches, one compressed.
+  const ringbus::log::SegmentHeader h2 = ringbus::log::make_segment_header(0, 1, ringbus::log::kSegmentVersionKafka);
+  std::string kafka(reinterpret_cast<const char*>(&h2), sizeof h2);
+  for (std::uint64_t o = 0; o < 8; o += 4) {
+    ringbus::log::v2::BatchBuilder b;
+    b.reset(o, 0, o == 4 ? ringbus::log::v2::Compression::gzip : ringbus::log::v2::Compression::none);
+    for (std::uint64_t i = o; i < o + 4; ++i) b.append(i, 1, "k", std::string(30, 'v'));
+    const auto bytes = b.finish();
+    kafka.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  }
+  return {s, s + std::string(64, '\0'), kafka};
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {

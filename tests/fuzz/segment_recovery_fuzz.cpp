@@ -1,5 +1,7 @@
 // Fuzz target: recovery of an arbitrary last segment file (with whatever
 // index the input's tail says), then a read of everything recovery kept.
+// The segment header's version picks the batch format: seeds of both (RBB1,
+// Kafka v2).
 // Recovery must never crash, must leave a log that reads back without
 // errors, and a second open must find nothing more to cut.
 #include <cstdint>
@@ -12,6 +14,7 @@
 #include "file_io.h"
 #include "log_reader.h"
 #include "partition_log.h"
+#include "record_batch.h"
 #include "segment_files.h"
 
 using namespace ringbus;
@@ -36,7 +39,18 @@ std::vector<std::string> fuzz_seeds() {
     (void)io.write_now(place.file, place.position, bytes);
   }
   const auto& seg = io.contents(log::segment_path(kDir, 0, log::kLogExt));
-  return {std::string(reinterpret_cast<const char*>(seg.data()), seg.size())};
+  std::string rbb1(reinterpret_cast<const char*>(seg.data()), seg.size());
+  // The same records as a version 2 segment of Kafka batches (one compressed).
+  const log::SegmentHeader h = log::make_segment_header(0, 1, log::kSegmentVersionKafka);
+  std::string kafka(reinterpret_cast<const char*>(&h), sizeof h);
+  for (std::uint64_t o = 0; o < 12; o += 3) {
+    log::v2::BatchBuilder b;
+    b.reset(o, 0, o == 6 ? log::v2::Compression::snappy : log::v2::Compression::none);
+    for (std::uint64_t i = o; i < o + 3; ++i) b.append(i, static_cast<std::int64_t>(i), "k", std::string(40, 'v'));
+    const auto bytes = b.finish();
+    kafka.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  }
+  return {rbb1, kafka};
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {

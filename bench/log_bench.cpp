@@ -730,13 +730,14 @@ SegmentLog make_segment_log(const Options& o, std::uint32_t count) {
   fs::remove_all(s.dir);
   auto fio = log::make_pwrite_io();
   auto log = must(io::PartitionLog::open(*fio, s.dir, segment_log_settings(), 0, nullptr), "creating a log in " + s.dir);
-  log::BatchBuilder b;
+  log::v2::BatchBuilder b;
   const std::string value(200, 's');
   for (std::uint32_t seg = 0; seg < count; ++seg) {
     if (seg > 0) must(log->roll(s.first_ts), "rolling a segment");
     for (int batch = 0; batch < 8; ++batch) {
       b.reset(s.end);
-      for (int r = 0; r < 4; ++r, ++s.end) b.append_record(s.end, s.first_ts + static_cast<std::int64_t>(s.end) * 1000, "", value);
+      // Record o: first_ts + o milliseconds (Kafka's unit).
+      for (int r = 0; r < 4; ++r, ++s.end) b.append(s.end, s.first_ts / 1'000'000 + static_cast<std::int64_t>(s.end), "", value);
       const std::span<const std::byte> bytes = b.finish();
       const io::PartitionLog::Placement at = log->append(bytes);
       must(fio->write_now(at.file, at.position, bytes), "writing a batch");
@@ -803,7 +804,8 @@ OpenFigures bench_segments(const Options& o, const SegmentLog& s) {
     const std::uint64_t target = rng() % s.end;
     std::uint64_t found = 0;
     const std::int64_t t0 = now_ns();
-    if (r.seek_time(s.first_ts + static_cast<std::int64_t>(target) * 1000, UINT64_MAX, &found) != log::ReadStatus::batch) {
+    if (r.seek_time((s.first_ts / 1'000'000 + static_cast<std::int64_t>(target)) * 1'000'000, UINT64_MAX, &found) !=
+        log::ReadStatus::batch) {
       die("seek_time: " + r.error());
     }
     times.push_back(static_cast<double>(now_ns() - t0));

@@ -134,6 +134,10 @@ Peek peek_batch(std::span<const std::byte> data, std::uint32_t format, BatchInfo
     }
     out.offset_span = static_cast<std::uint32_t>(h.last_offset_delta) + 1;
     out.batch_length = static_cast<std::uint32_t>(h.size());
+    out.record_count = h.record_count > 0 ? static_cast<std::uint32_t>(h.record_count) : 0;
+    out.first_timestamp_ns = out.record_count > 0 ? ns_of_ms(h.base_timestamp) : 0;
+    out.max_timestamp_ns = out.record_count > 0 ? ns_of_ms(h.max_timestamp) : 0;
+    out.leader_epoch = h.leader_epoch;
     return Peek::plausible;
   }
   if (data.size() < sizeof(BatchHeader)) return Peek::none;
@@ -146,6 +150,9 @@ Peek peek_batch(std::span<const std::byte> data, std::uint32_t format, BatchInfo
   }
   out.offset_span = h.offset_span;
   out.batch_length = h.batch_length;
+  out.record_count = h.record_count;
+  out.first_timestamp_ns = h.first_timestamp_ns;
+  out.max_timestamp_ns = h.max_timestamp_ns;
   return Peek::plausible;
 }
 

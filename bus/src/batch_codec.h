@@ -58,8 +58,7 @@ std::uint32_t batch_alignment(std::uint32_t format) noexcept;
 // What the batch header at the start of `data` says, checking nothing else:
 // none (too short, or another magic: no batch starts here), magic_only (the
 // magic and base offset, but a length or span out of range: damage, or a
-// header still being written) or plausible (base offset, offset span and
-// length in `out`).
+// header still being written) or plausible (every field of `out`).
 enum class Peek : std::uint8_t { none, magic_only, plausible };
 Peek peek_batch(std::span<const std::byte> data, std::uint32_t format, BatchInfo& out) noexcept;
 

@@ -66,7 +66,7 @@ inline constexpr std::uint64_t kTimeIndexMagic = 0x5844494d49544252ULL;  // byte
 // whatever their segment's version (readers accept either in their header).
 inline constexpr std::uint32_t kSegmentVersionRbb1 = 1;
 inline constexpr std::uint32_t kSegmentVersionKafka = 2;
-inline constexpr std::uint32_t kSegmentVersion = kSegmentVersionRbb1;
+inline constexpr std::uint32_t kSegmentVersion = kSegmentVersionKafka;
 
 struct SegmentHeader {
   std::uint64_t magic;          // kSegmentMagic

@@ -210,8 +210,9 @@ std::byte* BatchBuilder::grow(std::size_t n) {
   return p;
 }
 
-void BatchBuilder::append(std::uint64_t offset, std::int64_t timestamp_ms, std::string_view key, std::string_view value,
-                          std::span<const Header> headers) {
+template <class PutHeaders>
+void BatchBuilder::append_record(std::uint64_t offset, std::int64_t timestamp_ms, std::string_view key,
+                                 std::string_view value, std::size_t header_bytes, PutHeaders&& put_headers) {
   if (count_ == 0) first_ts_ = max_ts_ = timestamp_ms;
   max_ts_ = std::max(max_ts_, timestamp_ms);
   const std::int64_t ts_delta =
@@ -219,7 +220,6 @@ void BatchBuilder::append(std::uint64_t offset, std::int64_t timestamp_ms, std::
   const auto offset_delta = static_cast<std::int64_t>(offset - base_);
   const std::int64_t key_length = key.empty() ? -1 : static_cast<std::int64_t>(key.size());
   const auto value_length = static_cast<std::int64_t>(value.size());
-  const std::size_t header_bytes = ringbus::detail::encoded_headers_size(headers);
   const std::size_t body = 1 + varint_size(ts_delta) + varint_size(offset_delta) + field_size(key_length) +
                            field_size(value_length) + header_bytes;
   const auto body_length = static_cast<std::int64_t>(body);
@@ -234,9 +234,28 @@ void BatchBuilder::append(std::uint64_t offset, std::int64_t timestamp_ms, std::
   p = ringbus::detail::put_varint(p, value_length);
   if (!value.empty()) std::memcpy(p, value.data(), value.size());
   p += value.size();
-  ringbus::detail::encode_headers(headers, p);
+  put_headers(p);
   ++count_;
   next_ = offset + 1;
+}
+
+void BatchBuilder::append(std::uint64_t offset, std::int64_t timestamp_ms, std::string_view key, std::string_view value,
+                          std::span<const Header> headers) {
+  append_record(offset, timestamp_ms, key, value, ringbus::detail::encoded_headers_size(headers),
+                [&](std::byte* p) { ringbus::detail::encode_headers(headers, p); });
+}
+
+void BatchBuilder::append(std::uint64_t offset, std::int64_t timestamp_ms, std::string_view key, std::string_view value,
+                          const HeaderView& headers) {
+  // A ring frame without headers stores nothing; a record says "0 headers".
+  const std::string_view block = headers.encoded();
+  append_record(offset, timestamp_ms, key, value, block.empty() ? 1 : block.size(), [&](std::byte* p) {
+    if (block.empty()) {
+      *p = std::byte{0};
+    } else {
+      std::memcpy(p, block.data(), block.size());
+    }
+  });
 }
 
 void BatchBuilder::cover_until(std::uint64_t end) { next_ = std::max(next_, end); }

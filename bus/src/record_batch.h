@@ -97,9 +97,15 @@ class BatchBuilder {
   void reset(std::uint64_t base_offset, std::int32_t leader_epoch = 0, Compression codec = Compression::none);
   void append(std::uint64_t offset, std::int64_t timestamp_ms, std::string_view key, std::string_view value,
               std::span<const Header> headers = {});
+  // The same with headers already in Kafka's encoding (a ring frame's, as
+  // they are: the flusher copies them).
+  void append(std::uint64_t offset, std::int64_t timestamp_ms, std::string_view key, std::string_view value,
+              const HeaderView& headers);
   // Retires offsets up to `end` with no record (aborted or abandoned claims).
   void cover_until(std::uint64_t end);
   bool empty() const noexcept { return next_ == base_; }
+  // The offset after the last one covered so far.
+  std::uint64_t next_offset() const noexcept { return next_; }
   std::uint32_t records() const noexcept { return count_; }
   // Bytes so far, uncompressed, header included.
   std::size_t size() const noexcept { return used_; }
@@ -108,6 +114,11 @@ class BatchBuilder {
 
  private:
   std::byte* grow(std::size_t n);
+  // Writes a record whose header block (count and headers) is `header_bytes`
+  // long and written by put_headers(dst).
+  template <class PutHeaders>
+  void append_record(std::uint64_t offset, std::int64_t timestamp_ms, std::string_view key, std::string_view value,
+                     std::size_t header_bytes, PutHeaders&& put_headers);
 
   std::vector<std::byte> buf_;     // [0, used_): the batch being built
   std::size_t used_ = 0;

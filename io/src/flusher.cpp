@@ -97,28 +97,28 @@ void PartitionFlusher::reconfigure(const LogConfig& config) {
 
 bool PartitionFlusher::ring_has_news() const noexcept { return ring_.has_news(cursor_, true); }
 
-// Copies committed claims at the cursor into the buffer, up to the batch
-// target. The flusher is a gating reader: the bytes cannot change under it.
+// Encodes committed claims at the cursor into the buffer's batch (Kafka's
+// record batch v2), up to the batch target. The flusher is a gating reader:
+// the bytes cannot change under it.
 bool PartitionFlusher::gather(Buffer& b) {
   // The log goes on at its end; offsets the ring lost before the cursor
   // (see the constructor) are covered as retired.
   b.builder.reset(log_next_);
-  if (cursor_.offset > log_next_) b.builder.skip_offsets(static_cast<std::uint32_t>(cursor_.offset - log_next_));
+  b.builder.cover_until(cursor_.offset);
   while (b.builder.size() < kBatchTarget) {
-    const std::uint64_t before = cursor_.offset;
     const detail::Step s = ring_.step(cursor_, true);
     if (s == detail::Step::skipped) {
-      b.builder.skip_offsets(static_cast<std::uint32_t>(cursor_.offset - before));
+      b.builder.cover_until(cursor_.offset);
       continue;
     }
     if (s != detail::Step::committed) break;
-    const std::byte* first = nullptr;
-    std::uint64_t bytes = 0;
+    // walk_claim checks each frame before it is read.
     std::uint64_t end = 0;
     std::uint32_t k = 0;
-    const bool ok = ring_.walk_claim(cursor_.position, end, k, [&](const std::byte* frame, const detail::RecordHeader& h) {
-      if (first == nullptr) first = frame;
-      bytes += detail::align_frame(h.frame_length);
+    const std::uint32_t partition = ring_.partition();
+    const bool ok = ring_.walk_claim(cursor_.position, end, k, [&](const std::byte* frame, const detail::RecordHeader&) {
+      const Record r = detail::record_at(frame, partition);
+      b.builder.append(r.offset, r.timestamp_ms, r.key, r.value, r.headers);
       return true;
     });
     if (!ok) {
@@ -128,16 +128,14 @@ bool PartitionFlusher::gather(Buffer& b) {
                        "': a corrupt claim at offset " + std::to_string(cursor_.offset) + " is not written to the log",
                    0);
       const detail::Pair t = ring_.tail();
-      b.builder.skip_offsets(static_cast<std::uint32_t>(std::min<std::uint64_t>(t.second - cursor_.offset, UINT32_MAX / 2)));
       cursor_.offset = t.second;
       cursor_.position = t.first;
+      b.builder.cover_until(cursor_.offset);
       break;
     }
-    // Frames of one claim are contiguous in the ring (a claim never wraps
-    // inside its frames), so one copy takes them all.
-    b.builder.append(std::span(first, bytes), k, k);
     cursor_.offset += k;
     cursor_.position = end;
+    b.builder.cover_until(cursor_.offset);
   }
   return !b.builder.empty();
 }
@@ -179,9 +177,7 @@ bool PartitionFlusher::pump(std::int64_t now_ns, bool drain) {
     if (b.state != State::free) continue;
     if (!gather(b)) break;
     b.bytes = b.builder.finish();
-    log::BatchHeader h;
-    std::memcpy(&h, b.bytes.data(), sizeof h);
-    b.end_offset = log_next_ = h.base_offset + h.offset_span;
+    b.end_offset = log_next_ = b.builder.next_offset();
     b.end_position = cursor_.position;
     b.state = State::ready;
     order_.push_back(i);

@@ -33,7 +33,7 @@
 #include <thread>
 #include <vector>
 
-#include "batch_codec.h"
+#include "record_batch.h"
 #include "file_io.h"
 #include "partition_log.h"
 #include "ringbus/topic.h"
@@ -89,7 +89,7 @@ class PartitionFlusher {
  private:
   enum class State : std::uint8_t { free, ready, writing, done, failed };
   struct Buffer {
-    log::BatchBuilder builder;
+    log::v2::BatchBuilder builder;  // the batch being encoded (Kafka's v2)
     std::span<const std::byte> bytes;
     State state = State::free;
     std::uint64_t end_offset = 0;

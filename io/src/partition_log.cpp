@@ -262,6 +262,7 @@ Status PartitionLog::open_active(RecoveryReport* report, bool clean) {
       return {};
     }
     active_created_ns_ = h.created_ns;
+    active_version_ = h.version;
     std::string index_problem;
     std::string time_problem;
     index_ = log::read_index_entries<log::IndexEntry>(io_, log::segment_path(dir_, base, log::kIndexExt), base, &index_problem);
@@ -277,6 +278,15 @@ Status PartitionLog::open_active(RecoveryReport* report, bool clean) {
   last_indexed_position_ = index_.empty() ? sizeof(log::SegmentHeader) : index_.back().position;
   if (!time_index_.empty()) max_timestamp_ns_ = std::max(max_timestamp_ns_, time_index_.back().timestamp_ns);
   active_has_batches_ = active_size_ > sizeof(log::SegmentHeader);
+  if (!active_has_batches_ && active_version_ != log::kSegmentVersion) {
+    // An empty segment of an older format: it takes the current one.
+    const log::SegmentHeader h = log::make_segment_header(base, active_created_ns_);
+    if (auto s = io_.truncate(active_fd_, 0); !s) return s;
+    if (auto s = io_.write_now(active_fd_, 0, bytes_of(h)); !s) return s;
+    if (auto s = io_.sync_now(active_fd_); !s) return s;
+    active_size_ = sizeof h;
+    active_version_ = h.version;
+  }
   segments_.back().bytes = active_size_;
   for (auto [fdp, ext] : {std::pair{&index_fd_, log::kIndexExt}, std::pair{&time_fd_, log::kTimeIndexExt}}) {
     auto f = io_.open(log::segment_path(dir_, base, ext), true);
@@ -306,6 +316,7 @@ Status PartitionLog::recover_tail(RecoveryReport* report) {
     active_size_ = sizeof h;
   }
   active_created_ns_ = h.created_ns;
+  active_version_ = h.version;
 
   // The indexes: keep the entries that agree with each other and point
   // inside the file, in increasing order; the scan starts at the last one.
@@ -393,6 +404,7 @@ Status PartitionLog::make_segment_files(std::uint64_t base, std::int64_t now_ns)
   active_path_ = path;
   allocated_ = 0;
   const log::SegmentHeader h = log::make_segment_header(base, now_ns);
+  active_version_ = h.version;
   if (auto s = io_.truncate(active_fd_, 0); !s) return s;
   if (auto s = io_.write_now(active_fd_, 0, bytes_of(h)); !s) return s;
   preallocate_to(sizeof h);
@@ -420,13 +432,14 @@ void PartitionLog::preallocate_to(std::uint64_t bytes) {
 
 bool PartitionLog::should_roll(std::uint64_t bytes, std::int64_t now_ns) const noexcept {
   if (active_fd_ < 0) return true;  // a roll failed half-way: try again
-  return active_has_batches_ &&
-         (active_size_ + bytes > settings_.segment_bytes || now_ns - active_created_ns_ >= settings_.segment_age_ns);
+  return active_has_batches_ && (active_size_ + bytes > settings_.segment_bytes ||
+                                 now_ns - active_created_ns_ >= settings_.segment_age_ns ||
+                                 active_version_ != log::kSegmentVersion);
 }
 
 PartitionLog::Placement PartitionLog::append(std::span<const std::byte> batch) {
-  log::BatchHeader h;
-  std::memcpy(&h, batch.data(), sizeof h);
+  log::BatchInfo h;
+  (void)log::peek_batch(batch, active_version_, h);  // the caller built it: plausible
   const std::uint64_t position = active_size_;
   active_size_ += batch.size();
   preallocate_to(active_size_);

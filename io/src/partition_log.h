@@ -63,7 +63,11 @@ class PartitionLog {
   void set_settings(const LogSettings& s) noexcept;
 
   // ---- appending (the flusher) --------------------------------------------
-  // True if a batch of `bytes` should go to a new segment (size or age).
+  // Batches are appended in the format of log::kSegmentVersion (Kafka's v2);
+  // an active segment of an older version found at open gets no more of
+  // them: it is rolled at the first append (or, empty, rewritten).
+  // True if a batch of `bytes` should go to a new segment (size, age, or an
+  // older format).
   bool should_roll(std::uint64_t bytes, std::int64_t now_ns) const noexcept;
   // Closes the active segment (index written, everything fdatasync'ed) and
   // starts a new one at end_offset(). The caller has reaped every write to
@@ -135,6 +139,7 @@ class PartitionLog {
   std::uint64_t allocated_ = 0;         // bytes preallocated (fallocate) for it
   bool sync_failed_ = false;
   std::int64_t active_created_ns_ = 0;
+  std::uint32_t active_version_ = log::kSegmentVersion;  // its batches' format
   bool active_has_batches_ = false;
   std::uint64_t last_indexed_position_ = 0;
   std::int64_t max_timestamp_ns_ = INT64_MIN;

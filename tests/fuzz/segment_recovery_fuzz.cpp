@@ -25,32 +25,30 @@ const std::string kDir = "/f/0";
 }
 
 std::vector<std::string> fuzz_seeds() {
-  log::MemoryIo io;
-  LogSettings s;
-  s.segment_bytes = 1 << 20;
-  s.index_interval_bytes = 256;
-  auto log = PartitionLog::open(io, kDir, s, 0, nullptr);
-  for (std::uint64_t o = 0; o < 12; o += 3) {
-    log::BatchBuilder b;
-    b.reset(o);
-    for (std::uint64_t i = o; i < o + 3; ++i) b.append_record(i, static_cast<std::int64_t>(i), "k", std::string(40, 'v'));
-    const auto bytes = b.finish();
-    const auto place = log.value()->append(bytes);
-    (void)io.write_now(place.file, place.position, bytes);
+  // The same records as a segment of each version: RBB1 (1) and Kafka v2 (2,
+  // one batch compressed).
+  std::vector<std::string> seeds;
+  for (const std::uint32_t version : {log::kSegmentVersionRbb1, log::kSegmentVersionKafka}) {
+    const log::SegmentHeader h = log::make_segment_header(0, 1, version);
+    std::string seg(reinterpret_cast<const char*>(&h), sizeof h);
+    for (std::uint64_t o = 0; o < 12; o += 3) {
+      std::span<const std::byte> bytes;
+      log::BatchBuilder rbb1;
+      log::v2::BatchBuilder kafka;
+      if (version == log::kSegmentVersionRbb1) {
+        rbb1.reset(o);
+        for (std::uint64_t i = o; i < o + 3; ++i) rbb1.append_record(i, static_cast<std::int64_t>(i), "k", std::string(40, 'v'));
+        bytes = rbb1.finish();
+      } else {
+        kafka.reset(o, 0, o == 6 ? log::v2::Compression::snappy : log::v2::Compression::none);
+        for (std::uint64_t i = o; i < o + 3; ++i) kafka.append(i, static_cast<std::int64_t>(i), "k", std::string(40, 'v'));
+        bytes = kafka.finish();
+      }
+      seg.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    }
+    seeds.push_back(std::move(seg));
   }
-  const auto& seg = io.contents(log::segment_path(kDir, 0, log::kLogExt));
-  std::string rbb1(reinterpret_cast<const char*>(seg.data()), seg.size());
-  // The same records as a version 2 segment of Kafka batches (one compressed).
-  const log::SegmentHeader h = log::make_segment_header(0, 1, log::kSegmentVersionKafka);
-  std::string kafka(reinterpret_cast<const char*>(&h), sizeof h);
-  for (std::uint64_t o = 0; o < 12; o += 3) {
-    log::v2::BatchBuilder b;
-    b.reset(o, 0, o == 6 ? log::v2::Compression::snappy : log::v2::Compression::none);
-    for (std::uint64_t i = o; i < o + 3; ++i) b.append(i, static_cast<std::int64_t>(i), "k", std::string(40, 'v'));
-    const auto bytes = b.finish();
-    kafka.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-  }
-  return {rbb1, kafka};
+  return seeds;
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {

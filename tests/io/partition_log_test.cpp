@@ -47,10 +47,10 @@ class PartitionLogTest : public ::testing::Test {
   // Appends a batch of `records` records of `value_size` bytes; `sync`
   // makes it survive a MemoryIo crash.
   void append(std::uint32_t records, std::size_t value_size = 100, bool sync = true) {
-    log::BatchBuilder b;
+    log::v2::BatchBuilder b;
     b.reset(next);
     for (std::uint32_t i = 0; i < records; ++i) {
-      b.append_record(next + i, clock_ms++ * 1'000'000, "k", std::string(value_size, static_cast<char>('a' + (next + i) % 26)));
+      b.append(next + i, clock_ms++, "k", std::string(value_size, static_cast<char>('a' + (next + i) % 26)));
     }
     std::vector<std::byte> bytes(b.finish().begin(), b.finish().end());
     if (log->should_roll(bytes.size(), 0)) {
@@ -185,9 +185,9 @@ TEST_F(PartitionLogTest, TornLastBatchIsCut) {
 
 TEST_F(PartitionLogTest, BitFlipInTheMiddleCutsFromThatBatch) {
   open();
-  for (int i = 0; i < 10; ++i) append(2);  // batches of 2 x 160 bytes + 64 = 384 bytes
+  for (int i = 0; i < 10; ++i) append(2);  // ten batches of the same size
   const std::string path = last_segment();
-  const std::uint64_t batch = 384;
+  const std::uint64_t batch = (io.contents(path).size() - sizeof(log::SegmentHeader)) / 10;
   const std::uint64_t fifth = sizeof(log::SegmentHeader) + 4 * batch;  // the batch of offsets 8..9
   std::byte flipped = io.contents(path)[fifth + 200] ^ std::byte{0x10};
   crash();
@@ -196,7 +196,7 @@ TEST_F(PartitionLogTest, BitFlipInTheMiddleCutsFromThatBatch) {
   open(small_segments(), &report);
   EXPECT_EQ(report.cut_from_offset, 8u);
   EXPECT_EQ(report.cut_bytes, 6 * batch);
-  EXPECT_NE(report.notes.back().find("CRC32C"), std::string::npos) << report.notes.back();
+  EXPECT_NE(report.notes.back().find("CRC"), std::string::npos) << report.notes.back();
   EXPECT_EQ(read_all(), range(0, 8));
 }
 
@@ -520,9 +520,9 @@ TEST(PartitionLogTruncation, LeavesSegmentsAndIndexesThatVerify) {
     PartitionLog& plog = *opened.value();
     std::uint64_t next = 0;
     for (int i = 0; i < 300; ++i) {
-      log::BatchBuilder b;
+      log::v2::BatchBuilder b;
       b.reset(next);
-      for (int k = 0; k < 4; ++k) b.append_record(next + k, (1000 + next + k) * 1'000'000, "k", std::string(100, 'v'));
+      for (int k = 0; k < 4; ++k) b.append(next + k, static_cast<std::int64_t>(1000 + next + k), "k", std::string(100, 'v'));
       const std::vector<std::byte> bytes(b.finish().begin(), b.finish().end());
       if (plog.should_roll(bytes.size(), 0)) {
         ASSERT_TRUE(plog.roll(0).ok());
@@ -692,6 +692,55 @@ TEST(KafkaV2Segments, VerifyAfterRecoveryRebuiltTheirIndexes) {
   EXPECT_EQ(reports.value()[0].end_offset, 400u);
   EXPECT_EQ(records, 400u);
   fs::remove_all(dir);
+}
+
+// Writes segment `base` as version 1 (RBB1 batches), as an older ringbus did.
+void write_rbb1_segment(log::FileIo& fio, const std::string& dir, std::uint64_t base, std::uint64_t end) {
+  ASSERT_TRUE(fio.make_directories(dir).ok());
+  auto fd = fio.open(log::segment_path(dir, base, log::kLogExt), true);
+  ASSERT_TRUE(fd.ok());
+  const log::SegmentHeader h = log::make_segment_header(base, 1, log::kSegmentVersionRbb1);
+  std::uint64_t at = 0;
+  ASSERT_TRUE(fio.write_now(fd.value(), at, std::as_bytes(std::span(&h, 1))).ok());
+  at += sizeof h;
+  for (std::uint64_t o = base; o < end; o += 2) {
+    log::BatchBuilder b;
+    b.reset(o);
+    for (std::uint64_t k = o; k < std::min(o + 2, end); ++k) b.append_record(k, 1'000'000 * static_cast<std::int64_t>(k), "k", "old");
+    const auto bytes = b.finish();
+    ASSERT_TRUE(fio.write_now(fd.value(), at, bytes).ok());
+    at += bytes.size();
+  }
+  ASSERT_TRUE(fio.sync_now(fd.value()).ok());
+  fio.close(fd.value());
+  ASSERT_TRUE(fio.sync_directory(dir).ok());
+}
+
+std::uint32_t segment_version(log::MemoryIo& mio, const std::string& path) {
+  log::SegmentHeader h{};
+  std::memcpy(&h, mio.contents(path).data(), sizeof h);
+  return h.version;
+}
+
+TEST_F(PartitionLogTest, AnOlderActiveSegmentIsRolledAtTheFirstAppend) {
+  write_rbb1_segment(io, kDir, 0, 10);
+  open();  // no clean marker: its tail is checked, in its own format
+  EXPECT_EQ(log->end_offset(), 10u);
+  append(3);
+  const auto segments = log::list_segments(io, kDir).value();
+  ASSERT_EQ(segments, (std::vector<std::uint64_t>{0, 10}));
+  EXPECT_EQ(segment_version(io, log::segment_path(kDir, 0, log::kLogExt)), log::kSegmentVersionRbb1);
+  EXPECT_EQ(segment_version(io, log::segment_path(kDir, 10, log::kLogExt)), log::kSegmentVersionKafka);
+  EXPECT_EQ(read_all(), range(0, 13));
+}
+
+TEST_F(PartitionLogTest, AnEmptyOlderActiveSegmentTakesTheCurrentFormat) {
+  write_rbb1_segment(io, kDir, 0, 0);
+  open();
+  append(3);
+  EXPECT_EQ(log::list_segments(io, kDir).value(), std::vector<std::uint64_t>{0});
+  EXPECT_EQ(segment_version(io, log::segment_path(kDir, 0, log::kLogExt)), log::kSegmentVersionKafka);
+  EXPECT_EQ(read_all(), range(0, 3));
 }
 
 }  // namespace

@@ -46,6 +46,7 @@ class HeaderView {
   iterator end() const { return iterator(); }
   bool empty() const { return begin() == end(); }
   std::size_t encoded_size() const { return encoded_.size(); }
+  std::string_view encoded() const { return encoded_; }
   // True if the encoding parses completely (the ring's producers always write
   // valid encodings; this is for data that came from elsewhere).
   bool valid() const;

@@ -67,9 +67,9 @@ void add_log_commands(CLI::App& app, int& code) {
   dump->callback([&code, d] {
     log::CheckOptions o;
     o.on_batch = [](const log::BatchSummary& b) {
-      fmt::print("batch at byte {}: offsets {}..{} ({} records), {} bytes, timestamps {}..{}\n", b.position,
-                 b.base_offset, b.base_offset + b.offset_span - 1, b.record_count, b.length, b.first_timestamp_ns,
-                 b.max_timestamp_ns);
+      fmt::print("batch at byte {}: offsets {}..{} ({} records), {} bytes, timestamps {}..{} ms\n", b.position,
+                 b.base_offset, b.base_offset + b.offset_span - 1, b.record_count, b.length,
+                 b.first_timestamp_ns / 1'000'000, b.max_timestamp_ns / 1'000'000);
     };
     if (d->records) {
       o.on_record = [d](const Record& r) {

@@ -35,6 +35,12 @@ DecodedBatch fail(BatchError e, std::string detail) {
   return d;
 }
 
+// What readers need of an RBB1 header.
+BatchInfo info_of(const BatchHeader& h) noexcept {
+  return BatchInfo{h.base_offset, h.offset_span, h.record_count, h.batch_length, h.first_timestamp_ns,
+                   h.max_timestamp_ns, 0};
+}
+
 }  // namespace
 
 DecodedBatch decode_batch(std::span<const std::byte> data) {
@@ -86,8 +92,7 @@ DecodedBatch decode_batch(std::span<const std::byte> data) {
     return fail(BatchError::bad_record, std::to_string(count) + " records, header says " + std::to_string(h.record_count));
   }
   DecodedBatch d;
-  d.header = BatchInfo{h.base_offset, h.offset_span, h.record_count, h.batch_length, h.first_timestamp_ns,
-                       h.max_timestamp_ns, 0};
+  d.header = info_of(h);
   d.frames = frames;
   return d;
 }
@@ -99,6 +104,18 @@ namespace {
 std::int64_t ns_of_ms(std::int64_t ms) noexcept {
   constexpr std::int64_t kLimit = INT64_MAX / 1'000'000;
   return std::clamp(ms, -kLimit, kLimit) * 1'000'000;
+}
+
+// What readers need of a v2 header (a plausible one: lengths checked).
+BatchInfo info_of(const v2::BatchHeader& h) noexcept {
+  const bool records = h.record_count > 0;
+  return BatchInfo{static_cast<std::uint64_t>(h.base_offset),
+                   static_cast<std::uint32_t>(h.last_offset_delta) + 1,
+                   records ? static_cast<std::uint32_t>(h.record_count) : 0,
+                   static_cast<std::uint32_t>(h.size()),
+                   records ? ns_of_ms(h.base_timestamp) : 0,
+                   records ? ns_of_ms(h.max_timestamp) : 0,
+                   h.leader_epoch};
 }
 
 BatchError error_of(v2::BatchError e) noexcept {
@@ -132,12 +149,7 @@ Peek peek_batch(std::span<const std::byte> data, std::uint32_t format, BatchInfo
         static_cast<std::uint64_t>(h.batch_length) > kMaxBatchLength) {
       return Peek::magic_only;
     }
-    out.offset_span = static_cast<std::uint32_t>(h.last_offset_delta) + 1;
-    out.batch_length = static_cast<std::uint32_t>(h.size());
-    out.record_count = h.record_count > 0 ? static_cast<std::uint32_t>(h.record_count) : 0;
-    out.first_timestamp_ns = out.record_count > 0 ? ns_of_ms(h.base_timestamp) : 0;
-    out.max_timestamp_ns = out.record_count > 0 ? ns_of_ms(h.max_timestamp) : 0;
-    out.leader_epoch = h.leader_epoch;
+    out = info_of(h);
     return Peek::plausible;
   }
   if (data.size() < sizeof(BatchHeader)) return Peek::none;
@@ -148,11 +160,7 @@ Peek peek_batch(std::span<const std::byte> data, std::uint32_t format, BatchInfo
   if (h.batch_length < sizeof(BatchHeader) || h.batch_length > kMaxBatchLength || h.batch_length % kBatchAlign != 0) {
     return Peek::magic_only;
   }
-  out.offset_span = h.offset_span;
-  out.batch_length = h.batch_length;
-  out.record_count = h.record_count;
-  out.first_timestamp_ns = h.first_timestamp_ns;
-  out.max_timestamp_ns = h.max_timestamp_ns;
+  out = info_of(h);
   return Peek::plausible;
 }
 
@@ -163,16 +171,7 @@ DecodedBatch decode_batch(std::span<const std::byte> data, std::uint32_t format,
   d.v2 = v2::decode_batch(data, scratch);
   d.error = error_of(d.v2.error);
   d.detail = d.v2.detail;
-  const v2::BatchHeader& h = d.v2.header;
-  if (d.ok()) {
-    d.header = BatchInfo{static_cast<std::uint64_t>(h.base_offset),
-                         static_cast<std::uint32_t>(h.last_offset_delta) + 1,
-                         static_cast<std::uint32_t>(h.record_count),
-                         static_cast<std::uint32_t>(h.size()),
-                         h.record_count > 0 ? ns_of_ms(h.base_timestamp) : 0,
-                         h.record_count > 0 ? ns_of_ms(h.max_timestamp) : 0,
-                         h.leader_epoch};
-  }
+  if (d.ok()) d.header = info_of(d.v2.header);
   return d;
 }
 

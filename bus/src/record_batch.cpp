@@ -73,7 +73,6 @@ bool parse_record(const std::byte*& p, const std::byte* end, const BatchHeader& 
   std::int64_t offset_delta = 0;
   std::int64_t key_length = 0;
   std::int64_t value_length = 0;
-  std::int64_t headers = 0;
   if (!read_varint(p, rec_end, ts_delta, 10) || !read_varint(p, rec_end, offset_delta, 5)) return false;
   if (offset_delta < 0 || offset_delta > h.last_offset_delta) return false;
   if (!read_varint(p, rec_end, key_length, 5) || key_length < -1 || key_length > rec_end - p) return false;
@@ -84,17 +83,13 @@ bool parse_record(const std::byte*& p, const std::byte* end, const BatchHeader& 
   out.has_value = value_length >= 0;
   out.value = std::string_view(reinterpret_cast<const char*>(p), out.has_value ? static_cast<std::size_t>(value_length) : 0);
   if (value_length > 0) p += value_length;
-  const std::byte* headers_start = p;
-  if (!read_varint(p, rec_end, headers, 5) || headers < 0 || headers > rec_end - p) return false;
-  for (std::int64_t i = 0; i < headers; ++i) {
-    std::int64_t n = 0;
-    if (!read_varint(p, rec_end, n, 5) || n < 0 || n > rec_end - p) return false;
-    p += n;
-    if (!read_varint(p, rec_end, n, 5) || n < -1 || n > rec_end - p) return false;
-    if (n > 0) p += n;
-  }
-  if (p != rec_end) return false;
-  out.headers = HeaderView(std::string_view(reinterpret_cast<const char*>(headers_start), static_cast<std::size_t>(rec_end - headers_start)));
+  // The rest is the header block: a count, then the headers, exactly to the
+  // record's end (HeaderView::valid checks both; a record has a count even
+  // when it has no header, unlike a ring frame).
+  if (p == rec_end) return false;
+  out.headers = HeaderView(std::string_view(reinterpret_cast<const char*>(p), static_cast<std::size_t>(rec_end - p)));
+  if (!out.headers.valid()) return false;
+  p = rec_end;
   out.offset = h.base_offset + offset_delta;
   // Log-append time: the broker's time for every record, Kafka's rule.
   out.timestamp_ms = (h.attributes & kLogAppendTime) != 0 ? h.max_timestamp : wrapping_add(h.base_timestamp, ts_delta);

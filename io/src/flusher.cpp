@@ -12,15 +12,14 @@ namespace ringbus::io {
 
 namespace {
 
-constexpr std::size_t kBuffers = 4;                     // batch writes in flight per partition
 constexpr std::size_t kBatchTarget = 1 << 20;           // stop gathering a batch at this size
-constexpr std::int64_t kRetentionPeriodNs = 1'000'000'000;
-constexpr std::int64_t kMinBackoffNs = 10'000'000;      // failed writes: first retry after 10 ms,
-constexpr std::int64_t kMaxBackoffNs = 1'000'000'000;   // doubling up to 1 s
-constexpr std::uint64_t kSyncTag = PartitionFlusher::kTagSpan - 1;
 constexpr std::int64_t kIdleSpinNs = 100'000;           // caught up: poll this long before sleeping
 constexpr std::int64_t kLingerNs = 1'000'000;           // wait this long for a run worth a write (not every_ack)
 constexpr std::uint64_t kLingerBytes = 256 * 1024;      // ... of this size (at most an eighth of the ring)
+
+std::string partition_name(const detail::TopicMap& topic, std::uint32_t partition) {
+  return "partition " + std::to_string(partition) + " of topic '" + topic.name() + "'";
+}
 
 }  // namespace
 
@@ -29,15 +28,13 @@ PartitionFlusher::PartitionFlusher(std::shared_ptr<detail::TopicMap> topic, std:
                                    LogFn log_fn, std::uint64_t tag_base, std::shared_ptr<const ConsumedOffsets> consumed)
     : topic_(std::move(topic)),
       ring_(topic_->ring(partition)),
-      log_(std::move(log)),
-      io_(io),
-      config_(config),
       log_fn_(std::move(log_fn)),
-      tag_base_(tag_base),
       consumed_(std::move(consumed)),
-      buffers_(kBuffers),
+      where_(partition_name(*topic_, partition)),
+      writer_(std::move(log), io, config, log_fn_, tag_base, where_, *this),
+      durability_(config.durability),
       linger_bytes_(std::min<std::uint64_t>(kLingerBytes, ring_.capacity() / 8)) {
-  written_ = durable_ = log_next_ = log_->end_offset();
+  const std::uint64_t log_end = writer_.next_offset();
   // The flusher gates the ring: nothing is overwritten before it is
   // written. After a broker crash it takes over the dead flusher's gate,
   // whose position is where that flusher's completed writes ended.
@@ -45,12 +42,11 @@ PartitionFlusher::PartitionFlusher(std::shared_ptr<detail::TopicMap> topic, std:
   if (!ring_.open_broker_gate(cursor_, error)) {
     log_fn_("error", ring_.path() + ": " + error + "; the flusher does not gate the ring");
   }
-  const std::string where = "partition " + std::to_string(partition) + " of topic '" + topic_->name() + "'";
   const std::uint64_t gate = cursor_.offset;
   // Claims are whole in the log, so when the log holds more than the gate
   // says (a write that completed after the dead flusher's last gate update)
   // its end is a claim boundary the cursor meets exactly.
-  while (cursor_.offset < log_next_) {
+  while (cursor_.offset < log_end) {
     const detail::Step step = ring_.step(cursor_, true);
     if (step == detail::Step::skipped) continue;
     std::uint64_t end = 0;
@@ -66,49 +62,48 @@ PartitionFlusher::PartitionFlusher(std::shared_ptr<detail::TopicMap> topic, std:
     cursor_.offset += k;
     cursor_.position = end;
   }
-  if (cursor_.offset > log_next_) {
+  if (cursor_.offset > log_end) {
     // The ring no longer holds records the log lost (recovery cut a torn or
     // corrupt tail below the gate): the log covers them as retired.
-    log_fn_("warn", where + ": offsets " + std::to_string(log_next_) + " to " + std::to_string(cursor_.offset - 1) +
+    log_fn_("warn", where_ + ": offsets " + std::to_string(log_end) + " to " + std::to_string(cursor_.offset - 1) +
                         " are neither in the log nor in the ring; lost");
   } else if (gate > ring_.header().id.base_offset || ring_.tail().second > cursor_.offset) {
-    log_fn_("info", where + ": the flusher goes on at offset " + std::to_string(cursor_.offset) + "; the ring holds " +
+    log_fn_("info", where_ + ": the flusher goes on at offset " + std::to_string(cursor_.offset) + "; the ring holds " +
                         std::to_string(ring_.tail().second - cursor_.offset) + " more record(s), written now");
   }
   if (cursor_.gating_slot >= 0) ring_.publish_gate(cursor_);
   detail::PartitionHeader& h = ring_.header();
-  h.log_start_offset.store(log_->start_offset(), std::memory_order_release);
-  h.log_written.store(written_, std::memory_order_release);
-  h.log_durable.store(durable_, std::memory_order_release);
+  h.log_start_offset.store(writer_.log().start_offset(), std::memory_order_release);
+  h.log_written.store(writer_.written(), std::memory_order_release);
+  h.log_durable.store(writer_.durable(), std::memory_order_release);
 }
 
 PartitionFlusher::~PartitionFlusher() { ring_.close_cursor(cursor_); }
 
 void PartitionFlusher::reconfigure(const LogConfig& config) {
-  config_ = config;
-  log_->set_settings(LogSettings::from(config));
+  durability_ = config.durability;
+  writer_.reconfigure(config);
   // Producers waiting for durability read this on every wake-up: woken,
   // they wait for the mark the new policy names.
   ring_.header().log_durability.store(static_cast<std::uint32_t>(detail::log_durability_of(config.durability)),
                                       std::memory_order_seq_cst);
   wake_durable_waiters();
-  next_retention_ns_ = 0;
 }
 
 bool PartitionFlusher::ring_has_news() const noexcept { return ring_.has_news(cursor_, true); }
 
-// Encodes committed claims at the cursor into the buffer's batch (Kafka's
-// record batch v2), up to the batch target. The flusher is a gating reader:
-// the bytes cannot change under it.
-bool PartitionFlusher::gather(Buffer& b) {
+// Encodes committed claims at the cursor into a batch (Kafka's record batch
+// v2), up to the batch target. The flusher is a gating reader: the bytes
+// cannot change under it.
+bool PartitionFlusher::gather(log::v2::BatchBuilder& b) {
   // The log goes on at its end; offsets the ring lost before the cursor
   // (see the constructor) are covered as retired.
-  b.builder.reset(log_next_);
-  b.builder.cover_until(cursor_.offset);
-  while (b.builder.size() < kBatchTarget) {
+  b.reset(writer_.next_offset(), writer_.epoch());
+  b.cover_until(cursor_.offset);
+  while (b.size() < kBatchTarget) {
     const detail::Step s = ring_.step(cursor_, true);
     if (s == detail::Step::skipped) {
-      b.builder.cover_until(cursor_.offset);
+      b.cover_until(cursor_.offset);
       continue;
     }
     if (s != detail::Step::committed) break;
@@ -118,26 +113,25 @@ bool PartitionFlusher::gather(Buffer& b) {
     const std::uint32_t partition = ring_.partition();
     const bool ok = ring_.walk_claim(cursor_.position, end, k, [&](const std::byte* frame, const detail::RecordHeader&) {
       const Record r = detail::record_at(frame, partition);
-      b.builder.append(r.offset, r.timestamp_ms, r.key, r.value, r.headers);
+      b.append(r.offset, r.timestamp_ms, r.key, r.value, r.headers);
       return true;
     });
     if (!ok) {
       // A frame no producer writes (see PollStatus::corrupt): step over the
       // claim's offsets; they are not written.
-      report_error("partition " + std::to_string(ring_.partition()) + " of topic '" + topic_->name() +
-                       "': a corrupt claim at offset " + std::to_string(cursor_.offset) + " is not written to the log",
-                   0);
+      log_fn_("error", where_ + ": a corrupt claim at offset " + std::to_string(cursor_.offset) +
+                           " is not written to the log");
       const detail::Pair t = ring_.tail();
       cursor_.offset = t.second;
       cursor_.position = t.first;
-      b.builder.cover_until(cursor_.offset);
+      b.cover_until(cursor_.offset);
       break;
     }
     cursor_.offset += k;
     cursor_.position = end;
-    b.builder.cover_until(cursor_.offset);
+    b.cover_until(cursor_.offset);
   }
-  return !b.builder.empty();
+  return !b.empty();
 }
 
 // Waits for a run of records worth a write before reading the ring, up to
@@ -146,7 +140,7 @@ bool PartitionFlusher::gather(Buffer& b) {
 // cores several times (bench/RESULTS.md, "What changed on the way").
 // Not for every_ack: producers wait on every write.
 bool PartitionFlusher::linger(std::int64_t now_ns) noexcept {
-  if (config_.durability == Durability::every_ack) return false;
+  if (durability_ == Durability::every_ack) return false;
   const std::uint64_t pending = ring_.tail().first - cursor_.position;
   if (pending == 0 || pending >= linger_bytes_) {
     linger_since_ = 0;
@@ -159,102 +153,22 @@ bool PartitionFlusher::linger(std::int64_t now_ns) noexcept {
 }
 
 bool PartitionFlusher::pump(std::int64_t now_ns, bool drain) {
-  if (offline_) return false;
   bool worked = false;
-  if (error_ != 0 && now_ns >= retry_at_ns_) {
-    // Retry the failed writes in place (same file, same position).
-    for (Buffer& b : buffers_) {
-      if (b.state != State::failed) continue;
-      b.state = State::writing;
-      (void)io_.write(b.place.file, b.place.position, b.bytes, tag_base_ + static_cast<std::uint64_t>(&b - buffers_.data()));
-      worked = true;
-    }
-    retry_at_ns_ = now_ns + backoff_ns_;
-  }
   lingering_ = !drain && linger(now_ns);
-  for (std::size_t i = 0; i < buffers_.size() && !lingering_; ++i) {
-    Buffer& b = buffers_[i];
-    if (b.state != State::free) continue;
-    if (!gather(b)) break;
-    b.bytes = b.builder.finish();
-    b.end_offset = log_next_ = b.builder.next_offset();
-    b.end_position = cursor_.position;
-    b.state = State::ready;
-    order_.push_back(i);
+  while (!lingering_) {
+    log::v2::BatchBuilder* b = writer_.builder();
+    if (b == nullptr || !gather(*b)) break;
     // The ring space goes back to producers when the write has completed
-    // (on_completion), not now: a broker that dies before that leaves the
+    // (written()), not now: a broker that dies before that leaves the
     // records in the ring for the next one.
+    writer_.submit_built(cursor_.position);
     worked = true;
   }
-  place_ready(now_ns);
-  maybe_sync(now_ns);
-  if (now_ns >= next_retention_ns_ && error_ == 0) {
-    next_retention_ns_ = now_ns + kRetentionPeriodNs;
-    const std::uint64_t consumed = consumed_ ? consumed_->below[ring_.partition()].load(std::memory_order_acquire) : 0;
-    auto deleted = log_->apply_retention(detail::realtime_ns(), consumed);
-    if (!deleted) {
-      report_error(deleted.error().message, 0);
-    } else if (deleted.value() > 0) {
-      ring_.header().log_start_offset.store(log_->start_offset(), std::memory_order_release);
-      log_fn_("info", log_->directory() + ": retention deleted " + std::to_string(deleted.value()) +
-                          " segment(s); earliest offset is now " + std::to_string(log_->start_offset()));
-    }
-  }
-  return worked;
+  const std::uint64_t consumed = consumed_ ? consumed_->below[ring_.partition()].load(std::memory_order_acquire) : 0;
+  return writer_.pump(now_ns, consumed) || worked;
 }
 
-// Gives ready buffers their place in the log, in order, and queues their
-// writes. A batch that belongs in a new segment waits until every request on
-// the active segment has completed, then the log rolls.
-void PartitionFlusher::place_ready(std::int64_t now_ns) {
-  for (const std::size_t i : order_) {
-    Buffer& b = buffers_[i];
-    if (b.state != State::ready) continue;
-    if (log_->should_roll(b.bytes.size(), detail::realtime_ns())) {
-      const bool drained = std::all_of(order_.begin(), order_.end(), [&](std::size_t j) {
-        return buffers_[j].state == State::ready;
-      });
-      if (!drained || sync_in_flight_ || now_ns < roll_retry_at_ns_) return;
-      if (auto s = log_->roll(detail::realtime_ns()); !s) {
-        if (log_->sync_failed()) {
-          go_offline(s.error().message);
-          return;
-        }
-        // Usually a full disk: tried again after the back-off, from where it stopped.
-        report_error(s.error().message, ENOSPC);
-        roll_retry_at_ns_ = now_ns + backoff_ns_;
-        return;
-      }
-      // roll() synced the old segment: everything written is durable.
-      durable_ = written_;
-      publish(ring_.header().log_durable, durable_);
-    }
-    b.place = log_->append(b.bytes);
-    b.state = State::writing;
-    (void)io_.write(b.place.file, b.place.position, b.bytes, tag_base_ + i);
-  }
-}
-
-void PartitionFlusher::maybe_sync(std::int64_t now_ns) {
-  if (sync_in_flight_ || written_ <= durable_ || error_ != 0 || log_->active_file() < 0) return;
-  bool due = false;
-  switch (config_.durability) {
-    case Durability::page_cache: return;  // the kernel writes back; rolls and close sync
-    case Durability::every_ack: due = true; break;
-    case Durability::interval:
-      due = now_ns - last_sync_ns_ >= std::chrono::nanoseconds(config_.flush_interval).count() ||
-            (config_.flush_bytes != 0 && bytes_since_sync_ >= config_.flush_bytes);
-      break;
-  }
-  if (!due) return;
-  // Only completed writes are covered: a sync does not wait for writes
-  // still in flight.
-  sync_target_ = written_;
-  sync_in_flight_ = true;
-  last_sync_ns_ = now_ns;
-  bytes_since_sync_ = 0;
-  (void)io_.sync(log_->active_file(), tag_base_ + kSyncTag);
-}
+void PartitionFlusher::on_completion(const log::IoCompletion& c, std::int64_t now_ns) { writer_.on_completion(c, now_ns); }
 
 // Dekker with wait_durable(): the caller stored a mark or the error
 // (seq_cst), then this looks for waiters.
@@ -271,111 +185,29 @@ void PartitionFlusher::publish(std::atomic<std::uint64_t>& mark, std::uint64_t v
   wake_durable_waiters();
 }
 
-void PartitionFlusher::set_error(int err) {
-  error_ = err;
+void PartitionFlusher::written(std::uint64_t offset, std::uint64_t ring_position) {
+  publish(ring_.header().log_written, offset);
+  // Written: now producers may overwrite it.
+  if (cursor_.gating_slot >= 0) {
+    detail::ReaderCursor gate = cursor_;
+    gate.offset = offset;
+    gate.position = ring_position;
+    ring_.publish_gate(gate);
+  }
+}
+
+void PartitionFlusher::durable(std::uint64_t offset) { publish(ring_.header().log_durable, offset); }
+
+void PartitionFlusher::failed(int err) {
   ring_.header().log_error.store(err, std::memory_order_seq_cst);
   wake_durable_waiters();
 }
 
-// A failed fdatasync is never retried and then trusted: after EIO the kernel
-// may have dropped the dirty pages it covered (PostgreSQL's "fsyncgate"), so
-// a later sync that succeeds proves nothing. The durable offset stays where
-// the last good sync put it, waiters get log_failed, and the ring fills.
-void PartitionFlusher::go_offline(const std::string& why) {
-  if (offline_) return;
-  offline_ = true;
-  log_fn_("error", "partition " + std::to_string(ring_.partition()) + " of topic '" + topic_->name() + "' is offline: " +
-                       why + "; records written since the last good fdatasync (offset " + std::to_string(durable_) +
-                       ") are not durable and the partition takes no more; restart the broker to recover it from its log");
-  set_error(EIO);
+void PartitionFlusher::start_moved(std::uint64_t offset) {
+  ring_.header().log_start_offset.store(offset, std::memory_order_release);
 }
 
-void PartitionFlusher::report_error(const std::string& what, int err) {
-  if (err == 0) {
-    log_fn_("error", what);
-    return;
-  }
-  if (!error_reported_) {
-    log_fn_("error", what + ": " + std::strerror(err) + "; producers are back-pressured until it succeeds (retrying)");
-    error_reported_ = true;
-  }
-  set_error(err);
-  backoff_ns_ = std::clamp(backoff_ns_ * 2, kMinBackoffNs, kMaxBackoffNs);
-}
-
-void PartitionFlusher::on_completion(const log::IoCompletion& c, std::int64_t now_ns) {
-  const std::uint64_t slot = c.tag - tag_base_;
-  if (slot == kSyncTag) {
-    sync_in_flight_ = false;
-    if (c.result < 0) {
-      go_offline("fdatasync " + log_->active_path() + ": " + std::strerror(-c.result));
-      return;
-    }
-    durable_ = std::max(durable_, sync_target_);
-    publish(ring_.header().log_durable, durable_);
-    maybe_sync(now_ns);
-    return;
-  }
-  Buffer& b = buffers_[slot];
-  if (c.result < 0) {
-    b.state = State::failed;
-    report_error("write of " + std::to_string(b.bytes.size()) + " bytes to " + log_->active_path() + " at byte " +
-                     std::to_string(b.place.position),
-                 -c.result);
-    retry_at_ns_ = now_ns + backoff_ns_;
-    return;
-  }
-  b.state = State::done;
-  if (error_ != 0 && std::none_of(buffers_.begin(), buffers_.end(), [](const Buffer& x) { return x.state == State::failed; })) {
-    log_fn_("info", log_->active_path() + ": writes succeed again; the flusher resumed");
-    error_ = 0;
-    error_reported_ = false;
-    backoff_ns_ = 0;
-    set_error(0);
-  }
-  // The written offset moves over completed batches in order.
-  std::uint64_t written = written_;
-  std::uint64_t written_position = 0;
-  while (!order_.empty() && buffers_[order_.front()].state == State::done) {
-    Buffer& d = buffers_[order_.front()];
-    written = d.end_offset;
-    written_position = d.end_position;
-    bytes_since_sync_ += d.bytes.size();
-    d.state = State::free;
-    order_.erase(order_.begin());
-  }
-  if (written != written_) {
-    written_ = written;
-    publish(ring_.header().log_written, written_);
-    // Written: now producers may overwrite it.
-    if (cursor_.gating_slot >= 0) {
-      detail::ReaderCursor gate = cursor_;
-      gate.offset = written_;
-      gate.position = written_position;
-      ring_.publish_gate(gate);
-    }
-    if (config_.durability == Durability::page_cache) {
-      // Durable by this policy means written: the kernel writes it back.
-      durable_ = written_;
-      publish(ring_.header().log_durable, durable_);
-    }
-  }
-  place_ready(now_ns);
-  maybe_sync(now_ns);
-}
-
-bool PartitionFlusher::in_flight() const noexcept {
-  return sync_in_flight_ ||
-         std::any_of(buffers_.begin(), buffers_.end(), [](const Buffer& b) { return b.state == State::writing; });
-}
-
-Status PartitionFlusher::close_clean() {
-  if (busy() || error_ != 0) return Error{Errc::io_error, log_->directory() + ": writes still pending or failing"};
-  if (auto s = log_->close_clean(); !s) return s;
-  durable_ = written_;
-  publish(ring_.header().log_durable, durable_);
-  return {};
-}
+Status PartitionFlusher::close_clean() { return writer_.close_clean(); }
 
 // ---------------------------------------------------------------------------
 

@@ -1,22 +1,17 @@
-// The flusher: follows a partition's ring as a gating reader and appends
-// what producers committed to the partition's commit log.
+// The flusher: follows a partition's ring as a gating reader, encodes what
+// producers committed into Kafka v2 batches and hands them to the
+// partition's LogWriter (log_writer.h), which writes them, several in
+// flight, and keeps the written and durable marks.
 //
-// PartitionFlusher is the state machine of one partition: it copies runs of
-// committed claims (their record frames, without the ring's padding) into
-// batch buffers and queues the batches' writes; several are in flight. The
-// written offset advances over the batches whose writes completed, in
-// order, and only then does the flusher's gate release their ring space: a
+// PartitionFlusher is the ring side of one partition: it encodes runs of
+// committed claims into the writer's free slots and publishes what the
+// writer reports in the partition header, where producers waiting in
+// wait_durable() and consumers reading from disk see it. Only when a batch's
+// write has completed does the flusher's gate release its ring space: a
 // broker that dies leaves every record that is not completely written in the
-// ring, where the next broker finds it (open_broker_gate). fdatasync follows
-// the topic's durability policy, and the durable offset follows it. Both
-// marks are published in the partition header, where producers waiting in
-// wait_durable() and consumers reading from disk see them.
-//
-// A write or a roll that fails (ENOSPC, EIO) is logged once with the file
-// and cause, the error is published (waiters get log_failed), and it is
-// retried with back-off (10 ms doubling to 1 s) until it succeeds; meanwhile
-// the ring fills and producers are back-pressured. Nothing already written
-// is touched. A failed fdatasync takes the partition offline (go_offline).
+// ring, where the next broker finds it (open_broker_gate). While writes fail
+// (the writer retries them) no slot is free and producers are back-pressured
+// by the ring.
 //
 // FlusherThread runs several PartitionFlushers on one thread with one FileIo
 // (one io_uring). Threading: add/remove/stop may be called from any thread.
@@ -33,17 +28,13 @@
 #include <thread>
 #include <vector>
 
-#include "record_batch.h"
 #include "file_io.h"
+#include "log_writer.h"
 #include "partition_log.h"
 #include "ringbus/topic.h"
 #include "topic_files.h"
 
 namespace ringbus::io {
-
-// Where the flusher reports (the broker's logger): level ("info", "warn",
-// "error") and a message.
-using LogFn = std::function<void(const char* level, const std::string& message)>;
 
 // Per partition of a topic: the offset below which every consumer group of
 // the topic has durably committed (0 while a group has not written its
@@ -54,7 +45,7 @@ struct ConsumedOffsets {
   std::vector<std::atomic<std::uint64_t>> below;
 };
 
-class PartitionFlusher {
+class PartitionFlusher : private LogWriter::Events {
  public:
   PartitionFlusher(std::shared_ptr<detail::TopicMap> topic, std::uint32_t partition,
                    std::unique_ptr<PartitionLog> log, log::FileIo& io, const LogConfig& config, LogFn log_fn,
@@ -70,9 +61,9 @@ class PartitionFlusher {
   bool lingering() const noexcept { return lingering_; }
   // A completion whose tag is in [tag_base, tag_base + kTagSpan).
   void on_completion(const log::IoCompletion& c, std::int64_t now_ns);
-  bool busy() const noexcept { return !order_.empty() || sync_in_flight_; }
+  bool busy() const noexcept { return writer_.busy(); }
   // True while a write or sync of this partition has not completed.
-  bool in_flight() const noexcept;
+  bool in_flight() const noexcept { return writer_.in_flight(); }
   // True if the ring may have something for pump() (for the idle wait).
   bool ring_has_news() const noexcept;
   detail::PartitionRing& ring() const noexcept { return ring_; }
@@ -84,56 +75,30 @@ class PartitionFlusher {
   void reconfigure(const LogConfig& config);
   std::uint64_t topic_id() const noexcept { return topic_->topic_id(); }
 
-  static constexpr std::uint64_t kTagSpan = 1 << 16;
+  static constexpr std::uint64_t kTagSpan = LogWriter::kTagSpan;
 
  private:
-  enum class State : std::uint8_t { free, ready, writing, done, failed };
-  struct Buffer {
-    log::v2::BatchBuilder builder;  // the batch being encoded (Kafka's v2)
-    std::span<const std::byte> bytes;
-    State state = State::free;
-    std::uint64_t end_offset = 0;
-    std::uint64_t end_position = 0;  // the ring position after its last claim
-    PartitionLog::Placement place{};
-  };
   bool linger(std::int64_t now_ns) noexcept;
-  bool gather(Buffer& b);
-  void place_ready(std::int64_t now_ns);
-  void maybe_sync(std::int64_t now_ns);
+  bool gather(log::v2::BatchBuilder& b);
   void wake_durable_waiters() noexcept;
   void publish(std::atomic<std::uint64_t>& mark, std::uint64_t value);
-  void set_error(int err);
-  void report_error(const std::string& what, int err);
-  void go_offline(const std::string& why);
+  // LogWriter::Events: into the partition header.
+  void written(std::uint64_t offset, std::uint64_t ring_position) override;
+  void durable(std::uint64_t offset) override;
+  void failed(int err) override;
+  void start_moved(std::uint64_t offset) override;
 
   std::shared_ptr<detail::TopicMap> topic_;
   detail::PartitionRing& ring_;
-  std::unique_ptr<PartitionLog> log_;
-  log::FileIo& io_;
-  LogConfig config_;
   LogFn log_fn_;
-  std::uint64_t tag_base_;
   std::shared_ptr<const ConsumedOffsets> consumed_;
+  std::string where_;                    // "partition N of topic 'T'", for logs
   detail::ReaderCursor cursor_;
-  std::uint64_t log_next_ = 0;           // the offset the log's next batch starts at
-  std::vector<Buffer> buffers_;
+  LogWriter writer_;
+  Durability durability_;
   std::uint64_t linger_bytes_;
   std::int64_t linger_since_ = 0;
   bool lingering_ = false;
-  std::vector<std::size_t> order_;       // buffers ready/writing/done, in offset order
-  std::uint64_t written_ = 0;            // offsets below are written
-  std::uint64_t durable_ = 0;            // ... and synced
-  bool sync_in_flight_ = false;
-  std::uint64_t sync_target_ = 0;
-  std::int64_t last_sync_ns_ = 0;
-  std::uint64_t bytes_since_sync_ = 0;
-  std::int64_t next_retention_ns_ = 0;
-  std::int64_t retry_at_ns_ = 0;         // failed writes are retried from then
-  std::int64_t roll_retry_at_ns_ = 0;    // a failed roll is tried again from then
-  std::int64_t backoff_ns_ = 0;
-  int error_ = 0;                        // the errno we are stuck on
-  bool error_reported_ = false;
-  bool offline_ = false;                 // an fdatasync failed: nothing more is taken (go_offline)
 };
 
 class FlusherThread {

@@ -161,6 +161,7 @@ Result<std::unique_ptr<PartitionLog>> PartitionLog::open(log::FileIo& io, std::s
     if (auto s = log->create_segment(first_offset, detail::realtime_ns()); !s) return s.error();
     log->end_offset_ = first_offset;
     report->clean = true;
+    if (auto s = log->load_epochs(report); !s) return s.error();
     return log;
   }
   for (const std::uint64_t b : bases) log->segments_.push_back({b, UINT64_MAX});
@@ -222,12 +223,14 @@ Result<std::unique_ptr<PartitionLog>> PartitionLog::open(log::FileIo& io, std::s
       log->end_offset_ = m.end_offset;
       log->max_timestamp_ns_ = std::max(log->max_timestamp_ns_, m.max_timestamp_ns);
       report->clean = true;
+      if (auto s = log->load_epochs(report); !s) return s.error();
       return log;
     }
     report->notes.push_back(marker_path + ": the last segment's size differs from the marker's; checking the tail");
     log->close_active();
   }
   if (auto s = log->open_active(report, false); !s) return s.error();
+  if (auto s = log->load_epochs(report); !s) return s.error();
   return log;
 }
 
@@ -352,6 +355,7 @@ Status PartitionLog::recover_tail(RecoveryReport* report) {
   std::string reason;
   auto end = scan_batches(io_, active_fd_, position, end_offset_, &reason, [&](const log::BatchInfo& b, std::uint64_t pos) {
     max_timestamp_ns_ = std::max(max_timestamp_ns_, b.max_timestamp_ns);
+    tail_epoch_ = b.leader_epoch;
     index_batch(index_, time_index_, last_indexed_position_, settings_.index_interval_bytes, base, b.base_offset, pos,
                 max_timestamp_ns_);
     end_offset_ = b.base_offset + b.offset_span;
@@ -453,6 +457,7 @@ PartitionLog::Placement PartitionLog::append(std::span<const std::byte> batch) {
   }
   end_offset_ = h.base_offset + h.offset_span;
   active_has_batches_ = true;
+  note_epoch(h.leader_epoch, h.base_offset);
   return {active_fd_, position};
 }
 
@@ -537,6 +542,14 @@ Result<std::uint64_t> PartitionLog::truncate_to(std::uint64_t offset) {
   // written for what is left.
   RecoveryReport report;
   if (auto r = open_active(&report, false); !r) return r.error();
+  // Epochs that began at or past the new end are gone with their batches.
+  const std::size_t kept = static_cast<std::size_t>(
+      std::find_if(epochs_.begin(), epochs_.end(), [&](const LeaderEpoch& e) { return e.start_offset >= end_offset_; }) -
+      epochs_.begin());
+  if (kept < epochs_.size()) {
+    epochs_.resize(kept);
+    if (auto w = write_epochs(); !w) return w.error();
+  }
   return end_offset_;
 }
 
@@ -586,8 +599,154 @@ Result<std::size_t> PartitionLog::apply_retention(std::int64_t now_ns, std::uint
   }
   if (deleted > 0) {
     if (auto s = io_.sync_directory(dir_); !s) return s.error();
+    // Epochs wholly below the new start go; the first left starts there.
+    bool changed = false;
+    while (epochs_.size() >= 2 && epochs_[1].start_offset <= start_offset()) {
+      epochs_.erase(epochs_.begin());
+      changed = true;
+    }
+    if (!epochs_.empty() && epochs_.front().start_offset < start_offset()) {
+      epochs_.front().start_offset = start_offset();
+      changed = true;
+    }
+    if (changed) (void)write_epochs();  // a cache: a stale first entry only names an older start
   }
   return deleted;
+}
+
+std::optional<LeaderEpoch> PartitionLog::end_of_epoch(std::int32_t epoch) const noexcept {
+  // The first epoch above the one asked for begins where it ends.
+  const auto above = std::upper_bound(epochs_.begin(), epochs_.end(), epoch,
+                                      [](std::int32_t e, const LeaderEpoch& x) { return e < x.epoch; });
+  if (above == epochs_.begin()) return std::nullopt;
+  return LeaderEpoch{std::prev(above)->epoch, above == epochs_.end() ? end_offset_ : above->start_offset};
+}
+
+void PartitionLog::note_epoch(std::int32_t epoch, std::uint64_t base_offset) {
+  if (!epochs_.empty() && epoch <= epochs_.back().epoch) return;
+  epochs_.push_back({epoch, base_offset});
+  if (!write_epochs()) {
+    // Never left naming less than the batches say: without the file, the
+    // next open rebuilds it from them.
+    (void)io_.remove(dir_ + "/" + kEpochFileName);
+  }
+}
+
+// Written in place, not renamed over: a torn file fails its CRC and is
+// rebuilt from the batches, which are the truth.
+Status PartitionLog::write_epochs() {
+  std::vector<std::byte> bytes(sizeof(EpochFileHeader) + epochs_.size() * sizeof(EpochEntry));
+  EpochFileHeader h{};
+  h.count = static_cast<std::uint32_t>(epochs_.size());
+  std::memcpy(bytes.data(), &h, sizeof h);
+  for (std::size_t i = 0; i < epochs_.size(); ++i) {
+    const EpochEntry e{epochs_[i].epoch, 0, epochs_[i].start_offset};
+    std::memcpy(bytes.data() + sizeof h + i * sizeof e, &e, sizeof e);
+  }
+  seal_envelope(bytes, kEpochFileMagic, kEpochFileVersion);
+  auto fd = io_.open(dir_ + "/" + kEpochFileName, true);
+  if (!fd) return fd.error();
+  Status s = io_.truncate(fd.value(), 0);
+  if (s) s = io_.write_now(fd.value(), 0, bytes);
+  if (s) s = io_.sync_now(fd.value());
+  io_.close(fd.value());
+  if (s) s = io_.sync_directory(dir_);  // the file may be new
+  return s;
+}
+
+Status PartitionLog::load_epochs(RecoveryReport* report) {
+  const std::string path = dir_ + "/" + kEpochFileName;
+  std::string problem;
+  epochs_.clear();
+  if (auto fd = io_.open_read(path); !fd) {
+    problem = "missing";
+  } else {
+    std::vector<std::byte> bytes(64 * 1024);
+    auto got = io_.read(fd.value(), 0, bytes);
+    io_.close(fd.value());
+    if (!got) return got.error();
+    bytes.resize(got.value());
+    EpochFileHeader h{};
+    auto version = open_envelope(bytes, kEpochFileMagic, kEpochFileVersion, kEpochFileVersion, path, "leader-epoch file");
+    if (!version) {
+      problem = version.error().message;
+    } else if (bytes.size() < sizeof h) {
+      problem = "shorter than its header";
+    } else {
+      std::memcpy(&h, bytes.data(), sizeof h);
+      if (bytes.size() != sizeof h + std::uint64_t{h.count} * sizeof(EpochEntry)) {
+        problem = std::to_string(bytes.size()) + " bytes where " + std::to_string(h.count) + " entries were announced";
+      } else if (!envelope_crc_ok(bytes)) {
+        problem = "its CRC does not match";
+      }
+    }
+    for (std::uint32_t i = 0; problem.empty() && i < h.count; ++i) {
+      EpochEntry e{};
+      std::memcpy(&e, bytes.data() + sizeof h + i * sizeof e, sizeof e);
+      if (!epochs_.empty() && (e.epoch <= epochs_.back().epoch || e.start_offset < epochs_.back().start_offset)) {
+        problem = "entry " + std::to_string(i) + " does not increase";
+      }
+      epochs_.push_back({e.epoch, e.start_offset});
+    }
+  }
+  // Epochs that began at or past the end never reached the log (a crash
+  // between the file and the batch); a tail batch of a later epoch than the
+  // file names means the file fell behind.
+  while (!epochs_.empty() && epochs_.back().start_offset >= end_offset_) epochs_.pop_back();
+  if (problem.empty() && tail_epoch_ > latest_epoch()) problem = "behind the log's last batch";
+  if (problem.empty()) return {};
+  if (auto s = rebuild_epochs(); !s) return s;
+  if (epochs_.empty() && problem == "missing") return {};  // a new log: its first batch writes the file
+  report->notes.push_back(path + ": " + problem + "; rebuilt from the batches (" + std::to_string(epochs_.size()) +
+                          " epochs)");
+  return write_epochs();
+}
+
+// Reads the batches' epochs. Epochs never go down, so a segment whose first
+// batch has the same epoch as the next segment's first batch holds that
+// epoch only: only segments where the epoch changes are read through.
+Status PartitionLog::rebuild_epochs() {
+  epochs_.clear();
+  struct First {
+    std::uint64_t base_offset;
+    std::int32_t epoch;
+    bool any;
+  };
+  std::vector<First> first(segments_.size());
+  for (std::size_t i = 0; i < segments_.size(); ++i) {
+    auto fd = io_.open_read(log::segment_path(dir_, segments_[i].base, log::kLogExt));
+    if (!fd) return fd.error();
+    std::byte head[sizeof(log::SegmentHeader) + log::v2::kHeaderSize];
+    auto got = io_.read(fd.value(), 0, head);
+    io_.close(fd.value());
+    if (!got) return got.error();
+    log::SegmentHeader sh{};
+    std::memcpy(&sh, head, std::min(sizeof sh, got.value()));
+    log::BatchInfo b;
+    const std::size_t have = got.value() > sizeof sh ? got.value() - sizeof sh : 0;
+    first[i].any = log::peek_batch(std::span(head + sizeof sh, have), sh.version, b) == log::Peek::plausible;
+    first[i].base_offset = b.base_offset;
+    first[i].epoch = b.leader_epoch;  // 0 for RBB1
+  }
+  for (std::size_t i = 0; i < segments_.size(); ++i) {
+    if (!first[i].any) continue;
+    if (i + 1 < segments_.size() && first[i + 1].any && first[i + 1].epoch == first[i].epoch) {
+      if (epochs_.empty() || first[i].epoch > epochs_.back().epoch) epochs_.push_back({first[i].epoch, first[i].base_offset});
+      continue;
+    }
+    auto fd = io_.open_read(log::segment_path(dir_, segments_[i].base, log::kLogExt));
+    if (!fd) return fd.error();
+    std::string reason;
+    auto end = scan_batches(io_, fd.value(), sizeof(log::SegmentHeader), first[i].base_offset, &reason,
+                            [&](const log::BatchInfo& b, std::uint64_t) {
+                              if (epochs_.empty() || b.leader_epoch > epochs_.back().epoch) {
+                                epochs_.push_back({b.leader_epoch, b.base_offset});
+                              }
+                            });
+    io_.close(fd.value());
+    if (!end) return end.error();
+  }
+  return {};
 }
 
 Status PartitionLog::close_clean() {

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -38,6 +39,12 @@ struct RecoveryReport {
   std::uint64_t cut_bytes = 0;        // bytes truncated from the last segment
   std::uint64_t cut_from_offset = 0;  // offsets from here on were lost (if cut_bytes > 0)
   std::vector<std::string> notes;     // one line per repair, naming the file
+};
+
+// Where a leader epoch's batches begin (Kafka's leader-epoch checkpoint).
+struct LeaderEpoch {
+  std::int32_t epoch = 0;
+  std::uint64_t start_offset = 0;
 };
 
 // Segments reserve their blocks in steps of this as they grow, not whole:
@@ -90,6 +97,23 @@ class PartitionLog {
   // Writes the index entries not yet on disk (synchronously; small).
   Status write_index();
 
+  // ---- leader epochs ---------------------------------------------------------
+  // Every batch carries its partition leader epoch; the log keeps where each
+  // epoch begins, in increasing order, in <dir>/leader-epoch-checkpoint
+  // (small_file_format.h: a cache of what the batches say, rebuilt from
+  // them at open when missing or damaged, trimmed by retention and
+  // truncation). Epochs never go down: LogWriter refuses a batch whose
+  // epoch is below latest_epoch().
+  const std::vector<LeaderEpoch>& epochs() const noexcept { return epochs_; }
+  // The epoch of the log's last batch; 0 for a log without one.
+  std::int32_t latest_epoch() const noexcept { return epochs_.empty() ? 0 : epochs_.back().epoch; }
+  // Kafka's OffsetsForLeaderEpoch, which a mirror asks its new leader to
+  // find where their logs diverge (KIP-101, KIP-279): the largest epoch at
+  // or below `epoch` and the offset where it ends (where the next epoch
+  // begins, or the log's end for the latest). Nothing for an epoch below
+  // every epoch the log has.
+  std::optional<LeaderEpoch> end_of_epoch(std::int32_t epoch) const noexcept;
+
   // ---- truncation (a mirror whose log diverged from its leader's) ----------
   // Cuts the log back so that it ends at or below `offset`, in whole
   // batches: a batch that holds `offset` goes too. Segments that start at or
@@ -124,6 +148,11 @@ class PartitionLog {
   Status recover_tail(RecoveryReport* report);
   void close_active() noexcept;
   Status add_index_entry(std::uint64_t base_offset, std::uint64_t position, std::int64_t max_ts);
+  // The epoch file: read at open (or rebuilt from the batches), written whole.
+  Status load_epochs(RecoveryReport* report);
+  Status rebuild_epochs();
+  void note_epoch(std::int32_t epoch, std::uint64_t base_offset);
+  Status write_epochs();
 
   log::FileIo& io_;
   std::string dir_;
@@ -148,9 +177,13 @@ class PartitionLog {
   std::vector<log::TimeIndexEntry> time_index_;
   bool sizes_known_ = false;
   std::uint64_t total_bytes_ = 0;
+  std::vector<LeaderEpoch> epochs_;
+  std::int32_t tail_epoch_ = -1;  // the epoch of the last batch recovery scanned (-1: none)
 };
 
 // The clean-shutdown marker (small_file_format.h: CleanMarker).
 inline constexpr const char* kCleanMarkerName = "clean";
+// The leader-epoch checkpoint (small_file_format.h: EpochFileHeader).
+inline constexpr const char* kEpochFileName = "leader-epoch-checkpoint";
 
 }  // namespace ringbus::io

@@ -123,4 +123,33 @@ static_assert(offsetof(CleanMarker, last_base) == 24);
 static_assert(offsetof(CleanMarker, last_size) == 32);
 static_assert(offsetof(CleanMarker, max_timestamp_ns) == 40);
 
+// ---------------------------------------------------------------------------
+// <partition dir>/leader-epoch-checkpoint: an EpochFileHeader, then `count`
+// EpochEntry, in increasing epoch and start offset (Kafka's leader-epoch
+// checkpoint: where each leader epoch's batches begin). A cache of what the
+// batches carry: rebuilt from them when missing or damaged.
+inline constexpr std::uint64_t kEpochFileMagic = 0x48434f5045524252ULL;  // bytes "RBREPOCH"
+inline constexpr std::uint32_t kEpochFileVersion = 1;
+
+struct EpochFileHeader {
+  FileEnvelope envelope;
+  std::uint32_t count;
+  std::uint32_t reserved;  // 0
+};
+static_assert(std::is_trivially_copyable_v<EpochFileHeader>);
+static_assert(sizeof(EpochFileHeader) == 24);
+static_assert(offsetof(EpochFileHeader, count) == 16);
+static_assert(offsetof(EpochFileHeader, reserved) == 20);
+
+struct EpochEntry {
+  std::int32_t epoch;
+  std::uint32_t reserved;     // 0
+  std::uint64_t start_offset;  // the base offset of the first batch of this epoch
+};
+static_assert(std::is_trivially_copyable_v<EpochEntry>);
+static_assert(sizeof(EpochEntry) == 16);
+static_assert(offsetof(EpochEntry, epoch) == 0);
+static_assert(offsetof(EpochEntry, reserved) == 4);
+static_assert(offsetof(EpochEntry, start_offset) == 8);
+
 }  // namespace ringbus::io

@@ -272,7 +272,8 @@ TEST(FlusherFaults, DiskFullIsReportedOnceAndTheFlusherResumes) {
   map->ring(0).header().log_durability.store(static_cast<std::uint32_t>(detail::LogDurability::synced));
   auto mem = std::make_unique<log::MemoryIo>();
   log::MemoryIo* raw = mem.get();
-  // Writes 1-3 create the first segment's files; 4 is the first batch.
+  // Writes 1-3 create the first segment's files; 4 is the leader-epoch file
+  // (written as the first batch is placed), 5 the first batch.
   raw->inject({5, -ENOSPC, 100});
   std::vector<std::string> lines;
   std::mutex mu;

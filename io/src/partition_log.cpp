@@ -5,6 +5,7 @@
 
 #include "batch_codec.h"
 #include "crc32c.h"
+#include "epoch_file.h"
 #include "segment_files.h"
 #include "small_file_format.h"
 #include "small_files.h"
@@ -635,15 +636,7 @@ void PartitionLog::note_epoch(std::int32_t epoch, std::uint64_t base_offset) {
 // Written in place, not renamed over: a torn file fails its CRC and is
 // rebuilt from the batches, which are the truth.
 Status PartitionLog::write_epochs() {
-  std::vector<std::byte> bytes(sizeof(EpochFileHeader) + epochs_.size() * sizeof(EpochEntry));
-  EpochFileHeader h{};
-  h.count = static_cast<std::uint32_t>(epochs_.size());
-  std::memcpy(bytes.data(), &h, sizeof h);
-  for (std::size_t i = 0; i < epochs_.size(); ++i) {
-    const EpochEntry e{epochs_[i].epoch, 0, epochs_[i].start_offset};
-    std::memcpy(bytes.data() + sizeof h + i * sizeof e, &e, sizeof e);
-  }
-  seal_envelope(bytes, kEpochFileMagic, kEpochFileVersion);
+  const std::vector<std::byte> bytes = encode_epoch_file(epochs_);
   auto fd = io_.open(dir_ + "/" + kEpochFileName, true);
   if (!fd) return fd.error();
   Status s = io_.truncate(fd.value(), 0);
@@ -659,45 +652,29 @@ Status PartitionLog::load_epochs(RecoveryReport* report) {
   std::string problem;
   epochs_.clear();
   if (auto fd = io_.open_read(path); !fd) {
-    problem = "missing";
+    problem = path + ": missing";
   } else {
     std::vector<std::byte> bytes(64 * 1024);
     auto got = io_.read(fd.value(), 0, bytes);
     io_.close(fd.value());
     if (!got) return got.error();
     bytes.resize(got.value());
-    EpochFileHeader h{};
-    auto version = open_envelope(bytes, kEpochFileMagic, kEpochFileVersion, kEpochFileVersion, path, "leader-epoch file");
-    if (!version) {
-      problem = version.error().message;
-    } else if (bytes.size() < sizeof h) {
-      problem = "shorter than its header";
+    auto decoded = decode_epoch_file(bytes, path);
+    if (decoded) {
+      epochs_ = std::move(decoded.value());
     } else {
-      std::memcpy(&h, bytes.data(), sizeof h);
-      if (bytes.size() != sizeof h + std::uint64_t{h.count} * sizeof(EpochEntry)) {
-        problem = std::to_string(bytes.size()) + " bytes where " + std::to_string(h.count) + " entries were announced";
-      } else if (!envelope_crc_ok(bytes)) {
-        problem = "its CRC does not match";
-      }
-    }
-    for (std::uint32_t i = 0; problem.empty() && i < h.count; ++i) {
-      EpochEntry e{};
-      std::memcpy(&e, bytes.data() + sizeof h + i * sizeof e, sizeof e);
-      if (!epochs_.empty() && (e.epoch <= epochs_.back().epoch || e.start_offset < epochs_.back().start_offset)) {
-        problem = "entry " + std::to_string(i) + " does not increase";
-      }
-      epochs_.push_back({e.epoch, e.start_offset});
+      problem = decoded.error().message;
     }
   }
   // Epochs that began at or past the end never reached the log (a crash
   // between the file and the batch); a tail batch of a later epoch than the
   // file names means the file fell behind.
   while (!epochs_.empty() && epochs_.back().start_offset >= end_offset_) epochs_.pop_back();
-  if (problem.empty() && tail_epoch_ > latest_epoch()) problem = "behind the log's last batch";
+  if (problem.empty() && tail_epoch_ > latest_epoch()) problem = path + ": behind the log's last batch";
   if (problem.empty()) return {};
   if (auto s = rebuild_epochs(); !s) return s;
-  if (epochs_.empty() && problem == "missing") return {};  // a new log: its first batch writes the file
-  report->notes.push_back(path + ": " + problem + "; rebuilt from the batches (" + std::to_string(epochs_.size()) +
+  if (epochs_.empty() && problem == path + ": missing") return {};  // a new log: its first batch writes the file
+  report->notes.push_back(problem + "; rebuilt from the batches (" + std::to_string(epochs_.size()) +
                           " epochs)");
   return write_epochs();
 }

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "epoch_file.h"
 #include "file_io.h"
 #include "log_format.h"
 #include "ringbus/result.h"
@@ -39,12 +40,6 @@ struct RecoveryReport {
   std::uint64_t cut_bytes = 0;        // bytes truncated from the last segment
   std::uint64_t cut_from_offset = 0;  // offsets from here on were lost (if cut_bytes > 0)
   std::vector<std::string> notes;     // one line per repair, naming the file
-};
-
-// Where a leader epoch's batches begin (Kafka's leader-epoch checkpoint).
-struct LeaderEpoch {
-  std::int32_t epoch = 0;
-  std::uint64_t start_offset = 0;
 };
 
 // Segments reserve their blocks in steps of this as they grow, not whole:
@@ -183,7 +178,5 @@ class PartitionLog {
 
 // The clean-shutdown marker (small_file_format.h: CleanMarker).
 inline constexpr const char* kCleanMarkerName = "clean";
-// The leader-epoch checkpoint (small_file_format.h: EpochFileHeader).
-inline constexpr const char* kEpochFileName = "leader-epoch-checkpoint";
 
 }  // namespace ringbus::io

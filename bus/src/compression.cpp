@@ -240,17 +240,6 @@ bool zstd_decompress(std::span<const std::byte> in, std::size_t max_size, std::v
 
 }  // namespace
 
-const char* v2::to_string(Compression c) noexcept {
-  switch (c) {
-    case v2::Compression::none: return "none";
-    case v2::Compression::gzip: return "gzip";
-    case v2::Compression::snappy: return "snappy";
-    case v2::Compression::lz4: return "lz4";
-    case v2::Compression::zstd: return "zstd";
-  }
-  return "unknown";
-}
-
 void compress(v2::Compression codec, std::span<const std::byte> in, std::vector<std::byte>& out) {
   switch (codec) {
     case v2::Compression::gzip: return gzip_compress(in, out);

@@ -13,10 +13,6 @@
 
 namespace ringbus::log {
 
-namespace v2 {
-const char* to_string(Compression c) noexcept;
-}  // namespace v2
-
 // Appends `in` compressed with `codec` (not none) to `out`.
 void compress(v2::Compression codec, std::span<const std::byte> in, std::vector<std::byte>& out);
 // Replaces `out` with `in` decompressed. False (with the reason in `error`)

@@ -13,6 +13,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "ringbus/topic.h"
+
 namespace ringbus::log::v2 {
 
 inline constexpr std::size_t kBaseOffsetAt = 0;         // i64: the first offset
@@ -41,6 +43,7 @@ inline constexpr std::uint16_t kLogAppendTime = 0x08;    // timestamps set by th
 inline constexpr std::uint16_t kTransactional = 0x10;
 inline constexpr std::uint16_t kControl = 0x20;
 
-enum class Compression : std::uint8_t { none = 0, gzip = 1, snappy = 2, lz4 = 3, zstd = 4 };
+// The public ringbus::Compression (topic.h) has the same values.
+using ringbus::Compression;
 
 }  // namespace ringbus::log::v2

@@ -92,6 +92,9 @@ Status validate_topic_config(const TopicConfig& c) {
   if (l.retention_policy != RetentionPolicy::limits && l.retention_policy != RetentionPolicy::consumed) {
     return Error{Errc::invalid_argument, t + "log.retention_policy is not limits or consumed"};
   }
+  if (l.compression > Compression::zstd) {
+    return Error{Errc::invalid_argument, t + "log.compression is not none, gzip, snappy, lz4 or zstd"};
+  }
   if (l.durability != Durability::page_cache && l.durability != Durability::interval &&
       l.durability != Durability::every_ack) {
     return Error{Errc::invalid_argument, t + "log.durability is not page_cache, interval or every_ack"};
@@ -111,6 +114,17 @@ const char* to_string(Durability d) noexcept {
     case Durability::page_cache: return "page_cache";
     case Durability::interval: return "interval";
     case Durability::every_ack: return "every_ack";
+  }
+  return "unknown";
+}
+
+const char* to_string(Compression c) noexcept {
+  switch (c) {
+    case Compression::none: return "none";
+    case Compression::gzip: return "gzip";
+    case Compression::snappy: return "snappy";
+    case Compression::lz4: return "lz4";
+    case Compression::zstd: return "zstd";
   }
   return "unknown";
 }

@@ -33,6 +33,7 @@ PartitionFlusher::PartitionFlusher(std::shared_ptr<detail::TopicMap> topic, std:
       where_(partition_name(*topic_, partition)),
       writer_(std::move(log), io, config, log_fn_, tag_base, where_, *this),
       durability_(config.durability),
+      compression_(config.compression),
       linger_bytes_(std::min<std::uint64_t>(kLingerBytes, ring_.capacity() / 8)) {
   const std::uint64_t log_end = writer_.next_offset();
   // The flusher gates the ring: nothing is overwritten before it is
@@ -82,6 +83,7 @@ PartitionFlusher::~PartitionFlusher() { ring_.close_cursor(cursor_); }
 
 void PartitionFlusher::reconfigure(const LogConfig& config) {
   durability_ = config.durability;
+  compression_ = config.compression;
   writer_.reconfigure(config);
   // Producers waiting for durability read this on every wake-up: woken,
   // they wait for the mark the new policy names.
@@ -98,7 +100,7 @@ bool PartitionFlusher::ring_has_news() const noexcept { return ring_.has_news(cu
 bool PartitionFlusher::gather(log::v2::BatchBuilder& b) {
   // The log goes on at its end; offsets the ring lost before the cursor
   // (see the constructor) are covered as retired.
-  b.reset(writer_.next_offset(), writer_.epoch());
+  b.reset(writer_.next_offset(), writer_.epoch(), compression_);
   b.cover_until(cursor_.offset);
   while (b.size() < kBatchTarget) {
     const detail::Step s = ring_.step(cursor_, true);

@@ -96,6 +96,7 @@ class PartitionFlusher : private LogWriter::Events {
   detail::ReaderCursor cursor_;
   LogWriter writer_;
   Durability durability_;
+  Compression compression_;              // of the batches it encodes
   std::uint64_t linger_bytes_;
   std::int64_t linger_since_ = 0;
   bool lingering_ = false;

@@ -31,8 +31,9 @@ static_assert(offsetof(FileEnvelope, crc32c) == 12);
 // topic.meta: one TopicMetaRecord.
 inline constexpr std::uint64_t kTopicMetaMagic = 0x4154454d504f5452ULL;  // bytes "RTOPMETA"
 // Version 2 appended retention_policy; version 1 files (the same record
-// without it) are still read, as policy "limits".
-inline constexpr std::uint32_t kTopicMetaVersion = 2;
+// without it) are still read, as policy "limits". Version 3 gave the
+// reserved field its meaning, compression; a version 2 file reads as none.
+inline constexpr std::uint32_t kTopicMetaVersion = 3;
 
 struct TopicMetaRecord {
   FileEnvelope envelope;
@@ -52,7 +53,8 @@ struct TopicMetaRecord {
   char name[detail::kTopicNameMax + 7];  // NUL-terminated
   // Version 2:
   std::uint32_t retention_policy;      // RetentionPolicy
-  std::uint32_t reserved;              // 0
+  // Version 3 (0 in version 2):
+  std::uint32_t compression;           // Compression
 };
 static_assert(std::is_trivially_copyable_v<TopicMetaRecord>);
 static_assert(sizeof(TopicMetaRecord) == 368);
@@ -71,7 +73,7 @@ static_assert(offsetof(TopicMetaRecord, flush_interval_ms) == 88);
 static_assert(offsetof(TopicMetaRecord, flush_bytes) == 96);
 static_assert(offsetof(TopicMetaRecord, name) == 104);
 static_assert(offsetof(TopicMetaRecord, retention_policy) == 360);
-static_assert(offsetof(TopicMetaRecord, reserved) == 364);
+static_assert(offsetof(TopicMetaRecord, compression) == 364);
 // A version 1 file ends before retention_policy.
 inline constexpr std::size_t kTopicMetaVersion1Size = offsetof(TopicMetaRecord, retention_policy);
 

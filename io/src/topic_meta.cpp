@@ -25,6 +25,7 @@ std::vector<std::byte> encode_topic_meta(const TopicMeta& meta) {
   r.flush_interval_ms = c.log.flush_interval.count();
   r.flush_bytes = c.log.flush_bytes;
   r.retention_policy = static_cast<std::uint32_t>(c.log.retention_policy);
+  r.compression = static_cast<std::uint32_t>(c.log.compression);
   std::memcpy(r.name, c.name.data(), std::min(c.name.size(), sizeof r.name - 1));
   std::vector<std::byte> out(sizeof r);
   std::memcpy(out.data(), &r, sizeof r);
@@ -44,6 +45,10 @@ Result<TopicMeta> decode_topic_meta(std::span<const std::byte> bytes, const std:
   if (!envelope_crc_ok(bytes)) return corrupt("CRC32C mismatch");
   TopicMetaRecord r{};  // a version 1 file leaves retention_policy 0: limits
   std::memcpy(&r, bytes.data(), size);
+  if (version.value() < 3) r.compression = 0;  // version 2's reserved field
+  if (r.compression > static_cast<std::uint32_t>(Compression::zstd)) {
+    return corrupt("unknown compression " + std::to_string(r.compression));
+  }
   if (r.retention_policy > static_cast<std::uint32_t>(RetentionPolicy::consumed)) {
     return corrupt("unknown retention policy " + std::to_string(r.retention_policy));
   }
@@ -66,6 +71,7 @@ Result<TopicMeta> decode_topic_meta(std::span<const std::byte> bytes, const std:
   c.log.flush_interval = std::chrono::milliseconds(r.flush_interval_ms);
   c.log.flush_bytes = r.flush_bytes;
   c.log.retention_policy = static_cast<RetentionPolicy>(r.retention_policy);
+  c.log.compression = static_cast<Compression>(r.compression);
   if (auto s = validate_topic_config(c); !s) return corrupt(s.error().message);
   return m;
 }

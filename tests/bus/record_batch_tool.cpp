@@ -23,7 +23,7 @@ namespace {
 int encode(const std::string& codec_name, const std::string& path) {
   v2::Compression codec = v2::Compression::none;
   for (int c = 0; c <= 4; ++c) {
-    if (codec_name == v2::to_string(static_cast<v2::Compression>(c))) codec = static_cast<v2::Compression>(c);
+    if (codec_name == ringbus::to_string(static_cast<v2::Compression>(c))) codec = static_cast<v2::Compression>(c);
   }
   v2::BatchBuilder b;
   b.reset(5000, 3, codec);
@@ -53,7 +53,7 @@ int decode(const std::string& path) {
     return 1;
   }
   nlohmann::json j = {{"base_offset", d.header.base_offset},     {"leader_epoch", d.header.leader_epoch},
-                      {"compression", v2::to_string(d.header.compression())},
+                      {"compression", ringbus::to_string(d.header.compression())},
                       {"next_offset", d.header.next_offset()},  {"record_count", d.header.record_count},
                       {"size", d.bytes.size()},                {"records", nlohmann::json::array()}};
   v2::for_each_record(d, [&](const v2::BatchRecord& r) {

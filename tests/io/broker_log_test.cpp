@@ -91,6 +91,44 @@ TEST_F(LogBroker, DurableAcknowledgementsAndARestartThatGoesOn) {
   EXPECT_EQ(r.offset, 2000u);
 }
 
+// A topic's compression: the flusher writes compressed batches (checked in
+// the files), consumers read the same records from disk, altering the codec
+// changes the batches written from then on, and both kinds stay readable.
+TEST_F(LogBroker, ACompressedTopicWritesCompressedBatchesThatReadBack) {
+  const auto codecs_in_log = [&] {
+    std::vector<Compression> codecs;
+    const auto fio = log::make_pwrite_io();
+    log::LogReader r(*fio, (data / "t" / "0").string());
+    EXPECT_EQ(r.seek(0), log::ReadStatus::batch) << r.error();
+    log::DecodedBatch batch;
+    while (r.next(UINT64_MAX, batch) == log::ReadStatus::batch) {
+      if (codecs.empty() || codecs.back() != batch.v2.header.compression()) codecs.push_back(batch.v2.header.compression());
+    }
+    return codecs;
+  };
+  {
+    Broker b = start();
+    TopicConfig c = config("t", Durability::page_cache);
+    c.log.compression = Compression::zstd;
+    ASSERT_TRUE(b.create_topic(c).ok());
+    EXPECT_EQ(b.describe_topic("t")->log->compression, Compression::zstd);
+    Producer p = std::move(Producer::open(instance, "t").value());
+    PublishResult r;
+    for (std::uint64_t i = 0; i < 1000; ++i) ASSERT_TRUE((r = p.publish("", value(i))).ok());
+    ASSERT_EQ(p.wait_durable(r, std::chrono::seconds(10)), PublishStatus::ok);
+    LogConfig l = c.log;
+    l.compression = Compression::lz4;
+    ASSERT_TRUE(b.alter_topic("t", l).ok());
+    for (std::uint64_t i = 1000; i < 2000; ++i) ASSERT_TRUE((r = p.publish("", value(i))).ok());
+    ASSERT_EQ(p.wait_durable(r, std::chrono::seconds(10)), PublishStatus::ok);
+  }
+  const std::vector<Compression> want{Compression::zstd, Compression::lz4};
+  EXPECT_EQ(codecs_in_log(), want);
+  Broker b = start();
+  EXPECT_EQ(b.describe_topic("t")->log->compression, Compression::lz4);  // it lasts a restart (topic.meta)
+  expect_records(0, 2000, from_earliest());
+}
+
 // The fallback where io_uring is unavailable: the same log, written with pwrite.
 TEST_F(LogBroker, ThePwriteBackendWritesTheSameLog) {
   {

@@ -29,6 +29,7 @@ TEST(ControlProtocol, TopicConfigRoundTrips) {
   c.log.durability = Durability::every_ack;
   c.log.retention_age = std::chrono::hours(1);
   c.log.retention_policy = RetentionPolicy::consumed;
+  c.log.compression = Compression::snappy;
   auto back = topic_config_from_json(topic_config_to_json(c));
   ASSERT_TRUE(back);
   EXPECT_EQ(topic_config_to_json(back.value()), topic_config_to_json(c));
@@ -76,6 +77,12 @@ TEST(ControlProtocol, AlterChangesOnlyTheLogSettingsGiven) {
     EXPECT_NE(r.error().message.find("cannot be altered"), std::string::npos) << r.error().message;
   }
   EXPECT_NE(log_changes_from_json(current, Json{{"retention_policy", "never"}}).error().message.find("'retention_policy'"),
+            std::string::npos);
+  auto z = log_changes_from_json(current, Json{{"compression", "zstd"}});
+  ASSERT_TRUE(z) << z.error().message;
+  EXPECT_EQ(z->compression, Compression::zstd);
+  EXPECT_EQ(log_config_to_json(z.value())["compression"], "zstd");
+  EXPECT_NE(log_changes_from_json(current, Json{{"compression", "brotli"}}).error().message.find("'compression' must be one of"),
             std::string::npos);
   EXPECT_FALSE(log_changes_from_json(current, Json::object()));
   EXPECT_FALSE(log_changes_from_json(current, Json{{"retention", 1}}));

@@ -368,11 +368,16 @@ TEST(ToolsSystem, TopicCommandsAndTheirErrors) {
   EXPECT_NE(o.err.find("--max-record-size"), std::string::npos) << o.err;
 
   // alter: the log's settings change and show in describe; the ring's are refused.
-  o = cli(s, {"topic", "alter", "a", "--retention-policy", "consumed", "--retention-age", "2d", "--durability", "interval"});
+  o = cli(s, {"topic", "alter", "a", "--retention-policy", "consumed", "--retention-age", "2d", "--durability", "interval",
+              "--compression", "zstd"});
   ASSERT_EQ(o.code, 0) << o.err;
-  EXPECT_NE(o.out.find("policy consumed"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("policy consumed; compression zstd"), std::string::npos) << o.out;
   const Json log = Json::parse(cli(s, {"topic", "describe", "a", "--json"}).out)["log"];
   EXPECT_EQ(log["retention_policy"], "consumed");
+  EXPECT_EQ(log["compression"], "zstd");
+  o = cli(s, {"topic", "alter", "a", "--compression", "brotli"});
+  EXPECT_EQ(o.code, 2);
+  EXPECT_NE(o.err.find("--compression"), std::string::npos) << o.err;
   EXPECT_EQ(log["retention_age_ms"], 2 * 86'400'000);
   EXPECT_EQ(log["durability"], "interval");
   o = cli(s, {"topic", "alter", "a", "--partitions", "4"});

@@ -112,13 +112,16 @@ constexpr UintField kUintFields[] = {
 
 constexpr Durability kDurabilities[] = {Durability::page_cache, Durability::interval, Durability::every_ack};
 constexpr RetentionPolicy kRetentionPolicies[] = {RetentionPolicy::limits, RetentionPolicy::consumed};
+constexpr Compression kCompressions[] = {Compression::none, Compression::gzip, Compression::snappy, Compression::lz4,
+                                         Compression::zstd};
 
 }  // namespace
 
 Json topic_config_to_json(const TopicConfig& c) {
   Json j{{"name", c.name},
          {"durability", to_string(c.log.durability)},
-         {"retention_policy", to_string(c.log.retention_policy)}};
+         {"retention_policy", to_string(c.log.retention_policy)},
+         {"compression", to_string(c.log.compression)}};
   for (const UintField& f : kUintFields) j[f.key] = f.get(c);
   return j;
 }
@@ -158,6 +161,12 @@ Status apply_topic_fields(const Json& j, TopicConfig& c) {
       auto p = enum_field("retention_policy", value, kRetentionPolicies);
       if (!p) return p.error();
       c.log.retention_policy = p.value();
+      continue;
+    }
+    if (key == "compression") {
+      auto z = enum_field("compression", value, kCompressions);
+      if (!z) return z.error();
+      c.log.compression = z.value();
       continue;
     }
     const auto* f = std::find_if(std::begin(kUintFields), std::end(kUintFields),

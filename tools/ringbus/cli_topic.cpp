@@ -45,9 +45,9 @@ void print_topic(const Json& t) {
     const auto bytes = [&](const char* key) { return l[key].get<std::uint64_t>(); };
     fmt::print("log: durability {}", l["durability"].get<std::string>());
     if (l["durability"] == "interval") fmt::print(" (flush every {} ms or {} bytes)", ms("flush_interval_ms"), bytes("flush_bytes"));
-    fmt::print("; segments of {} bytes or {} ms; retention {} bytes, {} ms (0: no limit), policy {}\n",
+    fmt::print("; segments of {} bytes or {} ms; retention {} bytes, {} ms (0: no limit), policy {}; compression {}\n",
                bytes("segment_bytes"), ms("segment_age_ms"), bytes("retention_bytes"), ms("retention_age_ms"),
-               l["retention_policy"].get<std::string>());
+               l["retention_policy"].get<std::string>(), l.value("compression", "none"));
   }
   fmt::print("{:>9} {:>14} {:>14} {:>14} {:>14} {:>7} {}\n", "partition", "log start", "end offset", "written",
              "durable", "gating", "error");
@@ -78,6 +78,7 @@ struct LogOptions {
   std::optional<std::int64_t> retention_age_ms;
   std::string retention_policy;
   std::string durability;
+  std::string compression;
   std::optional<std::int64_t> flush_interval_ms;
   std::optional<std::uint64_t> flush_bytes;
 
@@ -96,6 +97,10 @@ struct LogOptions {
         ->check(CLI::IsMember({"limits", "consumed"}));
     app->add_option("--durability", durability, "page_cache, interval (default) or every_ack")
         ->check(CLI::IsMember({"page_cache", "interval", "every_ack"}));
+    app->add_option("--compression", compression,
+                    "none (default), gzip, snappy, lz4 or zstd: how the broker compresses the batches it writes "
+                    "(batches already written stay as they are)")
+        ->check(CLI::IsMember({"none", "gzip", "snappy", "lz4", "zstd"}));
     app->add_option("--flush-interval", flush_interval_ms, "for interval: fdatasync this often (default 100ms)")
         ->transform(duration_units());
     app->add_option("--flush-bytes", flush_bytes, "for interval: also after this many bytes (default 0: off)")
@@ -109,6 +114,7 @@ struct LogOptions {
     if (retention_age_ms) t["retention_age_ms"] = *retention_age_ms;
     if (!retention_policy.empty()) t["retention_policy"] = retention_policy;
     if (!durability.empty()) t["durability"] = durability;
+    if (!compression.empty()) t["compression"] = compression;
     if (flush_interval_ms) t["flush_interval_ms"] = *flush_interval_ms;
     if (flush_bytes) t["flush_bytes"] = *flush_bytes;
   }

@@ -31,6 +31,13 @@ enum class RetentionPolicy : std::uint8_t {
 };
 const char* to_string(RetentionPolicy p) noexcept;
 
+// How the flusher compresses the batches it writes (Kafka's codecs, the
+// values of a record batch's attributes bits 0-2). Readers decode every
+// codec whatever the topic's setting: batches from elsewhere may be
+// compressed.
+enum class Compression : std::uint8_t { none = 0, gzip = 1, snappy = 2, lz4 = 3, zstd = 4 };
+const char* to_string(Compression c) noexcept;
+
 // The commit log of a topic (used when the broker has a data directory).
 struct LogConfig {
   std::uint64_t segment_bytes = 1ULL << 30;  // roll to a new segment file at this size (1 MiB to 4 GiB - 1)
@@ -42,6 +49,7 @@ struct LogConfig {
   std::chrono::milliseconds flush_interval = std::chrono::milliseconds(100);  // for interval
   std::uint64_t flush_bytes = 0;             // for interval: also sync after this many bytes (0: off)
   std::uint32_t index_interval_bytes = 4096; // one offset/time index entry per this many bytes
+  Compression compression = Compression::none;  // of the batches the flusher writes
 };
 
 struct TopicConfig {

@@ -69,7 +69,7 @@ using namespace ringbus;
 using namespace ringbus::bench;
 
 constexpr std::uint64_t kMiB = 1ULL << 20;
-constexpr std::size_t kRecord = 1024;              // value bytes of the flush, durable and read cases
+constexpr std::size_t kRecord = 1024;              // value bytes of the durable and read cases (flush: --flush-sizes)
 constexpr std::uint64_t kRingBytes = 64 * kMiB;    // the topics' rings (the default)
 constexpr std::size_t kChunk = kMiB;               // the flusher's batch target and the reader's read size
 constexpr std::int64_t kSyncIntervalNs = 100'000'000;  // the interval policy's default
@@ -88,6 +88,7 @@ struct Options {
   std::uint64_t read_mib = 1024;
   bool cold = true;
   std::vector<std::uint32_t> segment_counts = {1000, 10000};
+  std::vector<std::size_t> flush_sizes = {64, 1024};
 };
 
 [[noreturn]] void die(const std::string& what) {
@@ -146,8 +147,8 @@ std::uint64_t log_bytes(const std::string& partition_dir) {
 // Publishes n values of kRecord bytes flat out, each starting with its
 // sequence number (its offset in a fresh topic), backing off while
 // back-pressured. Returns the last result; `error` says why it stopped early.
-PublishResult publish_sequence(Producer& p, std::uint64_t n, std::string& error) {
-  std::string value(kRecord, 'v');
+PublishResult publish_sequence(Producer& p, std::uint64_t n, std::string& error, std::size_t size = kRecord) {
+  std::string value(size, 'v');
   PublishResult last;
   Backoff idle(true);  // the flusher needs a CPU too; this machine has two
   for (std::uint64_t i = 0; i < n;) {
@@ -271,7 +272,7 @@ void report_run(const char* name, const Run& r, const char* unit, double scale) 
 }
 
 // ---------------------------------------------------------------------------
-// flush: 1 KiB records published flat out until all of them are durable.
+// flush: records (64 B, 1 KiB) published flat out until all of them are durable.
 
 // The flush cases keep their files until the whole flush benchmark ends
 // (flush_dir): see bench_flush.
@@ -282,17 +283,17 @@ std::string fresh_name(const Options& o, const char* what) {
   return flush_dir(o) + "/" + what + "-" + std::to_string(++n);
 }
 
-Run flush_ringbus(const Options& o, IoBackend backend) {
+Run flush_ringbus(const Options& o, IoBackend backend, std::size_t size) {
   const std::string data = fresh_name(o, "ringbus");
   Run run;
   {
     Broker broker = start_broker(data, backend);
     must(broker.create_topic(topic_config("flush", Durability::interval)), "creating topic flush");
     Producer p = must(Producer::open(broker.instance(), "flush", producer_options()), "opening a producer");
-    const std::uint64_t n = o.flush_mib * kMiB / kRecord;
+    const std::uint64_t n = o.flush_mib * kMiB / size;
     std::string error;
     const std::int64_t t0 = now_ns();
-    const PublishResult last = publish_sequence(p, n, error);
+    const PublishResult last = publish_sequence(p, n, error, size);
     if (!error.empty()) invalid(run, error);
     const PublishStatus d = p.wait_durable(last, std::chrono::minutes(2));
     const std::int64_t t1 = now_ns();
@@ -378,19 +379,20 @@ Run raw_direct_write(const Options& o, std::uint64_t bytes) {
   return run;
 }
 
-void bench_flush(const Options& o) {
-  std::printf("\n== flush: %llu MiB of 1 KiB records until durable (interval 100 ms) ==\n",
-              static_cast<unsigned long long>(o.flush_mib));
+void bench_flush(const Options& o, std::size_t size) {
+  const std::string label = size >= 1024 ? std::to_string(size / 1024) + "KiB" : std::to_string(size) + "B";
+  std::printf("\n== flush: %llu MiB of %s records until durable (interval 100 ms) ==\n",
+              static_cast<unsigned long long>(o.flush_mib), label.c_str());
   std::vector<Run> uring, pwrite, raw, direct;
   // Four cases per repetition, each ~flush_mib (plus headers), all kept
   // until the end of the case.
-  const std::uint64_t need = static_cast<std::uint64_t>(o.reps) * 4 * o.flush_mib * kMiB / 100 * 105;
+  const std::uint64_t need = static_cast<std::uint64_t>(o.reps) * 4 * o.flush_mib * kMiB / 100 * 130;
   if (const std::uint64_t avail = fs::space(o.dir).available; avail < need) {
     die("the flush case needs ~" + fmt("%.1f", static_cast<double>(need) / (1 << 30)) + " GiB free in " + o.dir +
         ", there are " + fmt("%.1f", static_cast<double>(avail) / (1 << 30)) + " GiB (see --reps, --flush-mib, --dir)");
   }
   fs::create_directories(flush_dir(o));
-  const std::uint64_t estimate = o.flush_mib * kMiB * 1031 / 1000;  // values + headers (3.1%), until measured
+  const std::uint64_t estimate = o.flush_mib * kMiB * (size + 12) / size;  // values + record headers, until measured
   for (int rep = 0; rep < o.reps && g_interrupted == 0; ++rep) {
     // The order rotates: the disk's speed drifts, so no case always goes
     // first or after the same one. Files are deleted only at the end: on a
@@ -401,7 +403,7 @@ void bench_flush(const Options& o) {
       settle();
       switch ((k + rep) % 4) {
         case 0:
-          uring.push_back(flush_ringbus(o, IoBackend::io_uring));
+          uring.push_back(flush_ringbus(o, IoBackend::io_uring, size));
           report_run("ringbus io_uring", uring.back(), "MB/s", 1e-6);
           break;
         case 1:
@@ -413,7 +415,7 @@ void bench_flush(const Options& o) {
           report_run("raw O_DIRECT write", direct.back(), "MB/s", 1e-6);
           break;
         case 3:
-          pwrite.push_back(flush_ringbus(o, IoBackend::pwrite));
+          pwrite.push_back(flush_ringbus(o, IoBackend::pwrite, size));
           report_run("ringbus pwrite", pwrite.back(), "MB/s", 1e-6);
           break;
       }
@@ -421,15 +423,16 @@ void bench_flush(const Options& o) {
   }
   if (!uring.empty() && uring.front().ok) {
     const Run& r = uring.front();
-    std::printf("records: %.2f Mrec/s of 1 KiB (%.0f MB/s of values); the log holds %.1f%% more bytes than the values"
+    std::printf("records: %.2f Mrec/s of %s (%.0f MB/s of values); the log holds %.1f%% more bytes than the values"
                 " (record and batch headers)\n",
-                r.records_per_s * 1e-6, r.records_per_s * kRecord * 1e-6,
-                100.0 * (static_cast<double>(r.bytes) / (o.flush_mib * kMiB) - 1));
+                r.records_per_s * 1e-6, label.c_str(), r.records_per_s * static_cast<double>(size) * 1e-6,
+                100.0 * (static_cast<double>(r.bytes) / static_cast<double>(o.flush_mib * kMiB) - 1));
   }
   fs::remove_all(flush_dir(o));
-  print_ratio("flush 1KiB", "ringbus io_uring", uring, "raw sequential write", raw, "MB/s", 1e-6, 0.9);
-  print_ratio("flush 1KiB", "ringbus io_uring", uring, "ringbus pwrite", pwrite, "MB/s", 1e-6, 0);
-  print_ratio("flush 1KiB", "ringbus io_uring", uring, "raw O_DIRECT write (the device)", direct, "MB/s", 1e-6, 0);
+  // The log's bytes per second against the raw write of as many bytes.
+  print_ratio("flush " + label, "ringbus io_uring", uring, "raw sequential write", raw, "MB/s", 1e-6, size >= 1024 ? 0.9 : 0);
+  print_ratio("flush " + label, "ringbus io_uring", uring, "ringbus pwrite", pwrite, "MB/s", 1e-6, 0);
+  print_ratio("flush " + label, "ringbus io_uring", uring, "raw O_DIRECT write (the device)", direct, "MB/s", 1e-6, 0);
 }
 
 // ---------------------------------------------------------------------------
@@ -965,7 +968,9 @@ int main(int argc, char** argv) {
   app.add_option("--dir", o.dir, "a directory on the disk to measure (created; what the runs write is removed)")
       ->capture_default_str();
   app.add_option("--reps", o.reps, "repetitions of each case")->capture_default_str()->check(CLI::Range(1, 100));
-  app.add_option("--flush-mib", o.flush_mib, "MiB per flush run")->capture_default_str()->check(CLI::Range(1, 1 << 20));
+  app.add_option("--flush-mib", o.flush_mib, "MiB of values per flush run")->capture_default_str()->check(CLI::Range(1, 1 << 20));
+  app.add_option("--flush-sizes", o.flush_sizes, "record value sizes of the flush case, bytes")
+      ->delimiter(',')->capture_default_str()->check(CLI::Range(16, 1 << 20));
   app.add_option("--produce-seconds", o.produce_seconds, "seconds per produce run")->capture_default_str()
       ->check(CLI::Range(0.1, 600.0));
   app.add_option("--rate", o.rate_mb, "MB/s the paced producer offers (below the disk's speed)")->capture_default_str()
@@ -995,7 +1000,9 @@ int main(int argc, char** argv) {
   std::printf("%d repetitions; medians; per-run = min..max of the ratios within each repetition\n", o.reps);
   for (const std::string& c : cases) {
     if (g_interrupted != 0) break;
-    if (c == "flush") bench_flush(o);
+    if (c == "flush") {
+      for (const std::size_t size : o.flush_sizes) bench_flush(o, size);
+    }
     if (c == "produce") bench_produce(o);
     if (c == "durable") bench_durable(o);
     if (c == "read") bench_read(o);

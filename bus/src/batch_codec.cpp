@@ -38,7 +38,7 @@ DecodedBatch fail(BatchError e, std::string detail) {
 // What readers need of an RBB1 header.
 BatchInfo info_of(const BatchHeader& h) noexcept {
   return BatchInfo{h.base_offset, h.offset_span, h.record_count, h.batch_length, h.first_timestamp_ns,
-                   h.max_timestamp_ns, 0};
+                   h.max_timestamp_ns, 0, Compression::none};
 }
 
 }  // namespace
@@ -115,7 +115,8 @@ BatchInfo info_of(const v2::BatchHeader& h) noexcept {
                    static_cast<std::uint32_t>(h.size()),
                    records ? ns_of_ms(h.base_timestamp) : 0,
                    records ? ns_of_ms(h.max_timestamp) : 0,
-                   h.leader_epoch};
+                   h.leader_epoch,
+                   h.compression()};
 }
 
 BatchError error_of(v2::BatchError e) noexcept {

@@ -40,6 +40,7 @@ struct BatchInfo {
   std::int64_t first_timestamp_ns = 0;
   std::int64_t max_timestamp_ns = 0;  // v2: its milliseconds, in nanoseconds
   std::int32_t leader_epoch = 0;      // v2 only (RBB1 has none: 0)
+  Compression compression = Compression::none;  // v2 only
 };
 
 struct DecodedBatch {

@@ -140,14 +140,14 @@ SegmentReport check_segment(const std::string& path, const CheckOptions& options
       r.problems.push_back(path + ": byte " + std::to_string(pos) + ": batch at offset " +
                            std::to_string(b.header.base_offset) + " where " + std::to_string(r.end_offset) + " was expected");
     }
-    BatchSummary s{pos,
-                   b.header.base_offset,
-                   b.header.offset_span,
-                   b.header.record_count,
-                   b.header.batch_length,
-                   b.header.first_timestamp_ns,
-                   b.header.max_timestamp_ns};
-    if (options.on_batch) options.on_batch(s);
+    if (b.header.leader_epoch < r.last_epoch) {
+      r.problems.push_back(path + ": byte " + std::to_string(pos) + ": leader epoch " +
+                           std::to_string(b.header.leader_epoch) + " below the previous batch's " +
+                           std::to_string(r.last_epoch) + " (epochs never go down)");
+    }
+    if (r.first_epoch < 0) r.first_epoch = b.header.leader_epoch;
+    r.last_epoch = std::max(r.last_epoch, b.header.leader_epoch);
+    if (options.on_batch) options.on_batch(BatchSummary{pos, b.header});
     if (options.on_record) for_each_record(b, 0, options.on_record);
     batch_at[pos] = b.header.base_offset;
     r.end_offset = b.header.base_offset + b.header.offset_span;
@@ -178,6 +178,11 @@ Result<std::vector<SegmentReport>> check_path(const std::string& path, const Che
     if (!reports.empty() && reports.back().problems.empty() && r.base_offset != reports.back().end_offset) {
       r.problems.push_back(r.path + ": starts at offset " + std::to_string(r.base_offset) + ", the segment before ends at " +
                            std::to_string(reports.back().end_offset));
+    }
+    if (!reports.empty() && r.first_epoch >= 0 && r.first_epoch < reports.back().last_epoch) {
+      r.problems.push_back(r.path + ": its first batch has leader epoch " + std::to_string(r.first_epoch) +
+                           ", below the segment before's " + std::to_string(reports.back().last_epoch) +
+                           " (epochs never go down)");
     }
     reports.push_back(std::move(r));
   }

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "batch_codec.h"
 #include "ringbus/record.h"
 #include "ringbus/result.h"
 
@@ -17,18 +18,15 @@ namespace ringbus::log {
 
 struct BatchSummary {
   std::uint64_t position = 0;  // byte in the segment file
-  std::uint64_t base_offset = 0;
-  std::uint32_t offset_span = 0;
-  std::uint32_t record_count = 0;
-  std::uint32_t length = 0;
-  std::int64_t first_timestamp_ns = 0;
-  std::int64_t max_timestamp_ns = 0;
+  BatchInfo info;
 };
 
 struct SegmentReport {
   std::string path;
   std::uint64_t base_offset = 0;  // from the file's name
   std::uint64_t end_offset = 0;   // after the last good batch
+  std::int32_t first_epoch = -1;  // the leader epochs of its first and last good batches (-1: none)
+  std::int32_t last_epoch = -1;
   std::uint64_t batches = 0;
   std::uint64_t records = 0;
   std::uint64_t data_end = 0;     // byte after the last good batch

@@ -85,7 +85,9 @@ Status write_entries(log::FileIo& io, const std::string& path, bool time, std::u
 
 // Scans the batches of a segment from `position`, calling on_batch(info,
 // position) for each good one; returns the position after the last good
-// batch and, in *reason, why the scan stopped ("" at the end of the file).
+// batch and, in *reason, why the scan stopped ("" at the end of the file):
+// a batch that fails its checks, does not continue the offsets, or has a
+// lower leader epoch than the one before it.
 // The batches are read in the format the segment's header names.
 template <class F>
 Result<std::uint64_t> scan_batches(log::FileIo& io, int fd, std::uint64_t position, std::uint64_t expected_offset,
@@ -101,6 +103,7 @@ Result<std::uint64_t> scan_batches(log::FileIo& io, int fd, std::uint64_t positi
   }
   const std::size_t header_size = log::batch_header_size(format);
   std::vector<std::byte> scratch;
+  std::int32_t epoch = INT32_MIN;
   for (;;) {
     auto head = w.at(position, header_size);
     if (!head) return head.error();
@@ -122,6 +125,14 @@ Result<std::uint64_t> scan_batches(log::FileIo& io, int fd, std::uint64_t positi
                 std::to_string(expected_offset) + " was expected";
       return position;
     }
+    // The CRC leaves the leader epoch out: a damaged one shows as an epoch
+    // that goes down.
+    if (b.header.leader_epoch < epoch) {
+      *reason = "leader epoch " + std::to_string(b.header.leader_epoch) + " below the previous batch's " +
+                std::to_string(epoch) + " (epochs never go down)";
+      return position;
+    }
+    epoch = b.header.leader_epoch;
     on_batch(b.header, position);
     expected_offset = b.header.base_offset + b.header.offset_span;
     position += b.header.batch_length;

@@ -7,7 +7,9 @@
 #include <gtest/gtest.h>
 
 #include "../bus/test_support.h"
+#include "record_batch.h"
 #include "segment_check.h"
+#include "segment_files.h"
 #include "ringbus/broker.h"
 #include "ringbus/producer.h"
 
@@ -108,6 +110,50 @@ TEST_F(SegmentCheck, BitFlipInTheMiddleIsABadCrcAtItsBatch) {
   const std::string p = problems(check());
   EXPECT_NE(p.find(segment(0).string() + ": byte "), std::string::npos) << p;
   EXPECT_NE(p.find("CRC"), std::string::npos) << p;
+}
+
+// The v2 CRC leaves the leader epoch out: a batch whose epoch is below the
+// one before it, in a segment or across two, is named.
+TEST_F(SegmentCheck, ALeaderEpochThatGoesDownAcrossSegmentsIsNamed) {
+  std::uint64_t last = 0;  // the position of segment 0's last batch
+  log::CheckOptions o;
+  o.check_indexes = false;
+  o.on_batch = [&](const log::BatchSummary& b) { last = b.position; };
+  ASSERT_TRUE(log::check_path(segment(0).string(), o));
+  ASSERT_GT(last, 0u);
+  write_byte(segment(0), last + 15, 5);  // partitionLeaderEpoch: bytes 12-15, big-endian
+  const std::string p = problems(check());
+  EXPECT_NE(p.find(segment(1).string() + ": its first batch has leader epoch 0, below the segment before's 5"),
+            std::string::npos)
+      << p;
+}
+
+TEST_F(SegmentCheck, ALeaderEpochThatGoesDownInASegmentIsNamed) {
+  const fs::path file = data / "00000000000000000000.log";
+  std::ofstream out(file, std::ios::binary);
+  const log::SegmentHeader h = log::make_segment_header(0, 0);
+  out.write(reinterpret_cast<const char*>(&h), sizeof h);
+  std::uint64_t second = sizeof h;
+  for (const std::int32_t epoch : {4, 2}) {
+    log::v2::BatchBuilder b;
+    const std::uint64_t base = epoch == 4 ? 0 : 2;
+    b.reset(base, epoch);
+    b.append(base, 1, "k", "v");
+    b.append(base + 1, 2, "k", "v");
+    const auto bytes = b.finish();
+    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    if (epoch == 4) second += bytes.size();
+  }
+  out.close();
+  log::CheckOptions o;
+  o.check_indexes = false;
+  auto reports = log::check_path(file.string(), o);
+  ASSERT_TRUE(reports);
+  const std::string p = problems(reports.value());
+  EXPECT_NE(p.find(file.string() + ": byte " + std::to_string(second) +
+                   ": leader epoch 2 below the previous batch's 4 (epochs never go down)"),
+            std::string::npos)
+      << p;
 }
 
 TEST_F(SegmentCheck, WrongMagicIsNamed) {

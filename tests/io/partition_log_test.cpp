@@ -200,6 +200,27 @@ TEST_F(PartitionLogTest, BitFlipInTheMiddleCutsFromThatBatch) {
   EXPECT_EQ(read_all(), range(0, 8));
 }
 
+// The v2 CRC leaves the leader epoch out: a tail batch whose epoch went
+// down is damage, and recovery cuts from it.
+TEST_F(PartitionLogTest, AnEpochThatGoesDownInTheTailIsCut) {
+  open();
+  for (int i = 0; i < 10; ++i) append(2);  // ten batches of the same size, epoch 0
+  const std::string path = last_segment();
+  const std::uint64_t batch = (io.contents(path).size() - sizeof(log::SegmentHeader)) / 10;
+  crash();
+  const std::byte three[4] = {std::byte{0}, std::byte{0}, std::byte{0}, std::byte{3}};
+  overwrite(path, sizeof(log::SegmentHeader) + 5 * batch + 12, three);  // the batch of offsets 10..11: epoch 3
+  RecoveryReport report;
+  open(small_segments(), &report);
+  EXPECT_EQ(report.cut_from_offset, 12u);
+  EXPECT_EQ(report.cut_bytes, 4 * batch);
+  bool named = false;
+  for (const std::string& n : report.notes) named = named || n.find("leader epoch 0 below the previous batch's 3") != std::string::npos;
+  EXPECT_TRUE(named) << (report.notes.empty() ? "" : report.notes.front());
+  EXPECT_EQ(read_all(), range(0, 12));
+  EXPECT_EQ(log->latest_epoch(), 3);
+}
+
 TEST_F(PartitionLogTest, ZeroedTailIsCut) {
   open();
   for (int i = 0; i < 5; ++i) append(2);

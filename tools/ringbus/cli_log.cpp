@@ -66,10 +66,12 @@ void add_log_commands(CLI::App& app, int& code) {
   dump->add_option("--max-bytes", d->max_bytes, "print at most this many bytes of a key or value")->capture_default_str();
   dump->callback([&code, d] {
     log::CheckOptions o;
-    o.on_batch = [](const log::BatchSummary& b) {
-      fmt::print("batch at byte {}: offsets {}..{} ({} records), {} bytes, timestamps {}..{} ms\n", b.position,
-                 b.base_offset, b.base_offset + b.offset_span - 1, b.record_count, b.length,
-                 b.first_timestamp_ns / 1'000'000, b.max_timestamp_ns / 1'000'000);
+    o.on_batch = [](const log::BatchSummary& s) {
+      const log::BatchInfo& b = s.info;
+      fmt::print("batch at byte {}: offsets {}..{} ({} records), {} bytes, timestamps {}..{} ms, leader epoch {}, {}\n",
+                 s.position, b.base_offset, b.base_offset + b.offset_span - 1, b.record_count, b.batch_length,
+                 b.first_timestamp_ns / 1'000'000, b.max_timestamp_ns / 1'000'000, b.leader_epoch,
+                 b.compression == Compression::none ? std::string("uncompressed") : to_string(b.compression));
     };
     if (d->records) {
       o.on_record = [d](const Record& r) {

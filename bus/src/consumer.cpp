@@ -50,7 +50,8 @@ struct Consumer::Impl {
   std::vector<PartitionCursor> parts;
   std::vector<std::uint32_t> partition_ids;
   std::size_t next = 0;              // partition to start the next poll at (fairness)
-  std::vector<std::byte> copy;       // non-gating: the batch being checked
+  std::vector<std::byte> copy;       // non-gating: the claim being checked
+  std::vector<std::byte> inflated;   // a batch frame's records, decompressed
   detail::CommitSleep sleeper;  // for wait()
   detail::BrokerWatch broker;            // wait(): no_broker
 
@@ -62,8 +63,10 @@ struct Consumer::Impl {
   // window's end, leaves it at the claim's start (see window_end).
   static void advance(PartitionCursor& part, std::uint64_t end, std::uint32_t records) noexcept;
   bool deliver_in_place(PartitionCursor& part, const detail::RecordHandlerRef& handler, std::size_t& delivered);
-  // Returns false if the copy may be torn (the consumer was lapped).
-  bool deliver_copy(PartitionCursor& part, const detail::RecordHandlerRef& handler, std::size_t& delivered);
+  // torn if the copy may be torn (the consumer was lapped); corrupt if the
+  // copy is whole but a batch frame in it fails its check.
+  enum class Copy : std::uint8_t { ok, torn, corrupt };
+  Copy deliver_copy(PartitionCursor& part, const detail::RecordHandlerRef& handler, std::size_t& delivered);
   bool has_news(const PartitionCursor& part) const noexcept;
   // Places the partition's cursor at a start position (the ring, or the
   // commit log if the ring no longer holds it); false with the reason.
@@ -158,6 +161,10 @@ bool Consumer::Impl::deliver_in_place(PartitionCursor& part, const detail::Recor
   std::uint64_t end = 0;
   std::uint32_t k = 0;
   const bool ok = ring.walk_claim(c.position, end, k, [&](const std::byte* frame, const RecordHeader& h) {
+    if (h.type == detail::FrameType::batch) {
+      return detail::deliver_batch_frame(h, frame, ring.partition(), inflated, delivered,
+                                         [&](std::uint64_t o) { return part.in_window(o); }, handler);
+    }
     if (part.in_window(h.offset)) {
       handler(detail::record_at(frame, ring.partition()));
       ++delivered;
@@ -183,17 +190,21 @@ void Consumer::Impl::advance(PartitionCursor& part, std::uint64_t end, std::uint
 // check that nothing we copied was overwritten meanwhile, and only then hand
 // the copy to the handler. walk_claim bounds every length read from the ring:
 // until the check has passed they may be garbage (torn: lapped).
-bool Consumer::Impl::deliver_copy(PartitionCursor& part, const detail::RecordHandlerRef& handler, std::size_t& delivered) {
+Consumer::Impl::Copy Consumer::Impl::deliver_copy(PartitionCursor& part, const detail::RecordHandlerRef& handler,
+                                                  std::size_t& delivered) {
   detail::PartitionRing& ring = *part.ring;
   detail::ReaderCursor& c = part.cursor;
   std::uint64_t end = 0;
   std::uint32_t k = 0;
   std::uint64_t used = 0;
   std::uint32_t copied = 0;
+  bool batch = false;
   const bool ok = ring.walk_claim(c.position, end, k, [&](const std::byte* frame, const RecordHeader& h) {
     // Only what the handler will see (a group member passes over the other
     // members' records without copying them).
-    if (!part.in_window(h.offset)) return true;
+    batch = h.type == detail::FrameType::batch;
+    const std::uint64_t last = h.offset + (batch ? h.claim_records - 1 : 0);
+    if (last < c.deliver_from || h.offset >= part.window_end) return true;
     ++copied;
     const std::uint64_t aligned = align_frame(h.frame_length);
     // Grows to the largest claim seen (at most a quarter of the ring).
@@ -202,10 +213,19 @@ bool Consumer::Impl::deliver_copy(PartitionCursor& part, const detail::RecordHan
     used += aligned;
     return true;
   });
-  if (!ok || ring.overwritten_since(c.position)) return false;
-  detail::deliver_frames(copy.data(), copied, ring.partition(), c.deliver_from, delivered, handler);
+  if (!ok || ring.overwritten_since(c.position)) return Copy::torn;
+  if (batch && copied != 0) {
+    // The copy is whole: a batch that fails its check now was bad when committed.
+    const auto* h = reinterpret_cast<const RecordHeader*>(copy.data());
+    if (!detail::deliver_batch_frame(*h, copy.data(), ring.partition(), inflated, delivered,
+                                     [&](std::uint64_t o) { return part.in_window(o); }, handler)) {
+      return Copy::corrupt;
+    }
+  } else {
+    detail::deliver_frames(copy.data(), copied, ring.partition(), c.deliver_from, delivered, handler);
+  }
   advance(part, end, k);
-  return true;
+  return Copy::ok;
 }
 
 bool Consumer::Impl::place(PartitionCursor& part, StartPosition start, std::string& error) {
@@ -295,13 +315,14 @@ PollResult Consumer::poll_with(detail::RecordHandlerRef handler, std::size_t max
       PollStatus lost = PollStatus::lapped;
       if (s == Step::committed) {
         std::size_t delivered = 0;
-        const bool ok = gating ? im.deliver_in_place(part, handler, delivered)
-                               : im.deliver_copy(part, handler, delivered);
+        const Impl::Copy got = gating ? (im.deliver_in_place(part, handler, delivered) ? Impl::Copy::ok : Impl::Copy::corrupt)
+                                      : im.deliver_copy(part, handler, delivered);
         r.records += delivered;
-        if (ok) continue;
+        if (got == Impl::Copy::ok) continue;
         // A gating reader's claim cannot be overwritten by a live producer:
-        // a bad frame there is corruption. A non-gating copy is torn: lapped.
-        if (gating) lost = PollStatus::corrupt;
+        // a bad frame there is corruption. A non-gating copy is torn (lapped)
+        // unless it was whole and still bad.
+        if (got == Impl::Copy::corrupt) lost = PollStatus::corrupt;
       } else if (s == Step::skipped) {
         continue;
       } else if (s == Step::deleted) {

@@ -18,7 +18,7 @@
 namespace ringbus::detail {
 
 inline constexpr std::uint64_t kPartitionMagic = 0x50'53'55'42'47'4e'49'52ULL;  // "RINGBUSP"
-inline constexpr std::uint32_t kLayoutVersion = 4;  // 2: base offset, commit-log line; 3: gate offsets, the broker's gate; 4: headers in Kafka's encoding
+inline constexpr std::uint32_t kLayoutVersion = 5;  // 2: base offset, commit-log line; 3: gate offsets, the broker's gate; 4: headers in Kafka's encoding; 5: batch frames
 
 // Records are framed at this alignment; it is also the smallest frame, so a
 // ring of C bytes holds at most C / kFrameAlign offsets, which is what sizes
@@ -42,6 +42,12 @@ inline constexpr std::uint64_t kMaxRingCapacity = 1ULL << 40;  // 1 TiB
 enum class FrameType : std::uint16_t {
   record = 1,
   padding = 2,  // fills the ring's end when a claim wraps; no offset
+  // A Kafka record batch v2 from elsewhere (Producer::try_publish_record_batch),
+  // whole: [RecordHeader][the batch as it came], the only frame of its
+  // claim. claim_records is the batch's record count (one offset each, from
+  // `offset`; the batch's own baseOffset is not read), key_length and
+  // headers_length are 0, timestamp_ns is when it was claimed.
+  batch = 3,
 };
 
 struct RecordHeader {

@@ -163,7 +163,9 @@ class PartitionRing {
   // at most a quarter of the ring). Calls on_frame(frame, header) for each
   // record frame in turn (headers are read by copy: a non-gating reader's
   // bytes may change under it); on_frame returns false to stop. Returns false
-  // at the first bad frame or stop, else the claim's end and record count.
+  // at the first bad frame or stop, else the claim's end and record count
+  // (its offsets). A claim of a batch frame has that one frame
+  // (batch_frame_ok); the caller decodes its records (deliver_batch_frame).
   // The one walk every reader of claims uses (the frontier, gating delivery,
   // the non-gating copy).
   template <class F>
@@ -181,6 +183,13 @@ class PartitionRing {
     if (records == 0) return false;
     const std::byte* frames = data_at(fp);
     const std::uint64_t room = std::min(capacity_ - (fp & mask_), capacity_ / 4);
+    if (h.type == FrameType::batch) {
+      // One frame for the whole claim (a Kafka batch from elsewhere).
+      const std::uint64_t aligned = align_frame(h.frame_length);
+      if (!batch_frame_ok(h, max_frame) || aligned > room || !on_frame(frames, h)) return false;
+      end = fp + aligned;
+      return true;
+    }
     std::uint64_t at = 0;
     for (std::uint32_t i = 0; i < records; ++i) {
       if (at >= room) return false;  // frames are 32-aligned: a whole header fits below room

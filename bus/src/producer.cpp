@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "partition_ring.h"
+#include "record_batch.h"
 #include "record_headers.h"
 #include "ringbus/topic.h"
 #include "topic_files.h"
@@ -58,6 +59,7 @@ struct Producer::Impl {
   std::uint32_t round_robin = 0;
   ProducerOptions options;
   std::vector<std::size_t> header_sizes;  // scratch for batches
+  std::vector<std::byte> inflated;        // a compressed record batch's records, while it is checked
 };
 
 Result<Producer> Producer::open(std::string_view instance, std::string_view topic, ProducerOptions options) {
@@ -172,6 +174,62 @@ PublishResult Producer::publish_messages(std::span<const Message> messages, std:
   r.status = ring.commit(claim);
   r.offset = claim.offset;
   return r;
+}
+
+PublishResult Producer::publish_batch_frame(std::span<const std::byte> batch, std::uint32_t requested,
+                                            bool wait) noexcept {
+  PublishResult r;
+  r.partition = choose_partition({}, requested);
+  if (r.partition >= impl_->topic->partition_count()) {
+    r.status = PublishStatus::invalid_partition;
+    return r;
+  }
+  detail::PartitionRing& ring = impl_->topic->ring(r.partition);
+  if (batch.size() > ring.max_record_size()) {
+    r.status = PublishStatus::record_too_large;
+    return r;
+  }
+  const log::v2::DecodedBatch b = log::v2::decode_batch(batch, impl_->inflated);
+  const log::v2::BatchHeader& h = b.header;
+  if (!b.ok() || b.bytes.size() != batch.size() || h.record_count < 1 ||
+      static_cast<std::size_t>(h.record_count) > kMaxBatchRecords || h.last_offset_delta + 1 != h.record_count ||
+      (h.attributes & (log::v2::kTransactional | log::v2::kControl)) != 0) {
+    r.status = PublishStatus::invalid_argument;
+    return r;
+  }
+  const std::uint64_t bytes = align_frame(sizeof(RecordHeader) + batch.size());
+  if (bytes > ring.capacity() / 4) {
+    r.status = PublishStatus::record_too_large;
+    return r;
+  }
+  const std::int64_t timeout = wait ? std::max<std::int64_t>(1, impl_->options.publish_timeout.count()) : 0;
+  const auto records = static_cast<std::uint32_t>(h.record_count);
+  const ClaimSpan claim = ring.claim(impl_->caches[r.partition], bytes, records, timeout);
+  if (claim.status != PublishStatus::ok) {
+    r.status = claim.status;
+    return r;
+  }
+  std::byte* frame = ring.data_at(claim.frame_position);
+  auto* fh = reinterpret_cast<RecordHeader*>(frame);
+  fh->frame_length = static_cast<std::uint32_t>(sizeof(RecordHeader) + batch.size());
+  fh->type = detail::FrameType::batch;
+  fh->claim_records = static_cast<std::uint16_t>(records);
+  fh->key_length = 0;
+  fh->headers_length = 0;
+  fh->offset = claim.offset;
+  fh->timestamp_ns = timestamp_now(impl_->options.coarse_timestamps);
+  std::memcpy(frame + sizeof(RecordHeader), batch.data(), batch.size());
+  r.status = ring.commit(claim);
+  r.offset = claim.offset;
+  return r;
+}
+
+PublishResult Producer::try_publish_record_batch(std::span<const std::byte> batch, std::uint32_t partition) noexcept {
+  return publish_batch_frame(batch, partition, false);
+}
+
+PublishResult Producer::publish_record_batch(std::span<const std::byte> batch, std::uint32_t partition) noexcept {
+  return publish_batch_frame(batch, partition, true);
 }
 
 PublishResult Producer::try_publish(std::string_view key, std::string_view value, std::span<const Header> headers,

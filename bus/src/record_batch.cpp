@@ -98,6 +98,11 @@ bool parse_record(const std::byte*& p, const std::byte* end, const BatchHeader& 
 
 }  // namespace detail
 
+void stamp_batch(std::span<std::byte> batch, std::uint64_t base_offset, std::int32_t leader_epoch) noexcept {
+  store_be(batch.data() + kBaseOffsetAt, static_cast<std::int64_t>(base_offset));
+  store_be(batch.data() + kLeaderEpochAt, leader_epoch);
+}
+
 bool peek_header(std::span<const std::byte> data, BatchHeader& h) {
   if (data.size() < kHeaderSize) return false;
   const std::byte* p = data.data();

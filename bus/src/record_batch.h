@@ -87,6 +87,11 @@ bool peek_header(std::span<const std::byte> data, BatchHeader& out);
 DecodedBatch decode_batch(std::span<const std::byte> data, std::vector<std::byte>& scratch,
                           std::size_t max_records_bytes = 64U << 20);
 
+// Rewrites a batch's baseOffset and partitionLeaderEpoch in place: fields
+// outside its CRC, which a broker sets (a batch from a Kafka producer
+// carries offsets from 0 and no epoch). `batch` holds at least a header.
+void stamp_batch(std::span<std::byte> batch, std::uint64_t base_offset, std::int32_t leader_epoch) noexcept;
+
 // Calls fn(const BatchRecord&) for each record of a decoded (ok) batch.
 template <class F>
 void for_each_record(const DecodedBatch& batch, F&& fn);

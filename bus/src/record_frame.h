@@ -6,9 +6,12 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string_view>
+#include <vector>
 
 #include "partition_format.h"
+#include "record_batch.h"
 #include "ringbus/record.h"
 
 namespace ringbus::detail {
@@ -22,6 +25,13 @@ namespace ringbus::detail {
 inline bool frame_ok(const RecordHeader& h, std::uint64_t max_frame) noexcept {
   return (h.type == FrameType::record) & (h.frame_length >= sizeof(RecordHeader)) & (h.frame_length <= max_frame) &
          (std::uint64_t{h.key_length} + h.headers_length <= h.frame_length - sizeof(RecordHeader));
+}
+
+// The same for a batch frame (FrameType::batch): a header a producer writes
+// around a batch at least as long as a batch header.
+inline bool batch_frame_ok(const RecordHeader& h, std::uint64_t max_frame) noexcept {
+  return h.type == FrameType::batch && h.frame_length >= sizeof(RecordHeader) + log::v2::kHeaderSize &&
+         h.frame_length <= max_frame && h.key_length == 0 && h.headers_length == 0 && h.claim_records != 0;
 }
 
 // Kafka's milliseconds of a nanosecond CLOCK_REALTIME (rounded down, also
@@ -60,6 +70,30 @@ std::uint64_t deliver_frames(const std::byte* frames, std::uint32_t count, std::
     at += align_frame(h->frame_length);
   }
   return at;
+}
+
+// Hands the records of a batch frame (header `h`, checked by
+// batch_frame_ok; bytes at `frame`) whose offsets pass want(offset) to fn.
+// The batch is checked whole first, CRC and every record (compressed
+// records are inflated into `scratch`), and must hold exactly one record
+// per offset of its claim: false if not, and nothing is handed over. Each
+// record's offset is the claim's: h.offset plus its offset delta.
+template <class Want, class F>
+bool deliver_batch_frame(const RecordHeader& h, const std::byte* frame, std::uint32_t partition,
+                         std::vector<std::byte>& scratch, std::size_t& delivered, Want&& want, F&& fn) {
+  const std::span<const std::byte> bytes(frame + sizeof(RecordHeader), h.frame_length - sizeof(RecordHeader));
+  const log::v2::DecodedBatch b = log::v2::decode_batch(bytes, scratch);
+  if (!b.ok() || b.bytes.size() != bytes.size() || b.header.record_count != h.claim_records ||
+      b.header.last_offset_delta + 1 != b.header.record_count) {
+    return false;
+  }
+  log::v2::for_each_record(b, [&](const log::v2::BatchRecord& r) {
+    const std::uint64_t offset = h.offset + static_cast<std::uint64_t>(r.offset - b.header.base_offset);
+    if (!want(offset)) return;
+    fn(Record{offset, r.timestamp_ms, h.timestamp_ns, partition, r.key, r.value, r.headers});
+    ++delivered;
+  });
+  return true;
 }
 
 }  // namespace ringbus::detail

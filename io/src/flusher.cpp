@@ -95,9 +95,12 @@ void PartitionFlusher::reconfigure(const LogConfig& config) {
 bool PartitionFlusher::ring_has_news() const noexcept { return ring_.has_news(cursor_, true); }
 
 // Encodes committed claims at the cursor into a batch (Kafka's record batch
-// v2), up to the batch target. The flusher is a gating reader: the bytes
-// cannot change under it.
-bool PartitionFlusher::gather(log::v2::BatchBuilder& b) {
+// v2), up to the batch target. A claim of a batch frame (a Kafka batch from
+// elsewhere) is not encoded: it ends the batch being built, or, as the first
+// claim, is copied to foreign_ whole with its offsets and the log's epoch
+// stamped (outside its CRC), to be written as it came. The flusher is a
+// gating reader: the bytes cannot change under it.
+PartitionFlusher::Gathered PartitionFlusher::gather(log::v2::BatchBuilder& b) {
   // The log goes on at its end; offsets the ring lost before the cursor
   // (see the constructor) are covered as retired.
   b.reset(writer_.next_offset(), writer_.epoch(), compression_);
@@ -113,11 +116,25 @@ bool PartitionFlusher::gather(log::v2::BatchBuilder& b) {
     std::uint64_t end = 0;
     std::uint32_t k = 0;
     const std::uint32_t partition = ring_.partition();
-    const bool ok = ring_.walk_claim(cursor_.position, end, k, [&](const std::byte* frame, const detail::RecordHeader&) {
+    bool batch_next = false;
+    const bool ok = ring_.walk_claim(cursor_.position, end, k, [&](const std::byte* frame, const detail::RecordHeader& h) {
+      if (h.type == detail::FrameType::batch) {
+        batch_next = true;
+        if (!b.empty()) return false;  // written after the batch being built
+        foreign_.assign(frame + sizeof h, frame + h.frame_length);
+        return true;
+      }
       const Record r = detail::record_at(frame, partition);
       b.append(r.offset, r.timestamp_ms, r.key, r.value, r.headers);
       return true;
     });
+    if (batch_next && !b.empty()) break;
+    if (ok && batch_next) {
+      log::v2::stamp_batch(foreign_, cursor_.offset, writer_.epoch());
+      cursor_.offset += k;
+      cursor_.position = end;
+      return Gathered::foreign;
+    }
     if (!ok) {
       // A frame no producer writes (see PollStatus::corrupt): step over the
       // claim's offsets; they are not written.
@@ -133,7 +150,7 @@ bool PartitionFlusher::gather(log::v2::BatchBuilder& b) {
     cursor_.position = end;
     b.cover_until(cursor_.offset);
   }
-  return !b.empty();
+  return b.empty() ? Gathered::nothing : Gathered::built;
 }
 
 // Waits for a run of records worth a write before reading the ring, up to
@@ -159,11 +176,24 @@ bool PartitionFlusher::pump(std::int64_t now_ns, bool drain) {
   lingering_ = !drain && linger(now_ns);
   while (!lingering_) {
     log::v2::BatchBuilder* b = writer_.builder();
-    if (b == nullptr || !gather(*b)) break;
+    if (b == nullptr) break;
+    const std::uint64_t from = writer_.next_offset();
+    const Gathered g = gather(*b);
+    if (g == Gathered::nothing) break;
     // The ring space goes back to producers when the write has completed
     // (written()), not now: a broker that dies before that leaves the
     // records in the ring for the next one.
-    writer_.submit_built(cursor_.position);
+    if (g == Gathered::built) {
+      writer_.submit_built(cursor_.position);
+    } else if (auto s = writer_.append(foreign_, cursor_.position); !s) {
+      // The producer checked it: the ring's bytes were damaged since. Its
+      // offsets are not written (as a corrupt claim's).
+      log_fn_("error", s.error().message + "; its offsets " + std::to_string(from) + " to " +
+                           std::to_string(cursor_.offset - 1) + " are not written to the log");
+      b->reset(from, writer_.epoch(), compression_);
+      b->cover_until(cursor_.offset);
+      writer_.submit_built(cursor_.position);
+    }
     worked = true;
   }
   const std::uint64_t consumed = consumed_ ? consumed_->below[ring_.partition()].load(std::memory_order_acquire) : 0;

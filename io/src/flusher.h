@@ -79,7 +79,8 @@ class PartitionFlusher : private LogWriter::Events {
 
  private:
   bool linger(std::int64_t now_ns) noexcept;
-  bool gather(log::v2::BatchBuilder& b);
+  enum class Gathered : std::uint8_t { nothing, built, foreign };
+  Gathered gather(log::v2::BatchBuilder& b);
   void wake_durable_waiters() noexcept;
   void publish(std::atomic<std::uint64_t>& mark, std::uint64_t value);
   // LogWriter::Events: into the partition header.
@@ -97,6 +98,7 @@ class PartitionFlusher : private LogWriter::Events {
   LogWriter writer_;
   Durability durability_;
   Compression compression_;              // of the batches it encodes
+  std::vector<std::byte> foreign_;       // a batch frame's batch, on its way to the writer
   std::uint64_t linger_bytes_;
   std::int64_t linger_since_ = 0;
   bool lingering_ = false;

@@ -112,6 +112,20 @@ class Producer {
                                   std::uint32_t partition = kAutoPartition) noexcept;
   PublishResult publish_batch(std::span<const Message> messages,
                               std::uint32_t partition = kAutoPartition) noexcept;
+  // A Kafka record batch v2 (magic 2), as a Kafka producer sends it, in one
+  // claim: its records get consecutive offsets (result.offset is the
+  // first), consumers read them like any others (timestamps and headers as
+  // the batch has them), and the flusher writes the batch to the log as it
+  // came, stamped with those offsets (compressed batches stay compressed).
+  // The batch is checked whole first (CRC-32C, every record): invalid_argument
+  // if it fails, holds no record or more than 65535, its offset deltas are
+  // not 0, 1, 2, ..., or it is transactional or a control batch (ringbus has
+  // no transactions); record_too_large above max_record_size or a quarter of
+  // the ring. Round-robin over partitions unless one is given.
+  PublishResult try_publish_record_batch(std::span<const std::byte> batch,
+                                         std::uint32_t partition = kAutoPartition) noexcept;
+  PublishResult publish_record_batch(std::span<const std::byte> batch,
+                                     std::uint32_t partition = kAutoPartition) noexcept;
   // Waits until the record(s) of a successful publish are durable in the
   // topic's commit log, by the topic's durability policy (written to the
   // page cache, or fdatasync'ed). Returns ok, timed_out, no_commit_log,
@@ -132,6 +146,7 @@ class Producer {
   std::uint32_t choose_partition(std::string_view key, std::uint32_t requested) noexcept;
   PublishResult publish_messages(std::span<const Message> messages, std::uint32_t partition,
                                  bool wait) noexcept;
+  PublishResult publish_batch_frame(std::span<const std::byte> batch, std::uint32_t partition, bool wait) noexcept;
   std::unique_ptr<Impl> impl_;
 };
 

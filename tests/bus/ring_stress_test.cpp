@@ -1,11 +1,13 @@
 // Threads hammering one topic: 4 producers x 4 gating consumers, every
 // consumer checks every record (no loss, no duplicate, order per producer,
-// dense offsets). Producers mix the three publish paths (copy, batch,
-// zero-copy claim). Runs under ThreadSanitizer in tools/check.
+// dense offsets). Producers mix the four publish paths (copy, batch,
+// zero-copy claim, a Kafka record batch in one batch frame). Runs under
+// ThreadSanitizer in tools/check.
 #include <atomic>
 #include <thread>
 #include <vector>
 
+#include "record_batch.h"
 #include "stress_support.h"
 #include "test_support.h"
 
@@ -56,10 +58,12 @@ void run_threads(BrokerFixture& f, const StressCase& sc) {
       const std::string key = "producer-" + std::to_string(p);  // keeps a producer on one partition
       std::vector<std::string> values;
       std::vector<Message> batch;
+      log::v2::BatchBuilder kafka;
+      const std::uint32_t partition = partition_for_key(key, sc.partitions);
       for (std::uint64_t seq = 0; seq < per_producer && !failed.load();) {
         PublishStatus st;
         std::uint64_t n = 1;
-        switch (seq % 3) {
+        switch (seq % 4) {
           case 0: st = prod.publish(key, stamped(p, seq, sc.value_size)).status; break;
           case 1: {
             n = std::min<std::uint64_t>(1 + seq % 17, per_producer - seq);
@@ -68,6 +72,14 @@ void run_threads(BrokerFixture& f, const StressCase& sc) {
             for (std::uint64_t i = 0; i < n; ++i) values.push_back(stamped(p, seq + i, sc.value_size));
             for (const auto& v : values) batch.push_back({key, v});
             st = prod.publish_batch(batch).status;
+            break;
+          }
+          case 3: {
+            // The whole batch counts against max_record_size (4096).
+            n = std::min<std::uint64_t>({1 + seq % 13, per_producer - seq, 3500 / (sc.value_size + 64)});
+            kafka.reset(0, -1);
+            for (std::uint64_t i = 0; i < n; ++i) kafka.append(i, 0, key, stamped(p, seq + i, sc.value_size));
+            st = prod.publish_record_batch(kafka.finish(), partition).status;
             break;
           }
           default: {

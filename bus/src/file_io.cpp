@@ -38,6 +38,7 @@ class FdFileIo : public FileIo {
     paths_[fd] = path;
     return fd;
   }
+  void advise_sequential(int file) noexcept override { (void)::posix_fadvise(file, 0, 0, POSIX_FADV_SEQUENTIAL); }
   Status write_now(int file, std::uint64_t offset, std::span<const std::byte> data) override {
     for (std::size_t done = 0; done < data.size();) {
       const ssize_t n = ::pwrite(file, data.data() + done, data.size() - done, static_cast<off_t>(offset + done));

@@ -53,6 +53,9 @@ class FileIo {
   virtual Status truncate(int file, std::uint64_t bytes) = 0;
   // Synchronous read; returns fewer bytes than asked only at the end of file.
   virtual Result<std::size_t> read(int file, std::uint64_t offset, std::span<std::byte> dst) = 0;
+  // A hint that the file will be read from start to end (a reader's scan):
+  // the kernel reads further ahead. Nothing for a backend without a kernel.
+  virtual void advise_sequential(int /*file*/) noexcept {}
 
   // Synchronous write and fdatasync, for the slow path (creating a segment,
   // recovery, index repair). A write_now counts as a write for MemoryIo's faults.

@@ -46,6 +46,7 @@ ReadStatus LogReader::open_segment(std::size_t i) {
     return fail(ReadStatus::error, fd.error().message);
   }
   fd_ = fd.value();
+  io_.advise_sequential(fd_);  // consumers read segments through, a batch after the other
   const std::int64_t got = load(0, sizeof(SegmentHeader));
   if (got < 0) return ReadStatus::error;
   if (auto s = check_segment_header(std::span(buf_.get(), static_cast<std::size_t>(got)), path, segments_[i]); !s) {

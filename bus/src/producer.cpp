@@ -51,7 +51,38 @@ std::uint64_t write_frame(std::byte* dst, std::uint64_t offset, std::int64_t ts,
   return align_frame(frame);
 }
 
+// Why a Kafka batch cannot be published as a batch frame ("" if it can,
+// with its record count).
+std::string check_batch(std::span<const std::byte> batch, std::vector<std::byte>& inflated, std::int32_t& records) {
+  const log::v2::DecodedBatch b = log::v2::decode_batch(batch, inflated);
+  const log::v2::BatchHeader& h = b.header;
+  if (!b.ok()) return std::string(log::v2::to_string(b.error)) + (b.detail.empty() ? "" : " (" + b.detail + ")");
+  if (b.bytes.size() != batch.size()) {
+    return std::to_string(batch.size()) + " bytes given, " + std::to_string(b.bytes.size()) + " by its batchLength";
+  }
+  if (h.record_count < 1 || static_cast<std::size_t>(h.record_count) > kMaxBatchRecords) {
+    return std::to_string(h.record_count) + " records; a batch holds 1 to 65535";
+  }
+  if (h.last_offset_delta + 1 != h.record_count) {
+    return "its offset deltas are not 0 to " + std::to_string(h.record_count - 1) + " (lastOffsetDelta " +
+           std::to_string(h.last_offset_delta) + ")";
+  }
+  if ((h.attributes & (log::v2::kTransactional | log::v2::kControl)) != 0) {
+    return "a transactional or control batch (ringbus has no transactions)";
+  }
+  records = h.record_count;
+  return {};
+}
+
 }  // namespace
+
+Status check_record_batch(std::span<const std::byte> batch) {
+  std::vector<std::byte> inflated;
+  std::int32_t records = 0;
+  const std::string why = check_batch(batch, inflated, records);
+  if (why.empty()) return {};
+  return Error{Errc::invalid_argument, "the record batch is refused: " + why};
+}
 
 struct Producer::Impl {
   std::shared_ptr<detail::TopicMap> topic;
@@ -189,11 +220,8 @@ PublishResult Producer::publish_batch_frame(std::span<const std::byte> batch, st
     r.status = PublishStatus::record_too_large;
     return r;
   }
-  const log::v2::DecodedBatch b = log::v2::decode_batch(batch, impl_->inflated);
-  const log::v2::BatchHeader& h = b.header;
-  if (!b.ok() || b.bytes.size() != batch.size() || h.record_count < 1 ||
-      static_cast<std::size_t>(h.record_count) > kMaxBatchRecords || h.last_offset_delta + 1 != h.record_count ||
-      (h.attributes & (log::v2::kTransactional | log::v2::kControl)) != 0) {
+  std::int32_t record_count = 0;
+  if (!check_batch(batch, impl_->inflated, record_count).empty()) {
     r.status = PublishStatus::invalid_argument;
     return r;
   }
@@ -203,7 +231,7 @@ PublishResult Producer::publish_batch_frame(std::span<const std::byte> batch, st
     return r;
   }
   const std::int64_t timeout = wait ? std::max<std::int64_t>(1, impl_->options.publish_timeout.count()) : 0;
-  const auto records = static_cast<std::uint32_t>(h.record_count);
+  const auto records = static_cast<std::uint32_t>(record_count);
   const ClaimSpan claim = ring.claim(impl_->caches[r.partition], bytes, records, timeout);
   if (claim.status != PublishStatus::ok) {
     r.status = claim.status;

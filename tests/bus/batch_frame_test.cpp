@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "crc32c.h"
 #include "partition_format.h"
 #include "record_batch.h"
 #include "ringbus/group.h"
@@ -136,30 +137,45 @@ TEST_F(BatchFrame, QueueMembersShareABatchsRecordsEachOnce) {
   EXPECT_EQ(std::set<std::string>(all.begin(), all.end()).size(), 200u) << "a record went to both members";
 }
 
+// Each refusal: the status, and check_record_batch's reason.
 TEST_F(BatchFrame, ABadBatchIsRefusedAndNothingIsClaimed) {
   create(topic("t", 1, 64 * 1024, 4096));
   Producer p = producer("t");
+  const auto refused = [&](const std::vector<std::byte>& batch, const std::string& why) {
+    EXPECT_EQ(p.try_publish_record_batch(batch).status, PublishStatus::invalid_argument) << why;
+    const Status s = check_record_batch(batch);
+    ASSERT_FALSE(s.ok()) << why;
+    EXPECT_NE(s.error().message.find(why), std::string::npos) << s.error().message;
+  };
   std::vector<std::byte> crc = kafka_batch(0, 3);
   crc.back() ^= std::byte{1};
-  EXPECT_EQ(p.try_publish_record_batch(crc).status, PublishStatus::invalid_argument);
+  refused(crc, "CRC");
   std::vector<std::byte> longer = kafka_batch(0, 3);
   longer.push_back(std::byte{0});
-  EXPECT_EQ(p.try_publish_record_batch(longer).status, PublishStatus::invalid_argument);
-  EXPECT_EQ(p.try_publish_record_batch(kafka_batch(0, 0)).status, PublishStatus::invalid_argument);
+  refused(longer, "by its batchLength");
+  {
+    log::v2::BatchBuilder none;  // one offset covered, no record
+    none.reset(0);
+    none.cover_until(1);
+    const auto bytes = none.finish();
+    refused(std::vector<std::byte>(bytes.begin(), bytes.end()), "0 records; a batch holds 1 to 65535");
+  }
   {
     log::v2::BatchBuilder gaps;  // offset deltas 0 and 2
     gaps.reset(0);
     gaps.append(0, 1, "k", "v");
     gaps.append(2, 1, "k", "v");
     const auto bytes = gaps.finish();
-    EXPECT_EQ(p.try_publish_record_batch(std::vector<std::byte>(bytes.begin(), bytes.end())).status,
-              PublishStatus::invalid_argument);
+    refused(std::vector<std::byte>(bytes.begin(), bytes.end()), "offset deltas are not 0 to 1");
   }
   {
     std::vector<std::byte> txn = kafka_batch(0, 2);
     txn[log::v2::kAttributesAt + 1] |= std::byte{log::v2::kTransactional};  // attributes are big-endian
-    EXPECT_EQ(p.try_publish_record_batch(txn).status, PublishStatus::invalid_argument);
+    const std::uint32_t crc = log::crc32c(txn.data() + log::v2::kAttributesAt, txn.size() - log::v2::kAttributesAt);
+    for (int i = 0; i < 4; ++i) txn[log::v2::kCrcAt + i] = static_cast<std::byte>(crc >> (24 - 8 * i));
+    refused(txn, "transactional or control");
   }
+  EXPECT_TRUE(check_record_batch(kafka_batch(0, 2)).ok());
   std::vector<std::byte> big = kafka_batch(0, 1);
   {
     log::v2::BatchBuilder b;

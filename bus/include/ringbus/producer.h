@@ -80,6 +80,12 @@ struct ProducerOptions {
   bool coarse_timestamps = false;
 };
 
+// Why Producer::try_publish_record_batch would refuse `batch` with
+// invalid_argument, naming the check that fails (its CRC, its length, its
+// records, their offset deltas, a transactional or control batch); ok if
+// it passes them (the topic's size limits aside).
+Status check_record_batch(std::span<const std::byte> batch);
+
 class Producer {
  public:
   // Opens a producer on an existing topic of a running instance.
@@ -120,8 +126,9 @@ class Producer {
   // The batch is checked whole first (CRC-32C, every record): invalid_argument
   // if it fails, holds no record or more than 65535, its offset deltas are
   // not 0, 1, 2, ..., or it is transactional or a control batch (ringbus has
-  // no transactions); record_too_large above max_record_size or a quarter of
-  // the ring. Round-robin over partitions unless one is given.
+  // no transactions; check_record_batch says which); record_too_large above
+  // max_record_size or a quarter of the ring. Round-robin over partitions
+  // unless one is given.
   PublishResult try_publish_record_batch(std::span<const std::byte> batch,
                                          std::uint32_t partition = kAutoPartition) noexcept;
   PublishResult publish_record_batch(std::span<const std::byte> batch,

@@ -63,18 +63,32 @@ ReadStatus LogReader::open_segment(std::size_t i) {
 std::int64_t LogReader::load(std::uint64_t pos, std::size_t need) {
   if (pos >= buf_at_ && pos + need <= buf_at_ + buf_len_) return static_cast<std::int64_t>(buf_at_ + buf_len_ - pos);
   const std::size_t want = std::max(need, kReadChunk);
-  if (buf_capacity_ < want) {
-    buf_.reset(new std::byte[want]);  // not zero-filled: a reader of a small log does not pay for 1 MiB of memset
+  // What the buffer already holds from `pos` on is kept, not read again: a
+  // batch whose header was read with the chunk before it but that runs past
+  // the chunk's end (the flusher's batches are a little over 1 MiB) costs
+  // one read of the rest, not a second read of the whole.
+  std::size_t kept = 0;
+  if (pos >= buf_at_ && pos < buf_at_ + buf_len_ && buf_capacity_ >= want) {
+    kept = static_cast<std::size_t>(buf_at_ + buf_len_ - pos);
+    if (pos != buf_at_) std::memmove(buf_.get(), buf_.get() + (pos - buf_at_), kept);
+  } else if (buf_capacity_ < want) {
+    std::unique_ptr<std::byte[]> bigger(new std::byte[want]);  // not zero-filled: a reader of a small log does not pay for 1 MiB of memset
+    if (pos >= buf_at_ && pos < buf_at_ + buf_len_) {
+      kept = static_cast<std::size_t>(buf_at_ + buf_len_ - pos);
+      std::memcpy(bigger.get(), buf_.get() + (pos - buf_at_), kept);
+    }
+    buf_ = std::move(bigger);
     buf_capacity_ = want;
   }
-  auto got = io_.read(fd_, pos, std::span(buf_.get(), want));
+  auto got = io_.read(fd_, pos + kept, std::span(buf_.get() + kept, want - kept));
   if (!got) {
     error_ = got.error().message;
     buf_len_ = 0;
     return -1;
   }
   buf_at_ = pos;
-  buf_len_ = got.value();
+  buf_len_ = kept + got.value();
+  fill_limit_ = kept != 0 ? std::min(fill_limit_, read_limit_) : read_limit_;
   return static_cast<std::int64_t>(buf_len_);
 }
 
@@ -137,6 +151,8 @@ ReadStatus LogReader::next(std::uint64_t limit, DecodedBatch& out) {
   if (fd_ < 0) return fail(ReadStatus::error, "the reader is not positioned (seek first)");
   for (;;) {
     if (next_offset_ >= limit) return ReadStatus::end;
+    read_limit_ = limit;
+    if (next_offset_ >= fill_limit_) buf_len_ = 0;  // the buffer may predate this batch's write
     const std::size_t header_size = batch_header_size(format_);
     std::int64_t got = load(pos_, header_size);
     if (got < 0) return ReadStatus::error;

@@ -91,6 +91,13 @@ class LogReader {
   std::size_t buf_capacity_ = 0;
   std::uint64_t buf_at_ = 0;       // file position of buf_[0]
   std::size_t buf_len_ = 0;
+  // Batches below this offset were wholly written when the buffer was
+  // filled; the buffer's bytes of later ones may predate their writes
+  // (the flusher's writes complete in any order: a later batch can extend
+  // the file while an earlier one's bytes are still a hole), so they are
+  // read again. read_limit_ is the limit of the next() in progress.
+  std::uint64_t fill_limit_ = 0;
+  std::uint64_t read_limit_ = 0;
   std::string error_;
 };
 

@@ -67,18 +67,15 @@ std::int64_t LogReader::load(std::uint64_t pos, std::size_t need) {
   // batch whose header was read with the chunk before it but that runs past
   // the chunk's end (the flusher's batches are a little over 1 MiB) costs
   // one read of the rest, not a second read of the whole.
-  std::size_t kept = 0;
-  if (pos >= buf_at_ && pos < buf_at_ + buf_len_ && buf_capacity_ >= want) {
-    kept = static_cast<std::size_t>(buf_at_ + buf_len_ - pos);
-    if (pos != buf_at_) std::memmove(buf_.get(), buf_.get() + (pos - buf_at_), kept);
-  } else if (buf_capacity_ < want) {
+  const std::size_t kept =
+      pos >= buf_at_ && pos < buf_at_ + buf_len_ ? static_cast<std::size_t>(buf_at_ + buf_len_ - pos) : 0;
+  if (buf_capacity_ < want) {
     std::unique_ptr<std::byte[]> bigger(new std::byte[want]);  // not zero-filled: a reader of a small log does not pay for 1 MiB of memset
-    if (pos >= buf_at_ && pos < buf_at_ + buf_len_) {
-      kept = static_cast<std::size_t>(buf_at_ + buf_len_ - pos);
-      std::memcpy(bigger.get(), buf_.get() + (pos - buf_at_), kept);
-    }
+    if (kept != 0) std::memcpy(bigger.get(), buf_.get() + (pos - buf_at_), kept);
     buf_ = std::move(bigger);
     buf_capacity_ = want;
+  } else if (kept != 0 && pos != buf_at_) {
+    std::memmove(buf_.get(), buf_.get() + (pos - buf_at_), kept);
   }
   auto got = io_.read(fd_, pos + kept, std::span(buf_.get() + kept, want - kept));
   if (!got) {

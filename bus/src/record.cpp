@@ -73,20 +73,6 @@ std::byte* put_varint(std::byte* dst, std::int64_t v) noexcept {
   return dst;
 }
 
-bool read_varint(const std::byte*& p, const std::byte* end, std::int64_t& out, int max_bytes) noexcept {
-  std::uint64_t z = 0;
-  for (int i = 0; i < max_bytes; ++i) {
-    if (p == end) return false;
-    const auto b = static_cast<std::uint8_t>(*p++);
-    z |= static_cast<std::uint64_t>(b & 0x7f) << (7 * i);
-    if ((b & 0x80) == 0) {
-      out = static_cast<std::int64_t>(z >> 1) ^ -static_cast<std::int64_t>(z & 1);
-      return true;
-    }
-  }
-  return false;
-}
-
 std::size_t encoded_headers_size(std::span<const Header> headers) noexcept {
   std::size_t n = varint_size(static_cast<std::int64_t>(headers.size()));
   for (const Header& h : headers) {
@@ -160,7 +146,8 @@ HeaderView::iterator HeaderView::begin() const {
 }
 
 bool HeaderView::valid() const {
-  if (encoded_.empty()) return true;
+  // No headers: nothing stored (a ring frame) or a count of 0 (a batch's record).
+  if (encoded_.empty() || (encoded_.size() == 1 && encoded_[0] == '\0')) return true;
   const std::byte* p = bytes_of(encoded_);
   const std::byte* end = p + encoded_.size();
   std::int64_t count = 0;

@@ -25,6 +25,19 @@ void encode_headers(std::span<const Header> headers, std::byte* dst) noexcept;
 // int32, 10 for an int64) and fails if it runs past `end` or is longer.
 std::size_t varint_size(std::int64_t v) noexcept;
 std::byte* put_varint(std::byte* dst, std::int64_t v) noexcept;
-bool read_varint(const std::byte*& p, const std::byte* end, std::int64_t& out, int max_bytes) noexcept;
+// Inline: a catch-up read parses several per record.
+inline bool read_varint(const std::byte*& p, const std::byte* end, std::int64_t& out, int max_bytes) noexcept {
+  std::uint64_t z = 0;
+  for (int i = 0; i < max_bytes; ++i) {
+    if (p == end) return false;
+    const auto b = static_cast<std::uint8_t>(*p++);
+    z |= static_cast<std::uint64_t>(b & 0x7f) << (7 * i);
+    if ((b & 0x80) == 0) {
+      out = static_cast<std::int64_t>(z >> 1) ^ -static_cast<std::int64_t>(z & 1);
+      return true;
+    }
+  }
+  return false;
+}
 
 }  // namespace ringbus::detail

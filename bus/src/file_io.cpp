@@ -160,6 +160,11 @@ class PwriteIo final : public FdFileIo {
     done_.push_back({tag, ::fdatasync(file) == 0 ? 0 : -errno});
     return {};
   }
+  Status read_async(int file, std::uint64_t offset, std::span<std::byte> dst, std::uint64_t tag) override {
+    auto got = read(file, offset, dst);
+    done_.push_back({tag, got ? static_cast<int>(got.value()) : -EIO});
+    return {};
+  }
   std::size_t pending() const noexcept override { return done_.size(); }
   std::size_t reap(std::span<IoCompletion> out, std::size_t /*min: everything is done already*/) override {
     const std::size_t n = std::min(out.size(), done_.size());
@@ -183,9 +188,14 @@ class UringIo final : public FdFileIo {
   const char* name() const noexcept override { return "io_uring"; }
 
   Status write(int file, std::uint64_t offset, std::span<const std::byte> data, std::uint64_t tag) override {
-    return start(Req{file, offset, data.data(), data.size(), 0, tag, false});
+    return start(Req{file, offset, const_cast<std::byte*>(data.data()), data.size(), 0, tag, Req::write});
   }
-  Status sync(int file, std::uint64_t tag) override { return start(Req{file, 0, nullptr, 0, 0, tag, true}); }
+  Status sync(int file, std::uint64_t tag) override { return start(Req{file, 0, nullptr, 0, 0, tag, Req::sync}); }
+  Status read_async(int file, std::uint64_t offset, std::span<std::byte> dst, std::uint64_t tag) override {
+    const Status s = start(Req{file, offset, dst.data(), dst.size(), 0, tag, Req::read});
+    io_uring_submit(&ring_);  // now: it is to run while the caller works
+    return s;
+  }
   std::size_t pending() const noexcept override { return in_flight_ + done_.size(); }
 
   std::size_t reap(std::span<IoCompletion> out, std::size_t min) override {
@@ -200,13 +210,14 @@ class UringIo final : public FdFileIo {
 
  private:
   struct Req {
+    enum Kind : std::uint8_t { write, sync, read };
     int fd;
     std::uint64_t offset;
-    const std::byte* data;
+    std::byte* data;  // written from, or read into
     std::size_t size;
-    std::size_t done;  // bytes already written (after short writes)
+    std::size_t done;  // bytes already transferred (after short writes or reads)
     std::uint64_t tag;
-    bool is_sync;
+    Kind kind;
   };
 
   Status start(const Req& r) {
@@ -236,8 +247,13 @@ class UringIo final : public FdFileIo {
       sqe = sqe != nullptr ? sqe : io_uring_get_sqe(&ring_);
     }
     const Req& r = reqs_[slot];
-    if (r.is_sync) {
+    if (r.kind == Req::sync) {
       io_uring_prep_fsync(sqe, r.fd, IORING_FSYNC_DATASYNC);
+    } else if (r.kind == Req::read) {
+      io_uring_prep_read(sqe, r.fd, r.data + r.done, static_cast<unsigned>(r.size - r.done), r.offset + r.done);
+      // On a worker even when the pages are cached: the point of a read
+      // ahead is that the kernel's copy overlaps the reader's own work.
+      sqe->flags |= IOSQE_ASYNC;
     } else {
       io_uring_prep_write(sqe, r.fd, r.data + r.done, static_cast<unsigned>(r.size - r.done), r.offset + r.done);
     }
@@ -253,10 +269,13 @@ class UringIo final : public FdFileIo {
   void on_cqe(std::uint32_t slot, int res) {
     Req& r = reqs_[slot];
     if (res == -EAGAIN || res == -EINTR) return queue(slot);  // try again
-    if (r.is_sync || res < 0) return complete(slot, res < 0 ? res : 0);
-    if (res == 0) return complete(slot, -EIO);  // no progress: do not spin
+    if (r.kind == Req::sync || res < 0) return complete(slot, res < 0 ? res : 0);
+    if (res == 0) {
+      // A read at the end of the file; a write that made no progress (do not spin).
+      return complete(slot, r.kind == Req::read ? static_cast<int>(r.done) : -EIO);
+    }
     r.done += static_cast<std::size_t>(res);
-    if (r.done < r.size) return queue(slot);  // a short write: queue the rest
+    if (r.done < r.size) return queue(slot);  // a short transfer: queue the rest
     complete(slot, static_cast<int>(r.size));
   }
 
@@ -372,6 +391,13 @@ Status MemoryIo::write(int handle, std::uint64_t offset, std::span<const std::by
   MemFile* f = file(handle);
   if (f == nullptr) return Error{Errc::invalid_argument, "no open file"};
   done_.push_back({tag, apply_write(*f, offset, data)});
+  return {};
+}
+
+Status MemoryIo::read_async(int handle, std::uint64_t offset, std::span<std::byte> dst, std::uint64_t tag) {
+  auto got = read(handle, offset, dst);
+  if (!got) return got.error();
+  done_.push_back({tag, static_cast<int>(got.value())});
   return {};
 }
 

@@ -7,7 +7,9 @@
 //     lands partly and then fails) and a simulated crash that loses what was
 //     not synced, tearing the last unsynced write.
 //
-// Writes and syncs are asynchronous: queue them, then reap completions. A
+// Writes and syncs are asynchronous: queue them, then reap completions. So
+// are reads ahead (read_async: a reader's next chunk, copied by the kernel
+// while the reader checks the chunk before it). A
 // completion reports the whole request: the backend itself finishes short
 // writes and retries EAGAIN/EINTR, so callers see either every byte written
 // or an error. Nothing orders a sync after earlier writes: a caller that
@@ -32,7 +34,7 @@ namespace ringbus::log {
 
 struct IoCompletion {
   std::uint64_t tag = 0;  // what the caller passed with the request
-  int result = 0;         // bytes written (the whole request), 0 for a sync, or -errno
+  int result = 0;         // bytes written (the whole request) or read, 0 for a sync, or -errno
 };
 
 class FileIo {
@@ -74,6 +76,11 @@ class FileIo {
   virtual Status write(int file, std::uint64_t offset, std::span<const std::byte> data, std::uint64_t tag) = 0;
   // Queues an fdatasync of the file.
   virtual Status sync(int file, std::uint64_t tag) = 0;
+  // Queues a read of up to dst.size() bytes at `offset` (fewer only at the
+  // end of the file); `dst` must stay valid until the completion is reaped.
+  // io_uring runs it on a kernel worker, so the copy overlaps the caller's
+  // work; the other backends read at once.
+  virtual Status read_async(int file, std::uint64_t offset, std::span<std::byte> dst, std::uint64_t tag) = 0;
   // Requests queued or in flight whose completion has not been reaped.
   virtual std::size_t pending() const noexcept = 0;
   // Submits what is queued, waits until at least `min` completions are ready
@@ -127,6 +134,7 @@ class MemoryIo final : public FileIo {
   Result<std::size_t> read(int file, std::uint64_t offset, std::span<std::byte> dst) override;
   Status write(int file, std::uint64_t offset, std::span<const std::byte> data, std::uint64_t tag) override;
   Status sync(int file, std::uint64_t tag) override;
+  Status read_async(int file, std::uint64_t offset, std::span<std::byte> dst, std::uint64_t tag) override;
   std::size_t pending() const noexcept override { return done_.size(); }
   std::size_t reap(std::span<IoCompletion> out, std::size_t min) override;
 

@@ -4,8 +4,10 @@
 
 namespace ringbus::log {
 
-LogCursor::LogCursor(std::string dir) : dir_(std::move(dir)), io_(make_pwrite_io()) {
-  reader_ = std::make_unique<LogReader>(*io_, dir_);
+// io_uring where it works (reads ahead on a kernel worker), else pread: the
+// same results, without the overlap.
+LogCursor::LogCursor(std::string dir) : dir_(std::move(dir)), io_(make_uring_io(2, nullptr)) {
+  reader_ = std::make_unique<LogReader>(*io_, dir_, true);
 }
 
 bool LogCursor::seek(std::uint64_t offset, bool or_earliest, std::uint64_t& at) {
@@ -34,7 +36,8 @@ LogStep LogCursor::after(ReadStatus s, std::uint64_t limit, std::uint64_t from) 
   // holds, from a fresh reader (its segment list may be stale).
   error_ = reader_->error();
   const std::uint64_t earliest = std::max(reader_->earliest(), from);
-  reader_ = std::make_unique<LogReader>(*io_, dir_);
+  reader_.reset();  // settles its read ahead before the next reader uses the FileIo
+  reader_ = std::make_unique<LogReader>(*io_, dir_, true);
   std::uint64_t at = earliest;
   (void)seek(earliest, false, at);
   return {LogStep::lost, at};

@@ -64,7 +64,7 @@ class LogCursor {
   LogStep after(ReadStatus s, std::uint64_t limit, std::uint64_t from);
 
   std::string dir_;
-  std::unique_ptr<FileIo> io_;  // plain reads (pread)
+  std::unique_ptr<FileIo> io_;  // the reader's own (it reads ahead)
   std::unique_ptr<LogReader> reader_;
   std::string error_;
   bool positioned_ = false;

@@ -12,7 +12,8 @@ namespace {
 constexpr std::size_t kReadChunk = 1 << 20;
 }  // namespace
 
-LogReader::LogReader(FileIo& io, std::string dir) : io_(io), dir_(std::move(dir)) {}
+LogReader::LogReader(FileIo& io, std::string dir, bool read_ahead)
+    : io_(io), dir_(std::move(dir)), read_ahead_(read_ahead) {}
 
 LogReader::~LogReader() { close_segment(); }
 
@@ -22,6 +23,8 @@ ReadStatus LogReader::fail(ReadStatus s, std::string message) {
 }
 
 void LogReader::close_segment() {
+  settle_ahead();  // its buffer and handle are in use until it completes
+  ahead_len_ = -1;
   if (fd_ >= 0) io_.close(fd_);
   fd_ = -1;
   buf_len_ = 0;
@@ -62,6 +65,10 @@ ReadStatus LogReader::open_segment(std::size_t i) {
 
 std::int64_t LogReader::load(std::uint64_t pos, std::size_t need) {
   if (pos >= buf_at_ && pos + need <= buf_at_ + buf_len_) return static_cast<std::int64_t>(buf_at_ + buf_len_ - pos);
+  if (take_ahead(pos) && pos + need <= buf_at_ + buf_len_) {
+    start_ahead(pos);
+    return static_cast<std::int64_t>(buf_len_);
+  }
   const std::size_t want = std::max(need, kReadChunk);
   // What the buffer already holds from `pos` on is kept, not read again: a
   // batch whose header was read with the chunk before it but that runs past
@@ -86,7 +93,65 @@ std::int64_t LogReader::load(std::uint64_t pos, std::size_t need) {
   buf_at_ = pos;
   buf_len_ = kept + got.value();
   fill_limit_ = kept != 0 ? std::min(fill_limit_, read_limit_) : read_limit_;
+  start_ahead(pos);
   return static_cast<std::int64_t>(buf_len_);
+}
+
+void LogReader::settle_ahead() {
+  if (!ahead_pending_) return;
+  ahead_pending_ = false;
+  ahead_len_ = -1;
+  IoCompletion c;
+  while (io_.pending() > 0) {
+    if (io_.reap(std::span(&c, 1), 1) == 1) {
+      ahead_len_ = c.result;  // bytes read, or -errno: then not used (a read now says why)
+      return;
+    }
+  }
+}
+
+bool LogReader::take_ahead(std::uint64_t pos) {
+  if (!ahead_pending_ && ahead_len_ < 0) return false;
+  settle_ahead();
+  // Used only where the reader goes on (not after a seek elsewhere) and if
+  // the batch there was wholly written when it was read.
+  const bool good = ahead_at_ == pos && ahead_len_ > 0 && next_offset_ < ahead_fill_limit_;
+  if (good) {
+    std::swap(buf_, ahead_);
+    std::swap(buf_capacity_, ahead_capacity_);
+    buf_at_ = pos;
+    buf_len_ = static_cast<std::size_t>(ahead_len_);
+    fill_limit_ = ahead_fill_limit_;
+  }
+  ahead_len_ = -1;
+  return good;
+}
+
+void LogReader::start_ahead(std::uint64_t pos) {
+  if (!read_ahead_ || ahead_pending_ || ahead_len_ >= 0 || fd_ < 0) return;
+  // From the first batch the buffer does not wholly hold, found by its
+  // headers. They may be stale past the fill limit: then the guess is wrong
+  // and take_ahead() drops the read.
+  const std::size_t header_size = batch_header_size(format_);
+  const std::uint64_t end = buf_at_ + buf_len_;
+  std::uint64_t p = pos;
+  while (p + header_size <= end) {
+    BatchInfo h;
+    if (peek_batch(std::span(buf_.get() + (p - buf_at_), header_size), format_, h) != Peek::plausible) return;
+    if (p + h.batch_length > end) break;
+    largest_batch_ = std::max<std::size_t>(largest_batch_, h.batch_length);
+    p += h.batch_length;
+  }
+  if (p == pos) return;  // the batch at pos is not wholly read yet: load() reads its rest first
+  const std::size_t want = std::max(kReadChunk, largest_batch_ + header_size);
+  if (ahead_capacity_ < want) {
+    ahead_.reset(new std::byte[want]);
+    ahead_capacity_ = want;
+  }
+  if (!io_.read_async(fd_, p, std::span(ahead_.get(), want), 0)) return;
+  ahead_pending_ = true;
+  ahead_at_ = p;
+  ahead_fill_limit_ = read_limit_;
 }
 
 // The file position to start scanning at for `offset` in the open segment:

@@ -8,6 +8,11 @@
 // only below a limit the caller gives: the flusher's written offset from the
 // partition header, below which every batch is completely written.
 //
+// A reader can read ahead (LogCursor's does): while the caller works
+// through a chunk, the next one is read, from the first batch the chunk
+// does not wholly hold. It reaps completions from its FileIo, so the FileIo
+// must be its own.
+//
 // Threading: one thread at a time. The writer appends and retention deletes
 // concurrently: a deleted segment stays readable through an open handle, and
 // a seek below the earliest segment says out_of_range with the earliest.
@@ -33,7 +38,7 @@ enum class ReadStatus : std::uint8_t {
 
 class LogReader {
  public:
-  LogReader(FileIo& io, std::string dir);
+  LogReader(FileIo& io, std::string dir, bool read_ahead = false);
   ~LogReader();
   LogReader(const LogReader&) = delete;
   LogReader& operator=(const LogReader&) = delete;
@@ -74,6 +79,12 @@ class LogReader {
   // Makes [pos, pos + need) readable from buf_ if the file has it; returns
   // the bytes available from pos (fewer at the end of the file), or -1.
   std::int64_t load(std::uint64_t pos, std::size_t need);
+  // The read ahead: start_ahead() after buf_ was filled from `pos`;
+  // take_ahead() puts it in buf_ if it starts at `pos` and is still good;
+  // settle_ahead() waits for the read in flight.
+  void start_ahead(std::uint64_t pos);
+  bool take_ahead(std::uint64_t pos);
+  void settle_ahead();
   std::uint64_t index_position(std::uint64_t offset);
   ReadStatus fail(ReadStatus s, std::string message);
 
@@ -98,6 +109,17 @@ class LogReader {
   // read again. read_limit_ is the limit of the next() in progress.
   std::uint64_t fill_limit_ = 0;
   std::uint64_t read_limit_ = 0;
+  // The read ahead into ahead_: at file position ahead_at_, of ahead_len_
+  // bytes once done (-1: none, or it failed), with the fill limit of the
+  // next() that started it (the read ran after it).
+  bool read_ahead_ = false;
+  bool ahead_pending_ = false;
+  std::unique_ptr<std::byte[]> ahead_;
+  std::size_t ahead_capacity_ = 0;
+  std::uint64_t ahead_at_ = 0;
+  std::int64_t ahead_len_ = -1;
+  std::uint64_t ahead_fill_limit_ = 0;
+  std::size_t largest_batch_ = 0;  // a read ahead holds at least one such batch
   std::string error_;
 };
 

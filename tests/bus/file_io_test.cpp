@@ -116,6 +116,30 @@ TEST_P(FileIoTest, ReadPastTheEndIsShortNotAnError) {
   EXPECT_EQ(io_->read(*f, 50, back).value(), 0u);
 }
 
+TEST_P(FileIoTest, ReadAheadCompletesWithTheBytesReadShortAtTheEnd) {
+  auto f = io_->open(path("seg"), true);
+  ASSERT_TRUE(f.ok());
+  const auto data = pattern(3 << 20, 5);  // larger than one io_uring read is sure to return
+  ASSERT_TRUE(io_->write(*f, 0, data, 1).ok());
+  reap_all();
+  std::vector<std::byte> whole(data.size() - 10);
+  std::vector<std::byte> tail(100);
+  ASSERT_TRUE(io_->read_async(*f, 10, whole, 7).ok());
+  ASSERT_TRUE(io_->read_async(*f, data.size() - 4, tail, 8).ok());
+  const auto done = reap_all();
+  ASSERT_EQ(done.size(), 2u);
+  for (const IoCompletion& c : done) {
+    if (c.tag == 7) {
+      EXPECT_EQ(c.result, static_cast<int>(whole.size()));
+    } else {
+      EXPECT_EQ(c.tag, 8u);
+      EXPECT_EQ(c.result, 4);  // the end of the file: short, not an error
+    }
+  }
+  EXPECT_TRUE(std::equal(whole.begin(), whole.end(), data.begin() + 10));
+  EXPECT_TRUE(std::equal(tail.begin(), tail.begin() + 4, data.end() - 4));
+}
+
 TEST_P(FileIoTest, TruncateAndPreallocate) {
   auto f = io_->open(path("seg"), true);
   ASSERT_TRUE(f.ok());

@@ -255,6 +255,68 @@ TEST_F(PartitionLogTest, AReaderReadsAgainWhatWasNotWrittenWhenItsBufferFilled) 
   EXPECT_EQ(batch.header.base_offset, 4u);
 }
 
+// A reader that reads ahead (a consumer's) finds every record across chunks
+// and segments, with batches larger than its chunk and smaller; a seek
+// elsewhere drops what it read ahead.
+TEST_F(PartitionLogTest, AReaderThatReadsAheadReadsEveryRecordOnce) {
+  open(small_segments(8 << 20));
+  for (int i = 0; i < 40; ++i) append(i % 4 == 0 ? 1200 : 7, 1000);  // batches of ~1.2 MB and of ~7 KB
+  ASSERT_TRUE(log->roll(0).ok());
+  for (int i = 0; i < 10; ++i) append(300, 1000);
+  const std::vector<std::uint64_t> all = range(0, next);
+  log::LogReader r(io, kDir, true);
+  auto read = [&](std::uint64_t from) {
+    std::vector<std::uint64_t> got;
+    EXPECT_EQ(r.seek(from), log::ReadStatus::batch) << r.error();
+    log::DecodedBatch b;
+    log::ReadStatus s;
+    while ((s = r.next(UINT64_MAX, b)) == log::ReadStatus::batch) {
+      log::for_each_record(b, 0, [&](const Record& rec) {
+        if (rec.offset >= from) got.push_back(rec.offset);
+      });
+    }
+    EXPECT_EQ(s, log::ReadStatus::end) << r.error();
+    return got;
+  };
+  EXPECT_EQ(read(0), all);
+  EXPECT_EQ(read(5000), range(5000, next));
+  EXPECT_EQ(read(3), range(3, next));
+}
+
+// What a reader read ahead past the written offset is not trusted: a batch
+// still a hole then (a later one was written first) is read again once it
+// is written.
+TEST_F(PartitionLogTest, AReadAheadPastTheWrittenOffsetIsReadAgain) {
+  open(small_segments(8 << 20));
+  append(1200, 1000);  // larger than the reader's chunk: the read ahead starts after it
+  const std::uint64_t written = next;
+  std::vector<std::vector<std::byte>> batches;
+  std::vector<PartitionLog::Placement> places;
+  for (const std::uint64_t base : {written, written + 2}) {
+    log::v2::BatchBuilder b;
+    b.reset(base);
+    for (std::uint64_t o = base; o < base + 2; ++o) b.append(o, clock_ms++, "k", "v" + std::to_string(o));
+    batches.emplace_back(b.finish().begin(), b.finish().end());
+    places.push_back(log->append(batches.back()));
+  }
+  log::IoCompletion c[1];
+  auto write = [&](std::size_t i) {
+    ASSERT_TRUE(io.write(places[i].file, places[i].position, batches[i], 1).ok());
+    ASSERT_EQ(io.reap(c, 1), 1u);
+  };
+  write(1);  // the later batch first: the file now has a hole where the first goes
+  log::LogReader r(io, kDir, true);
+  ASSERT_EQ(r.seek(0), log::ReadStatus::batch) << r.error();
+  log::DecodedBatch batch;
+  ASSERT_EQ(r.next(written, batch), log::ReadStatus::batch) << r.error();
+  EXPECT_EQ(r.next(written, batch), log::ReadStatus::end);
+  write(0);
+  ASSERT_EQ(r.next(written + 4, batch), log::ReadStatus::batch) << r.error();
+  EXPECT_EQ(batch.header.base_offset, written);
+  ASSERT_EQ(r.next(written + 4, batch), log::ReadStatus::batch) << r.error();
+  EXPECT_EQ(batch.header.base_offset, written + 2);
+}
+
 TEST_F(PartitionLogTest, ZeroedTailIsCut) {
   open();
   for (int i = 0; i < 5; ++i) append(2);

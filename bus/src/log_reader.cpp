@@ -10,6 +10,9 @@ namespace ringbus::log {
 namespace {
 // Reads are at least this large: sequential catch-up reads stream.
 constexpr std::size_t kReadChunk = 1 << 20;
+// A read ahead holds the largest batch seen, up to this (a larger one is
+// completed by a read of its rest, as without a read ahead).
+constexpr std::size_t kMaxReadAhead = 4 * kReadChunk;
 }  // namespace
 
 LogReader::LogReader(FileIo& io, std::string dir, bool read_ahead)
@@ -143,7 +146,7 @@ void LogReader::start_ahead(std::uint64_t pos) {
     p += h.batch_length;
   }
   if (p == pos) return;  // the batch at pos is not wholly read yet: load() reads its rest first
-  const std::size_t want = std::max(kReadChunk, largest_batch_ + header_size);
+  const std::size_t want = std::clamp(largest_batch_ + header_size, kReadChunk, kMaxReadAhead);
   if (ahead_capacity_ < want) {
     ahead_.reset(new std::byte[want]);
     ahead_capacity_ = want;

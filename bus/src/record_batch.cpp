@@ -64,7 +64,7 @@ const char* to_string(BatchError e) noexcept {
 
 namespace detail {
 
-bool parse_record(const std::byte*& p, const std::byte* end, const BatchHeader& h, BatchRecord& out) noexcept {
+bool parse_record(const std::byte*& p, const std::byte* end, const BatchHeader& h, BatchRecord& out, bool checked) noexcept {
   std::int64_t length = 0;
   if (!read_varint(p, end, length, 5) || length < 1 || length > end - p) return false;
   const std::byte* rec_end = p + length;
@@ -88,7 +88,7 @@ bool parse_record(const std::byte*& p, const std::byte* end, const BatchHeader& 
   // when it has no header, unlike a ring frame).
   if (p == rec_end) return false;
   out.headers = HeaderView(std::string_view(reinterpret_cast<const char*>(p), static_cast<std::size_t>(rec_end - p)));
-  if (!out.headers.valid()) return false;
+  if (!checked && !out.headers.valid()) return false;
   p = rec_end;
   out.offset = h.base_offset + offset_delta;
   // Log-append time: the broker's time for every record, Kafka's rule.

@@ -106,7 +106,8 @@ class Producer {
                             std::span<const Header> headers = {},
                             std::uint32_t partition = kAutoPartition) noexcept;
   // The same, but waits for space up to the producer's publish_timeout
-  // (timed_out), or until it finds no broker alive (no_broker).
+  // (timed_out), or until it finds no broker alive (no_broker). It spins,
+  // yields, then sleeps 50 us between checks (bus/README.md).
   PublishResult publish(std::string_view key, std::string_view value,
                         std::span<const Header> headers = {},
                         std::uint32_t partition = kAutoPartition) noexcept;

@@ -66,9 +66,12 @@ class PartitionLogTest : public ::testing::Test {
     }
     next += records;
   }
-  // Every offset the reader finds from `from`, in order.
+  // Every offset a reader finds from `from`, in order.
   std::vector<std::uint64_t> read_all(std::uint64_t from = 0, std::uint64_t limit = UINT64_MAX) {
     log::LogReader r(io, kDir);
+    return read_with(r, from, limit);
+  }
+  static std::vector<std::uint64_t> read_with(log::LogReader& r, std::uint64_t from, std::uint64_t limit = UINT64_MAX) {
     std::vector<std::uint64_t> offsets;
     EXPECT_EQ(r.seek(from), log::ReadStatus::batch) << r.error();
     log::DecodedBatch b;
@@ -80,6 +83,25 @@ class PartitionLogTest : public ::testing::Test {
     }
     EXPECT_EQ(s, log::ReadStatus::end) << r.error();
     return offsets;
+  }
+  // A batch of two records at `base`, placed in the log but not yet written
+  // (a write in flight), and its write.
+  struct Placed {
+    std::vector<std::byte> bytes;
+    PartitionLog::Placement place;
+  };
+  Placed place_batch(std::uint64_t base) {
+    log::v2::BatchBuilder b;
+    b.reset(base);
+    for (std::uint64_t o = base; o < base + 2; ++o) b.append(o, clock_ms++, "k", "v" + std::to_string(o));
+    Placed p{std::vector<std::byte>(b.finish().begin(), b.finish().end()), {}};
+    p.place = log->append(p.bytes);
+    return p;
+  }
+  void write_placed(const Placed& p) {
+    ASSERT_TRUE(io.write(p.place.file, p.place.position, p.bytes, 1).ok());
+    log::IoCompletion c[1];
+    ASSERT_EQ(io.reap(c, 1), 1u);
   }
   static std::vector<std::uint64_t> range(std::uint64_t from, std::uint64_t to) {
     std::vector<std::uint64_t> v;
@@ -227,28 +249,18 @@ TEST_F(PartitionLogTest, AnEpochThatGoesDownInTheTailIsCut) {
 // decode the hole it saw (it used to call it corrupt).
 TEST_F(PartitionLogTest, AReaderReadsAgainWhatWasNotWrittenWhenItsBufferFilled) {
   open();
-  std::vector<std::vector<std::byte>> batches;
-  std::vector<PartitionLog::Placement> places;
-  for (std::uint64_t base : {0, 2, 4}) {
-    log::v2::BatchBuilder b;
-    b.reset(base);
-    for (std::uint64_t o = base; o < base + 2; ++o) b.append(o, clock_ms++, "k", "v" + std::to_string(o));
-    batches.emplace_back(b.finish().begin(), b.finish().end());
-    places.push_back(log->append(batches.back()));
-  }
-  log::IoCompletion c[4];
-  for (const std::size_t i : {std::size_t{0}, std::size_t{2}}) {  // the first and the last; the middle one is late
-    ASSERT_TRUE(io.write(places[i].file, places[i].position, batches[i], 1).ok());
-    ASSERT_EQ(io.reap(c, 1), 1u);
-  }
+  const Placed first = place_batch(0);
+  const Placed late = place_batch(2);
+  const Placed last = place_batch(4);
+  write_placed(first);
+  write_placed(last);  // the middle one is late
   log::LogReader r(io, kDir);
   ASSERT_EQ(r.seek(0), log::ReadStatus::batch) << r.error();
   log::DecodedBatch batch;
   ASSERT_EQ(r.next(2, batch), log::ReadStatus::batch) << r.error();  // written: offsets below 2
   EXPECT_EQ(batch.header.base_offset, 0u);
   EXPECT_EQ(r.next(2, batch), log::ReadStatus::end);
-  ASSERT_TRUE(io.write(places[1].file, places[1].position, batches[1], 1).ok());
-  ASSERT_EQ(io.reap(c, 1), 1u);
+  write_placed(late);
   ASSERT_EQ(r.next(6, batch), log::ReadStatus::batch) << r.error();  // now everything is written
   EXPECT_EQ(batch.header.base_offset, 2u);
   ASSERT_EQ(r.next(6, batch), log::ReadStatus::batch) << r.error();
@@ -263,24 +275,10 @@ TEST_F(PartitionLogTest, AReaderThatReadsAheadReadsEveryRecordOnce) {
   for (int i = 0; i < 40; ++i) append(i % 4 == 0 ? 1200 : 7, 1000);  // batches of ~1.2 MB and of ~7 KB
   ASSERT_TRUE(log->roll(0).ok());
   for (int i = 0; i < 10; ++i) append(300, 1000);
-  const std::vector<std::uint64_t> all = range(0, next);
-  log::LogReader r(io, kDir, true);
-  auto read = [&](std::uint64_t from) {
-    std::vector<std::uint64_t> got;
-    EXPECT_EQ(r.seek(from), log::ReadStatus::batch) << r.error();
-    log::DecodedBatch b;
-    log::ReadStatus s;
-    while ((s = r.next(UINT64_MAX, b)) == log::ReadStatus::batch) {
-      log::for_each_record(b, 0, [&](const Record& rec) {
-        if (rec.offset >= from) got.push_back(rec.offset);
-      });
-    }
-    EXPECT_EQ(s, log::ReadStatus::end) << r.error();
-    return got;
-  };
-  EXPECT_EQ(read(0), all);
-  EXPECT_EQ(read(5000), range(5000, next));
-  EXPECT_EQ(read(3), range(3, next));
+  log::LogReader r(io, kDir, true);  // one reader: its read ahead is dropped at each seek
+  EXPECT_EQ(read_with(r, 0), range(0, next));
+  EXPECT_EQ(read_with(r, 5000), range(5000, next));
+  EXPECT_EQ(read_with(r, 3), range(3, next));
 }
 
 // What a reader read ahead past the written offset is not trusted: a batch
@@ -290,27 +288,15 @@ TEST_F(PartitionLogTest, AReadAheadPastTheWrittenOffsetIsReadAgain) {
   open(small_segments(8 << 20));
   append(1200, 1000);  // larger than the reader's chunk: the read ahead starts after it
   const std::uint64_t written = next;
-  std::vector<std::vector<std::byte>> batches;
-  std::vector<PartitionLog::Placement> places;
-  for (const std::uint64_t base : {written, written + 2}) {
-    log::v2::BatchBuilder b;
-    b.reset(base);
-    for (std::uint64_t o = base; o < base + 2; ++o) b.append(o, clock_ms++, "k", "v" + std::to_string(o));
-    batches.emplace_back(b.finish().begin(), b.finish().end());
-    places.push_back(log->append(batches.back()));
-  }
-  log::IoCompletion c[1];
-  auto write = [&](std::size_t i) {
-    ASSERT_TRUE(io.write(places[i].file, places[i].position, batches[i], 1).ok());
-    ASSERT_EQ(io.reap(c, 1), 1u);
-  };
-  write(1);  // the later batch first: the file now has a hole where the first goes
+  const Placed late = place_batch(written);
+  const Placed later = place_batch(written + 2);
+  write_placed(later);  // first: the file now has a hole where the late one goes
   log::LogReader r(io, kDir, true);
   ASSERT_EQ(r.seek(0), log::ReadStatus::batch) << r.error();
   log::DecodedBatch batch;
   ASSERT_EQ(r.next(written, batch), log::ReadStatus::batch) << r.error();
   EXPECT_EQ(r.next(written, batch), log::ReadStatus::end);
-  write(0);
+  write_placed(late);
   ASSERT_EQ(r.next(written + 4, batch), log::ReadStatus::batch) << r.error();
   EXPECT_EQ(batch.header.base_offset, written);
   ASSERT_EQ(r.next(written + 4, batch), log::ReadStatus::batch) << r.error();

@@ -8,6 +8,7 @@ RINGBUS_PACKAGES=(
   libboost-dev                       # Boost.Lockfree/Interprocess (bench baselines)
   libxxhash-dev                      # the stable key hash
   liburing-dev                       # the commit log's io_uring writer
+  libisal-dev                        # CRC-32C (ISA-L)
   zlib1g-dev libsnappy-dev liblz4-dev libzstd-dev  # Kafka's record batch codecs
   libcli11-dev libfmt-dev            # command-line parsing and formatting of the tools
   nlohmann-json3-dev                 # the control channel's JSON, JSON output

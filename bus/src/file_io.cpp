@@ -9,7 +9,10 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <condition_variable>
 #include <deque>
+#include <mutex>
+#include <thread>
 
 namespace ringbus::log {
 
@@ -138,7 +141,7 @@ class FdFileIo : public FileIo {
   std::map<int, std::string> paths_;
 };
 
-class PwriteIo final : public FdFileIo {
+class PwriteIo : public FdFileIo {
  public:
   const char* name() const noexcept override { return "pwrite"; }
   Status write(int file, std::uint64_t offset, std::span<const std::byte> data, std::uint64_t tag) override {
@@ -175,6 +178,93 @@ class PwriteIo final : public FdFileIo {
 
  private:
   std::deque<IoCompletion> done_;
+};
+
+// pread and pwrite, with reads ahead on a thread of its own: for a reader
+// that runs on a user's thread (a consumer's disk path). io_uring would run
+// them on a kernel worker just as well, but its workers signal the
+// submitting thread (task work), and that thread's own blocking system calls
+// then return early: a consumer's handler writing to a pipe saw short writes.
+class ThreadReadIo final : public PwriteIo {
+ public:
+  ~ThreadReadIo() override {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    work_.notify_all();
+    if (worker_.joinable()) worker_.join();
+  }
+  const char* name() const noexcept override { return "pread (reads ahead on a thread)"; }
+  Status read_async(int file, std::uint64_t offset, std::span<std::byte> dst, std::uint64_t tag) override {
+    if (!worker_.joinable()) worker_ = std::thread([this] { run(); });
+    {
+      std::lock_guard lock(mu_);
+      queue_.push_back({file, offset, dst, tag});
+      ++in_flight_;
+    }
+    work_.notify_one();
+    return {};
+  }
+  std::size_t pending() const noexcept override {
+    std::lock_guard lock(mu_);
+    return PwriteIo::pending() + in_flight_ + done_.size();
+  }
+  std::size_t reap(std::span<IoCompletion> out, std::size_t min) override {
+    std::size_t n = PwriteIo::reap(out, 0);
+    std::unique_lock lock(mu_);
+    finished_.wait(lock, [&] { return n + done_.size() >= min || in_flight_ == 0; });
+    for (; n < out.size() && !done_.empty(); ++n) {
+      out[n] = done_.front();
+      done_.pop_front();
+    }
+    return n;
+  }
+
+ private:
+  struct Read {
+    int file;
+    std::uint64_t offset;
+    std::span<std::byte> dst;
+    std::uint64_t tag;
+  };
+
+  void run() {
+    std::unique_lock lock(mu_);
+    for (;;) {
+      work_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping, nothing left
+      const Read r = queue_.front();
+      queue_.pop_front();
+      lock.unlock();
+      // Plain pread: FdFileIo::read would look up the file's name, which the
+      // owner's thread may be changing.
+      int result = 0;
+      for (std::size_t got = 0; got < r.dst.size();) {
+        const ssize_t n = ::pread(r.file, r.dst.data() + got, r.dst.size() - got, static_cast<off_t>(r.offset + got));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+          result = n < 0 ? -errno : static_cast<int>(got);
+          break;
+        }
+        got += static_cast<std::size_t>(n);
+        result = static_cast<int>(got);
+      }
+      lock.lock();
+      done_.push_back({r.tag, result});
+      --in_flight_;
+      finished_.notify_all();
+    }
+  }
+
+  mutable std::mutex mu_;
+  std::condition_variable work_;      // queue_ has a read, or stop_
+  std::condition_variable finished_;  // a read moved to done_
+  std::deque<Read> queue_;
+  std::deque<IoCompletion> done_;
+  std::size_t in_flight_ = 0;  // queued or being read
+  bool stop_ = false;
+  std::thread worker_;
 };
 
 class UringIo final : public FdFileIo {
@@ -311,6 +401,8 @@ class UringIo final : public FdFileIo {
 }  // namespace
 
 std::unique_ptr<FileIo> make_pwrite_io() { return std::make_unique<PwriteIo>(); }
+
+std::unique_ptr<FileIo> make_thread_read_io() { return std::make_unique<ThreadReadIo>(); }
 
 std::unique_ptr<FileIo> make_uring_io(unsigned depth, std::string* warning) {
   io_uring ring{};

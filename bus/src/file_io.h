@@ -2,7 +2,8 @@
 // (ARCHITECTURE.md, "Conventions"), with three backends:
 //   - io_uring: several writes in flight, submitted in batches;
 //   - pwrite: the fallback where io_uring is unavailable (old kernel,
-//     disabled by sysctl or seccomp), chosen with one clear warning;
+//     disabled by sysctl or seccomp), chosen with one clear warning; and,
+//     with reads ahead on a thread of its own, a consumer's reader;
 //   - memory: for tests, with injectable faults (ENOSPC, EIO, a write that
 //     lands partly and then fails) and a simulated crash that loses what was
 //     not synced, tearing the last unsynced write.
@@ -15,8 +16,8 @@
 // or an error. Nothing orders a sync after earlier writes: a caller that
 // needs "durable up to X" reaps the writes first, then queues the sync.
 //
-// Threading: an instance is used by one thread at a time (the flusher that
-// owns it).
+// Threading: an instance is used by one thread at a time (the flusher or the
+// reader that owns it).
 #pragma once
 
 #include <cstddef>
@@ -78,8 +79,9 @@ class FileIo {
   virtual Status sync(int file, std::uint64_t tag) = 0;
   // Queues a read of up to dst.size() bytes at `offset` (fewer only at the
   // end of the file); `dst` must stay valid until the completion is reaped.
-  // io_uring runs it on a kernel worker, so the copy overlaps the caller's
-  // work; the other backends read at once.
+  // io_uring runs it on a kernel worker and make_thread_read_io() on a
+  // thread of its own, so the copy overlaps the caller's work; the others
+  // read at once.
   virtual Status read_async(int file, std::uint64_t offset, std::span<std::byte> dst, std::uint64_t tag) = 0;
   // Requests queued or in flight whose completion has not been reaped.
   virtual std::size_t pending() const noexcept = 0;
@@ -90,6 +92,12 @@ class FileIo {
 
 // The pwrite backend: each request runs at once; completions queue up.
 std::unique_ptr<FileIo> make_pwrite_io();
+
+// The pwrite backend whose read_async runs on a thread of its own: the
+// backend of a reader that reads ahead on a user's thread (a consumer's disk
+// path), where io_uring's completions would interrupt that thread's own
+// blocking system calls.
+std::unique_ptr<FileIo> make_thread_read_io();
 
 // The io_uring backend with `depth` submission entries. If io_uring cannot be
 // set up, returns the pwrite backend and puts the reason in *warning (log it

@@ -4,9 +4,8 @@
 
 namespace ringbus::log {
 
-// io_uring where it works (reads ahead on a kernel worker), else pread: the
-// same results, without the overlap.
-LogCursor::LogCursor(std::string dir) : dir_(std::move(dir)), io_(make_uring_io(2, nullptr)) {
+// Reads ahead on a thread of its own (file_io.h says why not io_uring).
+LogCursor::LogCursor(std::string dir) : dir_(std::move(dir)), io_(make_thread_read_io()) {
   reader_ = std::make_unique<LogReader>(*io_, dir_, true);
 }
 

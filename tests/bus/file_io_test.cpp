@@ -20,6 +20,7 @@ namespace {
 // kernel refuses it here: the pwrite cases then cover the fallback.
 std::unique_ptr<FileIo> make(const std::string& kind, std::string& unavailable) {
   if (kind == "pwrite") return make_pwrite_io();
+  if (kind == "thread_read") return make_thread_read_io();
   if (kind == "memory") return std::make_unique<MemoryIo>();
   auto io = make_uring_io(8, &unavailable);  // small depth: exercises a full queue
   return unavailable.empty() ? std::move(io) : nullptr;
@@ -159,7 +160,7 @@ TEST_P(FileIoTest, OpeningAMissingFileNamesIt) {
   EXPECT_NE(f.error().message.find("nope"), std::string::npos) << f.error().message;
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, FileIoTest, ::testing::Values("io_uring", "pwrite", "memory"),
+INSTANTIATE_TEST_SUITE_P(Backends, FileIoTest, ::testing::Values("io_uring", "pwrite", "thread_read", "memory"),
                          [](const auto& info) { return info.param == "io_uring" ? std::string("uring") : info.param; });
 
 // ---- the memory backend's faults ------------------------------------------

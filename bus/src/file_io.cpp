@@ -12,6 +12,7 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <system_error>
 #include <thread>
 
 namespace ringbus::log {
@@ -197,7 +198,13 @@ class ThreadReadIo final : public PwriteIo {
   }
   const char* name() const noexcept override { return "pread (reads ahead on a thread)"; }
   Status read_async(int file, std::uint64_t offset, std::span<std::byte> dst, std::uint64_t tag) override {
-    if (!worker_.joinable()) worker_ = std::thread([this] { run(); });
+    if (!worker_.joinable()) {
+      try {
+        worker_ = std::thread([this] { run(); });
+      } catch (const std::system_error&) {
+        return PwriteIo::read_async(file, offset, dst, tag);  // no thread to be had: read now
+      }
+    }
     {
       std::lock_guard lock(mu_);
       queue_.push_back({file, offset, dst, tag});

@@ -144,11 +144,11 @@ std::uint64_t log_bytes(const std::string& partition_dir) {
 }
 
 
-// Publishes n values of kRecord bytes flat out, each starting with its
-// sequence number (its offset in a fresh topic), backing off while
-// back-pressured. Returns the last result; `error` says why it stopped early.
-// Publishes n records with the library's blocking publish(): a producer held
-// back by the disk waits as users' producers do (spin, yield, then sleep).
+// Publishes n values of `size` bytes flat out, each starting with its
+// sequence number (its offset in a fresh topic), with the library's blocking
+// publish(): a producer held back by the disk waits as users' producers do
+// (spin, yield, then sleep). Returns the last result; `error` says why it
+// stopped early.
 PublishResult publish_sequence(Producer& p, std::uint64_t n, std::string& error, std::size_t size = kRecord) {
   std::string value(size, 'v');
   PublishResult last;

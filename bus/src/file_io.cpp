@@ -21,6 +21,21 @@ namespace {
 
 std::string errno_text(const std::string& what, int err) { return what + ": " + std::strerror(err); }
 
+// Reads until dst is full or the file ends; the bytes read, or -errno.
+ssize_t pread_full(int file, std::uint64_t offset, std::span<std::byte> dst) {
+  std::size_t got = 0;
+  while (got < dst.size()) {
+    const ssize_t n = ::pread(file, dst.data() + got, dst.size() - got, static_cast<off_t>(offset + got));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return -errno;
+    }
+    if (n == 0) break;  // end of file
+    got += static_cast<std::size_t>(n);
+  }
+  return static_cast<ssize_t>(got);
+}
+
 // What the pwrite and io_uring backends share: real files, handles are fds.
 class FdFileIo : public FileIo {
  public:
@@ -119,17 +134,9 @@ class FdFileIo : public FileIo {
     return {};
   }
   Result<std::size_t> read(int file, std::uint64_t offset, std::span<std::byte> dst) override {
-    std::size_t got = 0;
-    while (got < dst.size()) {
-      const ssize_t n = ::pread(file, dst.data() + got, dst.size() - got, static_cast<off_t>(offset + got));
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return Error{Errc::io_error, errno_text("read " + path(file), errno)};
-      }
-      if (n == 0) break;  // end of file
-      got += static_cast<std::size_t>(n);
-    }
-    return got;
+    const ssize_t got = pread_full(file, offset, dst);
+    if (got < 0) return Error{Errc::io_error, errno_text("read " + path(file), static_cast<int>(-got))};
+    return static_cast<std::size_t>(got);
   }
 
  protected:
@@ -165,8 +172,7 @@ class PwriteIo : public FdFileIo {
     return {};
   }
   Status read_async(int file, std::uint64_t offset, std::span<std::byte> dst, std::uint64_t tag) override {
-    auto got = read(file, offset, dst);
-    done_.push_back({tag, got ? static_cast<int>(got.value()) : -EIO});
+    done_.push_back({tag, static_cast<int>(pread_full(file, offset, dst))});
     return {};
   }
   std::size_t pending() const noexcept override { return done_.size(); }
@@ -244,19 +250,9 @@ class ThreadReadIo final : public PwriteIo {
       const Read r = queue_.front();
       queue_.pop_front();
       lock.unlock();
-      // Plain pread: FdFileIo::read would look up the file's name, which the
-      // owner's thread may be changing.
-      int result = 0;
-      for (std::size_t got = 0; got < r.dst.size();) {
-        const ssize_t n = ::pread(r.file, r.dst.data() + got, r.dst.size() - got, static_cast<off_t>(r.offset + got));
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-          result = n < 0 ? -errno : static_cast<int>(got);
-          break;
-        }
-        got += static_cast<std::size_t>(n);
-        result = static_cast<int>(got);
-      }
+      // Not FdFileIo::read: it looks up the file's name, which the owner's
+      // thread may be changing.
+      const auto result = static_cast<int>(pread_full(r.file, r.offset, r.dst));
       lock.lock();
       done_.push_back({r.tag, result});
       --in_flight_;
@@ -285,13 +281,13 @@ class UringIo final : public FdFileIo {
   const char* name() const noexcept override { return "io_uring"; }
 
   Status write(int file, std::uint64_t offset, std::span<const std::byte> data, std::uint64_t tag) override {
-    return start(Req{file, offset, const_cast<std::byte*>(data.data()), data.size(), 0, tag, Req::write});
+    return start(Req{file, offset, data.data(), data.size(), 0, tag, false});
   }
-  Status sync(int file, std::uint64_t tag) override { return start(Req{file, 0, nullptr, 0, 0, tag, Req::sync}); }
+  Status sync(int file, std::uint64_t tag) override { return start(Req{file, 0, nullptr, 0, 0, tag, true}); }
+  // At once: no reader of ours runs it on io_uring (make_thread_read_io says why).
   Status read_async(int file, std::uint64_t offset, std::span<std::byte> dst, std::uint64_t tag) override {
-    const Status s = start(Req{file, offset, dst.data(), dst.size(), 0, tag, Req::read});
-    io_uring_submit(&ring_);  // now: it is to run while the caller works
-    return s;
+    done_.push_back({tag, static_cast<int>(pread_full(file, offset, dst))});
+    return {};
   }
   std::size_t pending() const noexcept override { return in_flight_ + done_.size(); }
 
@@ -307,14 +303,13 @@ class UringIo final : public FdFileIo {
 
  private:
   struct Req {
-    enum Kind : std::uint8_t { write, sync, read };
     int fd;
     std::uint64_t offset;
-    std::byte* data;  // written from, or read into
+    const std::byte* data;
     std::size_t size;
-    std::size_t done;  // bytes already transferred (after short writes or reads)
+    std::size_t done;  // bytes already written (after short writes)
     std::uint64_t tag;
-    Kind kind;
+    bool is_sync;
   };
 
   Status start(const Req& r) {
@@ -344,13 +339,8 @@ class UringIo final : public FdFileIo {
       sqe = sqe != nullptr ? sqe : io_uring_get_sqe(&ring_);
     }
     const Req& r = reqs_[slot];
-    if (r.kind == Req::sync) {
+    if (r.is_sync) {
       io_uring_prep_fsync(sqe, r.fd, IORING_FSYNC_DATASYNC);
-    } else if (r.kind == Req::read) {
-      io_uring_prep_read(sqe, r.fd, r.data + r.done, static_cast<unsigned>(r.size - r.done), r.offset + r.done);
-      // On a worker even when the pages are cached: the point of a read
-      // ahead is that the kernel's copy overlaps the reader's own work.
-      sqe->flags |= IOSQE_ASYNC;
     } else {
       io_uring_prep_write(sqe, r.fd, r.data + r.done, static_cast<unsigned>(r.size - r.done), r.offset + r.done);
     }
@@ -366,13 +356,10 @@ class UringIo final : public FdFileIo {
   void on_cqe(std::uint32_t slot, int res) {
     Req& r = reqs_[slot];
     if (res == -EAGAIN || res == -EINTR) return queue(slot);  // try again
-    if (r.kind == Req::sync || res < 0) return complete(slot, res < 0 ? res : 0);
-    if (res == 0) {
-      // A read at the end of the file; a write that made no progress (do not spin).
-      return complete(slot, r.kind == Req::read ? static_cast<int>(r.done) : -EIO);
-    }
+    if (r.is_sync || res < 0) return complete(slot, res < 0 ? res : 0);
+    if (res == 0) return complete(slot, -EIO);  // no progress: do not spin
     r.done += static_cast<std::size_t>(res);
-    if (r.done < r.size) return queue(slot);  // a short transfer: queue the rest
+    if (r.done < r.size) return queue(slot);  // a short write: queue the rest
     complete(slot, static_cast<int>(r.size));
   }
 

@@ -79,9 +79,8 @@ class FileIo {
   virtual Status sync(int file, std::uint64_t tag) = 0;
   // Queues a read of up to dst.size() bytes at `offset` (fewer only at the
   // end of the file); `dst` must stay valid until the completion is reaped.
-  // io_uring runs it on a kernel worker and make_thread_read_io() on a
-  // thread of its own, so the copy overlaps the caller's work; the others
-  // read at once.
+  // make_thread_read_io() runs it on a thread of its own, so the copy
+  // overlaps the caller's work; the others read at once.
   virtual Status read_async(int file, std::uint64_t offset, std::span<std::byte> dst, std::uint64_t tag) = 0;
   // Requests queued or in flight whose completion has not been reaped.
   virtual std::size_t pending() const noexcept = 0;

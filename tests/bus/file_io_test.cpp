@@ -120,7 +120,7 @@ TEST_P(FileIoTest, ReadPastTheEndIsShortNotAnError) {
 TEST_P(FileIoTest, ReadAheadCompletesWithTheBytesReadShortAtTheEnd) {
   auto f = io_->open(path("seg"), true);
   ASSERT_TRUE(f.ok());
-  const auto data = pattern(3 << 20, 5);  // larger than one io_uring read is sure to return
+  const auto data = pattern(3 << 20, 5);  // larger than one read is sure to return
   ASSERT_TRUE(io_->write(*f, 0, data, 1).ok());
   reap_all();
   std::vector<std::byte> whole(data.size() - 10);

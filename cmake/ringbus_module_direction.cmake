@@ -1,8 +1,8 @@
-# Modules depend one way: tools -> io -> bus (ARCHITECTURE.md). This check
-# fails the configure step (and the CTest `module_direction`) when a module
-# reaches up: a quoted #include in bus/ that resolves only outside bus/, one
-# in io/ that resolves only in tools/, or a CMakeLists.txt of bus/ or io/
-# that names a higher module's folder or target.
+# Modules depend one way: tools -> cluster -> io -> bus (ARCHITECTURE.md).
+# This check fails the configure step (and the CTest `module_direction`) when
+# a module reaches up: a quoted #include in a module that resolves only in a
+# module above it (or nowhere below it), or a CMakeLists.txt of bus/, io/ or
+# cluster/ that names a higher module's folder or target.
 #
 # Use: include() it from the top-level CMakeLists.txt (ROOT defaults to the
 # source tree), or run it as a script: cmake -DROOT=<tree> -P <this file>.
@@ -12,7 +12,8 @@ function(ringbus_check_module_direction root)
   # module -> the folders its quoted includes may resolve in (its own first).
   set(allowed_bus "bus/src;bus/include")
   set(allowed_io "io/src;io/include;bus/src;bus/include")
-  foreach(module bus io)
+  set(allowed_cluster "cluster/src;cluster/include;io/src;io/include;bus/src;bus/include")
+  foreach(module bus io cluster)
     file(GLOB_RECURSE sources RELATIVE "${root}" "${root}/${module}/*.h" "${root}/${module}/*.cpp")
     foreach(source IN LISTS sources)
       get_filename_component(own_dir "${source}" DIRECTORY)
@@ -33,10 +34,11 @@ function(ringbus_check_module_direction root)
     endforeach()
   endforeach()
 
-  # Include paths and link lines: bus names neither io nor tools; io not tools.
-  set(higher_bus "io/|tools/|ringbus_io|ringbus::io|ringbus_control|ringbus_daemon")
-  set(higher_io "tools/|ringbus_control|ringbus_daemon")
-  foreach(module bus io)
+  # Include paths and link lines: no module names one above it.
+  set(higher_bus "io/|cluster/|tools/|ringbus_io|ringbus::io|ringbus_cluster|ringbus_control|ringbus_daemon")
+  set(higher_io "cluster/|tools/|ringbus_cluster|ringbus_control|ringbus_daemon")
+  set(higher_cluster "tools/|ringbus_control|ringbus_daemon")
+  foreach(module bus io cluster)
     file(GLOB_RECURSE lists RELATIVE "${root}" "${root}/${module}/CMakeLists.txt")
     foreach(list IN LISTS lists)
       file(STRINGS "${root}/${list}" lines)
@@ -50,7 +52,7 @@ function(ringbus_check_module_direction root)
   endforeach()
 
   if(problems)
-    message(FATAL_ERROR "Modules must depend one way, tools -> io -> bus (ARCHITECTURE.md):\n${problems}")
+    message(FATAL_ERROR "Modules must depend one way, tools -> cluster -> io -> bus (ARCHITECTURE.md):\n${problems}")
   endif()
 endfunction()
 

@@ -13,13 +13,14 @@ RINGBUS_PACKAGES=(
   libcli11-dev libfmt-dev            # command-line parsing and formatting of the tools
   nlohmann-json3-dev                 # the control channel's JSON, JSON output
   libtomlplusplus-dev libspdlog-dev  # ringbusd's configuration file and log
+  libcurl4-openssl-dev libssl-dev    # the cluster: etcd's API over HTTP, the peers' handshake
   libgtest-dev libgmock-dev          # tests
   libbenchmark-dev                   # benchmarks
   gnuplot-nox                        # the trucking demo's chart
 )
 # Only tools/check needs these: python3-kafka and its codecs for the record
-# batch cross-check test,
-RINGBUS_TEST_PACKAGES=(python3-kafka python3-snappy python3-lz4 python3-zstandard)
+# batch cross-check test, a real etcd for the cluster tests,
+RINGBUS_TEST_PACKAGES=(python3-kafka python3-snappy python3-lz4 python3-zstandard etcd-server)
 # and (not with --quick) clang and libFuzzer for the fuzz targets.
 RINGBUS_CHECK_PACKAGES=(clang-14 libclang-rt-14-dev)
 

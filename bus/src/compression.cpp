@@ -8,6 +8,8 @@
 #include <cstring>
 #include <memory>
 
+#include "byte_order.h"
+
 namespace ringbus::log {
 
 namespace {
@@ -17,11 +19,6 @@ constexpr std::size_t kStep = 64 * 1024;
 
 const char* cp(const std::byte* p) { return reinterpret_cast<const char*>(p); }
 
-std::uint32_t load_be32(const std::byte* p) {
-  std::uint32_t v;
-  std::memcpy(&v, p, 4);
-  return __builtin_bswap32(v);
-}
 void append_be32(std::vector<std::byte>& out, std::uint32_t v) {
   v = __builtin_bswap32(v);
   const auto* b = reinterpret_cast<const std::byte*>(&v);
@@ -143,7 +140,7 @@ bool snappy_decompress(std::span<const std::byte> in, std::size_t max_size, std:
       error = "a snappy block length is cut off at byte " + std::to_string(at);
       return false;
     }
-    const std::uint32_t n = load_be32(in.data() + at);
+    const std::uint32_t n = detail::load_be<std::uint32_t>(in.data() + at);
     at += 4;
     if (n > in.size() - at) {
       error = "a snappy block of " + std::to_string(n) + " bytes runs past the data";

@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "byte_order.h"
 #include "compression.h"
 #include "crc32c.h"
 #include "log_format.h"
@@ -11,23 +12,8 @@ namespace ringbus::log::v2 {
 
 namespace {
 
-template <class T>
-T load_be(const std::byte* p) noexcept {
-  T v;
-  std::memcpy(&v, p, sizeof v);
-  if constexpr (sizeof(T) == 2) return static_cast<T>(__builtin_bswap16(static_cast<std::uint16_t>(v)));
-  if constexpr (sizeof(T) == 4) return static_cast<T>(__builtin_bswap32(static_cast<std::uint32_t>(v)));
-  if constexpr (sizeof(T) == 8) return static_cast<T>(__builtin_bswap64(static_cast<std::uint64_t>(v)));
-  return v;
-}
-
-template <class T>
-void store_be(std::byte* p, T v) noexcept {
-  if constexpr (sizeof(T) == 2) v = static_cast<T>(__builtin_bswap16(static_cast<std::uint16_t>(v)));
-  if constexpr (sizeof(T) == 4) v = static_cast<T>(__builtin_bswap32(static_cast<std::uint32_t>(v)));
-  if constexpr (sizeof(T) == 8) v = static_cast<T>(__builtin_bswap64(static_cast<std::uint64_t>(v)));
-  std::memcpy(p, &v, sizeof v);
-}
+using ringbus::detail::load_be;
+using ringbus::detail::store_be;
 
 // Two's complement arithmetic without overflow (timestamps in a batch are
 // whatever a client sent).

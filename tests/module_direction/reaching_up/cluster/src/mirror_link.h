@@ -1,0 +1,2 @@
+#pragma once
+#include "cli.h"  // cluster reaching up into tools/

@@ -1,0 +1,335 @@
+#include "peer_link.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "peer_auth.h"
+
+namespace ringbus::cluster {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr std::size_t kReadChunk = 256 << 10;
+
+std::string errno_text(int err) { return std::strerror(err); }
+
+// "host:port" split at the last colon; false if there is none or no host.
+bool split_address(const std::string& address, std::string& host, std::string& port) {
+  const auto colon = address.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == address.size()) return false;
+  host = address.substr(0, colon);
+  port = address.substr(colon + 1);
+  return true;
+}
+
+std::string describe(const sockaddr* a) {
+  char host[NI_MAXHOST] = "?", port[NI_MAXSERV] = "?";
+  const socklen_t len = a->sa_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+  ::getnameinfo(a, len, host, sizeof host, port, sizeof port, NI_NUMERICHOST | NI_NUMERICSERV);
+  return std::string(host) + ":" + port;
+}
+
+void set_options(int fd) {
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+  int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+std::string unexpected(const wire::Message& m, const char* wanted) {
+  return std::string("expected ") + wanted + ", got " + wire::to_string(wire::type_of(m));
+}
+
+}  // namespace
+
+PeerLink::PeerLink(int fd, std::string peer) : fd_(fd), peer_(std::move(peer)) { set_options(fd_); }
+
+PeerLink::~PeerLink() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Status PeerLink::fail(const std::string& what) const {
+  return Error{Errc::io_error, "replication link to " + peer_ + ": " + what};
+}
+
+bool PeerLink::wait(short events, Clock::time_point deadline) const {
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+  if (left <= 0) return false;
+  pollfd p{fd_, events, 0};
+  return ::poll(&p, 1, static_cast<int>(left)) > 0;
+}
+
+void PeerLink::send_batches(std::uint32_t stream, std::uint64_t high_watermark, std::uint64_t log_start,
+                            std::span<const std::byte> batches) {
+  const auto head = wire::batches_head(stream, high_watermark, log_start, static_cast<std::uint32_t>(batches.size()));
+  out_.insert(out_.end(), head.begin(), head.end());
+  out_.insert(out_.end(), batches.begin(), batches.end());
+}
+
+Status PeerLink::write_some() {
+  while (out_sent_ < out_.size()) {
+    const ssize_t n = ::send(fd_, out_.data() + out_sent_, out_.size() - out_sent_, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      return fail("send failed: " + errno_text(errno));
+    }
+    out_sent_ += static_cast<std::size_t>(n);
+  }
+  if (out_sent_ == out_.size()) {
+    out_.clear();
+    out_sent_ = 0;
+  } else if (out_sent_ > (1U << 20) && out_sent_ > out_.size() / 2) {
+    out_.erase(out_.begin(), out_.begin() + static_cast<std::ptrdiff_t>(out_sent_));
+    out_sent_ = 0;
+  }
+  return {};
+}
+
+Status PeerLink::flush(std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  for (;;) {
+    if (auto s = write_some(); !s) return s;
+    if (queued() == 0) return {};
+    if (!wait(POLLOUT, deadline)) return fail("the peer took nothing for " + std::to_string(timeout.count()) + " ms");
+  }
+}
+
+Result<bool> PeerLink::read_some() {
+  // Frames handed out before are no longer needed: move what is left down.
+  if (in_start_ > 0) {
+    std::memmove(in_.data(), in_.data() + in_start_, in_end_ - in_start_);
+    in_end_ -= in_start_;
+    in_start_ = 0;
+  }
+  for (;;) {
+    const std::size_t want = std::max(in_end_ + kReadChunk, in_need_);
+    if (in_.size() < want) in_.resize(want);
+    const ssize_t n = ::recv(fd_, in_.data() + in_end_, in_.size() - in_end_, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return true;
+      auto s = fail("recv failed: " + errno_text(errno));
+      return s.error();
+    }
+    if (n == 0) return false;
+    in_end_ += static_cast<std::size_t>(n);
+    if (in_end_ < in_.size()) return true;  // the socket had less than the room: read it all
+  }
+}
+
+Result<std::optional<wire::Message>> PeerLink::next() {
+  const auto d = wire::decode(std::span(in_.data() + in_start_, in_end_ - in_start_));
+  switch (d.state) {
+    case wire::Decoded::State::need_more:
+      in_need_ = d.size;
+      return std::optional<wire::Message>{};
+    case wire::Decoded::State::bad: {
+      auto s = fail("it sent a frame we cannot take: " + d.error);
+      return Error{Errc::corrupt, s.error().message};
+    }
+    case wire::Decoded::State::ok:
+      break;
+  }
+  in_start_ += d.size;
+  in_need_ = 0;
+  return std::optional<wire::Message>{d.message};
+}
+
+Result<wire::Message> PeerLink::receive(std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  for (;;) {
+    auto m = next();
+    if (!m) return m.error();
+    if (m->has_value()) return std::move(**m);
+    auto open = read_some();
+    if (!open) return open.error();
+    // What the peer sent before it closed (an error frame, say) comes first.
+    auto again = next();
+    if (!again) return again.error();
+    if (again->has_value()) return std::move(**again);
+    if (!open.value()) return fail("the peer closed the connection").error();
+    if (!wait(POLLIN, deadline)) return fail("no answer within " + std::to_string(timeout.count()) + " ms").error();
+  }
+}
+
+void PeerLink::refuse(wire::ErrorCode code, const std::string& message, std::chrono::milliseconds timeout) {
+  send(wire::ErrorMsg{0, code, message});
+  (void)flush(timeout);
+}
+
+Result<std::unique_ptr<PeerLink>> dial(const std::string& address, std::chrono::milliseconds timeout) {
+  std::string host, port;
+  if (!split_address(address, host, port))
+    return Error{Errc::invalid_argument, "'" + address + "' is not a host:port address"};
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (const int rc = ::getaddrinfo(host.c_str(), port.c_str(), &hints, &found); rc != 0)
+    return Error{Errc::io_error, "cannot resolve '" + address + "': " + ::gai_strerror(rc)};
+  std::string failures;
+  const auto deadline = Clock::now() + timeout;
+  for (addrinfo* a = found; a; a = a->ai_next) {
+    const int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol);
+    if (fd < 0) continue;
+    int err = 0;
+    if (::connect(fd, a->ai_addr, a->ai_addrlen) != 0) {
+      err = errno;
+      if (err == EINPROGRESS) {
+        pollfd p{fd, POLLOUT, 0};
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+        if (left > 0 && ::poll(&p, 1, static_cast<int>(left)) > 0) {
+          socklen_t len = sizeof err;
+          ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+        } else {
+          err = ETIMEDOUT;
+        }
+      }
+    }
+    if (err == 0) {
+      const std::string name = describe(a->ai_addr);
+      ::freeaddrinfo(found);
+      return std::make_unique<PeerLink>(fd, name);
+    }
+    failures += (failures.empty() ? "" : "; ") + describe(a->ai_addr) + ": " + errno_text(err);
+    ::close(fd);
+  }
+  ::freeaddrinfo(found);
+  return Error{Errc::io_error, "cannot connect to " + address + ": " + (failures.empty() ? "no address" : failures)};
+}
+
+Result<Listener> listen_on(const std::string& address) {
+  std::string host, port;
+  if (!split_address(address, host, port))
+    return Error{Errc::invalid_argument, "'" + address + "' is not a host:port address"};
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* found = nullptr;
+  if (const int rc = ::getaddrinfo(host.c_str(), port.c_str(), &hints, &found); rc != 0)
+    return Error{Errc::invalid_argument, "cannot resolve '" + address + "': " + ::gai_strerror(rc)};
+  std::string failures;
+  for (addrinfo* a = found; a; a = a->ai_next) {
+    const int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol);
+    if (fd < 0) continue;
+    int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (::bind(fd, a->ai_addr, a->ai_addrlen) == 0 && ::listen(fd, 64) == 0) {
+      sockaddr_storage bound{};
+      socklen_t len = sizeof bound;
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &len);
+      const auto p = bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
+                                                 : reinterpret_cast<sockaddr_in*>(&bound)->sin_port;
+      ::freeaddrinfo(found);
+      return Listener{fd, ntohs(p)};
+    }
+    failures += (failures.empty() ? "" : "; ") + describe(a->ai_addr) + ": " + errno_text(errno);
+    ::close(fd);
+  }
+  ::freeaddrinfo(found);
+  return Error{Errc::io_error, "cannot listen on " + address + ": " + (failures.empty() ? "no address" : failures)};
+}
+
+Result<std::unique_ptr<PeerLink>> accept_link(int listen_fd) {
+  sockaddr_storage from{};
+  socklen_t len = sizeof from;
+  const int fd = ::accept4(listen_fd, reinterpret_cast<sockaddr*>(&from), &len, SOCK_CLOEXEC | SOCK_NONBLOCK);
+  if (fd < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED)
+      return std::unique_ptr<PeerLink>{};
+    return Error{Errc::io_error, "accept on the replication port failed: " + errno_text(errno)};
+  }
+  return std::make_unique<PeerLink>(fd, describe(reinterpret_cast<sockaddr*>(&from)));
+}
+
+Result<std::string> mirror_handshake(PeerLink& link, const PeerIdentity& me, std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  auto left = [&] {
+    return std::max(std::chrono::milliseconds(1),
+                    std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
+  };
+  auto refused = [&](wire::ErrorCode code, const std::string& why) -> Error {
+    link.refuse(code, why, left());
+    return Error{Errc::invalid_argument, "replication link to " + link.peer() + ": " + why};
+  };
+  const wire::Nonce ours = random_nonce();
+  link.send(wire::Hello{wire::kVersion, me.cluster, me.node, ours});
+  if (auto s = link.flush(left()); !s) return s.error();
+  auto m = link.receive(left());
+  if (!m) return m.error();
+  if (const auto* e = std::get_if<wire::ErrorMsg>(&m.value()))
+    return Error{Errc::invalid_argument, "replication link to " + link.peer() + ": the leader refused it (" +
+                                             to_string(e->code) + "): " + e->message};
+  const auto* w = std::get_if<wire::Welcome>(&m.value());
+  if (!w) return refused(wire::ErrorCode::protocol, unexpected(m.value(), "welcome"));
+  if (w->version != wire::kVersion)
+    return refused(wire::ErrorCode::version, "the leader speaks version " + std::to_string(w->version) +
+                                                 ", this mirror version " + std::to_string(wire::kVersion));
+  link.set_peer("node '" + w->node + "' (" + link.peer() + ")");
+  const auto expected = make_proof(me.secret, PeerRole::leader, ours, w->nonce, me.cluster, w->node);
+  if (!proof_matches(expected, w->proof))
+    return refused(wire::ErrorCode::auth, "the leader's proof does not match cluster '" + me.cluster + "''s secret");
+  link.send(wire::ProofMsg{make_proof(me.secret, PeerRole::mirror, w->nonce, ours, me.cluster, me.node)});
+  if (auto s = link.flush(left()); !s) return s.error();
+  return w->node;
+}
+
+Result<std::string> leader_handshake(PeerLink& link, const PeerIdentity& me, std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  auto left = [&] {
+    return std::max(std::chrono::milliseconds(1),
+                    std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
+  };
+  auto refused = [&](wire::ErrorCode code, const std::string& why) -> Error {
+    link.refuse(code, why, left());
+    return Error{Errc::invalid_argument, "replication link from " + link.peer() + ": " + why};
+  };
+  auto m = link.receive(left());
+  if (!m) {
+    // Garbage on the replication port: say so to whoever it is.
+    if (m.error().code == Errc::corrupt) link.refuse(wire::ErrorCode::protocol, m.error().message, left());
+    return m.error();
+  }
+  const auto* h = std::get_if<wire::Hello>(&m.value());
+  if (!h) return refused(wire::ErrorCode::protocol, unexpected(m.value(), "hello"));
+  if (h->version != wire::kVersion)
+    return refused(wire::ErrorCode::version, "the mirror speaks version " + std::to_string(h->version) +
+                                                 ", this leader version " + std::to_string(wire::kVersion));
+  if (h->cluster != me.cluster)
+    return refused(wire::ErrorCode::auth,
+                   "node '" + h->node + "' belongs to cluster '" + h->cluster + "', this node to '" + me.cluster + "'");
+  if (h->node.empty()) return refused(wire::ErrorCode::protocol, "the hello names no node");
+  const std::string mirror = h->node;
+  const wire::Nonce theirs = h->nonce;
+  link.set_peer("node '" + mirror + "' (" + link.peer() + ")");
+  const wire::Nonce ours = random_nonce();
+  link.send(wire::Welcome{wire::kVersion, me.node, ours,
+                          make_proof(me.secret, PeerRole::leader, theirs, ours, me.cluster, me.node)});
+  if (auto s = link.flush(left()); !s) return s.error();
+  auto p = link.receive(left());
+  if (!p) return p.error();
+  if (const auto* e = std::get_if<wire::ErrorMsg>(&p.value()))
+    return Error{Errc::invalid_argument, "replication link from " + link.peer() + ": the mirror refused it (" +
+                                             to_string(e->code) + "): " + e->message};
+  const auto* proof = std::get_if<wire::ProofMsg>(&p.value());
+  if (!proof) return refused(wire::ErrorCode::protocol, unexpected(p.value(), "proof"));
+  const auto expected = make_proof(me.secret, PeerRole::mirror, ours, theirs, me.cluster, mirror);
+  if (!proof_matches(expected, proof->proof))
+    return refused(wire::ErrorCode::auth,
+                   "node '" + mirror + "''s proof does not match cluster '" + me.cluster + "''s secret");
+  return mirror;
+}
+
+}  // namespace ringbus::cluster

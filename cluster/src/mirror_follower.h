@@ -1,0 +1,92 @@
+// A mirror node's side of one link: connects to a leader node, proves
+// itself, and follows some of its partitions, each into a MirrorLog
+// (cluster/README.md, "A stream"): follow, find where the logs diverge by
+// epoch and truncate there (KIP-101, KIP-279), fetch, then append the
+// batches the leader streams and acknowledge what is written and durable.
+//
+// A link that fails (the leader went away, refused, or sent what we cannot
+// take) is logged with the peer and the fault and dialled again after a
+// pause; a stream whose batches the log refuses stops with the reason
+// (state() says it) and nothing already written is touched.
+//
+// Threading: one thread of its own; state() from any thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "log_writer.h"
+#include "mirror_log.h"
+#include "peer_link.h"
+
+namespace ringbus::cluster {
+
+struct FollowerOptions {
+  PeerIdentity me;
+  std::string leader;  // the leader node's replication address, host:port
+  io::LogFn log = {};
+  std::chrono::milliseconds timeout{2000};      // dial, handshake
+  std::chrono::milliseconds redial_pause{200};  // after a link failed
+};
+
+// One partition to follow, into `log` (which the follower then owns the
+// use of, from its thread).
+struct FollowTarget {
+  std::string topic;
+  std::uint64_t topic_id = 0;
+  std::uint32_t partition = 0;
+  MirrorLog* log = nullptr;
+};
+
+class MirrorFollower {
+ public:
+  enum class Phase : std::uint8_t { connecting, finding_divergence, following, failed };
+  struct StreamState {
+    Phase phase = Phase::connecting;
+    std::int32_t leader_epoch = -1;
+    std::uint64_t high_watermark = 0;  // as the leader last said
+    std::string error;                 // failed: why
+  };
+
+  MirrorFollower(FollowerOptions options, std::vector<FollowTarget> targets);
+  ~MirrorFollower();  // stop()
+  void stop();
+  StreamState state(std::size_t target) const;
+
+ private:
+  struct Stream {
+    FollowTarget target;
+    StreamState state;
+    std::int32_t query_epoch = -1;  // the epoch asked about (finding_divergence)
+    std::uint64_t acked_written = UINT64_MAX;
+    std::uint64_t acked_durable = UINT64_MAX;
+  };
+  void run();
+  // One link's life: false when stopping.
+  void serve(PeerLink& link);
+  // Handles a frame; an error ends the link.
+  Status handle(PeerLink& link, const wire::Message& m);
+  Status on_following(PeerLink& link, Stream& s, const wire::Following& f);
+  Status on_epoch_end(PeerLink& link, Stream& s, const wire::EpochEnd& e);
+  Status on_batches(PeerLink& link, Stream& s, const wire::Batches& b);
+  void fail_stream(PeerLink& link, Stream& s, wire::ErrorCode code, const std::string& why);
+  void send_acks(PeerLink& link);
+  void publish(const Stream& s);
+  void log(const char* level, const std::string& message) const;
+
+  FollowerOptions options_;
+  std::vector<Stream> streams_;  // stream id i + 1
+  mutable std::mutex mu_;
+  std::vector<StreamState> published_;  // state() reads these
+  std::atomic<bool> stopping_{false};
+  int wake_fd_ = -1;  // an eventfd: stop() wakes the thread's poll
+  std::thread thread_;
+};
+
+}  // namespace ringbus::cluster

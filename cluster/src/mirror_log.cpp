@@ -1,0 +1,91 @@
+#include "mirror_log.h"
+
+#include <chrono>
+#include <thread>
+
+namespace ringbus::cluster {
+
+namespace {
+
+std::int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+MirrorLog::MirrorLog(std::string dir, LogConfig config, io::LogFn log_fn, std::string where)
+    : dir_(std::move(dir)),
+      config_(config),
+      log_fn_(std::move(log_fn)),
+      where_(std::move(where)),
+      io_(log::make_pwrite_io()) {}
+
+// The pwrite backend completes each write when it is queued: nothing is in
+// flight here to wait for. What was not closed cleanly is recovered at the
+// next open.
+MirrorLog::~MirrorLog() = default;
+
+Status MirrorLog::ensure_open(std::uint64_t first_offset) {
+  if (writer_) return {};
+  io::RecoveryReport report;
+  auto log = io::PartitionLog::open(*io_, dir_, io::LogSettings::from(config_), first_offset, &report);
+  if (!log) return log.error();
+  for (const auto& note : report.notes) log_fn_("warn", where_ + ": " + note);
+  const std::uint64_t end = log.value()->end_offset();
+  io::LogWriter::Events& events = *this;
+  writer_ = std::make_unique<io::LogWriter>(std::move(log.value()), *io_, config_, log_fn_, 0, where_, events);
+  written_.store(end, std::memory_order_release);
+  durable_.store(end, std::memory_order_release);  // recovery synced what it kept
+  return {};
+}
+
+Status MirrorLog::append(std::span<const std::byte> batch) {
+  for (;;) {
+    Status s = writer_->append(batch, 0);
+    if (s || s.error().code != Errc::busy) return s;
+    pump();
+    std::this_thread::yield();
+  }
+}
+
+void MirrorLog::pump() {
+  const std::int64_t now = now_ns();
+  (void)writer_->pump(now, 0);
+  log::IoCompletion done[16];
+  for (;;) {
+    const std::size_t n = io_->reap(done, 0);
+    for (std::size_t i = 0; i < n; ++i) writer_->on_completion(done[i], now);
+    if (n < std::size(done)) break;
+  }
+  (void)writer_->pump(now, 0);
+}
+
+void MirrorLog::settle() {
+  while (writer_->busy()) {
+    pump();
+    if (writer_->stuck()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+Result<std::uint64_t> MirrorLog::truncate_to(std::uint64_t offset) {
+  settle();
+  auto end = writer_->truncate_to(offset);
+  if (!end) return end;
+  written_.store(writer_->written(), std::memory_order_release);
+  durable_.store(writer_->durable(), std::memory_order_release);
+  return end;
+}
+
+Status MirrorLog::close_clean() {
+  if (!writer_) return {};
+  settle();
+  return writer_->close_clean();
+}
+
+void MirrorLog::written(std::uint64_t offset, std::uint64_t) { written_.store(offset, std::memory_order_release); }
+void MirrorLog::durable(std::uint64_t offset) { durable_.store(offset, std::memory_order_release); }
+void MirrorLog::failed(int err) { error_.store(err, std::memory_order_relaxed); }
+void MirrorLog::start_moved(std::uint64_t) {}
+
+}  // namespace ringbus::cluster

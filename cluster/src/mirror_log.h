@@ -1,0 +1,80 @@
+// A mirror's copy of one partition's log: the PartitionLog and LogWriter a
+// follower appends its leader's batches through (io/README.md, "The log
+// writer"), with a FileIo of its own, driven from the follower's thread.
+// The log keeps the leader's offsets and epochs; written and durable follow
+// the topic's durability policy, as on the leader.
+//
+// Threading: one thread (the follower's). written()/durable() may be read
+// from any thread.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+
+#include "file_io.h"
+#include "log_writer.h"
+#include "partition_log.h"
+
+namespace ringbus::cluster {
+
+class MirrorLog : private io::LogWriter::Events {
+ public:
+  // Opens (recovering) the log in `dir`; a directory without a segment gets
+  // its first one when the leader says where its log starts (ensure_open).
+  // `where` names the partition in logs.
+  MirrorLog(std::string dir, LogConfig config, io::LogFn log_fn, std::string where);
+  ~MirrorLog() override;
+
+  const std::string& where() const noexcept { return where_; }
+  // Opens the log, creating it at `first_offset` if it has no segment yet.
+  Status ensure_open(std::uint64_t first_offset);
+  bool is_open() const noexcept { return writer_ != nullptr; }
+
+  // (open) The offset the next batch must start at, the log's start.
+  std::uint64_t end() const noexcept { return writer_->next_offset(); }
+  std::uint64_t start() const noexcept { return writer_->log().start_offset(); }
+  // (open) The largest epoch at or below `epoch` and where it ends.
+  std::optional<io::LeaderEpoch> end_of_epoch(std::int32_t epoch) const noexcept {
+    return writer_->log().end_of_epoch(epoch);
+  }
+  const std::vector<io::LeaderEpoch>& epochs() const noexcept { return writer_->log().epochs(); }
+
+  // Hands a batch to the writer (checked whole: LogWriter::append). Waits
+  // (pumping) while every slot is in flight.
+  Status append(std::span<const std::byte> batch);
+  // Queues writes and syncs, reaps what completed.
+  void pump();
+  // Pumps until every batch handed over is written (a stream that stops
+  // keeps what it accepted).
+  void settle();
+  // Cuts the log to end at or below `offset` once every write is done.
+  Result<std::uint64_t> truncate_to(std::uint64_t offset);
+  // Writes everything submitted and closes the log cleanly.
+  Status close_clean();
+
+  std::uint64_t written() const noexcept { return written_.load(std::memory_order_acquire); }
+  std::uint64_t durable() const noexcept { return durable_.load(std::memory_order_acquire); }
+  int error() const noexcept { return error_.load(std::memory_order_relaxed); }
+
+ private:
+  void written(std::uint64_t offset, std::uint64_t cookie) override;
+  void durable(std::uint64_t offset) override;
+  void failed(int err) override;
+  void start_moved(std::uint64_t offset) override;
+
+  std::string dir_;
+  LogConfig config_;
+  io::LogFn log_fn_;
+  std::string where_;
+  std::unique_ptr<log::FileIo> io_;
+  std::unique_ptr<io::LogWriter> writer_;
+  std::atomic<std::uint64_t> written_{0};
+  std::atomic<std::uint64_t> durable_{0};
+  std::atomic<int> error_{0};
+};
+
+}  // namespace ringbus::cluster

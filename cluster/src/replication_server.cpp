@@ -1,0 +1,266 @@
+#include "replication_server.h"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "record_batch.h"
+
+namespace ringbus::cluster {
+
+namespace {
+
+// A frame gathers batches up to this; a link holds at most kMaxQueued
+// unsent bytes before its streams wait (a slow mirror's backlog stays on
+// disk, not in memory).
+constexpr std::size_t kFrameTarget = 1 << 20;
+constexpr std::size_t kMaxQueued = 8 << 20;
+// How often a stream at the end of the written log looks again.
+constexpr int kTailPollMs = 1;
+constexpr int kIdlePollMs = 100;
+
+}  // namespace
+
+Result<std::unique_ptr<ReplicationServer>> ReplicationServer::start(ServerOptions options, LedPartitions& partitions) {
+  auto listener = listen_on(options.listen);
+  if (!listener) return listener.error();
+  return std::unique_ptr<ReplicationServer>(new ReplicationServer(std::move(options), partitions, listener.value()));
+}
+
+ReplicationServer::ReplicationServer(ServerOptions options, LedPartitions& partitions, Listener listener)
+    : options_(std::move(options)), partitions_(partitions), listener_(listener) {
+  if (!options_.log) options_.log = [](const char*, const std::string&) {};
+  wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  thread_ = std::thread([this] { run(); });
+}
+
+ReplicationServer::~ReplicationServer() { stop(); }
+
+void ReplicationServer::stop() {
+  if (!thread_.joinable()) return;
+  stopping_.store(true, std::memory_order_release);
+  const std::uint64_t one = 1;
+  (void)!::write(wake_fd_, &one, sizeof one);
+  thread_.join();
+  links_.clear();
+  ::close(wake_fd_);
+  ::close(listener_.fd);
+}
+
+void ReplicationServer::log(const char* level, const std::string& message) const { options_.log(level, message); }
+
+void ReplicationServer::run() {
+  bool tailing = false;
+  while (!stopping_.load(std::memory_order_acquire)) {
+    std::vector<pollfd> fds{{listener_.fd, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+    for (const auto& l : links_)
+      fds.push_back({l->link->fd(), static_cast<short>(POLLIN | (l->link->queued() ? POLLOUT : 0)), 0});
+    (void)::poll(fds.data(), fds.size(), tailing ? kTailPollMs : kIdlePollMs);
+    if (fds[0].revents & POLLIN) accept_links();
+    tailing = false;
+    for (std::size_t i = 0; i < links_.size();) {
+      Link& l = *links_[i];
+      bool keep = serve(l);
+      if (keep) {
+        tailing |= feed(l);
+        if (auto w = l.link->write_some(); !w) {
+          log("warn", w.error().message);
+          keep = false;
+        }
+      }
+      if (keep) {
+        ++i;
+      } else {
+        links_.erase(links_.begin() + static_cast<std::ptrdiff_t>(i));
+      }
+    }
+  }
+}
+
+void ReplicationServer::accept_links() {
+  for (;;) {
+    auto link = accept_link(listener_.fd);
+    if (!link) {
+      log("error", link.error().message);
+      return;
+    }
+    if (!link.value()) return;
+    // The handshake runs here, within its deadline: a peer that stalls it
+    // holds the other links up for that long at most.
+    auto mirror = leader_handshake(*link.value(), options_.me, options_.handshake_timeout);
+    if (!mirror) {
+      log("error", mirror.error().message);
+      continue;
+    }
+    log("info", "mirror node '" + mirror.value() + "' connected from " + link.value()->peer());
+    auto l = std::make_unique<Link>();
+    l->link = std::move(link.value());
+    l->mirror = mirror.value();
+    links_.push_back(std::move(l));
+  }
+}
+
+bool ReplicationServer::serve(Link& l) {
+  auto open = l.link->read_some();
+  if (!open) {
+    log("warn", open.error().message);
+    return false;
+  }
+  for (;;) {
+    auto m = l.link->next();
+    if (!m) {
+      log("error", m.error().message);
+      l.link->refuse(wire::ErrorCode::protocol, m.error().message, options_.handshake_timeout);
+      return false;
+    }
+    if (!m->has_value()) break;
+    if (auto s = handle(l, **m); !s) {
+      log("error", s.error().message);
+      return false;
+    }
+  }
+  if (!open.value()) {
+    log("info", "mirror node '" + l.mirror + "' closed the link");
+    return false;
+  }
+  return true;
+}
+
+Status ReplicationServer::handle(Link& l, const wire::Message& m) {
+  auto bad = [&](const std::string& why) -> Status {
+    l.link->refuse(wire::ErrorCode::protocol, why, options_.handshake_timeout);
+    return Error{Errc::corrupt, "replication link from " + l.link->peer() + ": " + why};
+  };
+  auto stream_of = [&](std::uint32_t id) -> Stream* {
+    const auto it = l.streams.find(id);
+    return it == l.streams.end() ? nullptr : &it->second;
+  };
+  if (const auto* f = std::get_if<wire::Follow>(&m)) {
+    auto found = partitions_.find(f->topic, f->topic_id, f->partition);
+    if (!found.partition) {
+      log("warn", "mirror node '" + l.mirror + "' asked for partition " + std::to_string(f->partition) +
+                      " of topic '" + f->topic + "': " + found.why);
+      l.link->send(wire::ErrorMsg{f->stream, found.code, found.why});
+      return {};
+    }
+    Stream s;
+    s.part = found.partition;
+    s.where = "partition " + std::to_string(f->partition) + " of topic '" + f->topic + "' to node '" + l.mirror + "'";
+    s.io = log::make_pwrite_io();
+    s.reader = std::make_unique<log::LogReader>(*s.io, s.part->log_dir());
+    l.link->send(wire::Following{f->stream, s.part->leader_epoch(), s.part->log_start(), s.part->written(),
+                                 s.part->high_watermark()});
+    l.streams[f->stream] = std::move(s);
+    return {};
+  }
+  if (const auto* q = std::get_if<wire::EpochQuery>(&m)) {
+    Stream* s = stream_of(q->stream);
+    if (!s) return bad("epoch_query for stream " + std::to_string(q->stream) + ", which it did not follow");
+    const auto e = s->part->end_of_epoch(q->epoch);
+    l.link->send(wire::EpochEnd{q->stream, e ? e->epoch : -1, e ? e->start_offset : 0});
+    return {};
+  }
+  if (const auto* f = std::get_if<wire::Fetch>(&m)) {
+    Stream* s = stream_of(f->stream);
+    if (!s) return bad("fetch for stream " + std::to_string(f->stream) + ", which it did not follow");
+    const std::uint64_t start = s->part->log_start(), written = s->part->written();
+    if (f->offset < start || f->offset > written) {
+      const std::string why = "offset " + std::to_string(f->offset) + " is outside the log's " + std::to_string(start) +
+                              ".." + std::to_string(written);
+      l.link->send(wire::ErrorMsg{f->stream, wire::ErrorCode::out_of_range, why});
+      l.streams.erase(f->stream);
+      return {};
+    }
+    const auto st = s->reader->seek(f->offset);
+    if (st != log::ReadStatus::batch) {
+      const std::string why = "cannot read the log at offset " + std::to_string(f->offset) + ": " + s->reader->error();
+      log("error", s->where + ": " + why);
+      l.link->send(wire::ErrorMsg{f->stream, st == log::ReadStatus::out_of_range ? wire::ErrorCode::out_of_range
+                                                                                  : wire::ErrorCode::storage,
+                                  why});
+      l.streams.erase(f->stream);
+      return {};
+    }
+    s->next = f->offset;
+    s->sending = true;
+    return {};
+  }
+  if (const auto* a = std::get_if<wire::Ack>(&m)) {
+    Stream* s = stream_of(a->stream);
+    if (!s) return bad("ack for stream " + std::to_string(a->stream) + ", which it did not follow");
+    s->part->acknowledged(l.mirror, a->written, a->durable);
+    return {};
+  }
+  if (const auto* e = std::get_if<wire::ErrorMsg>(&m)) {
+    if (e->stream == 0)
+      return Error{Errc::invalid_argument, "replication link from " + l.link->peer() + ": the mirror closed it (" +
+                                               to_string(e->code) + "): " + e->message};
+    if (Stream* s = stream_of(e->stream))
+      log("error", s->where + ": the mirror stopped it (" + to_string(e->code) + "): " + e->message);
+    l.streams.erase(e->stream);
+    return {};
+  }
+  return bad(std::string("a mirror does not send ") + wire::to_string(wire::type_of(m)));
+}
+
+bool ReplicationServer::feed(Link& l) {
+  bool tailing = false;
+  for (auto it = l.streams.begin(); it != l.streams.end();) {
+    const std::uint32_t id = it->first;
+    Stream& s = it->second;
+    if (!s.sending) {
+      ++it;
+      continue;
+    }
+    const std::uint64_t limit = s.part->written();
+    std::string failure;
+    wire::ErrorCode code = wire::ErrorCode::storage;
+    frame_.clear();
+    while (frame_.size() < kFrameTarget && l.link->queued() + frame_.size() < kMaxQueued) {
+      log::DecodedBatch batch;
+      const auto st = s.reader->next(limit, batch);
+      if (st == log::ReadStatus::end) {
+        tailing = true;
+        break;
+      }
+      if (st != log::ReadStatus::batch) {
+        code = st == log::ReadStatus::out_of_range ? wire::ErrorCode::out_of_range : wire::ErrorCode::storage;
+        failure = "cannot read the log at offset " + std::to_string(s.next) + ": " + s.reader->error();
+        break;
+      }
+      const std::uint64_t base = batch.header.base_offset, end = base + batch.header.offset_span;
+      if (batch.format != log::kSegmentVersion) {
+        // Segments of the old format (RBB1) hold no Kafka batches to ship.
+        failure = "the batch at offset " + std::to_string(base) +
+                  " lies in a segment of the old format (RBB1), which mirrors cannot take";
+        break;
+      }
+      if (base != s.next) {
+        // Replicas' logs hold the same batches: a fetch lands on a batch's start.
+        code = wire::ErrorCode::out_of_range;
+        failure = "offset " + std::to_string(s.next) + " is not where a batch starts (the batch there is " +
+                  std::to_string(base) + ".." + std::to_string(end) + ")";
+        break;
+      }
+      frame_.insert(frame_.end(), batch.v2.bytes.begin(), batch.v2.bytes.end());
+      s.next = end;
+    }
+    const std::uint64_t hw = s.part->high_watermark();
+    if (!frame_.empty() || hw != s.sent_hw) {
+      l.link->send_batches(id, hw, s.part->log_start(), frame_);
+      s.sent_hw = hw;
+    }
+    if (!failure.empty()) {
+      log("error", s.where + ": " + failure);
+      l.link->send(wire::ErrorMsg{id, code, failure});
+      it = l.streams.erase(it);
+      continue;
+    }
+    ++it;
+  }
+  return tailing;
+}
+
+}  // namespace ringbus::cluster

@@ -1,0 +1,296 @@
+// A leader's log streamed to a mirror over a loopback link
+// (ReplicationServer -> MirrorFollower -> MirrorLog): the mirror's log ends
+// batch by batch the same as the leader's, caught up and then live; a
+// mirror whose log diverged truncates where the epochs say (the KIP-101 and
+// KIP-279 cases of cluster/README.md) and no further; a leader's batch that
+// fails its CRC is refused and nothing written is touched; an unknown topic
+// is refused by name.
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <future>
+#include <mutex>
+#include <thread>
+
+#include "../bus/test_support.h"
+#include "log_reader.h"
+#include "mirror_follower.h"
+#include "mirror_log.h"
+#include "record_batch.h"
+#include "replication_server.h"
+
+namespace ringbus::cluster {
+namespace {
+
+using namespace std::chrono_literals;
+
+const PeerIdentity kLeaderId{"prod", "node-a", "s3cret"};
+const PeerIdentity kMirrorId{"prod", "node-b", "s3cret"};
+
+// `records` records from `base`, in leader epoch `epoch`; values name the
+// epoch, so batches of other epochs at the same offsets differ.
+std::vector<std::byte> batch(std::uint64_t base, std::uint32_t records, std::int32_t epoch) {
+  log::v2::BatchBuilder b;
+  b.reset(base, epoch);
+  for (std::uint32_t i = 0; i < records; ++i)
+    b.append(base + i, 1'700'000'000'000 + static_cast<std::int64_t>(base + i), "k",
+             "e" + std::to_string(epoch) + "-" + std::to_string(base + i));
+  const auto bytes = b.finish();
+  return {bytes.begin(), bytes.end()};
+}
+
+LogConfig small_segments() {
+  LogConfig c;
+  c.segment_bytes = 1 << 20;
+  c.durability = Durability::page_cache;
+  return c;
+}
+
+// The leader's partition: a log the test writes, served as topic 't'
+// (id 7), partition 0.
+class TestLeader : public LedPartition, public LedPartitions {
+ public:
+  explicit TestLeader(std::string dir) : dir_(std::move(dir)), log_(dir_, small_segments(), quiet(), "leader") {
+    EXPECT_TRUE(log_.ensure_open(0));
+  }
+  void write(std::uint64_t base, std::uint32_t records, std::int32_t epoch) {
+    std::lock_guard lock(mu_);
+    ASSERT_EQ(log_.end(), base);
+    ASSERT_TRUE(log_.append(batch(base, records, epoch)));
+    while (log_.written() < base + records) log_.pump();
+  }
+  void set_high_watermark(std::uint64_t hw) { hw_.store(hw); }
+  std::pair<std::uint64_t, std::uint64_t> acked() const {
+    std::lock_guard lock(mu_);
+    return acked_;
+  }
+  std::string mirror_name() const {
+    std::lock_guard lock(mu_);
+    return mirror_;
+  }
+
+  // LedPartition
+  const std::string& log_dir() const override { return dir_; }
+  std::int32_t leader_epoch() const override { return 1; }
+  std::uint64_t written() const override { return log_.written(); }
+  std::uint64_t log_start() const override {
+    std::lock_guard lock(mu_);
+    return log_.start();
+  }
+  std::uint64_t high_watermark() const override { return hw_.load(); }
+  std::optional<io::LeaderEpoch> end_of_epoch(std::int32_t epoch) const override {
+    std::lock_guard lock(mu_);
+    return log_.end_of_epoch(epoch);
+  }
+  void acknowledged(const std::string& mirror, std::uint64_t w, std::uint64_t d) override {
+    std::lock_guard lock(mu_);
+    mirror_ = mirror;
+    acked_ = {w, d};
+  }
+  // LedPartitions
+  Found find(std::string_view topic, std::uint64_t topic_id, std::uint32_t partition) override {
+    if (topic != "t" || topic_id != 7 || partition != 0)
+      return {nullptr, wire::ErrorCode::unknown_topic, "this node leads no partition " + std::to_string(partition) +
+                                                           " of a topic '" + std::string(topic) + "'"};
+    return {std::shared_ptr<LedPartition>(this, [](LedPartition*) {}), {}, {}};
+  }
+
+  static io::LogFn quiet() {
+    return [](const char*, const std::string&) {};
+  }
+
+ private:
+  std::string dir_;
+  mutable std::mutex mu_;
+  MirrorLog log_;
+  std::atomic<std::uint64_t> hw_{0};
+  std::pair<std::uint64_t, std::uint64_t> acked_{0, 0};
+  std::string mirror_;
+};
+
+// Every batch of the log in `dir`, as its bytes lie on disk.
+std::vector<std::vector<std::byte>> batches_of(const std::string& dir) {
+  auto io = log::make_pwrite_io();
+  log::LogReader r(*io, dir);
+  std::vector<std::vector<std::byte>> out;
+  if (r.seek(0) != log::ReadStatus::batch) return out;
+  log::DecodedBatch b;
+  while (r.next(UINT64_MAX, b) == log::ReadStatus::batch) out.emplace_back(b.v2.bytes.begin(), b.v2.bytes.end());
+  return out;
+}
+
+class MirrorStreamTest : public ::testing::Test {
+ protected:
+  MirrorStreamTest()
+      : root_(std::filesystem::temp_directory_path() / ("ringbus-mirror-" + test::unique_instance("m"))),
+        leader_((root_ / "leader").string()),
+        mirror_((root_ / "mirror").string(), small_segments(), logger(), "partition 0 of topic 't' (mirror)") {}
+  ~MirrorStreamTest() override {
+    follower_.reset();
+    server_.reset();
+    std::error_code ec;
+    std::filesystem::remove_all(root_, ec);
+  }
+  io::LogFn logger() {
+    return [this](const char* level, const std::string& m) {
+      std::lock_guard lock(lines_mu_);
+      lines_.push_back(std::string(level) + ": " + m);
+    };
+  }
+  std::string lines() {
+    std::lock_guard lock(lines_mu_);
+    std::string all;
+    for (const auto& l : lines_) all += l + "\n";
+    return all;
+  }
+  void serve() {
+    auto s = ReplicationServer::start({kLeaderId, "127.0.0.1:0", logger()}, leader_);
+    ASSERT_TRUE(s) << s.error().message;
+    server_ = std::move(s.value());
+  }
+  void follow(std::string topic = "t") {
+    FollowerOptions o{kMirrorId, "127.0.0.1:" + std::to_string(server_->port()), logger()};
+    follower_ = std::make_unique<MirrorFollower>(o, std::vector<FollowTarget>{{std::move(topic), 7, 0, &mirror_}});
+  }
+  bool mirror_reaches(std::uint64_t offset) {
+    return test::eventually([&] { return mirror_.written() >= offset; }, 20s);
+  }
+
+  std::filesystem::path root_;
+  TestLeader leader_;
+  MirrorLog mirror_;
+  std::unique_ptr<ReplicationServer> server_;
+  std::unique_ptr<MirrorFollower> follower_;
+  std::mutex lines_mu_;
+  std::vector<std::string> lines_;
+};
+
+TEST_F(MirrorStreamTest, AMirrorCopiesTheLogBatchByBatchThenFollowsItLive) {
+  for (std::uint64_t b = 0; b < 50; ++b) leader_.write(b * 10, 10, 0);
+  leader_.set_high_watermark(300);
+  serve();
+  follow();
+  ASSERT_TRUE(mirror_reaches(500)) << lines();
+  // Live: written while the mirror follows, in a new epoch.
+  for (std::uint64_t b = 50; b < 100; ++b) leader_.write(b * 10, 10, 1);
+  ASSERT_TRUE(mirror_reaches(1000)) << lines();
+  leader_.set_high_watermark(1000);
+  ASSERT_TRUE(test::eventually([&] { return follower_->state(0).high_watermark == 1000; }, 10s));
+  ASSERT_TRUE(test::eventually([&] { return leader_.acked().second == 1000; }, 10s)) << lines();
+  follower_.reset();
+  EXPECT_EQ(leader_.mirror_name(), "node-b");
+  const auto led = batches_of((root_ / "leader").string());
+  ASSERT_EQ(led.size(), 100u);
+  EXPECT_EQ(batches_of((root_ / "mirror").string()), led);
+  EXPECT_EQ(mirror_.epochs(), (std::vector<io::LeaderEpoch>{{0, 0}, {1, 500}}));
+}
+
+// KIP-279: C holds 0@0, 2@5 (to 10); leader B holds 0@0, 1@4 (to 12). C asks
+// about 2, B answers 1 ending at 12; C has no epoch 1 and asks about 0; B
+// answers 0 ending at 4; C cuts at 4, in whole batches: its batch 0..4 holds
+// offset 4, so it goes (to 0), and C fetches B's log from there.
+TEST_F(MirrorStreamTest, AMirrorThatSkippedTheLeadersEpochAsksAgainAndCutsWhereTheyAgree) {
+  leader_.write(0, 4, 0);
+  leader_.write(4, 8, 1);
+  ASSERT_TRUE(mirror_.ensure_open(0));
+  ASSERT_TRUE(mirror_.append(batch(0, 5, 0)));
+  ASSERT_TRUE(mirror_.append(batch(5, 5, 2)));
+  while (mirror_.written() < 10) mirror_.pump();
+  serve();
+  follow();
+  ASSERT_TRUE(test::eventually([&] { return follower_->state(0).phase == MirrorFollower::Phase::following; }, 10s));
+  ASSERT_TRUE(mirror_reaches(12)) << lines();
+  follower_.reset();
+  EXPECT_EQ(batches_of((root_ / "mirror").string()), batches_of((root_ / "leader").string()));
+  EXPECT_EQ(mirror_.epochs(), (std::vector<io::LeaderEpoch>{{0, 0}, {1, 4}}));
+  EXPECT_NE(lines().find("left the leader's at offset 4 (epoch 0); truncated from 10 to 0"), std::string::npos)
+      << lines();
+}
+
+// KIP-101, case 2: the mirror holds offsets 0..1 of epoch 0; the new leader
+// wrote offset 1 in epoch 1. The mirror cuts to 1, not to a high watermark.
+TEST_F(MirrorStreamTest, AMirrorCutsItsOldEpochWhereTheLeadersNextBegan) {
+  leader_.write(0, 1, 0);
+  leader_.write(1, 1, 1);
+  ASSERT_TRUE(mirror_.ensure_open(0));
+  ASSERT_TRUE(mirror_.append(batch(0, 1, 0)));
+  ASSERT_TRUE(mirror_.append(batch(1, 1, 0)));
+  while (mirror_.written() < 2) mirror_.pump();
+  serve();
+  follow();
+  // Following is said after the cut: the offset then comes from the leader.
+  ASSERT_TRUE(test::eventually([&] { return follower_->state(0).phase == MirrorFollower::Phase::following; }, 10s));
+  ASSERT_TRUE(mirror_reaches(2)) << lines();
+  follower_.reset();
+  EXPECT_EQ(batches_of((root_ / "mirror").string()), batches_of((root_ / "leader").string()));
+  EXPECT_NE(lines().find("truncated from 2 to 1"), std::string::npos) << lines();
+}
+
+// KIP-101, case 1: a mirror that holds what the leader holds cuts nothing,
+// whatever high watermark it knew.
+TEST_F(MirrorStreamTest, AMirrorThatAgreesWithItsLeaderCutsNothing) {
+  leader_.write(0, 2, 0);
+  ASSERT_TRUE(mirror_.ensure_open(0));
+  ASSERT_TRUE(mirror_.append(batch(0, 2, 0)));
+  while (mirror_.written() < 2) mirror_.pump();
+  leader_.set_high_watermark(1);
+  serve();
+  follow();
+  ASSERT_TRUE(test::eventually([&] { return follower_->state(0).phase == MirrorFollower::Phase::following; }, 10s));
+  leader_.write(2, 1, 0);
+  ASSERT_TRUE(mirror_reaches(3)) << lines();
+  follower_.reset();
+  EXPECT_EQ(batches_of((root_ / "mirror").string()), batches_of((root_ / "leader").string()));
+  EXPECT_EQ(lines().find("truncated"), std::string::npos) << lines();
+}
+
+TEST_F(MirrorStreamTest, AnUnknownTopicIsRefusedByName) {
+  serve();
+  follow("nope");
+  ASSERT_TRUE(test::eventually([&] { return follower_->state(0).phase == MirrorFollower::Phase::failed; }, 10s));
+  EXPECT_NE(follower_->state(0).error.find("leads no partition 0 of a topic 'nope'"), std::string::npos)
+      << follower_->state(0).error;
+}
+
+// A leader of our own whose second batch fails its CRC.
+TEST_F(MirrorStreamTest, ALeadersBatchWithABadCrcIsRefusedAndNothingWrittenIsTouched) {
+  auto listener = listen_on("127.0.0.1:0").value();
+  auto fake = std::async(std::launch::async, [&]() -> std::string {
+    pollfd p{listener.fd, POLLIN, 0};
+    if (::poll(&p, 1, 5000) != 1) return "no connection";
+    auto link = std::move(accept_link(listener.fd).value());
+    if (!leader_handshake(*link, kLeaderId, 5000ms)) return "no handshake";
+    auto f = link->receive(5000ms);
+    if (!f || !std::holds_alternative<wire::Follow>(f.value())) return "no follow";
+    link->send(wire::Following{1, 0, 0, 20, 0});
+    if (!link->flush(5000ms)) return "flush";
+    auto fetch = link->receive(5000ms);
+    if (!fetch || !std::holds_alternative<wire::Fetch>(fetch.value())) return "no fetch";
+    auto good = batch(0, 10, 0);
+    auto bad = batch(10, 10, 0);
+    bad[bad.size() - 3] ^= std::byte{0x40};  // inside the records: the CRC no longer matches
+    link->send_batches(1, 0, 0, good);
+    link->send_batches(1, 0, 0, bad);
+    if (!link->flush(5000ms)) return "flush";
+    for (;;) {  // acks, then the mirror's refusal
+      auto m = link->receive(5000ms);
+      if (!m) return m.error().message;
+      if (const auto* e = std::get_if<wire::ErrorMsg>(&m.value()))
+        return std::string(wire::to_string(e->code)) + ": " + e->message;
+    }
+  });
+  FollowerOptions o{kMirrorId, "127.0.0.1:" + std::to_string(listener.port), logger()};
+  follower_ = std::make_unique<MirrorFollower>(o, std::vector<FollowTarget>{{"t", 7, 0, &mirror_}});
+  const std::string refusal = fake.get();
+  ::close(listener.fd);
+  EXPECT_NE(refusal.find("bad_batch: the leader's batch at offset 10 was refused"), std::string::npos) << refusal;
+  ASSERT_TRUE(test::eventually([&] { return follower_->state(0).phase == MirrorFollower::Phase::failed; }, 10s));
+  follower_.reset();
+  EXPECT_EQ(mirror_.written(), 10u);
+  EXPECT_EQ(batches_of((root_ / "mirror").string()).size(), 1u);
+}
+
+}  // namespace
+}  // namespace ringbus::cluster

@@ -119,11 +119,15 @@ class FdFileIo : public FileIo {
     if (::fstat(file, &st) != 0) return Error{Errc::io_error, errno_text("stat " + path(file), errno)};
     return static_cast<std::uint64_t>(st.st_size);
   }
-  Status allocate(int file, std::uint64_t bytes) override {
+  Status allocate(int file, std::uint64_t from, std::uint64_t to) override {
+    if (to <= from) return {};
     // KEEP_SIZE: reserve the blocks, leave the visible size (and so what
     // recovery finds past the last write: nothing) unchanged.
-    if (::fallocate(file, FALLOC_FL_KEEP_SIZE, 0, static_cast<off_t>(bytes)) != 0 && errno != EOPNOTSUPP) {
-      return Error{Errc::io_error, errno_text("preallocate " + std::to_string(bytes) + " bytes for " + path(file), errno)};
+    if (::fallocate(file, FALLOC_FL_KEEP_SIZE, static_cast<off_t>(from), static_cast<off_t>(to - from)) != 0 &&
+        errno != EOPNOTSUPP) {
+      return Error{Errc::io_error, errno_text("preallocate bytes " + std::to_string(from) + ".." + std::to_string(to) +
+                                                  " of " + path(file),
+                                              errno)};
     }
     return {};
   }
@@ -436,7 +440,7 @@ Result<std::uint64_t> MemoryIo::size(int handle) {
   return static_cast<std::uint64_t>(f->data.size());
 }
 
-Status MemoryIo::allocate(int handle, std::uint64_t) {
+Status MemoryIo::allocate(int handle, std::uint64_t, std::uint64_t) {
   return file(handle) == nullptr ? Status(Error{Errc::invalid_argument, "no open file"}) : Status();
 }
 

@@ -50,9 +50,10 @@ class FileIo {
   virtual Result<int> open_read(const std::string& path) = 0;
   virtual void close(int file) noexcept = 0;
   virtual Result<std::uint64_t> size(int file) = 0;
-  // Reserves disk space up to `bytes` without changing what reads return
-  // past the end (new segments are preallocated).
-  virtual Status allocate(int file, std::uint64_t bytes) = 0;
+  // Reserves disk space for [from, to) without changing what reads return
+  // past the end (segments are preallocated as they grow). Only the new
+  // range: on tmpfs each call walks every page of its range.
+  virtual Status allocate(int file, std::uint64_t from, std::uint64_t to) = 0;
   virtual Status truncate(int file, std::uint64_t bytes) = 0;
   // Synchronous read; returns fewer bytes than asked only at the end of file.
   virtual Result<std::size_t> read(int file, std::uint64_t offset, std::span<std::byte> dst) = 0;
@@ -136,7 +137,7 @@ class MemoryIo final : public FileIo {
   Status sync_directory(const std::string& dir) override;
   void close(int file) noexcept override;
   Result<std::uint64_t> size(int file) override;
-  Status allocate(int file, std::uint64_t bytes) override;
+  Status allocate(int file, std::uint64_t from, std::uint64_t to) override;
   Status truncate(int file, std::uint64_t bytes) override;
   Result<std::size_t> read(int file, std::uint64_t offset, std::span<std::byte> dst) override;
   Status write(int file, std::uint64_t offset, std::span<const std::byte> data, std::uint64_t tag) override;

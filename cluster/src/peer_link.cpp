@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 
 #include "peer_auth.h"
@@ -71,9 +72,15 @@ bool PeerLink::wait(short events, Clock::time_point deadline) const {
 
 void PeerLink::send_batches(std::uint32_t stream, std::uint64_t high_watermark, std::uint64_t log_start,
                             std::span<const std::byte> batches) {
-  const auto head = wire::batches_head(stream, high_watermark, log_start, static_cast<std::uint32_t>(batches.size()));
-  out_.insert(out_.end(), head.begin(), head.end());
-  out_.insert(out_.end(), batches.begin(), batches.end());
+  begin_batches();
+  add_batch(batches);
+  end_batches(stream, high_watermark, log_start);
+}
+
+void PeerLink::end_batches(std::uint32_t stream, std::uint64_t high_watermark, std::uint64_t log_start) {
+  const auto head =
+      wire::batches_head(stream, high_watermark, log_start, static_cast<std::uint32_t>(batches_added()));
+  std::copy(head.begin(), head.end(), out_.begin() + static_cast<std::ptrdiff_t>(batches_at_));
 }
 
 Status PeerLink::write_some() {

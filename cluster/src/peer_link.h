@@ -48,6 +48,17 @@ class PeerLink {
   // A Batches frame of `batches` (whole batches, as they lie on disk).
   void send_batches(std::uint32_t stream, std::uint64_t high_watermark, std::uint64_t log_start,
                     std::span<const std::byte> batches);
+  // The same built in place, batch by batch, with no copy in between:
+  // begin_batches, add_batch for each, then end_batches (or drop_batches to
+  // send nothing after all).
+  void begin_batches() {
+    batches_at_ = out_.size();
+    out_.resize(out_.size() + wire::kBatchesHeadSize);
+  }
+  void add_batch(std::span<const std::byte> batch) { out_.insert(out_.end(), batch.begin(), batch.end()); }
+  std::size_t batches_added() const noexcept { return out_.size() - batches_at_ - wire::kBatchesHeadSize; }
+  void end_batches(std::uint32_t stream, std::uint64_t high_watermark, std::uint64_t log_start);
+  void drop_batches() { out_.resize(batches_at_); }
   // Bytes queued and not yet sent.
   std::size_t queued() const noexcept { return out_.size() - out_sent_; }
   // Sends what the socket takes now; an error if the connection failed.
@@ -79,6 +90,7 @@ class PeerLink {
   std::string peer_;
   std::vector<std::byte> out_;
   std::size_t out_sent_ = 0;
+  std::size_t batches_at_ = 0;  // where the Batches frame being built starts in out_
   std::vector<std::byte> in_;
   std::size_t in_start_ = 0;  // the first byte not yet handed out by next()
   std::size_t in_end_ = 0;    // bytes read up to here

@@ -217,8 +217,8 @@ bool ReplicationServer::feed(Link& l) {
     const std::uint64_t limit = s.part->written();
     std::string failure;
     wire::ErrorCode code = wire::ErrorCode::storage;
-    frame_.clear();
-    while (frame_.size() < kFrameTarget && l.link->queued() + frame_.size() < kMaxQueued) {
+    l.link->begin_batches();
+    while (l.link->batches_added() < kFrameTarget && l.link->queued() < kMaxQueued) {
       log::DecodedBatch batch;
       const auto st = s.reader->next(limit, batch);
       if (st == log::ReadStatus::end) {
@@ -244,13 +244,15 @@ bool ReplicationServer::feed(Link& l) {
                   std::to_string(base) + ".." + std::to_string(end) + ")";
         break;
       }
-      frame_.insert(frame_.end(), batch.v2.bytes.begin(), batch.v2.bytes.end());
+      l.link->add_batch(batch.v2.bytes);
       s.next = end;
     }
     const std::uint64_t hw = s.part->high_watermark();
-    if (!frame_.empty() || hw != s.sent_hw) {
-      l.link->send_batches(id, hw, s.part->log_start(), frame_);
+    if (l.link->batches_added() > 0 || hw != s.sent_hw) {
+      l.link->end_batches(id, hw, s.part->log_start());
       s.sent_hw = hw;
+    } else {
+      l.link->drop_batches();
     }
     if (!failure.empty()) {
       log("error", s.where + ": " + failure);

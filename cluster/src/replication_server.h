@@ -100,7 +100,6 @@ class ReplicationServer {
   LedPartitions& partitions_;
   Listener listener_;
   std::vector<std::unique_ptr<Link>> links_;
-  std::vector<std::byte> frame_;  // batches gathered for one frame
   std::atomic<bool> stopping_{false};
   int wake_fd_ = -1;
   std::thread thread_;

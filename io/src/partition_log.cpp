@@ -443,7 +443,7 @@ void PartitionLog::preallocate_to(std::uint64_t bytes) {
       std::min<std::uint64_t>(settings_.segment_bytes, (bytes / kPreallocateStep + 1) * kPreallocateStep);
   if (target <= allocated_) return;
   // Best effort: on a full disk the write itself reports it.
-  if (io_.allocate(active_fd_, target)) allocated_ = target;
+  if (io_.allocate(active_fd_, allocated_, target)) allocated_ = target;
 }
 
 bool PartitionLog::should_roll(std::uint64_t bytes, std::int64_t now_ns) const noexcept {

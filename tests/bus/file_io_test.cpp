@@ -144,7 +144,8 @@ TEST_P(FileIoTest, ReadAheadCompletesWithTheBytesReadShortAtTheEnd) {
 TEST_P(FileIoTest, TruncateAndPreallocate) {
   auto f = io_->open(path("seg"), true);
   ASSERT_TRUE(f.ok());
-  ASSERT_TRUE(io_->allocate(*f, 1 << 20).ok());
+  ASSERT_TRUE(io_->allocate(*f, 0, 1 << 20).ok());
+  ASSERT_TRUE(io_->allocate(*f, 1 << 20, 2 << 20).ok());
   EXPECT_EQ(io_->size(*f).value(), 0u);  // preallocation does not change the size
   const auto data = pattern(1000, 4);
   ASSERT_TRUE(io_->write(*f, 0, data, 1).ok());

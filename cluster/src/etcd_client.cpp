@@ -207,7 +207,7 @@ Result<std::int64_t> EtcdClient::erase_prefix(std::string_view prefix) {
 }
 
 Result<bool> EtcdClient::put_if(std::string_view key, std::string_view value, std::int64_t expected_revision,
-                                std::int64_t lease, std::optional<EtcdKv>* current) {
+                                std::int64_t lease, std::optional<EtcdKv>* current, std::int64_t* revision) {
   json put = {{"key", base64(key)}, {"value", base64(value)}};
   if (lease != 0) put["lease"] = std::to_string(lease);
   const json req = {{"compare", json::array({compare_mod(key, expected_revision)})},
@@ -215,6 +215,8 @@ Result<bool> EtcdClient::put_if(std::string_view key, std::string_view value, st
                     {"failure", json::array({{{"request_range", {{"key", base64(key)}}}}})}};
   return parse<bool>(call("kv/txn", req.dump()), "txn", [&](const json& j) {
     const bool ok = j.value("succeeded", false);
+    // A transaction's header revision is the store's after it: the put's.
+    if (ok && revision) *revision = int_field(j.at("header"), "revision");
     if (!ok && current) {
       auto kvs = kvs_from(j.at("responses").at(0).at("response_range"));
       *current = kvs.empty() ? std::optional<EtcdKv>{} : std::optional<EtcdKv>{std::move(kvs.front())};

@@ -64,10 +64,12 @@ class EtcdClient {
 
   // Compare-and-swap: writes the key only if its mod_revision is
   // `expected_revision` (0: only if the key does not exist). True if it was
-  // written; false if not, and then `current` (when given) holds the key as
-  // it is now (nothing if it does not exist).
+  // written (and `revision`, when given, holds its new mod_revision); false
+  // if not, and then `current` (when given) holds the key as it is now
+  // (nothing if it does not exist).
   Result<bool> put_if(std::string_view key, std::string_view value, std::int64_t expected_revision,
-                      std::int64_t lease = 0, std::optional<EtcdKv>* current = nullptr);
+                      std::int64_t lease = 0, std::optional<EtcdKv>* current = nullptr,
+                      std::int64_t* revision = nullptr);
   // Deletes the key only if its mod_revision is `expected_revision`.
   Result<bool> erase_if(std::string_view key, std::int64_t expected_revision);
 

@@ -102,10 +102,12 @@ TEST_F(EtcdClientTest, PutIfSwapsOnlyAtTheExpectedRevision) {
   auto stale = client_->put_if(key, "a", rev - 1);
   ASSERT_TRUE(stale);
   EXPECT_FALSE(stale.value());
-  auto ok = client_->put_if(key, "a,b", rev);
+  std::int64_t new_rev = 0;
+  auto ok = client_->put_if(key, "a,b", rev, 0, nullptr, &new_rev);
   ASSERT_TRUE(ok);
   EXPECT_TRUE(ok.value());
   EXPECT_EQ(client_->get(key).value()->value, "a,b");
+  EXPECT_EQ(client_->get(key).value()->mod_revision, new_rev);
   // The same revision again is stale now.
   std::optional<EtcdKv> current;
   EXPECT_FALSE(client_->put_if(key, "a", rev, 0, &current).value());

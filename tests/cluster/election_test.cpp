@@ -1,0 +1,114 @@
+// Leadership in a real etcd (cluster/src/partition_state.*): the first
+// election, a live leader kept, a dead leader's in-sync mirror taking over
+// with the next epoch (the dead dropped from the set), an out-of-sync
+// replica refused unless the topic allows unclean elections, two candidates
+// at once with one winner, and a swap on a stale revision refused.
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "etcd_process.h"
+#include "partition_state.h"
+
+namespace ringbus::cluster {
+namespace {
+
+using namespace std::chrono_literals;
+
+class ElectionTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    std::string why;
+    etcd_ = test::EtcdProcess::start(&why).release();
+    if (!etcd_) why_ = why;
+  }
+  static void TearDownTestSuite() {
+    delete etcd_;
+    etcd_ = nullptr;
+  }
+  void SetUp() override {
+    ASSERT_NE(etcd_, nullptr) << why_;
+    client_ = std::move(EtcdClient::create({{etcd_->endpoint()}, 2000ms}).value());
+    states_ = std::make_unique<PartitionStates>(
+        *client_, std::string("/ringbus/") + ::testing::UnitTest::GetInstance()->current_test_info()->name());
+  }
+  // Makes `s` the partition's state, whatever was there.
+  VersionedState seed(const PartitionState& s) {
+    auto cur = states_->read("t", 0).value();
+    EXPECT_TRUE(states_->swap("t", 0, cur, s).value());
+    return cur;
+  }
+  static test::EtcdProcess* etcd_;
+  static std::string why_;
+  std::unique_ptr<EtcdClient> client_;
+  std::unique_ptr<PartitionStates> states_;
+  std::set<std::string> alive_{"a", "b", "c"};
+  bool alive(const std::string& n) const { return alive_.count(n) > 0; }
+};
+test::EtcdProcess* ElectionTest::etcd_ = nullptr;
+std::string ElectionTest::why_;
+
+TEST_F(ElectionTest, TheFirstElectionStartsAtEpochZero) {
+  auto cur = states_->read("t", 0).value();
+  EXPECT_EQ(cur.revision, 0);
+  auto won = states_->elect("t", 0, cur, "a", {"a", "b", "c"}, false, [&](const std::string& n) { return alive(n); });
+  ASSERT_TRUE(won) << won.error().message;
+  EXPECT_TRUE(won.value());
+  EXPECT_EQ(cur.state.leader, "a");
+  EXPECT_EQ(cur.state.epoch, 0);
+  EXPECT_EQ(states_->read("t", 0).value().revision, cur.revision);
+}
+
+TEST_F(ElectionTest, ALiveLeaderIsNotReplaced) {
+  auto cur = seed({"a", 3, {"a", "b"}});
+  EXPECT_FALSE(states_->elect("t", 0, cur, "b", {"a", "b"}, false, [&](const std::string& n) { return alive(n); }).value());
+  EXPECT_EQ(states_->read("t", 0).value().state.leader, "a");
+}
+
+TEST_F(ElectionTest, ADeadLeadersInSyncMirrorTakesOverWithTheNextEpoch) {
+  auto cur = seed({"a", 3, {"a", "b", "c"}});
+  alive_ = {"b"};  // a and c are gone
+  ASSERT_TRUE(states_->elect("t", 0, cur, "b", {"a", "b", "c"}, false, [&](const std::string& n) { return alive(n); }).value());
+  const PartitionState now = states_->read("t", 0).value().state;
+  EXPECT_EQ(now, (PartitionState{"b", 4, {"b"}}));
+}
+
+TEST_F(ElectionTest, AnOutOfSyncReplicaTakesOverOnlyWhenUncleanIsAllowed) {
+  auto cur = seed({"a", 3, {"a", "b"}});
+  alive_ = {"b", "c"};
+  auto is_alive = [&](const std::string& n) { return alive(n); };
+  EXPECT_FALSE(states_->elect("t", 0, cur, "c", {"a", "b", "c"}, false, is_alive).value());
+  ASSERT_TRUE(states_->elect("t", 0, cur, "c", {"a", "b", "c"}, true, is_alive).value());
+  EXPECT_EQ(states_->read("t", 0).value().state, (PartitionState{"c", 4, {"c", "b"}}));
+}
+
+TEST_F(ElectionTest, OfTwoCandidatesAtOnceOneWins) {
+  const auto seeded = seed({"a", 3, {"a", "b", "c"}});
+  alive_ = {"b", "c"};
+  auto is_alive = [&](const std::string& n) { return alive(n); };
+  VersionedState seen_by_b = seeded, seen_by_c = seeded;
+  ASSERT_TRUE(states_->elect("t", 0, seen_by_b, "b", {"a", "b", "c"}, false, is_alive).value());
+  ASSERT_FALSE(states_->elect("t", 0, seen_by_c, "c", {"a", "b", "c"}, false, is_alive).value());
+  // c lost the swap and now sees b's win.
+  EXPECT_EQ(seen_by_c.state.leader, "b");
+  EXPECT_EQ(seen_by_c.state.epoch, 4);
+  EXPECT_EQ(seen_by_c.revision, seen_by_b.revision);
+}
+
+TEST_F(ElectionTest, ASwapOnAStaleRevisionIsRefused) {
+  auto cur = seed({"a", 1, {"a", "b"}});
+  VersionedState stale = cur;
+  ASSERT_TRUE(states_->swap("t", 0, cur, {"a", 1, {"a"}}).value());
+  EXPECT_FALSE(states_->swap("t", 0, stale, {"a", 1, {"a", "b", "c"}}).value());
+  EXPECT_EQ(stale.state.isr, std::vector<std::string>{"a"});
+}
+
+TEST_F(ElectionTest, AStateThatIsNotJsonIsNamed) {
+  ASSERT_TRUE(client_->put(states_->key("t", 0), "garbage"));
+  auto r = states_->read("t", 0);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find(states_->key("t", 0) + ": not JSON"), std::string::npos) << r.error().message;
+}
+
+}  // namespace
+}  // namespace ringbus::cluster

@@ -1,0 +1,104 @@
+// What a leader decides about its replicas, without etcd: the partition
+// state's JSON (each refusal named), and ReplicaTracker's high watermark and
+// in-sync decisions (lowest durable over the set, never back; lag by time;
+// a shrink lets the high watermark move; a mirror rejoins at it).
+#include <gtest/gtest.h>
+
+#include "partition_state.h"
+#include "replica_tracker.h"
+
+namespace ringbus::cluster {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = ReplicaTracker::Clock;
+
+TEST(PartitionStateJson, RoundTrips) {
+  const PartitionState s{"node-a", 7, {"node-a", "node-c"}};
+  auto back = decode_partition_state(encode_partition_state(s), "k");
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(back.value(), s);
+}
+
+TEST(PartitionStateJson, RefusesWhatIsNotAState) {
+  struct Case {
+    const char* json;
+    const char* says;
+  };
+  const Case cases[] = {
+      {"{", "not JSON"},
+      {"[]", "not a JSON object"},
+      {R"({"epoch":1,"isr":[]})", "'leader' is missing"},
+      {R"({"leader":"a","isr":["a"]})", "'epoch' is missing"},
+      {R"({"leader":"a","epoch":-1,"isr":["a"]})", "outside 0..2^31-1"},
+      {R"({"leader":"a","epoch":4294967296,"isr":["a"]})", "outside 0..2^31-1"},
+      {R"({"leader":"a","epoch":1})", "'isr' is missing"},
+      {R"({"leader":"a","epoch":1,"isr":[1]})", "other than a node name"},
+      {R"({"leader":"a","epoch":1,"isr":["a","a"]})", "names 'a' twice"},
+      {R"({"leader":"a","epoch":1,"isr":["a",""]})", "a node of 0 bytes"},
+      {R"({"leader":"b","epoch":1,"isr":["a"]})", "the leader 'b' is not in 'isr'"},
+  };
+  for (const auto& c : cases) {
+    auto r = decode_partition_state(c.json, "/ringbus/x/partitions/t/0");
+    ASSERT_FALSE(r) << c.json;
+    EXPECT_EQ(r.error().code, Errc::corrupt);
+    EXPECT_NE(r.error().message.find(c.says), std::string::npos) << r.error().message;
+    EXPECT_NE(r.error().message.find("/ringbus/x/partitions/t/0"), std::string::npos);
+  }
+}
+
+struct TrackerTest : ::testing::Test {
+  Clock::time_point t0 = Clock::now();
+  ReplicaTracker tracker{"a", {"a", "b", "c"}, 1000ms, t0};
+};
+
+TEST_F(TrackerTest, TheHighWatermarkIsTheLowestDurableOffsetOverTheSet) {
+  tracker.leader_progress(100, 90, t0);
+  EXPECT_EQ(tracker.high_watermark(), 0u);  // b and c have said nothing
+  tracker.acknowledged("b", 100, 80, t0);
+  tracker.acknowledged("c", 70, 60, t0);
+  EXPECT_EQ(tracker.high_watermark(), 60u);
+  tracker.acknowledged("c", 100, 95, t0);
+  EXPECT_EQ(tracker.high_watermark(), 80u);
+  tracker.acknowledged("b", 100, 100, t0);
+  EXPECT_EQ(tracker.high_watermark(), 90u);  // the leader's own durable offset
+}
+
+TEST_F(TrackerTest, TheHighWatermarkNeverMovesBack) {
+  tracker.leader_progress(100, 100, t0);
+  tracker.acknowledged("b", 100, 100, t0);
+  tracker.acknowledged("c", 100, 100, t0);
+  EXPECT_EQ(tracker.high_watermark(), 100u);
+  tracker.acknowledged("b", 50, 50, t0);   // an old ack, late
+  tracker.set_isr({"a", "b", "c", "d"});   // d has said nothing
+  EXPECT_EQ(tracker.high_watermark(), 100u);
+}
+
+TEST_F(TrackerTest, AMirrorLagsOnlyAfterMaxLagWithoutBeingCaughtUp) {
+  tracker.leader_progress(10, 10, t0);
+  tracker.acknowledged("b", 10, 10, t0);
+  tracker.acknowledged("c", 5, 5, t0);
+  EXPECT_TRUE(tracker.lagging(t0 + 900ms).empty());
+  // b stays caught up while nothing new is written; c does not.
+  tracker.leader_progress(10, 10, t0 + 900ms);
+  EXPECT_EQ(tracker.lagging(t0 + 1100ms), std::vector<std::string>{"c"});
+  tracker.acknowledged("c", 10, 10, t0 + 1200ms);
+  EXPECT_TRUE(tracker.lagging(t0 + 1300ms).empty());
+}
+
+TEST_F(TrackerTest, AShrinkLetsTheHighWatermarkMoveAndTheMirrorRejoinsAtIt) {
+  tracker.leader_progress(100, 100, t0);
+  tracker.acknowledged("b", 100, 100, t0);
+  tracker.acknowledged("c", 20, 20, t0);
+  EXPECT_EQ(tracker.high_watermark(), 20u);
+  tracker.set_isr({"a", "b"});  // after the swap in etcd
+  EXPECT_EQ(tracker.high_watermark(), 100u);
+  EXPECT_TRUE(tracker.caught_up().empty());
+  tracker.acknowledged("c", 100, 99, t0);
+  EXPECT_TRUE(tracker.caught_up().empty());
+  tracker.acknowledged("c", 100, 100, t0);
+  EXPECT_EQ(tracker.caught_up(), std::vector<std::string>{"c"});
+}
+
+}  // namespace
+}  // namespace ringbus::cluster

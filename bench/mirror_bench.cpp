@@ -9,7 +9,10 @@
 //            down one TCP connection over loopback; the parent receives them;
 //   mirror:  the child runs a ReplicationServer on the log; the parent runs a
 //            MirrorFollower into a fresh mirror log on tmpfs (durability
-//            page_cache, as Kafka's followers acknowledge) until it holds all.
+//            page_cache, as Kafka's followers acknowledge) until it holds all;
+//   raw TCP into a file: as raw TCP, the parent also writing what it gets to
+//            a file beside the logs (not the goal's baseline: it shows what
+//            the mirror's own file write costs).
 // Throughput is the log's bytes over the time from the connection to the
 // last byte (raw) or the last batch written (mirror). The child's CPU time
 // (user + system, from wait4) per GB is the leader's cost; on 2 cores the
@@ -154,7 +157,8 @@ double own_cpu_seconds() {
   return s(ru.ru_utime) + s(ru.ru_stime);
 }
 
-Result2 run_raw(const std::string& leader_dir, std::uint64_t bytes) {
+// `into` (a path, or ""): the receiver also writes what it gets to that file.
+Result2 run_raw(const std::string& leader_dir, std::uint64_t bytes, const std::string& into) {
   auto listener = listen_on("127.0.0.1:0").value();
   const std::uint16_t lport = listener.port;
   std::uint16_t port = 0;
@@ -190,10 +194,16 @@ Result2 run_raw(const std::string& leader_dir, std::uint64_t bytes) {
   const double c0 = own_cpu_seconds();
   std::vector<std::byte> buf(1 << 20);
   std::uint64_t got = 0;
+  const int out = into.empty() ? -1 : ::open(into.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   for (;;) {
     const ssize_t n = ::recv(fd, buf.data(), buf.size(), 0);
     if (n <= 0) break;
+    if (out >= 0 && ::write(out, buf.data(), static_cast<std::size_t>(n)) != n) std::abort();
     got += static_cast<std::uint64_t>(n);
+  }
+  if (out >= 0) {
+    ::close(out);
+    ::unlink(into.c_str());
   }
   const std::int64_t t1 = bench::now_ns();
   const double own = own_cpu_seconds() - c0;
@@ -268,17 +278,21 @@ int main(int argc, char** argv) {
               dir.c_str());
   std::printf("leader log: %llu records of %u bytes, %u per batch, %.0f MiB in segment files\n",
               (unsigned long long)end, record_bytes, per_batch, static_cast<double>(bytes) / (1 << 20));
-  std::vector<double> mirror_mb, raw_mb, ratios, mirror_cpu, raw_cpu;
+  std::vector<double> mirror_mb, raw_mb, file_mb, ratios, file_ratios, mirror_cpu, raw_cpu;
   for (int r = 0; r < runs; ++r) {
-    const Result2 raw = run_raw(leader_dir, bytes);
+    const Result2 raw = run_raw(leader_dir, bytes, "");
     const Result2 mir = run_mirror(leader_dir, mirror_dir, end, bytes);
+    const Result2 file = run_raw(leader_dir, bytes, (root / "raw-copy").string());
     std::printf(
-        "run %d: mirror %.0f MB/s (CPU s/GB: leader %.2f, mirror %.2f), raw TCP %.0f MB/s (sender %.2f, receiver %.2f)\n",
+        "run %d: mirror %.0f MB/s (CPU s/GB: leader %.2f, mirror %.2f), raw TCP %.0f MB/s (sender %.2f, receiver "
+        "%.2f), raw TCP into a file %.0f MB/s (receiver %.2f)\n",
         r + 1, mir.mb_per_s, mir.cpu_s_per_gb, mir.own_cpu_s_per_gb, raw.mb_per_s, raw.cpu_s_per_gb,
-        raw.own_cpu_s_per_gb);
+        raw.own_cpu_s_per_gb, file.mb_per_s, file.own_cpu_s_per_gb);
     mirror_mb.push_back(mir.mb_per_s);
     raw_mb.push_back(raw.mb_per_s);
+    file_mb.push_back(file.mb_per_s);
     ratios.push_back(mir.mb_per_s / raw.mb_per_s);
+    file_ratios.push_back(mir.mb_per_s / file.mb_per_s);
     mirror_cpu.push_back(mir.cpu_s_per_gb);
     raw_cpu.push_back(raw.cpu_s_per_gb);
   }
@@ -287,6 +301,12 @@ int main(int argc, char** argv) {
               record_bytes, bench::median(mirror_mb), bench::median(raw_mb), bench::ratio_str(ratio).c_str(),
               bench::per_run(ratios).c_str(), bench::ratio_str(bench::median(ratios)).c_str(),
               bench::goal_str(bench::median(ratios), 0.8).c_str());
+  // Not the goal's baseline: what the file write alone costs the raw stream.
+  std::printf("ratio mirror %uB against raw TCP into a file: ringbus mirror %.0f MB/s / raw TCP into a file %.0f MB/s = %s "
+              "(%s, median %s)\n",
+              record_bytes, bench::median(mirror_mb), bench::median(file_mb),
+              bench::ratio_str(bench::median(mirror_mb) / bench::median(file_mb)).c_str(),
+              bench::per_run(file_ratios).c_str(), bench::ratio_str(bench::median(file_ratios)).c_str());
   std::printf("leader CPU per GB replicated: mirror %.2f s, raw TCP sender %.2f s\n", bench::median(mirror_cpu),
               bench::median(raw_cpu));
   fs::remove_all(root);

@@ -511,11 +511,19 @@ Broker::~Broker() { close(); }
 const std::string& Broker::instance() const noexcept { return impl_->instance; }
 const std::string& Broker::data_dir() const noexcept { return impl_->data_dir; }
 
-Result<TopicInfo> Broker::create_topic(const TopicConfig& config) {
+Result<TopicInfo> Broker::create_topic(const TopicConfig& config, std::uint64_t topic_id) {
   std::lock_guard lock(impl_->mu);
   Impl& im = *impl_;
   if (im.closed) return Error{Errc::invalid_argument, "broker is closed"};
-  const std::uint64_t id = ++im.next_topic_id;
+  if (topic_id != 0) {
+    for (const auto& name : detail::list_topic_names(im.instance)) {
+      auto other = ringbus::describe_topic(im.instance, name);
+      if (other && other->topic_id == topic_id)
+        return Error{Errc::already_exists, "topic id " + std::to_string(topic_id) + " is topic '" + name + "''s"};
+    }
+  }
+  const std::uint64_t id = topic_id != 0 ? topic_id : ++im.next_topic_id;
+  im.next_topic_id = std::max(im.next_topic_id, id);
   if (im.data_dir.empty()) return detail::create_topic_files(im.instance, config, id);
   if (auto s = validate_topic_config(config); !s) return s.error();
   if (ringbus::describe_topic(im.instance, config.name)) {
@@ -625,6 +633,21 @@ Result<GroupInfo> Broker::reset_group(std::string_view topic, std::string_view g
 
 Status Broker::delete_group(std::string_view topic, std::string_view group) {
   return ringbus::delete_group(impl_->instance, topic, group);
+}
+
+Status Broker::set_leader_epoch(std::string_view topic, std::uint32_t partition, std::int32_t epoch) {
+  std::lock_guard lock(impl_->mu);
+  Impl& im = *impl_;
+  if (im.closed) return Error{Errc::invalid_argument, "broker is closed"};
+  const auto it = im.logged.find(topic);
+  if (it == im.logged.end()) {
+    if (!ringbus::describe_topic(im.instance, topic)) return Error{Errc::not_found, "topic '" + std::string(topic) + "' does not exist"};
+    return Error{Errc::invalid_argument, "topic '" + std::string(topic) + "' has no commit log: no batches to stamp"};
+  }
+  if (partition >= it->second.config.partitions) {
+    return Error{Errc::invalid_argument, "topic '" + std::string(topic) + "' has no partition " + std::to_string(partition)};
+  }
+  return im.flusher_for(it->second.id, partition).lead(it->second.id, partition, epoch);
 }
 
 Result<TopicInfo> Broker::alter_topic(std::string_view name, const LogConfig& log) {

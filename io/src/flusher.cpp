@@ -27,6 +27,7 @@ PartitionFlusher::PartitionFlusher(std::shared_ptr<detail::TopicMap> topic, std:
                                    std::unique_ptr<PartitionLog> log, log::FileIo& io, const LogConfig& config,
                                    LogFn log_fn, std::uint64_t tag_base, std::shared_ptr<const ConsumedOffsets> consumed)
     : topic_(std::move(topic)),
+      partition_(partition),
       ring_(topic_->ring(partition)),
       log_fn_(std::move(log_fn)),
       consumed_(std::move(consumed)),
@@ -263,18 +264,23 @@ Status FlusherThread::submit(Command c, bool wait) {
 
 void FlusherThread::add(std::shared_ptr<detail::TopicMap> topic, std::uint32_t partition, std::unique_ptr<PartitionLog> log,
                         const LogConfig& config, std::shared_ptr<const ConsumedOffsets> consumed) {
-  Command c{Command::Kind::add, std::move(topic), partition, std::move(log), config, std::move(consumed), 0, {}};
+  Command c{Command::Kind::add, std::move(topic), partition, std::move(log), config, std::move(consumed), 0, 0, {}};
   (void)submit(std::move(c), /*wait=*/false);
 }
 
 void FlusherThread::remove(std::uint64_t topic_id) {
-  Command c{Command::Kind::remove, nullptr, 0, nullptr, {}, nullptr, topic_id, {}};
+  Command c{Command::Kind::remove, nullptr, 0, nullptr, {}, nullptr, topic_id, 0, {}};
   (void)submit(std::move(c));
 }
 
 void FlusherThread::reconfigure(std::uint64_t topic_id, const LogConfig& config) {
-  Command c{Command::Kind::reconfigure, nullptr, 0, nullptr, config, nullptr, topic_id, {}};
+  Command c{Command::Kind::reconfigure, nullptr, 0, nullptr, config, nullptr, topic_id, 0, {}};
   (void)submit(std::move(c));
+}
+
+Status FlusherThread::lead(std::uint64_t topic_id, std::uint32_t partition, std::int32_t epoch) {
+  Command c{Command::Kind::lead, nullptr, partition, nullptr, {}, nullptr, topic_id, epoch, {}};
+  return submit(std::move(c));
 }
 
 void FlusherThread::stop() {
@@ -321,6 +327,15 @@ void FlusherThread::run_commands() {
         if (p->topic_id() == c.topic_id) p->reconfigure(c.config);
       }
       c.done.set_value(Status{});
+      continue;
+    }
+    if (c.kind == Command::Kind::lead) {
+      Status s = Error{Errc::not_found, "no partition " + std::to_string(c.partition) + " of topic id " +
+                                            std::to_string(c.topic_id) + " on this flusher"};
+      for (auto& [key, p] : parts_) {
+        if (p->topic_id() == c.topic_id && p->partition() == c.partition) s = p->lead(c.epoch);
+      }
+      c.done.set_value(std::move(s));
       continue;
     }
     // Remove: requests in flight point into the flushers' buffers, so let

@@ -74,6 +74,9 @@ class PartitionFlusher : private LogWriter::Events {
   // policy, retention at once) and the next roll (segment size).
   void reconfigure(const LogConfig& config);
   std::uint64_t topic_id() const noexcept { return topic_->topic_id(); }
+  std::uint32_t partition() const noexcept { return partition_; }
+  // LogWriter::lead: the batches it encodes from now on carry `epoch`.
+  Status lead(std::int32_t epoch) { return writer_.lead(epoch); }
 
   static constexpr std::uint64_t kTagSpan = LogWriter::kTagSpan;
 
@@ -90,6 +93,7 @@ class PartitionFlusher : private LogWriter::Events {
   void start_moved(std::uint64_t offset) override;
 
   std::shared_ptr<detail::TopicMap> topic_;
+  std::uint32_t partition_;
   detail::PartitionRing& ring_;
   LogFn log_fn_;
   std::shared_ptr<const ConsumedOffsets> consumed_;
@@ -120,6 +124,9 @@ class FlusherThread {
            const LogConfig& config, std::shared_ptr<const ConsumedOffsets> consumed);
   // Hands new log settings to every partition of a topic. Waits for it.
   void reconfigure(std::uint64_t topic_id, const LogConfig& config);
+  // LogWriter::lead for one partition of a topic. Waits for it; not_found if
+  // this thread has no such partition.
+  Status lead(std::uint64_t topic_id, std::uint32_t partition, std::int32_t epoch);
   // Detaches every partition of a topic, without closing the logs cleanly
   // (the topic is being deleted). Waits for it.
   void remove(std::uint64_t topic_id);
@@ -128,13 +135,14 @@ class FlusherThread {
 
  private:
   struct Command {
-    enum class Kind { add, remove, reconfigure } kind;
+    enum class Kind { add, remove, reconfigure, lead } kind;
     std::shared_ptr<detail::TopicMap> topic;
     std::uint32_t partition = 0;
     std::unique_ptr<PartitionLog> log;
     LogConfig config;
     std::shared_ptr<const ConsumedOffsets> consumed;
     std::uint64_t topic_id = 0;
+    std::int32_t epoch = 0;
     std::promise<Status> done;
   };
   void run();

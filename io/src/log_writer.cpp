@@ -89,6 +89,15 @@ Status LogWriter::append(std::span<const std::byte> batch, std::uint64_t cookie)
   return {};
 }
 
+Status LogWriter::lead(std::int32_t epoch) {
+  if (epoch < epoch_) {
+    return Error{Errc::invalid_argument, where_ + ": leader epoch " + std::to_string(epoch) + " is below the log's " +
+                                             std::to_string(epoch_) + " (epochs never go down)"};
+  }
+  epoch_ = epoch;
+  return {};
+}
+
 void LogWriter::submit(Slot& s, std::span<const std::byte> bytes, std::uint64_t end_offset, std::int32_t epoch,
                        std::uint64_t cookie) {
   s.bytes = bytes;

@@ -58,8 +58,12 @@ class LogWriter {
 
   // The offset the next batch must start at: the end of what was submitted.
   std::uint64_t next_offset() const noexcept { return next_; }
-  // The leader epoch the log's last submitted batch carries (0 until mirrors).
+  // The leader epoch the batches it builds carry: the log's last batch's
+  // (0 until a cluster elects), or the one lead() set.
   std::int32_t epoch() const noexcept { return epoch_; }
+  // A new leadership: batches built from now on carry `epoch`. Refused
+  // below epoch() (epochs never go down).
+  Status lead(std::int32_t epoch);
   std::uint64_t written() const noexcept { return written_; }
   std::uint64_t durable() const noexcept { return durable_; }
   const PartitionLog& log() const noexcept { return *log_; }

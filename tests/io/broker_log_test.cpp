@@ -180,6 +180,63 @@ TEST_F(LogBroker, RecordBatchesFromElsewhereAreWrittenAsTheyCame) {
   expect_records(0, 240, from_earliest());
 }
 
+// A cluster's election hands the broker a new leader epoch: the batches
+// written from then on carry it (as the epoch file says), an epoch below the
+// log's is refused, and a restart goes on with the log's latest.
+TEST_F(LogBroker, TheLeaderEpochItIsGivenIsStampedIntoTheBatchesItWrites) {
+  const auto epochs_on_disk = [&] {
+    std::vector<std::pair<std::int32_t, std::uint64_t>> seen;  // (epoch, first offset) as they change
+    const auto fio = log::make_pwrite_io();
+    log::LogReader reader(*fio, (data / "t" / "0").string());
+    if (reader.seek(0) != log::ReadStatus::batch) return seen;
+    log::DecodedBatch batch;
+    while (reader.next(UINT64_MAX, batch) == log::ReadStatus::batch) {
+      if (seen.empty() || seen.back().first != batch.header.leader_epoch)
+        seen.emplace_back(batch.header.leader_epoch, batch.header.base_offset);
+    }
+    return seen;
+  };
+  const auto publish = [&](std::uint64_t from, std::uint64_t to) {
+    Producer p = std::move(Producer::open(instance, "t").value());
+    PublishResult r;
+    for (std::uint64_t i = from; i < to; ++i) ASSERT_TRUE((r = p.publish("", value(i))).ok());
+    ASSERT_EQ(p.wait_durable(r, std::chrono::seconds(10)), PublishStatus::ok);
+  };
+  {
+    Broker b = start();
+    ASSERT_TRUE(b.create_topic(config("t")).ok());
+    publish(0, 10);
+    ASSERT_TRUE(b.set_leader_epoch("t", 0, 5));
+    publish(10, 20);
+    const Status down = b.set_leader_epoch("t", 0, 4);
+    ASSERT_FALSE(down);
+    EXPECT_NE(down.error().message.find("leader epoch 4 is below the log's 5"), std::string::npos) << down.error().message;
+    EXPECT_EQ(b.set_leader_epoch("t", 1, 6).error().code, Errc::invalid_argument);  // no partition 1
+    EXPECT_EQ(b.set_leader_epoch("nope", 0, 6).error().code, Errc::not_found);
+  }
+  EXPECT_EQ(epochs_on_disk(), (std::vector<std::pair<std::int32_t, std::uint64_t>>{{0, 0}, {5, 10}}));
+  {
+    Broker b = start();
+    publish(20, 30);
+  }
+  EXPECT_EQ(epochs_on_disk(), (std::vector<std::pair<std::int32_t, std::uint64_t>>{{0, 0}, {5, 10}}));
+}
+
+// A cluster gives each topic its id (unique across its nodes).
+TEST_F(LogBroker, ATopicTakesTheIdItIsGivenAndNoOtherTopicMayHaveIt) {
+  Broker b = start();
+  auto t = b.create_topic(config("t"), 4242);
+  ASSERT_TRUE(t) << t.error().message;
+  EXPECT_EQ(t->topic_id, 4242u);
+  auto again = b.create_topic(config("u"), 4242);
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code, Errc::already_exists);
+  EXPECT_NE(again.error().message.find("topic id 4242 is topic 't''s"), std::string::npos) << again.error().message;
+  auto picked = b.create_topic(config("v"));
+  ASSERT_TRUE(picked);
+  EXPECT_NE(picked->topic_id, 4242u);
+}
+
 // The fallback where io_uring is unavailable: the same log, written with pwrite.
 TEST_F(LogBroker, ThePwriteBackendWritesTheSameLog) {
   {

@@ -69,7 +69,9 @@ class Broker {
 
   const std::string& instance() const noexcept;
   const std::string& data_dir() const noexcept;
-  Result<TopicInfo> create_topic(const TopicConfig& config);
+  // `topic_id`: the id to give it (a cluster's, unique across its nodes;
+  // refused if a topic of this broker has it); 0: the broker picks one.
+  Result<TopicInfo> create_topic(const TopicConfig& config, std::uint64_t topic_id = 0);
   // Marks the topic deleted (producers get topic_deleted, consumers drain and
   // then see topic_deleted), then unlinks its files, commit log included.
   // Processes that have it mapped keep a valid mapping until they close it:
@@ -90,6 +92,11 @@ class Broker {
   // network ones) finds topic and group operations in one place.
   Result<std::vector<std::string>> list_groups(std::string_view topic) const;
   Result<GroupInfo> describe_group(std::string_view topic, std::string_view group) const;
+  // A new leadership of a partition (a cluster's election, cluster/README.md):
+  // the batches its flusher writes from now on carry `epoch`, and so do
+  // records in the ring it has not written yet. Refused below the log's
+  // latest epoch (epochs never go down), and without a data directory.
+  Status set_leader_epoch(std::string_view topic, std::uint32_t partition, std::int32_t epoch);
   // reset_group, then the group as it is after the reset.
   Result<GroupInfo> reset_group(std::string_view topic, std::string_view group, const GroupPosition& to,
                                 const GroupSettings& settings = {});

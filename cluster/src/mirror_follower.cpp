@@ -4,6 +4,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "record_batch.h"
@@ -15,6 +16,7 @@ namespace {
 // While streams follow, the loop wakes this often to pump the logs (syncs
 // due by time) and acknowledge what they wrote.
 constexpr int kPumpIntervalMs = 5;
+constexpr std::chrono::milliseconds kMaxRedialPause{5000};
 
 std::string errno_text(int err) { return std::strerror(err); }
 
@@ -54,14 +56,36 @@ void MirrorFollower::publish(const Stream& s) {
 void MirrorFollower::log(const char* level, const std::string& message) const { options_.log(level, message); }
 
 void MirrorFollower::run() {
+  // Pauses between tries double up to kMaxRedialPause while links fail or
+  // end within a second (a leader that refuses us, a disk that stays full,
+  // are not tried 5 times a second forever).
+  std::chrono::milliseconds pause = options_.redial_pause;
   while (!stopping_.load(std::memory_order_acquire)) {
+    // A log whose writes fail (a full disk) holds batches it took but could
+    // not place: it settles before the next link, whose divergence check
+    // needs every batch placed.
+    bool stuck = false;
+    for (Stream& s : streams_) {
+      if (!s.target.log->is_open()) continue;
+      s.target.log->pump();  // the writer retries failed writes when due
+      s.target.log->settle();
+      stuck = stuck || s.target.log->stuck();
+    }
+    if (stuck) {
+      pollfd p{wake_fd_, POLLIN, 0};
+      (void)::poll(&p, 1, static_cast<int>(options_.redial_pause.count()));
+      continue;
+    }
+    bool served = false;
     auto link = dial(options_.leader, options_.timeout);
     if (link) {
       auto leader = mirror_handshake(*link.value(), options_.me, options_.timeout);
       if (leader) {
         log("info", "following " + std::to_string(streams_.size()) + " partition(s) of leader node '" +
                         leader.value() + "' at " + options_.leader);
+        const auto began = std::chrono::steady_clock::now();
         serve(*link.value());
+        served = std::chrono::steady_clock::now() - began > std::chrono::seconds(1);
       } else {
         log("error", leader.error().message);
       }
@@ -69,8 +93,9 @@ void MirrorFollower::run() {
       log("warn", "mirror of " + options_.leader + ": " + link.error().message);
     }
     if (stopping_.load(std::memory_order_acquire)) break;
+    pause = served ? options_.redial_pause : std::min(pause * 2, kMaxRedialPause);
     pollfd p{wake_fd_, POLLIN, 0};
-    (void)::poll(&p, 1, static_cast<int>(options_.redial_pause.count()));
+    (void)::poll(&p, 1, static_cast<int>(pause.count()));
   }
 }
 
@@ -104,6 +129,7 @@ void MirrorFollower::serve(PeerLink& link) {
       if (!m->has_value()) break;
       if (auto s = handle(link, **m); !s) {
         log("error", s.error().message);
+        (void)link.flush(options_.timeout);  // what it said about it (an error frame) first
         return;
       }
     }
@@ -166,10 +192,7 @@ Status MirrorFollower::on_following(PeerLink& link, Stream& s, const wire::Follo
   s.state.high_watermark = f.high_watermark;
   MirrorLog& mlog = *s.target.log;
   // A mirror without a log starts it where the leader's starts.
-  if (auto st = mlog.ensure_open(f.log_start); !st) {
-    fail_stream(link, s, wire::ErrorCode::storage, st.error().message);
-    return {};
-  }
+  if (auto st = mlog.ensure_open(f.log_start); !st) return storage_failure(link, s, st.error().message);
   const auto id = static_cast<std::uint32_t>(&s - streams_.data() + 1);
   if (mlog.epochs().empty()) {
     // No batch yet: nothing to diverge.
@@ -218,10 +241,7 @@ Status MirrorFollower::on_epoch_end(PeerLink& link, Stream& s, const wire::Epoch
   if (cut < mlog.end()) {
     const std::uint64_t before = mlog.end();
     auto end = mlog.truncate_to(std::max(cut, mlog.start()));
-    if (!end) {
-      fail_stream(link, s, wire::ErrorCode::storage, end.error().message);
-      return {};
-    }
+    if (!end) return storage_failure(link, s, end.error().message);
     log("warn", mlog.where() + ": the log left the leader's at offset " + std::to_string(cut) + " (epoch " +
                     std::to_string(e.epoch) + "); truncated from " + std::to_string(before) + " to " +
                     std::to_string(end.value()));
@@ -245,6 +265,7 @@ Status MirrorFollower::on_batches(PeerLink& link, Stream& s, const wire::Batches
     log::v2::BatchHeader h;
     (void)log::v2::peek_header(b.batches.subspan(at), h);
     if (auto st = mlog.append(b.batches.subspan(at, h.size())); !st) {
+      if (st.error().code == Errc::io_error) return storage_failure(link, s, st.error().message);
       fail_stream(link, s, wire::ErrorCode::bad_batch,
                   "the leader's batch at offset " + std::to_string(h.base_offset) + " was refused: " + st.error().message);
       return {};
@@ -253,6 +274,11 @@ Status MirrorFollower::on_batches(PeerLink& link, Stream& s, const wire::Batches
   }
   publish(s);
   return {};
+}
+
+Status MirrorFollower::storage_failure(PeerLink& link, Stream& s, const std::string& why) {
+  link.send(wire::ErrorMsg{static_cast<std::uint32_t>(&s - streams_.data() + 1), wire::ErrorCode::storage, why});
+  return Error{Errc::io_error, why + "; the link to " + link.peer() + " is tried again later"};
 }
 
 void MirrorFollower::fail_stream(PeerLink& link, Stream& s, wire::ErrorCode code, const std::string& why) {

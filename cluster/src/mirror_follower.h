@@ -6,8 +6,9 @@
 //
 // A link that fails (the leader went away, refused, or sent what we cannot
 // take) is logged with the peer and the fault and dialled again after a
-// pause; a stream whose batches the log refuses stops with the reason
-// (state() says it) and nothing already written is touched.
+// pause; so is one whose log cannot write (a full disk), once the log's
+// writes go through again. A stream whose batches the log refuses stops
+// with the reason (state() says it) and nothing already written is touched.
 //
 // Threading: one thread of its own; state() from any thread.
 #pragma once
@@ -76,6 +77,9 @@ class MirrorFollower {
   Status on_epoch_end(PeerLink& link, Stream& s, const wire::EpochEnd& e);
   Status on_batches(PeerLink& link, Stream& s, const wire::Batches& b);
   void fail_stream(PeerLink& link, Stream& s, wire::ErrorCode code, const std::string& why);
+  // The log cannot write (a full disk): tells the leader, ends the link;
+  // the next link tries again (the leader's tracker sees this mirror lag).
+  Status storage_failure(PeerLink& link, Stream& s, const std::string& why);
   void send_acks(PeerLink& link);
   void publish(const Stream& s);
   void log(const char* level, const std::string& message) const;

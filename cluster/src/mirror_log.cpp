@@ -1,7 +1,7 @@
 #include "mirror_log.h"
 
 #include <chrono>
-#include <thread>
+#include <cstring>
 
 namespace ringbus::cluster {
 
@@ -44,8 +44,11 @@ Status MirrorLog::append(std::span<const std::byte> batch) {
   for (;;) {
     Status s = writer_->append(batch, 0);
     if (s || s.error().code != Errc::busy) return s;
+    // Every slot in flight: the pwrite backend completes them at the pump,
+    // unless writes fail (a full disk), which the writer retries by itself.
     pump();
-    std::this_thread::yield();
+    if (writer_->stuck())
+      return Error{Errc::io_error, where_ + ": cannot write the log: " + std::strerror(error())};
   }
 }
 
@@ -62,10 +65,7 @@ void MirrorLog::pump() {
 }
 
 void MirrorLog::settle() {
-  while (writer_->busy()) {
-    pump();
-    if (writer_->stuck()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  while (writer_->busy() && !writer_->stuck()) pump();
 }
 
 Result<std::uint64_t> MirrorLog::truncate_to(std::uint64_t offset) {

@@ -43,18 +43,22 @@ class MirrorLog : private io::LogWriter::Events {
   }
   const std::vector<io::LeaderEpoch>& epochs() const noexcept { return writer_->log().epochs(); }
 
-  // Hands a batch to the writer (checked whole: LogWriter::append). Waits
-  // (pumping) while every slot is in flight.
+  // Hands a batch to the writer (checked whole: LogWriter::append). Pumps
+  // while every slot is in flight; Errc::io_error naming the cause once
+  // writes fail (a full disk: the writer goes on retrying what it holds).
   Status append(std::span<const std::byte> batch);
   // Queues writes and syncs, reaps what completed.
   void pump();
-  // Pumps until every batch handed over is written (a stream that stops
-  // keeps what it accepted).
+  // Pumps until every batch handed over is written, unless writes fail (a
+  // stream that stops keeps what it accepted).
   void settle();
   // Cuts the log to end at or below `offset` once every write is done.
   Result<std::uint64_t> truncate_to(std::uint64_t offset);
   // Writes everything submitted and closes the log cleanly.
   Status close_clean();
+
+  // (open) True while batches it took wait on writes that fail.
+  bool stuck() const noexcept { return writer_->busy() && writer_->stuck(); }
 
   std::uint64_t written() const noexcept { return written_.load(std::memory_order_acquire); }
   std::uint64_t durable() const noexcept { return durable_.load(std::memory_order_acquire); }

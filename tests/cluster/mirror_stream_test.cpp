@@ -3,13 +3,15 @@
 // batch by batch the same as the leader's, caught up and then live; a
 // mirror whose log diverged truncates where the epochs say (the KIP-101 and
 // KIP-279 cases of cluster/README.md) and no further; a leader's batch that
-// fails its CRC is refused and nothing written is touched; an unknown topic
+// fails its CRC is refused and nothing written is touched; a mirror whose
+// disk is full says why and catches up when space returns; an unknown topic
 // is refused by name.
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <future>
 #include <mutex>
 #include <thread>
@@ -30,13 +32,14 @@ const PeerIdentity kLeaderId{"prod", "node-a", "s3cret"};
 const PeerIdentity kMirrorId{"prod", "node-b", "s3cret"};
 
 // `records` records from `base`, in leader epoch `epoch`; values name the
-// epoch, so batches of other epochs at the same offsets differ.
-std::vector<std::byte> batch(std::uint64_t base, std::uint32_t records, std::int32_t epoch) {
+// epoch, so batches of other epochs at the same offsets differ (and carry
+// `pad` bytes more).
+std::vector<std::byte> batch(std::uint64_t base, std::uint32_t records, std::int32_t epoch, std::size_t pad = 0) {
   log::v2::BatchBuilder b;
   b.reset(base, epoch);
   for (std::uint32_t i = 0; i < records; ++i)
     b.append(base + i, 1'700'000'000'000 + static_cast<std::int64_t>(base + i), "k",
-             "e" + std::to_string(epoch) + "-" + std::to_string(base + i));
+             "e" + std::to_string(epoch) + "-" + std::to_string(base + i) + std::string(pad, 'x'));
   const auto bytes = b.finish();
   return {bytes.begin(), bytes.end()};
 }
@@ -55,10 +58,10 @@ class TestLeader : public LedPartition, public LedPartitions {
   explicit TestLeader(std::string dir) : dir_(std::move(dir)), log_(dir_, small_segments(), quiet(), "leader") {
     EXPECT_TRUE(log_.ensure_open(0));
   }
-  void write(std::uint64_t base, std::uint32_t records, std::int32_t epoch) {
+  void write(std::uint64_t base, std::uint32_t records, std::int32_t epoch, std::size_t pad = 0) {
     std::lock_guard lock(mu_);
     ASSERT_EQ(log_.end(), base);
-    ASSERT_TRUE(log_.append(batch(base, records, epoch)));
+    ASSERT_TRUE(log_.append(batch(base, records, epoch, pad)));
     while (log_.written() < base + records) log_.pump();
   }
   void set_high_watermark(std::uint64_t hw) { hw_.store(hw); }
@@ -244,6 +247,34 @@ TEST_F(MirrorStreamTest, AMirrorThatAgreesWithItsLeaderCutsNothing) {
   follower_.reset();
   EXPECT_EQ(batches_of((root_ / "mirror").string()), batches_of((root_ / "leader").string()));
   EXPECT_EQ(lines().find("truncated"), std::string::npos) << lines();
+}
+
+// The mirror's log on a small tmpfs that a filler fills: its writes fail,
+// it says why (to the leader too) and drops the link; once the filler goes,
+// the next link copies the rest and the logs agree.
+TEST_F(MirrorStreamTest, AMirrorWhoseDiskIsFullSaysWhyAndCatchesUpWhenSpaceReturns) {
+  test::Tmpfs disk{root_ / "small", "8m"};
+  ASSERT_TRUE(disk.mounted()) << disk.error;
+  const auto filler = disk.path / "filler";
+  {
+    std::ofstream f(filler, std::ios::binary);
+    const std::string mib(1 << 20, 'f');
+    for (int i = 0; i < 6; ++i) f << mib;  // 2 MiB left: less than the log's segments need
+  }
+  for (std::uint64_t b = 0; b < 80; ++b) leader_.write(b * 50, 50, 0, 1000);  // about 4 MiB
+  serve();
+  MirrorLog small((disk.path / "log").string(), small_segments(), logger(), "partition 0 of topic 't' (small disk)");
+  FollowerOptions o{kMirrorId, "127.0.0.1:" + std::to_string(server_->port()), logger()};
+  auto follower = std::make_unique<MirrorFollower>(o, std::vector<FollowTarget>{{"t", 7, 0, &small}});
+  ASSERT_TRUE(test::eventually([&] { return lines().find("No space left on device") != std::string::npos; }, 20s))
+      << lines();
+  ASSERT_TRUE(test::eventually([&] { return lines().find("the mirror stopped it (storage)") != std::string::npos; }, 20s))
+      << lines();
+  EXPECT_LT(small.written(), 4000u);
+  std::filesystem::remove(filler);
+  ASSERT_TRUE(test::eventually([&] { return small.written() == 4000; }, 30s)) << lines();
+  follower.reset();
+  EXPECT_EQ(batches_of((disk.path / "log").string()), batches_of((root_ / "leader").string()));
 }
 
 TEST_F(MirrorStreamTest, AnUnknownTopicIsRefusedByName) {

@@ -4,8 +4,9 @@
 // mirror whose log diverged truncates where the epochs say (the KIP-101 and
 // KIP-279 cases of cluster/README.md) and no further; a leader's batch that
 // fails its CRC is refused and nothing written is touched; a mirror whose
-// disk is full says why and catches up when space returns; an unknown topic
-// is refused by name.
+// disk is full says why and catches up when space returns, and so does one
+// cut off from its leader, or whose leader restarts; an unknown topic is
+// refused by name.
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <unistd.h>
@@ -22,6 +23,7 @@
 #include "mirror_log.h"
 #include "record_batch.h"
 #include "replication_server.h"
+#include "tcp_proxy.h"
 
 namespace ringbus::cluster {
 namespace {
@@ -148,13 +150,14 @@ class MirrorStreamTest : public ::testing::Test {
     for (const auto& l : lines_) all += l + "\n";
     return all;
   }
-  void serve() {
-    auto s = ReplicationServer::start({kLeaderId, "127.0.0.1:0", logger()}, leader_);
+  void serve(std::uint16_t port = 0) {
+    auto s = ReplicationServer::start({kLeaderId, "127.0.0.1:" + std::to_string(port), logger()}, leader_);
     ASSERT_TRUE(s) << s.error().message;
     server_ = std::move(s.value());
   }
-  void follow(std::string topic = "t") {
-    FollowerOptions o{kMirrorId, "127.0.0.1:" + std::to_string(server_->port()), logger()};
+  // Through `via` (host:port) if given, else straight to the server.
+  void follow(std::string topic = "t", std::string via = "") {
+    FollowerOptions o{kMirrorId, via.empty() ? "127.0.0.1:" + std::to_string(server_->port()) : via, logger()};
     follower_ = std::make_unique<MirrorFollower>(o, std::vector<FollowTarget>{{std::move(topic), 7, 0, &mirror_}});
   }
   bool mirror_reaches(std::uint64_t offset) {
@@ -275,6 +278,41 @@ TEST_F(MirrorStreamTest, AMirrorWhoseDiskIsFullSaysWhyAndCatchesUpWhenSpaceRetur
   ASSERT_TRUE(test::eventually([&] { return small.written() == 4000; }, 30s)) << lines();
   follower.reset();
   EXPECT_EQ(batches_of((disk.path / "log").string()), batches_of((root_ / "leader").string()));
+}
+
+// The link between leader and mirror is cut (a proxy the test partitions)
+// while the leader writes on; when it heals the mirror catches up.
+TEST_F(MirrorStreamTest, AMirrorCutOffFromItsLeaderCatchesUpWhenTheLinkHeals) {
+  for (std::uint64_t b = 0; b < 10; ++b) leader_.write(b * 10, 10, 0);
+  serve();
+  test::TcpProxy proxy("127.0.0.1:" + std::to_string(server_->port()));
+  follow("t", proxy.address());
+  ASSERT_TRUE(mirror_reaches(100)) << lines();
+  proxy.partition(true);
+  for (std::uint64_t b = 10; b < 60; ++b) leader_.write(b * 10, 10, 0);
+  std::this_thread::sleep_for(200ms);
+  EXPECT_EQ(mirror_.written(), 100u);  // nothing crosses a cut link
+  proxy.partition(false);
+  ASSERT_TRUE(mirror_reaches(600)) << lines();
+  follower_.reset();
+  EXPECT_EQ(batches_of((root_ / "mirror").string()), batches_of((root_ / "leader").string()));
+}
+
+// The leader's server goes away and comes back on its port: the mirror
+// dials again and goes on where its log ends.
+TEST_F(MirrorStreamTest, AMirrorFollowsALeaderThatRestarts) {
+  for (std::uint64_t b = 0; b < 10; ++b) leader_.write(b * 10, 10, 0);
+  serve();
+  const std::uint16_t port = server_->port();
+  follow();
+  ASSERT_TRUE(mirror_reaches(100)) << lines();
+  server_.reset();
+  for (std::uint64_t b = 10; b < 30; ++b) leader_.write(b * 10, 10, 1);
+  serve(port);
+  ASSERT_TRUE(mirror_reaches(300)) << lines();
+  follower_.reset();
+  EXPECT_EQ(batches_of((root_ / "mirror").string()), batches_of((root_ / "leader").string()));
+  EXPECT_NE(lines().find("the leader closed the link"), std::string::npos) << lines();
 }
 
 TEST_F(MirrorStreamTest, AnUnknownTopicIsRefusedByName) {

@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <algorithm>
 #include <cstring>
+#include <memory>
 
 #include "peer_auth.h"
 
@@ -39,6 +40,24 @@ std::string describe(const sockaddr* a) {
   const socklen_t len = a->sa_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
   ::getnameinfo(a, len, host, sizeof host, port, sizeof port, NI_NUMERICHOST | NI_NUMERICSERV);
   return std::string(host) + ":" + port;
+}
+
+using AddrInfo = std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)>;
+
+// The addresses of "host:port" to connect to, or (`passive`) to listen on.
+Result<AddrInfo> resolve(const std::string& address, bool passive) {
+  std::string host, port;
+  if (!split_address(address, host, port))
+    return Error{Errc::invalid_argument, "'" + address + "' is not a host:port address"};
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = passive ? AI_PASSIVE : 0;
+  addrinfo* found = nullptr;
+  if (const int rc = ::getaddrinfo(host.c_str(), port.c_str(), &hints, &found); rc != 0)
+    return Error{passive ? Errc::invalid_argument : Errc::io_error,
+                 "cannot resolve '" + address + "': " + ::gai_strerror(rc)};
+  return AddrInfo(found, &::freeaddrinfo);
 }
 
 void set_options(int fd) {
@@ -176,18 +195,11 @@ void PeerLink::refuse(wire::ErrorCode code, const std::string& message, std::chr
 }
 
 Result<std::unique_ptr<PeerLink>> dial(const std::string& address, std::chrono::milliseconds timeout) {
-  std::string host, port;
-  if (!split_address(address, host, port))
-    return Error{Errc::invalid_argument, "'" + address + "' is not a host:port address"};
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* found = nullptr;
-  if (const int rc = ::getaddrinfo(host.c_str(), port.c_str(), &hints, &found); rc != 0)
-    return Error{Errc::io_error, "cannot resolve '" + address + "': " + ::gai_strerror(rc)};
+  auto found = resolve(address, false);
+  if (!found) return found.error();
   std::string failures;
   const auto deadline = Clock::now() + timeout;
-  for (addrinfo* a = found; a; a = a->ai_next) {
+  for (addrinfo* a = found->get(); a; a = a->ai_next) {
     const int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol);
     if (fd < 0) continue;
     int err = 0;
@@ -204,31 +216,18 @@ Result<std::unique_ptr<PeerLink>> dial(const std::string& address, std::chrono::
         }
       }
     }
-    if (err == 0) {
-      const std::string name = describe(a->ai_addr);
-      ::freeaddrinfo(found);
-      return std::make_unique<PeerLink>(fd, name);
-    }
+    if (err == 0) return std::make_unique<PeerLink>(fd, describe(a->ai_addr));
     failures += (failures.empty() ? "" : "; ") + describe(a->ai_addr) + ": " + errno_text(err);
     ::close(fd);
   }
-  ::freeaddrinfo(found);
   return Error{Errc::io_error, "cannot connect to " + address + ": " + (failures.empty() ? "no address" : failures)};
 }
 
 Result<Listener> listen_on(const std::string& address) {
-  std::string host, port;
-  if (!split_address(address, host, port))
-    return Error{Errc::invalid_argument, "'" + address + "' is not a host:port address"};
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE;
-  addrinfo* found = nullptr;
-  if (const int rc = ::getaddrinfo(host.c_str(), port.c_str(), &hints, &found); rc != 0)
-    return Error{Errc::invalid_argument, "cannot resolve '" + address + "': " + ::gai_strerror(rc)};
+  auto found = resolve(address, true);
+  if (!found) return found.error();
   std::string failures;
-  for (addrinfo* a = found; a; a = a->ai_next) {
+  for (addrinfo* a = found->get(); a; a = a->ai_next) {
     const int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol);
     if (fd < 0) continue;
     int one = 1;
@@ -239,13 +238,11 @@ Result<Listener> listen_on(const std::string& address) {
       ::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &len);
       const auto p = bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
                                                  : reinterpret_cast<sockaddr_in*>(&bound)->sin_port;
-      ::freeaddrinfo(found);
       return Listener{fd, ntohs(p)};
     }
     failures += (failures.empty() ? "" : "; ") + describe(a->ai_addr) + ": " + errno_text(errno);
     ::close(fd);
   }
-  ::freeaddrinfo(found);
   return Error{Errc::io_error, "cannot listen on " + address + ": " + (failures.empty() ? "no address" : failures)};
 }
 

@@ -15,22 +15,15 @@ namespace {
 
 using namespace std::chrono_literals;
 
-class ElectionTest : public ::testing::Test {
+class ElectionTest : public test::EtcdSuite {
  protected:
-  static void SetUpTestSuite() {
-    std::string why;
-    etcd_ = test::EtcdProcess::start(&why).release();
-    if (!etcd_) why_ = why;
-  }
-  static void TearDownTestSuite() {
-    delete etcd_;
-    etcd_ = nullptr;
-  }
   void SetUp() override {
-    ASSERT_NE(etcd_, nullptr) << why_;
+    EtcdSuite::SetUp();
+    if (HasFatalFailure()) return;
     client_ = std::move(EtcdClient::create({{etcd_->endpoint()}, 2000ms}).value());
-    states_ = std::make_unique<PartitionStates>(
-        *client_, std::string("/ringbus/") + ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::string under = prefix();
+    under.pop_back();  // no trailing '/': keys are <prefix>/partitions/...
+    states_ = std::make_unique<PartitionStates>(*client_, "/ringbus" + under);
   }
   // Makes `s` the partition's state, whatever was there.
   VersionedState seed(const PartitionState& s) {
@@ -38,15 +31,11 @@ class ElectionTest : public ::testing::Test {
     EXPECT_TRUE(states_->swap("t", 0, cur, s).value());
     return cur;
   }
-  static test::EtcdProcess* etcd_;
-  static std::string why_;
   std::unique_ptr<EtcdClient> client_;
   std::unique_ptr<PartitionStates> states_;
   std::set<std::string> alive_{"a", "b", "c"};
   bool alive(const std::string& n) const { return alive_.count(n) > 0; }
 };
-test::EtcdProcess* ElectionTest::etcd_ = nullptr;
-std::string ElectionTest::why_;
 
 TEST_F(ElectionTest, TheFirstElectionStartsAtEpochZero) {
   auto cur = states_->read("t", 0).value();

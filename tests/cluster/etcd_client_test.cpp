@@ -16,32 +16,19 @@ namespace {
 
 using namespace std::chrono_literals;
 
-class EtcdClientTest : public ::testing::Test {
+class EtcdClientTest : public test::EtcdSuite {
  protected:
-  static void SetUpTestSuite() {
-    std::string why;
-    etcd_ = test::EtcdProcess::start(&why).release();
-    if (!etcd_) why_ = why;
-  }
-  static void TearDownTestSuite() {
-    delete etcd_;
-    etcd_ = nullptr;
-  }
   void SetUp() override {
-    ASSERT_NE(etcd_, nullptr) << why_;
+    EtcdSuite::SetUp();
+    if (HasFatalFailure()) return;
     auto c = EtcdClient::create({{etcd_->endpoint()}, 2000ms});
     ASSERT_TRUE(c) << c.error().message;
     client_ = std::move(c.value());
-    // Each test under a prefix of its own.
-    prefix_ = std::string("/test/") + ::testing::UnitTest::GetInstance()->current_test_info()->name() + "/";
+    prefix_ = prefix();
   }
-  static test::EtcdProcess* etcd_;
-  static std::string why_;
   std::unique_ptr<EtcdClient> client_;
   std::string prefix_;
 };
-test::EtcdProcess* EtcdClientTest::etcd_ = nullptr;
-std::string EtcdClientTest::why_;
 
 TEST_F(EtcdClientTest, PutAndGetRoundTripAnyBytes) {
   const std::string key = prefix_ + std::string("k\0\xff", 3);

@@ -12,6 +12,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <gtest/gtest.h>
+
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -118,6 +120,20 @@ class EtcdProcess {
   pid_t pid_ = -1;
   std::string dir_;
   std::string endpoint_;
+};
+
+// A suite whose tests share one etcd (started once per test process), each
+// test under keys of its own (prefix()).
+class EtcdSuite : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { etcd_ = EtcdProcess::start(&why_); }
+  static void TearDownTestSuite() { etcd_.reset(); }
+  void SetUp() override { ASSERT_NE(etcd_, nullptr) << why_; }
+  static std::string prefix() {
+    return std::string("/test/") + ::testing::UnitTest::GetInstance()->current_test_info()->name() + "/";
+  }
+  static inline std::unique_ptr<EtcdProcess> etcd_;
+  static inline std::string why_;
 };
 
 }  // namespace ringbus::test

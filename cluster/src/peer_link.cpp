@@ -66,6 +66,21 @@ void set_options(int fd) {
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
+// A handshake's deadline, and its refusals: told to the peer, then returned.
+struct Turn {
+  PeerLink& link;
+  Clock::time_point deadline;
+  const char* direction;  // "to" (the mirror's side) or "from" (the leader's)
+  std::chrono::milliseconds left() const {
+    return std::max(std::chrono::milliseconds(1),
+                    std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
+  }
+  Error refuse(wire::ErrorCode code, const std::string& why) const {
+    link.refuse(code, why, left());
+    return Error{Errc::invalid_argument, std::string("replication link ") + direction + " " + link.peer() + ": " + why};
+  }
+};
+
 std::string unexpected(const wire::Message& m, const char* wanted) {
   return std::string("expected ") + wanted + ", got " + wire::to_string(wire::type_of(m));
 }
@@ -259,15 +274,9 @@ Result<std::unique_ptr<PeerLink>> accept_link(int listen_fd) {
 }
 
 Result<std::string> mirror_handshake(PeerLink& link, const PeerIdentity& me, std::chrono::milliseconds timeout) {
-  const auto deadline = Clock::now() + timeout;
-  auto left = [&] {
-    return std::max(std::chrono::milliseconds(1),
-                    std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
-  };
-  auto refused = [&](wire::ErrorCode code, const std::string& why) -> Error {
-    link.refuse(code, why, left());
-    return Error{Errc::invalid_argument, "replication link to " + link.peer() + ": " + why};
-  };
+  const Turn turn{link, Clock::now() + timeout, "to"};
+  auto left = [&] { return turn.left(); };
+  auto refused = [&](wire::ErrorCode code, const std::string& why) { return turn.refuse(code, why); };
   const wire::Nonce ours = random_nonce();
   link.send(wire::Hello{wire::kVersion, me.cluster, me.node, ours});
   if (auto s = link.flush(left()); !s) return s.error();
@@ -291,15 +300,9 @@ Result<std::string> mirror_handshake(PeerLink& link, const PeerIdentity& me, std
 }
 
 Result<std::string> leader_handshake(PeerLink& link, const PeerIdentity& me, std::chrono::milliseconds timeout) {
-  const auto deadline = Clock::now() + timeout;
-  auto left = [&] {
-    return std::max(std::chrono::milliseconds(1),
-                    std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
-  };
-  auto refused = [&](wire::ErrorCode code, const std::string& why) -> Error {
-    link.refuse(code, why, left());
-    return Error{Errc::invalid_argument, "replication link from " + link.peer() + ": " + why};
-  };
+  const Turn turn{link, Clock::now() + timeout, "from"};
+  auto left = [&] { return turn.left(); };
+  auto refused = [&](wire::ErrorCode code, const std::string& why) { return turn.refuse(code, why); };
   auto m = link.receive(left());
   if (!m) {
     // Garbage on the replication port: say so to whoever it is.

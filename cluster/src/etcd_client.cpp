@@ -174,17 +174,25 @@ Result<T> parse(const Result<std::string>& answer, const char* op, F&& fn) {
 
 }  // namespace
 
+Result<std::vector<EtcdKv>> decode_range_answer(std::string_view answer) {
+  return parse<std::vector<EtcdKv>>(std::string(answer), "range", kvs_from);
+}
+
 Result<std::optional<EtcdKv>> EtcdClient::get(std::string_view key) {
   const json req = {{"key", base64(key)}};
-  return parse<std::optional<EtcdKv>>(call("kv/range", req.dump()), "range", [](const json& j) {
-    auto kvs = kvs_from(j);
-    return kvs.empty() ? std::optional<EtcdKv>{} : std::optional<EtcdKv>{std::move(kvs.front())};
-  });
+  auto answer = call("kv/range", req.dump());
+  if (!answer) return answer.error();
+  auto kvs = decode_range_answer(answer.value());
+  if (!kvs) return kvs.error();
+  if (kvs->empty()) return std::optional<EtcdKv>{};
+  return std::optional<EtcdKv>{std::move(kvs->front())};
 }
 
 Result<std::vector<EtcdKv>> EtcdClient::get_prefix(std::string_view prefix) {
   const json req = {{"key", base64(prefix)}, {"range_end", base64(prefix_end(prefix))}};
-  return parse<std::vector<EtcdKv>>(call("kv/range", req.dump()), "range", kvs_from);
+  auto answer = call("kv/range", req.dump());
+  if (!answer) return answer.error();
+  return decode_range_answer(answer.value());
 }
 
 Result<std::int64_t> EtcdClient::put(std::string_view key, std::string_view value, std::int64_t lease) {

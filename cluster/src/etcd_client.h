@@ -97,4 +97,10 @@ class EtcdClient {
 // The key after every key with `prefix`: etcd's range_end for a prefix.
 std::string prefix_end(std::string_view prefix);
 
+// The keys of an answer to a range request (what get and get_prefix read:
+// JSON, base64 keys and values, 64-bit integers as strings). An answer that
+// is not what the API says is Errc::corrupt naming what (fuzz target
+// tests/fuzz/etcd_answer_fuzz.cpp).
+Result<std::vector<EtcdKv>> decode_range_answer(std::string_view answer);
+
 }  // namespace ringbus::cluster

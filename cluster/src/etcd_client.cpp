@@ -140,7 +140,11 @@ Result<std::string> EtcdClient::call(const char* path, const std::string& body) 
     const CURLcode rc = curl_easy_perform(h);
     if (rc != CURLE_OK) {
       failures += (failures.empty() ? "" : "; ") + url + ": " + curl_easy_strerror(rc);
-      continue;
+      // Only a request that never reached etcd goes to the next endpoint:
+      // one that timed out may have been applied, and a swap sent again
+      // would fail against its own write.
+      if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST) continue;
+      return Error{Errc::io_error, "etcd: no answer from " + failures + " (the request may or may not have been applied)"};
     }
     preferred_ = which;
     long status = 0;

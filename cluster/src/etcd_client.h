@@ -5,8 +5,9 @@
 // (base64 on the wire, as the gateway wants); revisions are etcd's.
 //
 // Every request has a deadline (EtcdOptions::timeout). A request that could
-// not reach an endpoint is tried on the next one; an answer from etcd that
-// refuses it is not retried. Errors name the endpoint and the operation:
+// not connect to an endpoint is tried on the next one; one that got no
+// answer in time is not (it may have been applied: the caller reads again),
+// nor is one etcd refused. Errors name the endpoint and the operation:
 // Errc::io_error when no endpoint answered, Errc::corrupt for an answer that
 // is not what the API says, Errc::invalid_argument for a refusal.
 //

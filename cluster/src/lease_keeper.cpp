@@ -55,12 +55,10 @@ LeaseKeeper::~LeaseKeeper() {
 }
 
 void LeaseKeeper::renewed(Clock::time_point sent, std::int64_t ttl_s) {
+  // One writer at a time (the constructor, then the keeper's thread), and
+  // each renewal is sent after the one before: until_ only grows.
   const Clock::time_point until = sent + std::chrono::seconds(ttl_s) - margin(options_);
-  // Answers may come out of order only across retries; never move back.
-  Clock::rep cur = until_.load();
-  while (until.time_since_epoch().count() > cur &&
-         !until_.compare_exchange_weak(cur, until.time_since_epoch().count())) {
-  }
+  until_.store(until.time_since_epoch().count());
   sent_.store(sent.time_since_epoch().count());
 }
 

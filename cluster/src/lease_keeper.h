@@ -28,9 +28,26 @@
 #include <string>
 #include <thread>
 
+#include <time.h>
+
 #include "etcd_client.h"
 
 namespace ringbus::cluster {
+
+// CLOCK_BOOTTIME: unlike steady_clock (CLOCK_MONOTONIC) it runs on while the
+// machine is suspended, as the time at etcd does.
+struct BootClock {
+  using rep = std::int64_t;
+  using period = std::nano;
+  using duration = std::chrono::nanoseconds;
+  using time_point = std::chrono::time_point<BootClock>;
+  static constexpr bool is_steady = true;
+  static time_point now() noexcept {
+    timespec ts{};
+    ::clock_gettime(CLOCK_BOOTTIME, &ts);
+    return time_point(duration(ts.tv_sec * 1'000'000'000LL + ts.tv_nsec));
+  }
+};
 
 struct LeaseOptions {
   std::chrono::seconds ttl{2};
@@ -43,7 +60,7 @@ struct LeaseOptions {
 
 class LeaseKeeper {
  public:
-  using Clock = std::chrono::steady_clock;
+  using Clock = BootClock;
   // Grants a lease (on a client of its own) and starts keeping it alive.
   // `on_lost(why)` is called once, from the keeper's thread, when the lease
   // has expired or was revoked at etcd.

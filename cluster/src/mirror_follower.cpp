@@ -18,8 +18,6 @@ namespace {
 constexpr int kPumpIntervalMs = 5;
 constexpr std::chrono::milliseconds kMaxRedialPause{5000};
 
-std::string errno_text(int err) { return std::strerror(err); }
-
 }  // namespace
 
 MirrorFollower::MirrorFollower(FollowerOptions options, std::vector<FollowTarget> targets)
@@ -50,7 +48,7 @@ MirrorFollower::StreamState MirrorFollower::state(std::size_t target) const {
 
 void MirrorFollower::publish(const Stream& s) {
   std::lock_guard lock(mu_);
-  published_[static_cast<std::size_t>(&s - streams_.data())] = s.state;
+  published_[id_of(s) - 1] = s.state;
 }
 
 void MirrorFollower::log(const char* level, const std::string& message) const { options_.log(level, message); }
@@ -111,7 +109,7 @@ void MirrorFollower::serve(PeerLink& link) {
   while (!stopping_.load(std::memory_order_acquire)) {
     pollfd p[2] = {{link.fd(), static_cast<short>(POLLIN | (link.queued() ? POLLOUT : 0)), 0}, {wake_fd_, POLLIN, 0}};
     if (::poll(p, 2, kPumpIntervalMs) < 0 && errno != EINTR) {
-      log("error", "mirror of " + link.peer() + ": poll failed: " + errno_text(errno));
+      log("error", "mirror of " + link.peer() + ": poll failed: " + std::strerror(errno));
       return;
     }
     auto open = link.read_some();
@@ -137,9 +135,15 @@ void MirrorFollower::serve(PeerLink& link) {
       log("warn", "mirror of " + link.peer() + ": the leader closed the link");
       return;
     }
+    if (link.quiet_for(options_.idle_timeout)) {
+      log("warn", "mirror of " + link.peer() + ": heard nothing for " + std::to_string(options_.idle_timeout.count()) +
+                      " ms: the link is closed");
+      return;
+    }
     for (Stream& s : streams_)
       if (s.target.log->is_open()) s.target.log->pump();
     send_acks(link);
+    link.keep_alive(options_.idle_timeout / 4);
     if (auto w = link.write_some(); !w) {
       log("warn", w.error().message);
       return;
@@ -193,7 +197,15 @@ Status MirrorFollower::on_following(PeerLink& link, Stream& s, const wire::Follo
   MirrorLog& mlog = *s.target.log;
   // A mirror without a log starts it where the leader's starts.
   if (auto st = mlog.ensure_open(f.log_start); !st) return storage_failure(link, s, st.error().message);
-  const auto id = static_cast<std::uint32_t>(&s - streams_.data() + 1);
+  const auto id = id_of(s);
+  if (!mlog.epochs().empty() && f.leader_epoch < mlog.epochs().back().epoch) {
+    // A leader that was deposed and does not know it yet (KIP-320): its log
+    // is not the one to cut ours to.
+    fail_stream(link, s, wire::ErrorCode::not_leader,
+                "the leader's epoch " + std::to_string(f.leader_epoch) + " is below this mirror's latest, " +
+                    std::to_string(mlog.epochs().back().epoch) + ": a stale leader, nothing cut");
+    return {};
+  }
   if (mlog.epochs().empty()) {
     // No batch yet: nothing to diverge.
     if (mlog.end() < f.log_start) {
@@ -217,7 +229,7 @@ Status MirrorFollower::on_following(PeerLink& link, Stream& s, const wire::Follo
 // KIP-279 (cluster/README.md, "Where a mirror's log leaves its leader's").
 Status MirrorFollower::on_epoch_end(PeerLink& link, Stream& s, const wire::EpochEnd& e) {
   MirrorLog& mlog = *s.target.log;
-  const auto id = static_cast<std::uint32_t>(&s - streams_.data() + 1);
+  const auto id = id_of(s);
   if (e.epoch > s.query_epoch) {
     fail_stream(link, s, wire::ErrorCode::protocol,
                 "asked for epoch " + std::to_string(s.query_epoch) + ", the leader answered a later one, " +
@@ -277,7 +289,7 @@ Status MirrorFollower::on_batches(PeerLink& link, Stream& s, const wire::Batches
 }
 
 Status MirrorFollower::storage_failure(PeerLink& link, Stream& s, const std::string& why) {
-  link.send(wire::ErrorMsg{static_cast<std::uint32_t>(&s - streams_.data() + 1), wire::ErrorCode::storage, why});
+  link.send(wire::ErrorMsg{id_of(s), wire::ErrorCode::storage, why});
   return Error{Errc::io_error, why + "; the link to " + link.peer() + " is tried again later"};
 }
 
@@ -286,7 +298,7 @@ void MirrorFollower::fail_stream(PeerLink& link, Stream& s, wire::ErrorCode code
   s.state.phase = Phase::failed;
   s.state.error = why;
   log("error", s.target.log->where() + ": mirroring stopped: " + why);
-  link.send(wire::ErrorMsg{static_cast<std::uint32_t>(&s - streams_.data() + 1), code, why});
+  link.send(wire::ErrorMsg{id_of(s), code, why});
   publish(s);
 }
 

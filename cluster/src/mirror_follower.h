@@ -34,6 +34,9 @@ struct FollowerOptions {
   io::LogFn log = {};
   std::chrono::milliseconds timeout{2000};      // dial, handshake
   std::chrono::milliseconds redial_pause{200};  // after a link failed
+  // A link heard nothing on for this long is closed (and dialled again); a
+  // heartbeat goes out when nothing was sent for a quarter of it.
+  std::chrono::milliseconds idle_timeout{5000};
 };
 
 // One partition to follow, into `log` (which the follower then owns the
@@ -68,6 +71,8 @@ class MirrorFollower {
     std::uint64_t acked_written = UINT64_MAX;
     std::uint64_t acked_durable = UINT64_MAX;
   };
+  // A stream's id on the wire: its target's index + 1.
+  std::uint32_t id_of(const Stream& s) const noexcept { return static_cast<std::uint32_t>(&s - streams_.data() + 1); }
   void run();
   // One link's life: false when stopping.
   void serve(PeerLink& link);

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <climits>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -72,6 +73,8 @@ Result<bool> PartitionStates::elect(std::string_view topic, std::uint32_t partit
                                     bool unclean, Alive&& leader_alive) {
   const PartitionState& s = current.state;
   if (!s.leader.empty() && leader_alive(s.leader)) return false;
+  if (s.epoch == INT32_MAX)
+    return Error{Errc::invalid_argument, key(topic, partition) + ": the leader epoch is at its largest (2^31-1)"};
   auto has = [](const std::vector<std::string>& v, const std::string& n) {
     for (const auto& x : v)
       if (x == n) return true;

@@ -23,6 +23,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr std::size_t kReadChunk = 256 << 10;
+constexpr std::size_t kReadCap = 4 << 20;
 
 std::string errno_text(int err) { return std::strerror(err); }
 
@@ -126,6 +127,7 @@ Status PeerLink::write_some() {
       return fail("send failed: " + errno_text(errno));
     }
     out_sent_ += static_cast<std::size_t>(n);
+    last_sent_ = Clock::now();
   }
   if (out_sent_ == out_.size()) {
     out_.clear();
@@ -166,26 +168,40 @@ Result<bool> PeerLink::read_some() {
     if (n == 0) return false;
     in_end_ += static_cast<std::size_t>(n);
     if (in_end_ < in_.size()) return true;  // the socket had less than the room: read it all
+    // A fast peer does not keep the loop (and memory) to itself: once the
+    // frame being waited for is whole, or this much is in, the rest waits.
+    if (in_end_ >= std::max(in_need_, kReadCap)) return true;
   }
 }
 
 Result<std::optional<wire::Message>> PeerLink::next() {
-  const auto d = wire::decode(std::span(in_.data() + in_start_, in_end_ - in_start_));
-  switch (d.state) {
-    case wire::Decoded::State::need_more:
-      in_need_ = d.size;
-      return std::optional<wire::Message>{};
-    case wire::Decoded::State::bad: {
-      auto s = fail("it sent a frame we cannot take: " + d.error);
-      return Error{Errc::corrupt, s.error().message};
+  for (;;) {
+    const auto d = wire::decode(std::span(in_.data() + in_start_, in_end_ - in_start_));
+    switch (d.state) {
+      case wire::Decoded::State::need_more:
+        in_need_ = d.size;
+        return std::optional<wire::Message>{};
+      case wire::Decoded::State::bad: {
+        auto s = fail("it sent a frame we cannot take: " + d.error);
+        return Error{Errc::corrupt, s.error().message};
+      }
+      case wire::Decoded::State::ok:
+        break;
     }
-    case wire::Decoded::State::ok:
-      break;
+    in_start_ += d.size;
+    in_need_ = 0;
+    last_heard_ = Clock::now();
+    const auto* b = std::get_if<wire::Batches>(&d.message);
+    if (b && b->stream == 0 && b->batches.empty()) continue;  // a heartbeat
+    return std::optional<wire::Message>{d.message};
   }
-  in_start_ += d.size;
-  in_need_ = 0;
-  return std::optional<wire::Message>{d.message};
 }
+
+void PeerLink::keep_alive(std::chrono::milliseconds every) {
+  if (queued() == 0 && Clock::now() - last_sent_ >= every) send(wire::Batches{});
+}
+
+bool PeerLink::quiet_for(std::chrono::milliseconds idle) const { return Clock::now() - last_heard_ > idle; }
 
 Result<wire::Message> PeerLink::receive(std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
@@ -273,7 +289,21 @@ Result<std::unique_ptr<PeerLink>> accept_link(int listen_fd) {
   return std::make_unique<PeerLink>(fd, describe(reinterpret_cast<sockaddr*>(&from)));
 }
 
+namespace {
+
+// Names longer than a frame holds would be cut on the wire while the proofs
+// hash them whole: refused before anything is sent.
+Status check_identity(const PeerIdentity& me) {
+  if (me.cluster.size() > wire::kMaxNameSize || me.node.empty() || me.node.size() > wire::kMaxNameSize)
+    return Error{Errc::invalid_argument, "cluster and node names must be 1 to " + std::to_string(wire::kMaxNameSize) +
+                                             " bytes (cluster '" + me.cluster + "', node '" + me.node + "')"};
+  return {};
+}
+
+}  // namespace
+
 Result<std::string> mirror_handshake(PeerLink& link, const PeerIdentity& me, std::chrono::milliseconds timeout) {
+  if (auto s = check_identity(me); !s) return s.error();
   const Turn turn{link, Clock::now() + timeout, "to"};
   auto left = [&] { return turn.left(); };
   auto refused = [&](wire::ErrorCode code, const std::string& why) { return turn.refuse(code, why); };
@@ -300,6 +330,7 @@ Result<std::string> mirror_handshake(PeerLink& link, const PeerIdentity& me, std
 }
 
 Result<std::string> leader_handshake(PeerLink& link, const PeerIdentity& me, std::chrono::milliseconds timeout) {
+  if (auto s = check_identity(me); !s) return s.error();
   const Turn turn{link, Clock::now() + timeout, "from"};
   auto left = [&] { return turn.left(); };
   auto refused = [&](wire::ErrorCode code, const std::string& why) { return turn.refuse(code, why); };

@@ -82,6 +82,14 @@ class PeerLink {
   // refusal it should read before the link closes.
   void refuse(wire::ErrorCode code, const std::string& message, std::chrono::milliseconds timeout);
 
+  // ---- liveness: a `batches` frame for stream 0 with no batches is a
+  // heartbeat; next() takes it and hands nothing out.
+  // Queues a heartbeat if nothing was sent for `every`.
+  void keep_alive(std::chrono::milliseconds every);
+  // True if no frame came for `idle` (a peer gone without a word, a path
+  // that drops everything).
+  bool quiet_for(std::chrono::milliseconds idle) const;
+
  private:
   Status fail(const std::string& what) const;
   bool wait(short events, std::chrono::steady_clock::time_point deadline) const;
@@ -95,6 +103,8 @@ class PeerLink {
   std::size_t in_start_ = 0;  // the first byte not yet handed out by next()
   std::size_t in_end_ = 0;    // bytes read up to here
   std::size_t in_need_ = 0;   // the frame at in_start_ needs this many bytes (the decoder said)
+  std::chrono::steady_clock::time_point last_sent_ = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point last_heard_ = std::chrono::steady_clock::now();
 };
 
 // Connects to `address` ("host:port", IPv4 or a name) within `timeout`.

@@ -14,6 +14,8 @@ ReplicaTracker::ReplicaTracker(std::string leader, std::vector<std::string> isr,
 }
 
 void ReplicaTracker::leader_progress(std::uint64_t end, std::uint64_t durable, Clock::time_point now) {
+  if (ends_.empty() || end != ends_.back().second) ends_.emplace_back(now, end);
+  while (ends_.size() > 1 && ends_[1].first < now - 2 * max_lag_) ends_.pop_front();
   leader_end_ = end;
   leader_durable_ = durable;
   // With nothing new written, a mirror that holds everything stays caught up.
@@ -28,8 +30,17 @@ void ReplicaTracker::acknowledged(const std::string& mirror, std::uint64_t writt
   Mirror& m = mirrors_[mirror];
   m.written = std::max(m.written, written);
   m.durable = std::max(m.durable, durable);
-  if (m.written >= leader_end_) m.caught_up_at = now;
+  m.caught_up_at = std::max(m.caught_up_at, caught_up_as_of(m.written, now));
   recompute();
+}
+
+ReplicaTracker::Clock::time_point ReplicaTracker::caught_up_as_of(std::uint64_t written, Clock::time_point now) const {
+  if (written >= leader_end_) return now;
+  // The end was ends_[i].second until ends_[i + 1].first.
+  Clock::time_point as_of{};
+  for (std::size_t i = 0; i + 1 < ends_.size(); ++i)
+    if (ends_[i].second <= written) as_of = ends_[i + 1].first;
+  return as_of;
 }
 
 void ReplicaTracker::set_isr(std::vector<std::string> isr) {

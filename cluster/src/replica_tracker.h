@@ -2,9 +2,11 @@
 // "Leadership and the in-sync set"): what each mirror acknowledged, which
 // ones fell out of sync, and the high watermark, Kafka's way:
 //
-// - a mirror is caught up when what it has written reaches the leader's
-//   log end; it lags once it has not been caught up for max_lag (time, not
-//   offsets: a burst does not throw a healthy mirror out);
+// - a mirror is caught up as of the last moment the leader's log end was
+//   no further than what the mirror has written (so a mirror that trails
+//   a steady stream by a little stays caught up); it lags once it has not
+//   been caught up for max_lag (time, not offsets: a burst does not throw a
+//   healthy mirror out);
 // - the high watermark is the lowest durable offset over the in-sync set as
 //   etcd holds it, the leader's own included, and never moves back;
 // - the set shrinks in etcd (a swap) before the high watermark relies on
@@ -17,6 +19,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <string>
 #include <vector>
@@ -49,11 +52,16 @@ class ReplicaTracker {
     Clock::time_point caught_up_at;
   };
   void recompute();
+  // The last moment the leader's end was at or below `written`.
+  Clock::time_point caught_up_as_of(std::uint64_t written, Clock::time_point now) const;
 
   std::string leader_;
   std::vector<std::string> isr_;
   std::chrono::milliseconds max_lag_;
   std::uint64_t leader_end_ = 0;
+  // When the leader's end changed, and to what (increasing), back to about
+  // twice max_lag: the end was ends_[i].second from ends_[i].first on.
+  std::deque<std::pair<Clock::time_point, std::uint64_t>> ends_;
   std::uint64_t leader_durable_ = 0;
   std::map<std::string, Mirror> mirrors_;
   std::uint64_t hw_ = 0;

@@ -58,13 +58,19 @@ void ReplicationServer::run() {
     for (const auto& l : links_)
       fds.push_back({l->link->fd(), static_cast<short>(POLLIN | (l->link->queued() ? POLLOUT : 0)), 0});
     (void)::poll(fds.data(), fds.size(), tailing ? kTailPollMs : kIdlePollMs);
-    if (fds[0].revents & POLLIN) accept_links();
+    if (fds[0].revents & POLLIN) accept_link_waiting();
     tailing = false;
     for (std::size_t i = 0; i < links_.size();) {
       Link& l = *links_[i];
       bool keep = serve(l);
+      if (keep && l.link->quiet_for(options_.idle_timeout)) {
+        log("warn", "heard nothing from " + l.link->peer() + " for " + std::to_string(options_.idle_timeout.count()) +
+                        " ms: the link is closed");
+        keep = false;
+      }
       if (keep) {
         tailing |= feed(l);
+        l.link->keep_alive(options_.idle_timeout / 4);
         if (auto w = l.link->write_some(); !w) {
           log("warn", w.error().message);
           keep = false;
@@ -79,27 +85,26 @@ void ReplicationServer::run() {
   }
 }
 
-void ReplicationServer::accept_links() {
-  for (;;) {
-    auto link = accept_link(listener_.fd);
-    if (!link) {
-      log("error", link.error().message);
-      return;
-    }
-    if (!link.value()) return;
-    // The handshake runs here, within its deadline: a peer that stalls it
-    // holds the other links up for that long at most.
-    auto mirror = leader_handshake(*link.value(), options_.me, options_.handshake_timeout);
-    if (!mirror) {
-      log("error", mirror.error().message);
-      continue;
-    }
-    log("info", "mirror node '" + mirror.value() + "' connected from " + link.value()->peer());
-    auto l = std::make_unique<Link>();
-    l->link = std::move(link.value());
-    l->mirror = mirror.value();
-    links_.push_back(std::move(l));
+void ReplicationServer::accept_link_waiting() {
+  auto link = accept_link(listener_.fd);
+  if (!link) {
+    log("error", link.error().message);
+    return;
   }
+  if (!link.value()) return;
+  // The handshake runs here, within its deadline: a peer that stalls it
+  // holds the streams up that long. One per pass of the loop, so they are
+  // served between handshakes.
+  auto mirror = leader_handshake(*link.value(), options_.me, options_.handshake_timeout);
+  if (!mirror) {
+    log("error", mirror.error().message);
+    return;
+  }
+  log("info", "mirror node '" + mirror.value() + "' connected from " + link.value()->peer());
+  auto l = std::make_unique<Link>();
+  l->link = std::move(link.value());
+  l->mirror = mirror.value();
+  links_.push_back(std::move(l));
 }
 
 bool ReplicationServer::serve(Link& l) {
@@ -159,7 +164,8 @@ Status ReplicationServer::handle(Link& l, const wire::Message& m) {
     Stream* s = stream_of(q->stream);
     if (!s) return bad("epoch_query for stream " + std::to_string(q->stream) + ", which it did not follow");
     const auto e = s->part->end_of_epoch(q->epoch);
-    l.link->send(wire::EpochEnd{q->stream, e ? e->epoch : -1, e ? e->start_offset : 0});
+    // The log's end may be booked ahead of its writes: never promise more than is written.
+    l.link->send(wire::EpochEnd{q->stream, e ? e->epoch : -1, e ? std::min(e->start_offset, s->part->written()) : 0});
     return {};
   }
   if (const auto* f = std::get_if<wire::Fetch>(&m)) {

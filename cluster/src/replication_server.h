@@ -38,7 +38,8 @@ class LedPartition {
   virtual std::uint64_t log_start() const = 0;
   virtual std::uint64_t high_watermark() const = 0;
   // The largest epoch at or below `epoch` and where it ends
-  // (PartitionLog::end_of_epoch).
+  // (PartitionLog::end_of_epoch). Called on the server's thread while the
+  // log is written on another: the implementation locks what it reads.
   virtual std::optional<io::LeaderEpoch> end_of_epoch(std::int32_t epoch) const = 0;
   // A mirror's acknowledgement (the in-sync set and high watermark follow).
   virtual void acknowledged(const std::string& mirror, std::uint64_t written, std::uint64_t durable) = 0;
@@ -61,6 +62,9 @@ struct ServerOptions {
   std::string listen;  // host:port (port 0: any free one)
   io::LogFn log = {};
   std::chrono::milliseconds handshake_timeout{2000};
+  // A link heard nothing on for this long is closed; a heartbeat goes out
+  // when nothing was sent for a quarter of it.
+  std::chrono::milliseconds idle_timeout{5000};
 };
 
 class ReplicationServer {
@@ -87,7 +91,8 @@ class ReplicationServer {
   };
   ReplicationServer(ServerOptions options, LedPartitions& partitions, Listener listener);
   void run();
-  void accept_links();
+  // Accepts one waiting connection and runs its handshake.
+  void accept_link_waiting();
   // Reads and answers a link's frames; false when it is to be closed.
   bool serve(Link& l);
   Status handle(Link& l, const wire::Message& m);

@@ -2,7 +2,7 @@
 // election, a live leader kept, a dead leader's in-sync mirror taking over
 // with the next epoch (the dead dropped from the set), an out-of-sync
 // replica refused unless the topic allows unclean elections, two candidates
-// at once with one winner, and a swap on a stale revision refused.
+// that read the same state with one winner, and a swap on a stale revision refused.
 #include <gtest/gtest.h>
 
 #include <set>
@@ -71,7 +71,7 @@ TEST_F(ElectionTest, AnOutOfSyncReplicaTakesOverOnlyWhenUncleanIsAllowed) {
   EXPECT_EQ(states_->read("t", 0).value().state, (PartitionState{"c", 4, {"c", "b"}}));
 }
 
-TEST_F(ElectionTest, OfTwoCandidatesAtOnceOneWins) {
+TEST_F(ElectionTest, OfTwoCandidatesThatReadTheSameStateOneWins) {
   const auto seeded = seed({"a", 3, {"a", "b", "c"}});
   alive_ = {"b", "c"};
   auto is_alive = [&](const std::string& n) { return alive(n); };

@@ -86,6 +86,21 @@ TEST_F(TrackerTest, AMirrorLagsOnlyAfterMaxLagWithoutBeingCaughtUp) {
   EXPECT_TRUE(tracker.lagging(t0 + 1300ms).empty());
 }
 
+// Under a steady stream a mirror's acknowledgements always trail the
+// leader's end a little; it stays in sync. One that stops does not.
+TEST_F(TrackerTest, AMirrorTrailingASteadyStreamStaysCaughtUp) {
+  std::uint64_t end = 0;
+  for (int ms = 0; ms <= 3000; ms += 10) {
+    const auto now = t0 + std::chrono::milliseconds(ms);
+    const std::uint64_t before = end;
+    end += 100;
+    tracker.leader_progress(end, end, now);
+    tracker.acknowledged("b", before, before, now);  // what the leader had 10 ms ago
+    if (ms < 500) tracker.acknowledged("c", before, before, now);  // c stops at 0.5 s
+  }
+  EXPECT_EQ(tracker.lagging(t0 + 3000ms), std::vector<std::string>{"c"});
+}
+
 TEST_F(TrackerTest, AShrinkLetsTheHighWatermarkMoveAndTheMirrorRejoinsAtIt) {
   tracker.leader_progress(100, 100, t0);
   tracker.acknowledged("b", 100, 100, t0);

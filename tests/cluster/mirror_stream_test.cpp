@@ -67,6 +67,8 @@ class TestLeader : public LedPartition, public LedPartitions {
     while (log_.written() < base + records) log_.pump();
   }
   void set_high_watermark(std::uint64_t hw) { hw_.store(hw); }
+  // The leadership's epoch (etcd's): at least the epoch of its log's last batch.
+  void set_leader_epoch(std::int32_t e) { epoch_.store(e); }
   std::pair<std::uint64_t, std::uint64_t> acked() const {
     std::lock_guard lock(mu_);
     return acked_;
@@ -78,7 +80,7 @@ class TestLeader : public LedPartition, public LedPartitions {
 
   // LedPartition
   const std::string& log_dir() const override { return dir_; }
-  std::int32_t leader_epoch() const override { return 1; }
+  std::int32_t leader_epoch() const override { return epoch_.load(); }
   std::uint64_t written() const override { return log_.written(); }
   std::uint64_t log_start() const override {
     std::lock_guard lock(mu_);
@@ -111,6 +113,7 @@ class TestLeader : public LedPartition, public LedPartitions {
   mutable std::mutex mu_;
   MirrorLog log_;
   std::atomic<std::uint64_t> hw_{0};
+  std::atomic<std::int32_t> epoch_{1};
   std::pair<std::uint64_t, std::uint64_t> acked_{0, 0};
   std::string mirror_;
 };
@@ -156,8 +159,9 @@ class MirrorStreamTest : public ::testing::Test {
     server_ = std::move(s.value());
   }
   // Through `via` (host:port) if given, else straight to the server.
-  void follow(std::string topic = "t", std::string via = "") {
+  void follow(std::string topic = "t", std::string via = "", std::chrono::milliseconds idle = 5000ms) {
     FollowerOptions o{kMirrorId, via.empty() ? "127.0.0.1:" + std::to_string(server_->port()) : via, logger()};
+    o.idle_timeout = idle;
     follower_ = std::make_unique<MirrorFollower>(o, std::vector<FollowTarget>{{std::move(topic), 7, 0, &mirror_}});
   }
   bool mirror_reaches(std::uint64_t offset) {
@@ -200,6 +204,7 @@ TEST_F(MirrorStreamTest, AMirrorCopiesTheLogBatchByBatchThenFollowsItLive) {
 TEST_F(MirrorStreamTest, AMirrorThatSkippedTheLeadersEpochAsksAgainAndCutsWhereTheyAgree) {
   leader_.write(0, 4, 0);
   leader_.write(4, 8, 1);
+  leader_.set_leader_epoch(3);  // elected after epoch 2's leader died
   ASSERT_TRUE(mirror_.ensure_open(0));
   ASSERT_TRUE(mirror_.append(batch(0, 5, 0)));
   ASSERT_TRUE(mirror_.append(batch(5, 5, 2)));
@@ -281,17 +286,20 @@ TEST_F(MirrorStreamTest, AMirrorWhoseDiskIsFullSaysWhyAndCatchesUpWhenSpaceRetur
 }
 
 // The link between leader and mirror is cut (a proxy the test partitions)
-// while the leader writes on; when it heals the mirror catches up.
-TEST_F(MirrorStreamTest, AMirrorCutOffFromItsLeaderCatchesUpWhenTheLinkHeals) {
+// while the leader writes on: the mirror hears nothing (not even
+// heartbeats), closes the link after its idle timeout and dials again;
+// when the path heals it catches up.
+TEST_F(MirrorStreamTest, AMirrorCutOffFromItsLeaderNoticesItAndCatchesUpWhenTheLinkHeals) {
   for (std::uint64_t b = 0; b < 10; ++b) leader_.write(b * 10, 10, 0);
   serve();
   test::TcpProxy proxy("127.0.0.1:" + std::to_string(server_->port()));
-  follow("t", proxy.address());
+  follow("t", proxy.address(), 1000ms);
   ASSERT_TRUE(mirror_reaches(100)) << lines();
   proxy.partition(true);
   for (std::uint64_t b = 10; b < 60; ++b) leader_.write(b * 10, 10, 0);
-  std::this_thread::sleep_for(200ms);
-  EXPECT_EQ(mirror_.written(), 100u);  // nothing crosses a cut link
+  ASSERT_TRUE(test::eventually([&] { return lines().find("heard nothing for 1000 ms") != std::string::npos; }, 10s))
+      << lines();
+  EXPECT_EQ(mirror_.written(), 100u);  // nothing crossed the cut link
   proxy.partition(false);
   ASSERT_TRUE(mirror_reaches(600)) << lines();
   follower_.reset();
@@ -313,6 +321,26 @@ TEST_F(MirrorStreamTest, AMirrorFollowsALeaderThatRestarts) {
   follower_.reset();
   EXPECT_EQ(batches_of((root_ / "mirror").string()), batches_of((root_ / "leader").string()));
   EXPECT_NE(lines().find("the leader closed the link"), std::string::npos) << lines();
+}
+
+// KIP-320: a deposed leader (its epoch below the mirror's latest) is not
+// followed, and the mirror's log is not cut to it.
+TEST_F(MirrorStreamTest, AStaleLeaderIsRefusedAndNothingIsCut) {
+  leader_.write(0, 8, 0);
+  leader_.write(8, 7, 3);
+  leader_.set_leader_epoch(3);
+  ASSERT_TRUE(mirror_.ensure_open(0));
+  ASSERT_TRUE(mirror_.append(batch(0, 10, 0)));
+  ASSERT_TRUE(mirror_.append(batch(10, 10, 4)));
+  while (mirror_.written() < 20) mirror_.pump();
+  serve();
+  follow();
+  ASSERT_TRUE(test::eventually([&] { return follower_->state(0).phase == MirrorFollower::Phase::failed; }, 10s));
+  EXPECT_NE(follower_->state(0).error.find("the leader's epoch 3 is below this mirror's latest, 4"), std::string::npos)
+      << follower_->state(0).error;
+  follower_.reset();
+  EXPECT_EQ(mirror_.written(), 20u);
+  EXPECT_EQ(lines().find("truncated"), std::string::npos) << lines();
 }
 
 TEST_F(MirrorStreamTest, AnUnknownTopicIsRefusedByName) {

@@ -76,6 +76,14 @@ struct Broker::Impl {
   io::FlusherThread& flusher_for(std::uint64_t topic_id, std::uint32_t partition) {
     return *flushers[(topic_id + partition) % flushers.size()];
   }
+  // The topic with its commit log (under mu): not_found if there is no such
+  // topic, invalid_argument ending with `refused` if it has no log.
+  Result<LoggedTopic*> logged_topic(std::string_view name, const std::string& refused) {
+    const auto it = logged.find(name);
+    if (it != logged.end()) return &it->second;
+    if (!ringbus::describe_topic(instance, name)) return Error{Errc::not_found, "topic '" + std::string(name) + "' does not exist"};
+    return Error{Errc::invalid_argument, "topic '" + std::string(name) + "' has no commit log" + refused};
+  }
 };
 
 namespace {
@@ -639,39 +647,32 @@ Status Broker::set_leader_epoch(std::string_view topic, std::uint32_t partition,
   std::lock_guard lock(impl_->mu);
   Impl& im = *impl_;
   if (im.closed) return Error{Errc::invalid_argument, "broker is closed"};
-  const auto it = im.logged.find(topic);
-  if (it == im.logged.end()) {
-    if (!ringbus::describe_topic(im.instance, topic)) return Error{Errc::not_found, "topic '" + std::string(topic) + "' does not exist"};
-    return Error{Errc::invalid_argument, "topic '" + std::string(topic) + "' has no commit log: no batches to stamp"};
-  }
-  if (partition >= it->second.config.partitions) {
+  auto t = im.logged_topic(topic, ": no batches to stamp");
+  if (!t) return t.error();
+  if (partition >= t.value()->config.partitions) {
     return Error{Errc::invalid_argument, "topic '" + std::string(topic) + "' has no partition " + std::to_string(partition)};
   }
-  return im.flusher_for(it->second.id, partition).lead(it->second.id, partition, epoch);
+  return im.flusher_for(t.value()->id, partition).lead(t.value()->id, partition, epoch);
 }
 
 Result<TopicInfo> Broker::alter_topic(std::string_view name, const LogConfig& log) {
   std::unique_lock lock(impl_->mu);
   Impl& im = *impl_;
   if (im.closed) return Error{Errc::invalid_argument, "broker is closed"};
-  const auto it = im.logged.find(name);
-  if (it == im.logged.end()) {
-    if (!ringbus::describe_topic(im.instance, name)) return Error{Errc::not_found, "topic '" + std::string(name) + "' does not exist"};
-    return Error{Errc::invalid_argument, "topic '" + std::string(name) +
-                                             "' has no commit log (the broker runs without a data directory): "
-                                             "there are no log settings to alter"};
-  }
-  TopicConfig config = it->second.config;
+  auto t = im.logged_topic(name, " (the broker runs without a data directory): there are no log settings to alter");
+  if (!t) return t.error();
+  Impl::LoggedTopic& topic = *t.value();
+  TopicConfig config = topic.config;
   config.log = log;
   if (auto s = validate_topic_config(config); !s) return s.error();
   // The file first: a crash after it restarts the topic with the new
   // settings, which is what the caller asked for.
   const std::string dir = im.data_dir + "/" + config.name;
-  if (auto s = io::replace_file_durably(dir, io::kTopicMetaName, io::encode_topic_meta({config, it->second.id})); !s) {
+  if (auto s = io::replace_file_durably(dir, io::kTopicMetaName, io::encode_topic_meta({config, topic.id})); !s) {
     return s.error();
   }
-  for (auto& f : im.flushers) f->reconfigure(it->second.id, config.log);
-  it->second.config = config;
+  for (auto& f : im.flushers) f->reconfigure(topic.id, config.log);
+  topic.config = config;
   lock.unlock();
   return describe_topic(name);
 }

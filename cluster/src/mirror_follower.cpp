@@ -1,7 +1,6 @@
 #include "mirror_follower.h"
 
 #include <poll.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -25,7 +24,6 @@ MirrorFollower::MirrorFollower(FollowerOptions options, std::vector<FollowTarget
   for (auto& t : targets) streams_.push_back(Stream{std::move(t), {}, -1, UINT64_MAX, UINT64_MAX});
   published_.resize(streams_.size());
   if (!options_.log) options_.log = [](const char*, const std::string&) {};
-  wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   thread_ = std::thread([this] { run(); });
 }
 
@@ -33,12 +31,8 @@ MirrorFollower::~MirrorFollower() { stop(); }
 
 void MirrorFollower::stop() {
   if (!thread_.joinable()) return;
-  stopping_.store(true, std::memory_order_release);
-  const std::uint64_t one = 1;
-  (void)!::write(wake_fd_, &one, sizeof one);
+  stop_.request();
   thread_.join();
-  ::close(wake_fd_);
-  wake_fd_ = -1;
 }
 
 MirrorFollower::StreamState MirrorFollower::state(std::size_t target) const {
@@ -58,7 +52,7 @@ void MirrorFollower::run() {
   // end within a second (a leader that refuses us, a disk that stays full,
   // are not tried 5 times a second forever).
   std::chrono::milliseconds pause = options_.redial_pause;
-  while (!stopping_.load(std::memory_order_acquire)) {
+  while (!stop_.requested()) {
     // A log whose writes fail (a full disk) holds batches it took but could
     // not place: it settles before the next link, whose divergence check
     // needs every batch placed.
@@ -70,7 +64,7 @@ void MirrorFollower::run() {
       stuck = stuck || s.target.log->stuck();
     }
     if (stuck) {
-      pollfd p{wake_fd_, POLLIN, 0};
+      pollfd p{stop_.fd(), POLLIN, 0};
       (void)::poll(&p, 1, static_cast<int>(options_.redial_pause.count()));
       continue;
     }
@@ -90,9 +84,9 @@ void MirrorFollower::run() {
     } else {
       log("warn", "mirror of " + options_.leader + ": " + link.error().message);
     }
-    if (stopping_.load(std::memory_order_acquire)) break;
+    if (stop_.requested()) break;
     pause = served ? options_.redial_pause : std::min(pause * 2, kMaxRedialPause);
-    pollfd p{wake_fd_, POLLIN, 0};
+    pollfd p{stop_.fd(), POLLIN, 0};
     (void)::poll(&p, 1, static_cast<int>(pause.count()));
   }
 }
@@ -106,8 +100,8 @@ void MirrorFollower::serve(PeerLink& link) {
     publish(s);
     link.send(wire::Follow{static_cast<std::uint32_t>(i + 1), s.target.topic, s.target.topic_id, s.target.partition});
   }
-  while (!stopping_.load(std::memory_order_acquire)) {
-    pollfd p[2] = {{link.fd(), static_cast<short>(POLLIN | (link.queued() ? POLLOUT : 0)), 0}, {wake_fd_, POLLIN, 0}};
+  while (!stop_.requested()) {
+    pollfd p[2] = {{link.fd(), static_cast<short>(POLLIN | (link.queued() ? POLLOUT : 0)), 0}, {stop_.fd(), POLLIN, 0}};
     if (::poll(p, 2, kPumpIntervalMs) < 0 && errno != EINTR) {
       log("error", "mirror of " + link.peer() + ": poll failed: " + std::strerror(errno));
       return;

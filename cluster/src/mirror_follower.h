@@ -25,6 +25,7 @@
 #include "log_writer.h"
 #include "mirror_log.h"
 #include "peer_link.h"
+#include "stop_signal.h"
 
 namespace ringbus::cluster {
 
@@ -93,8 +94,7 @@ class MirrorFollower {
   std::vector<Stream> streams_;  // stream id i + 1
   mutable std::mutex mu_;
   std::vector<StreamState> published_;  // state() reads these
-  std::atomic<bool> stopping_{false};
-  int wake_fd_ = -1;  // an eventfd: stop() wakes the thread's poll
+  StopSignal stop_;
   std::thread thread_;
 };
 

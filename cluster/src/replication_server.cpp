@@ -1,7 +1,6 @@
 #include "replication_server.h"
 
 #include <poll.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -32,7 +31,6 @@ Result<std::unique_ptr<ReplicationServer>> ReplicationServer::start(ServerOption
 ReplicationServer::ReplicationServer(ServerOptions options, LedPartitions& partitions, Listener listener)
     : options_(std::move(options)), partitions_(partitions), listener_(listener) {
   if (!options_.log) options_.log = [](const char*, const std::string&) {};
-  wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   thread_ = std::thread([this] { run(); });
 }
 
@@ -40,12 +38,9 @@ ReplicationServer::~ReplicationServer() { stop(); }
 
 void ReplicationServer::stop() {
   if (!thread_.joinable()) return;
-  stopping_.store(true, std::memory_order_release);
-  const std::uint64_t one = 1;
-  (void)!::write(wake_fd_, &one, sizeof one);
+  stop_.request();
   thread_.join();
   links_.clear();
-  ::close(wake_fd_);
   ::close(listener_.fd);
 }
 
@@ -53,8 +48,8 @@ void ReplicationServer::log(const char* level, const std::string& message) const
 
 void ReplicationServer::run() {
   bool tailing = false;
-  while (!stopping_.load(std::memory_order_acquire)) {
-    std::vector<pollfd> fds{{listener_.fd, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+  while (!stop_.requested()) {
+    std::vector<pollfd> fds{{listener_.fd, POLLIN, 0}, {stop_.fd(), POLLIN, 0}};
     for (const auto& l : links_)
       fds.push_back({l->link->fd(), static_cast<short>(POLLIN | (l->link->queued() ? POLLOUT : 0)), 0});
     (void)::poll(fds.data(), fds.size(), tailing ? kTailPollMs : kIdlePollMs);

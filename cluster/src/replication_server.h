@@ -24,6 +24,7 @@
 #include "log_reader.h"
 #include "log_writer.h"
 #include "peer_link.h"
+#include "stop_signal.h"
 
 namespace ringbus::cluster {
 
@@ -105,8 +106,7 @@ class ReplicationServer {
   LedPartitions& partitions_;
   Listener listener_;
   std::vector<std::unique_ptr<Link>> links_;
-  std::atomic<bool> stopping_{false};
-  int wake_fd_ = -1;
+  StopSignal stop_;
   std::thread thread_;
 };
 

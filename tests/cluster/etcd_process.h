@@ -14,6 +14,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -48,9 +49,22 @@ class EtcdProcess {
     std::filesystem::remove_all(dir_, ec);
   }
   const std::string& endpoint() const { return endpoint_; }
-  // SIGSTOP / SIGCONT: an etcd that is there but answers nobody.
-  void pause() { ::kill(pid_, SIGSTOP); }
-  void resume() { ::kill(pid_, SIGCONT); }
+  // SIGSTOP / SIGCONT: an etcd that is there but answers nobody. kill()
+  // returns before etcd's threads have stopped (one on another core can still
+  // answer a request), so wait until the whole process has: a child's group
+  // stop is reported to waitpid(WUNTRACED) only once every thread took part.
+  void pause() {
+    ::kill(pid_, SIGSTOP);
+    int status = 0;
+    while (::waitpid(pid_, &status, WUNTRACED) < 0 && errno == EINTR) {
+    }
+  }
+  void resume() {
+    ::kill(pid_, SIGCONT);
+    int status = 0;
+    while (::waitpid(pid_, &status, WCONTINUED) < 0 && errno == EINTR) {
+    }
+  }
 
  private:
   EtcdProcess() = default;

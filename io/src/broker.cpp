@@ -58,6 +58,13 @@ struct Broker::Impl {
   // Locks the data directory and reads (or makes) its id; then loads it.
   Status lock_data_dir(const BrokerOptions& options, std::string& id);
   Status open_data_dir(const BrokerOptions& options, bool adopt);
+  // The topic.meta of <data_dir>/<name>; an error names the directory and
+  // why it is not loaded.
+  Result<io::TopicMeta> read_topic_meta(const std::string& name) const;
+  // Recovers the topic's log (<data_dir>/<name>) and serves it: its rings
+  // are adopted (`adopt`: those a dead broker left, if they fit) or made
+  // anew at its logs' ends.
+  Status load_topic(const io::TopicMeta& meta, bool adopt);
   // The partition logs the scrubber reads: every partition not offline.
   std::vector<io::ScrubTarget> scrub_targets() const;
   // Hands a topic's partitions to the flushers; creates its rings first
@@ -346,59 +353,14 @@ Status Broker::Impl::open_data_dir(const BrokerOptions& options, bool adopt) {
   std::sort(names.begin(), names.end());
   std::set<std::string> loaded;
   for (const std::string& name : names) {
-    const std::string dir = data_dir + "/" + name;
-    const std::string meta_path = dir + "/" + io::kTopicMetaName;
-    auto bytes = io::read_small_file(meta_path);
-    auto meta = bytes ? io::decode_topic_meta(bytes.value(), meta_path) : Result<io::TopicMeta>(bytes.error());
+    auto meta = read_topic_meta(name);
     if (!meta) {
       // Not deleted, not guessed at: the operator decides.
-      log("error", "topic directory " + dir + " is not loaded: " + meta.error().message);
+      log("error", meta.error().message);
       continue;
     }
-    const TopicConfig& config = meta->config;
-    if (config.name != name) {
-      log("error", "topic directory " + dir + " is not loaded: " + meta_path + " names topic '" + config.name + "'");
-      continue;
-    }
-    std::vector<std::uint64_t> ends;
-    std::vector<bool> offline(config.partitions, false);
-    // Opened (and recovered) once, here, then handed to the flushers.
-    std::vector<std::unique_ptr<io::PartitionLog>> logs;
-    for (std::uint32_t p = 0; p < config.partitions; ++p) {
-      io::RecoveryReport report;
-      const std::string pdir = log::partition_log_directory(dir, p);
-      auto plog = io::PartitionLog::open(*log_io, pdir, io::LogSettings::from(config.log), 0, &report);
-      for (const std::string& n : report.notes) log("warn", n);
-      if (!plog) {
-        // One bad partition never takes the broker down: it alone goes offline.
-        logs.emplace_back();
-        log("error", pdir + " is offline: " + plog.error().message +
-                         ". The topic's other partitions are served. To bring it back: find the damage with "
-                         "'ringbus log verify " + pdir + "', move the damaged file(s) out of the directory (the log "
-                         "then ends before them) and restart the broker");
-        offline[p] = true;
-        ends.push_back(0);
-        continue;
-      }
-      log("info", "recovered " + pdir + ": offsets " + std::to_string(plog.value()->start_offset()) + " to " +
-                      std::to_string(plog.value()->end_offset()) +
-                      (report.clean ? " (clean shutdown, nothing scanned)"
-                                    : " (after a crash: checked " + std::to_string(report.scanned_bytes) + " bytes of the tail)"));
-      ends.push_back(plog.value()->end_offset());
-      logs.push_back(std::move(plog.value()));
-    }
-    next_topic_id = std::max(next_topic_id, meta->topic_id);
-    std::vector<std::uint64_t> tails;
-    const bool adopted = adopt && adopt_rings(config, meta->topic_id, ends, offline, dir, tails);
     loaded.insert(name);
-    if (auto s = attach_log(config, meta->topic_id, std::move(logs), !adopted); !s) return s;
-    // Adopted groups are live in shared memory; their files fill what is
-    // missing. An offline partition's end is not known: nothing is clamped.
-    std::vector<std::uint64_t> group_ends = adopted ? tails : ends;
-    for (std::uint32_t p = 0; p < config.partitions; ++p) {
-      if (offline[p]) group_ends[p] = ~std::uint64_t{0};
-    }
-    io::GroupKeeper::restore(instance, config.name, meta->topic_id, group_ends, dir, log);
+    if (auto s = load_topic(meta.value(), adopt); !s) return s;
   }
   // Rings of topics whose logs are gone (deleted or moved away by hand).
   for (const std::string& name : detail::list_topic_names(instance)) {
@@ -416,6 +378,63 @@ Status Broker::Impl::open_data_dir(const BrokerOptions& options, bool adopt) {
           offsets[p].store(p < below.size() ? below[p] : 0, std::memory_order_release);
         }
       });
+  return {};
+}
+
+Result<io::TopicMeta> Broker::Impl::read_topic_meta(const std::string& name) const {
+  const std::string dir = data_dir + "/" + name;
+  const std::string meta_path = dir + "/" + io::kTopicMetaName;
+  auto bytes = io::read_small_file(meta_path);
+  auto meta = bytes ? io::decode_topic_meta(bytes.value(), meta_path) : Result<io::TopicMeta>(bytes.error());
+  if (!meta) return Error{meta.error().code, "topic directory " + dir + " is not loaded: " + meta.error().message};
+  if (meta->config.name != name) {
+    return Error{Errc::corrupt, "topic directory " + dir + " is not loaded: " + meta_path + " names topic '" +
+                                    meta->config.name + "'"};
+  }
+  return meta;
+}
+
+Status Broker::Impl::load_topic(const io::TopicMeta& meta, bool adopt) {
+  const TopicConfig& config = meta.config;
+  const std::string dir = data_dir + "/" + config.name;
+  std::vector<std::uint64_t> ends;
+  std::vector<bool> offline(config.partitions, false);
+  // Opened (and recovered) once, here, then handed to the flushers.
+  std::vector<std::unique_ptr<io::PartitionLog>> logs;
+  for (std::uint32_t p = 0; p < config.partitions; ++p) {
+    io::RecoveryReport report;
+    const std::string pdir = log::partition_log_directory(dir, p);
+    auto plog = io::PartitionLog::open(*log_io, pdir, io::LogSettings::from(config.log), 0, &report);
+    for (const std::string& n : report.notes) log("warn", n);
+    if (!plog) {
+      // One bad partition never takes the broker down: it alone goes offline.
+      logs.emplace_back();
+      log("error", pdir + " is offline: " + plog.error().message +
+                       ". The topic's other partitions are served. To bring it back: find the damage with "
+                       "'ringbus log verify " + pdir + "', move the damaged file(s) out of the directory (the log "
+                       "then ends before them) and restart the broker");
+      offline[p] = true;
+      ends.push_back(0);
+      continue;
+    }
+    log("info", "recovered " + pdir + ": offsets " + std::to_string(plog.value()->start_offset()) + " to " +
+                    std::to_string(plog.value()->end_offset()) +
+                    (report.clean ? " (clean shutdown, nothing scanned)"
+                                  : " (after a crash: checked " + std::to_string(report.scanned_bytes) + " bytes of the tail)"));
+    ends.push_back(plog.value()->end_offset());
+    logs.push_back(std::move(plog.value()));
+  }
+  next_topic_id = std::max(next_topic_id, meta.topic_id);
+  std::vector<std::uint64_t> tails;
+  const bool adopted = adopt && adopt_rings(config, meta.topic_id, ends, offline, dir, tails);
+  if (auto s = attach_log(config, meta.topic_id, std::move(logs), !adopted); !s) return s;
+  // Adopted groups are live in shared memory; their files fill what is
+  // missing. An offline partition's end is not known: nothing is clamped.
+  std::vector<std::uint64_t> group_ends = adopted ? tails : ends;
+  for (std::uint32_t p = 0; p < config.partitions; ++p) {
+    if (offline[p]) group_ends[p] = ~std::uint64_t{0};
+  }
+  io::GroupKeeper::restore(instance, config.name, meta.topic_id, group_ends, dir, log);
   return {};
 }
 
@@ -600,6 +619,40 @@ Status Broker::delete_topic(std::string_view name) {
     std::filesystem::remove_all(gone, ec);
   }
   return {};
+}
+
+Result<TopicInfo> Broker::adopt_topic(std::string_view name) {
+  std::lock_guard lock(impl_->mu);
+  Impl& im = *impl_;
+  if (im.closed) return Error{Errc::invalid_argument, "broker is closed"};
+  if (im.data_dir.empty()) return Error{Errc::invalid_argument, "topic '" + std::string(name) + "': the broker has no data directory"};
+  if (auto s = validate_name("topic", name); !s) return s.error();
+  if (ringbus::describe_topic(im.instance, name)) return Error{Errc::already_exists, "topic '" + std::string(name) + "' already exists"};
+  auto meta = im.read_topic_meta(std::string(name));
+  if (!meta) return meta.error();
+  for (const auto& [other, t] : im.logged) {
+    if (t.id == meta->topic_id)
+      return Error{Errc::already_exists, "topic id " + std::to_string(t.id) + " is topic '" + other + "''s"};
+  }
+  if (auto s = im.load_topic(meta.value(), /*adopt=*/false); !s) return s.error();
+  return ringbus::describe_topic(im.instance, name);
+}
+
+Status Broker::release_topic(std::string_view name) {
+  std::lock_guard lock(impl_->mu);
+  Impl& im = *impl_;
+  if (im.closed) return Error{Errc::invalid_argument, "broker is closed"};
+  auto t = im.logged_topic(name, ": nothing to release");
+  if (!t) return t.error();
+  const std::uint64_t id = t.value()->id;
+  // Refuse producers first: the flushers then write everything committed.
+  if (auto s = detail::delete_topic_files(im.instance, name); !s) return s;
+  Status first;
+  for (auto& f : im.flushers) {
+    if (auto s = f->release(id); !s && first) first = s;
+  }
+  im.logged.erase(std::string(name));
+  return first;
 }
 
 Result<std::vector<std::string>> Broker::list_topics() const {

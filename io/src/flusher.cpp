@@ -273,6 +273,11 @@ void FlusherThread::remove(std::uint64_t topic_id) {
   (void)submit(std::move(c));
 }
 
+Status FlusherThread::release(std::uint64_t topic_id) {
+  Command c{Command::Kind::release, nullptr, 0, nullptr, {}, nullptr, topic_id, 0, {}};
+  return submit(std::move(c));
+}
+
 void FlusherThread::reconfigure(std::uint64_t topic_id, const LogConfig& config) {
   Command c{Command::Kind::reconfigure, nullptr, 0, nullptr, config, nullptr, topic_id, 0, {}};
   (void)submit(std::move(c));
@@ -338,6 +343,10 @@ void FlusherThread::run_commands() {
       c.done.set_value(std::move(s));
       continue;
     }
+    if (c.kind == Command::Kind::release) {
+      c.done.set_value(finish([&](const PartitionFlusher& p) { return p.topic_id() == c.topic_id; }));
+      continue;
+    }
     // Remove: requests in flight point into the flushers' buffers, so let
     // them complete first (the topic is being deleted: its log is not
     // closed cleanly, and failed writes are not retried).
@@ -398,18 +407,33 @@ void FlusherThread::run() {
              std::any_of(parts_.begin(), parts_.end(), [](const auto& kv) { return kv.second->ring_has_news(); });
     }, std::chrono::milliseconds(10));
   }
-  // Stop: write what is committed, wait for every request, close cleanly.
+  (void)finish([](const PartitionFlusher&) { return true; });
+}
+
+template <class Pick>
+Status FlusherThread::finish(Pick&& pick) {
   for (int round = 0; round < 1000; ++round) {
     bool worked = false;
     const std::int64_t now = detail::monotonic_ns();
-    for (auto& [key, p] : parts_) worked = p->pump(now, true) || worked;
+    for (auto& [key, p] : parts_) {
+      if (pick(*p)) worked = p->pump(now, true) || worked;
+    }
     while (io_->pending() > 0) reap(1);
     if (!worked) break;
   }
-  for (auto& [key, p] : parts_) {
-    if (auto s = p->close_clean(); !s) log_fn_("error", s.error().message + "; the next start checks its tail");
+  Status first;
+  for (auto it = parts_.begin(); it != parts_.end();) {
+    if (!pick(*it->second)) {
+      ++it;
+      continue;
+    }
+    if (auto s = it->second->close_clean(); !s) {
+      log_fn_("error", s.error().message + "; the next start checks its tail");
+      if (first) first = s;
+    }
+    it = parts_.erase(it);
   }
-  parts_.clear();
+  return first;
 }
 
 }  // namespace ringbus::io

@@ -130,12 +130,16 @@ class FlusherThread {
   // Detaches every partition of a topic, without closing the logs cleanly
   // (the topic is being deleted). Waits for it.
   void remove(std::uint64_t topic_id);
+  // Detaches every partition of a topic after writing what its rings hold
+  // committed, closing the logs cleanly (the topic is handed to someone
+  // else: a cluster's mirror). Waits for it; the first close that failed.
+  Status release(std::uint64_t topic_id);
   // Flushes what is committed, closes every log cleanly, ends the thread.
   void stop();
 
  private:
   struct Command {
-    enum class Kind { add, remove, reconfigure, lead } kind;
+    enum class Kind { add, remove, release, reconfigure, lead } kind;
     std::shared_ptr<detail::TopicMap> topic;
     std::uint32_t partition = 0;
     std::unique_ptr<PartitionLog> log;
@@ -149,6 +153,11 @@ class FlusherThread {
   void run_commands();
   void reap(std::size_t min);
   void dispatch(std::span<const log::IoCompletion> done, std::int64_t now_ns);
+  // Writes what the rings of the partitions `pick` chooses hold committed,
+  // waits for every request, closes their logs cleanly and detaches them;
+  // the first close that failed.
+  template <class Pick>
+  Status finish(Pick&& pick);
   // Queues a command and wakes the thread; waits for it if `wait`.
   Status submit(Command c, bool wait = true);
 

@@ -237,6 +237,38 @@ TEST_F(LogBroker, ATopicTakesTheIdItIsGivenAndNoOtherTopicMayHaveIt) {
   EXPECT_NE(picked->topic_id, 4242u);
 }
 
+// A cluster hands a topic's log over: released, its log stays whole on disk
+// (everything committed written, closed cleanly), producers are refused; the
+// directory moved away and back, it is adopted and goes on from its end.
+TEST_F(LogBroker, AReleasedTopicKeepsItsWholeLogAndAnAdoptedOneGoesOnFromItsEnd) {
+  Broker b = start();
+  ASSERT_TRUE(b.create_topic(config("t", Durability::page_cache), 777).ok());
+  Producer p = std::move(Producer::open(instance, "t").value());
+  for (std::uint64_t i = 0; i < 300; ++i) ASSERT_TRUE(p.publish("", value(i)).ok());  // not waited for
+  ASSERT_TRUE(b.release_topic("t"));
+  EXPECT_EQ(p.publish("", value(300)).status, PublishStatus::topic_deleted);
+  EXPECT_FALSE(b.describe_topic("t"));
+  EXPECT_EQ(b.release_topic("t").error().code, Errc::not_found);
+  const auto moved = data / ".elsewhere";
+  std::filesystem::rename(data / "t", moved);
+  EXPECT_EQ(b.adopt_topic("t").error().code, Errc::not_found) << "no log there now";
+  std::filesystem::rename(moved, data / "t");
+
+  auto adopted = b.adopt_topic("t");
+  ASSERT_TRUE(adopted) << adopted.error().message;
+  EXPECT_EQ(adopted->topic_id, 777u);
+  EXPECT_EQ(adopted->partition_info[0].end_offset, 300u);
+  bool clean = false;
+  for (const std::string& m : messages) clean = clean || m.find("offsets 0 to 300 (clean shutdown") != std::string::npos;
+  EXPECT_TRUE(clean);
+  EXPECT_EQ(b.adopt_topic("t").error().code, Errc::already_exists);
+  Producer q = std::move(Producer::open(instance, "t").value());
+  const PublishResult r = q.publish("", value(300));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.offset, 300u);
+  expect_records(0, 301, from_earliest());
+}
+
 // The fallback where io_uring is unavailable: the same log, written with pwrite.
 TEST_F(LogBroker, ThePwriteBackendWritesTheSameLog) {
   {

@@ -97,6 +97,16 @@ class Broker {
   // records in the ring it has not written yet. Refused below the log's
   // latest epoch (epochs never go down), and without a data directory.
   Status set_leader_epoch(std::string_view topic, std::uint32_t partition, std::int32_t epoch);
+  // A cluster hands a topic's commit log over between serving it and
+  // mirroring it (cluster/README.md, "A node's topics"). adopt_topic serves
+  // the log placed at <data-dir>/<name> (its topic.meta and partition logs,
+  // a mirror's copy): recovered, with rings made at the logs' ends, as a
+  // restart would. already_exists if a topic of that name is served.
+  Result<TopicInfo> adopt_topic(std::string_view name);
+  // Stops serving a topic and keeps its log: producers get topic_deleted,
+  // what the rings hold committed is written, and the logs are closed
+  // cleanly in <data-dir>/<name>, for the caller to move.
+  Status release_topic(std::string_view name);
   // reset_group, then the group as it is after the reset.
   Result<GroupInfo> reset_group(std::string_view topic, std::string_view group, const GroupPosition& to,
                                 const GroupSettings& settings = {});

@@ -10,8 +10,9 @@
 //
 // This file holds the parts both sides share: the socket's path, the framing
 // limits, and the strict decoding of the values inside requests (a topic's
-// configuration). Decoding refuses unknown fields and values of the wrong
-// type or range, naming the field.
+// configuration, in the JSON form a cluster also keeps in etcd). Decoding
+// refuses unknown fields and values of the wrong type or range, naming the
+// field.
 #pragma once
 
 #include <cstddef>
@@ -24,6 +25,7 @@
 #include "ringbus/result.h"
 #include "ringbus/group.h"
 #include "ringbus/topic.h"
+#include "topic_config_json.h"
 
 namespace ringbus::control {
 
@@ -39,18 +41,12 @@ std::string socket_path(std::string_view instance);
 // "op" (a string). The error names what is wrong (not JSON, wrong version...).
 Result<Json> parse_request(std::string_view line);
 
-// A topic's configuration as the control channel carries it. Absent fields
-// keep TopicConfig's defaults; unknown fields and bad values are refused.
-// Durations are integer milliseconds (suffix _ms), sizes integer bytes.
-Json topic_config_to_json(const TopicConfig& c);
-Result<TopicConfig> topic_config_from_json(const Json& j);
-
-// The changes of an alter_topic request applied to a topic's current log
-// settings. The ring's fields (partitions, ring_bytes, max_record_size,
-// abandoned_claim_timeout_ms) and the name are refused, saying why.
-Result<LogConfig> log_changes_from_json(const LogConfig& current, const Json& changes);
-// A LogConfig in the same fields as topic_config_to_json.
-Json log_config_to_json(const LogConfig& l);
+// A topic's configuration and log settings as the control channel carries
+// them: the cluster's JSON form (cluster/src/topic_config_json.h).
+using cluster::log_changes_from_json;
+using cluster::log_config_to_json;
+using cluster::topic_config_from_json;
+using cluster::topic_config_to_json;
 
 // With "log" (log_config_to_json) when the broker knows it.
 Json topic_info_to_json(const TopicInfo& info);

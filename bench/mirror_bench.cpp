@@ -90,9 +90,9 @@ class BenchLeader : public LedPartition, public LedPartitions {
   std::uint64_t written() const override { return end_; }
   std::uint64_t log_start() const override { return 0; }
   std::uint64_t high_watermark() const override { return end_; }
-  std::optional<io::LeaderEpoch> end_of_epoch(std::int32_t epoch) const override {
-    if (epoch < 0) return std::nullopt;
-    return io::LeaderEpoch{0, end_};
+  Result<std::optional<io::LeaderEpoch>> end_of_epoch(std::int32_t epoch) const override {
+    if (epoch < 0) return std::optional<io::LeaderEpoch>();
+    return std::optional(io::LeaderEpoch{0, end_});
   }
   void acknowledged(const std::string&, std::uint64_t, std::uint64_t) override {}
   Found find(std::string_view, std::uint64_t, std::uint32_t) override {

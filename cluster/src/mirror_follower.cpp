@@ -176,6 +176,12 @@ Status MirrorFollower::handle(PeerLink& link, const wire::Message& m) {
                                                to_string(e->code) + "): " + e->message};
     Stream* s = stream_of(e->stream);
     if (!s) return bad("an error for stream " + std::to_string(e->stream) + ", which is unknown");
+    if (e->code == wire::ErrorCode::not_leader) {
+      // Leadership moves (an election, a node taking a topic up): not for
+      // good. The link ends and is dialled again after the pause; the node
+      // points the follower elsewhere if another node leads now.
+      return Error{Errc::busy, s->target.log->where() + ": " + link.peer() + " does not lead it (yet): " + e->message};
+    }
     s->state.phase = Phase::failed;
     s->state.error = std::string("the leader refused it (") + to_string(e->code) + "): " + e->message;
     log("error", s->target.log->where() + ": " + s->state.error);

@@ -7,8 +7,11 @@
 // A link that fails (the leader went away, refused, or sent what we cannot
 // take) is logged with the peer and the fault and dialled again after a
 // pause; so is one whose log cannot write (a full disk), once the log's
-// writes go through again. A stream whose batches the log refuses stops
-// with the reason (state() says it) and nothing already written is touched.
+// writes go through again, and one whose leader says it does not lead a
+// partition (not yet, or no longer: the node re-points the follower). A
+// stream whose batches the log refuses, or that the leader refuses for
+// another reason, stops with the reason (state() says it) and nothing
+// already written is touched.
 //
 // Threading: one thread of its own; state() from any thread.
 #pragma once

@@ -158,7 +158,12 @@ Status ReplicationServer::handle(Link& l, const wire::Message& m) {
   if (const auto* q = std::get_if<wire::EpochQuery>(&m)) {
     Stream* s = stream_of(q->stream);
     if (!s) return bad("epoch_query for stream " + std::to_string(q->stream) + ", which it did not follow");
-    const auto e = s->part->end_of_epoch(q->epoch);
+    const auto answer = s->part->end_of_epoch(q->epoch);
+    if (!answer) {
+      l.link->send(wire::ErrorMsg{0, wire::ErrorCode::storage, "the leader cannot read its epochs: " + answer.error().message});
+      return Error{answer.error().code, s->where + ": " + answer.error().message};
+    }
+    const auto& e = answer.value();
     // The log's end may be booked ahead of its writes: never promise more than is written.
     l.link->send(wire::EpochEnd{q->stream, e ? e->epoch : -1, e ? std::min(e->start_offset, s->part->written()) : 0});
     return {};

@@ -39,9 +39,11 @@ class LedPartition {
   virtual std::uint64_t log_start() const = 0;
   virtual std::uint64_t high_watermark() const = 0;
   // The largest epoch at or below `epoch` and where it ends
-  // (PartitionLog::end_of_epoch). Called on the server's thread while the
-  // log is written on another: the implementation locks what it reads.
-  virtual std::optional<io::LeaderEpoch> end_of_epoch(std::int32_t epoch) const = 0;
+  // (PartitionLog::end_of_epoch); nothing if the log has no epoch that old.
+  // Called on the server's thread while the log is written on another: the
+  // implementation locks what it reads. An error (the epochs cannot be
+  // read) closes the link: the mirror asks again on its next one.
+  virtual Result<std::optional<io::LeaderEpoch>> end_of_epoch(std::int32_t epoch) const = 0;
   // A mirror's acknowledgement (the in-sync set and high watermark follow).
   virtual void acknowledged(const std::string& mirror, std::uint64_t written, std::uint64_t durable) = 0;
 };

@@ -1,4 +1,4 @@
-// Leadership in a real etcd (cluster/src/partition_state.*): the first
+// Leadership in a real etcd (cluster/src/topic_leadership.*): the first
 // election, a live leader kept, a dead leader's in-sync mirror taking over
 // with the next epoch (the dead dropped from the set), an out-of-sync
 // replica refused unless the topic allows unclean elections, two candidates
@@ -8,7 +8,7 @@
 #include <set>
 
 #include "etcd_process.h"
-#include "partition_state.h"
+#include "topic_leadership.h"
 
 namespace ringbus::cluster {
 namespace {
@@ -22,62 +22,63 @@ class ElectionTest : public test::EtcdSuite {
     if (HasFatalFailure()) return;
     client_ = std::move(EtcdClient::create({{etcd_->endpoint()}, 2000ms}).value());
     std::string under = prefix();
-    under.pop_back();  // no trailing '/': keys are <prefix>/partitions/...
-    states_ = std::make_unique<PartitionStates>(*client_, "/ringbus" + under);
+    under.pop_back();  // no trailing '/': keys are <prefix>/leaders/...
+    states_ = std::make_unique<Leaderships>(*client_, "/ringbus" + under);
   }
-  // Makes `s` the partition's state, whatever was there.
-  VersionedState seed(const PartitionState& s) {
-    auto cur = states_->read("t", 0).value();
-    EXPECT_TRUE(states_->swap("t", 0, cur, s).value());
+  // Makes `s` the topic's leadership, whatever was there.
+  VersionedLeadership seed(const Leadership& s) {
+    auto cur = states_->read("t").value();
+    EXPECT_TRUE(states_->swap("t", cur, s).value());
     return cur;
   }
   std::unique_ptr<EtcdClient> client_;
-  std::unique_ptr<PartitionStates> states_;
+  std::unique_ptr<Leaderships> states_;
   std::set<std::string> alive_{"a", "b", "c"};
   bool alive(const std::string& n) const { return alive_.count(n) > 0; }
 };
 
 TEST_F(ElectionTest, TheFirstElectionStartsAtEpochZero) {
-  auto cur = states_->read("t", 0).value();
+  auto cur = states_->read("t").value();
   EXPECT_EQ(cur.revision, 0);
-  auto won = states_->elect("t", 0, cur, "a", {"a", "b", "c"}, false, [&](const std::string& n) { return alive(n); });
+  auto won = states_->elect("t", cur, "a", {"a", "b", "c"}, false, [&](const std::string& n) { return alive(n); });
   ASSERT_TRUE(won) << won.error().message;
   EXPECT_TRUE(won.value());
   EXPECT_EQ(cur.state.leader, "a");
   EXPECT_EQ(cur.state.epoch, 0);
-  EXPECT_EQ(states_->read("t", 0).value().revision, cur.revision);
+  EXPECT_EQ(cur.state.isr, (std::vector<std::string>{"a", "b", "c"})) << "a new topic's replicas are all in sync";
+  EXPECT_EQ(states_->read("t").value().revision, cur.revision);
 }
 
 TEST_F(ElectionTest, ALiveLeaderIsNotReplaced) {
   auto cur = seed({"a", 3, {"a", "b"}});
-  EXPECT_FALSE(states_->elect("t", 0, cur, "b", {"a", "b"}, false, [&](const std::string& n) { return alive(n); }).value());
-  EXPECT_EQ(states_->read("t", 0).value().state.leader, "a");
+  EXPECT_FALSE(states_->elect("t", cur, "b", {"a", "b"}, false, [&](const std::string& n) { return alive(n); }).value());
+  EXPECT_EQ(states_->read("t").value().state.leader, "a");
 }
 
 TEST_F(ElectionTest, ADeadLeadersInSyncMirrorTakesOverWithTheNextEpoch) {
   auto cur = seed({"a", 3, {"a", "b", "c"}});
   alive_ = {"b"};  // a and c are gone
-  ASSERT_TRUE(states_->elect("t", 0, cur, "b", {"a", "b", "c"}, false, [&](const std::string& n) { return alive(n); }).value());
-  const PartitionState now = states_->read("t", 0).value().state;
-  EXPECT_EQ(now, (PartitionState{"b", 4, {"b"}}));
+  ASSERT_TRUE(states_->elect("t", cur, "b", {"a", "b", "c"}, false, [&](const std::string& n) { return alive(n); }).value());
+  const Leadership now = states_->read("t").value().state;
+  EXPECT_EQ(now, (Leadership{"b", 4, {"b"}}));
 }
 
 TEST_F(ElectionTest, AnOutOfSyncReplicaTakesOverOnlyWhenUncleanIsAllowed) {
   auto cur = seed({"a", 3, {"a", "b"}});
   alive_ = {"b", "c"};
   auto is_alive = [&](const std::string& n) { return alive(n); };
-  EXPECT_FALSE(states_->elect("t", 0, cur, "c", {"a", "b", "c"}, false, is_alive).value());
-  ASSERT_TRUE(states_->elect("t", 0, cur, "c", {"a", "b", "c"}, true, is_alive).value());
-  EXPECT_EQ(states_->read("t", 0).value().state, (PartitionState{"c", 4, {"c", "b"}}));
+  EXPECT_FALSE(states_->elect("t", cur, "c", {"a", "b", "c"}, false, is_alive).value());
+  ASSERT_TRUE(states_->elect("t", cur, "c", {"a", "b", "c"}, true, is_alive).value());
+  EXPECT_EQ(states_->read("t").value().state, (Leadership{"c", 4, {"c", "b"}}));
 }
 
 TEST_F(ElectionTest, OfTwoCandidatesThatReadTheSameStateOneWins) {
   const auto seeded = seed({"a", 3, {"a", "b", "c"}});
   alive_ = {"b", "c"};
   auto is_alive = [&](const std::string& n) { return alive(n); };
-  VersionedState seen_by_b = seeded, seen_by_c = seeded;
-  ASSERT_TRUE(states_->elect("t", 0, seen_by_b, "b", {"a", "b", "c"}, false, is_alive).value());
-  ASSERT_FALSE(states_->elect("t", 0, seen_by_c, "c", {"a", "b", "c"}, false, is_alive).value());
+  VersionedLeadership seen_by_b = seeded, seen_by_c = seeded;
+  ASSERT_TRUE(states_->elect("t", seen_by_b, "b", {"a", "b", "c"}, false, is_alive).value());
+  ASSERT_FALSE(states_->elect("t", seen_by_c, "c", {"a", "b", "c"}, false, is_alive).value());
   // c lost the swap and now sees b's win.
   EXPECT_EQ(seen_by_c.state.leader, "b");
   EXPECT_EQ(seen_by_c.state.epoch, 4);
@@ -86,17 +87,17 @@ TEST_F(ElectionTest, OfTwoCandidatesThatReadTheSameStateOneWins) {
 
 TEST_F(ElectionTest, ASwapOnAStaleRevisionIsRefused) {
   auto cur = seed({"a", 1, {"a", "b"}});
-  VersionedState stale = cur;
-  ASSERT_TRUE(states_->swap("t", 0, cur, {"a", 1, {"a"}}).value());
-  EXPECT_FALSE(states_->swap("t", 0, stale, {"a", 1, {"a", "b", "c"}}).value());
+  VersionedLeadership stale = cur;
+  ASSERT_TRUE(states_->swap("t", cur, {"a", 1, {"a"}}).value());
+  EXPECT_FALSE(states_->swap("t", stale, {"a", 1, {"a", "b", "c"}}).value());
   EXPECT_EQ(stale.state.isr, std::vector<std::string>{"a"});
 }
 
 TEST_F(ElectionTest, AStateThatIsNotJsonIsNamed) {
-  ASSERT_TRUE(client_->put(states_->key("t", 0), "garbage"));
-  auto r = states_->read("t", 0);
+  ASSERT_TRUE(client_->put(states_->key("t"), "garbage"));
+  auto r = states_->read("t");
   ASSERT_FALSE(r);
-  EXPECT_NE(r.error().message.find(states_->key("t", 0) + ": not JSON"), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find(states_->key("t") + ": not JSON"), std::string::npos) << r.error().message;
 }
 
 }  // namespace

@@ -1,10 +1,10 @@
-// What a leader decides about its replicas, without etcd: the partition
-// state's JSON (each refusal named), and ReplicaTracker's high watermark and
+// What a leader decides about its replicas, without etcd: the topic's
+// leadership's JSON (each refusal named), and ReplicaTracker's high watermark and
 // in-sync decisions (lowest durable over the set, never back; lag by time;
 // a shrink lets the high watermark move; a mirror rejoins at it).
 #include <gtest/gtest.h>
 
-#include "partition_state.h"
+#include "topic_leadership.h"
 #include "replica_tracker.h"
 
 namespace ringbus::cluster {
@@ -13,14 +13,14 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = ReplicaTracker::Clock;
 
-TEST(PartitionStateJson, RoundTrips) {
-  const PartitionState s{"node-a", 7, {"node-a", "node-c"}};
-  auto back = decode_partition_state(encode_partition_state(s), "k");
+TEST(LeadershipJson, RoundTrips) {
+  const Leadership s{"node-a", 7, {"node-a", "node-c"}};
+  auto back = decode_leadership(encode_leadership(s), "k");
   ASSERT_TRUE(back) << back.error().message;
   EXPECT_EQ(back.value(), s);
 }
 
-TEST(PartitionStateJson, RefusesWhatIsNotAState) {
+TEST(LeadershipJson, RefusesWhatIsNotAState) {
   struct Case {
     const char* json;
     const char* says;
@@ -39,7 +39,7 @@ TEST(PartitionStateJson, RefusesWhatIsNotAState) {
       {R"({"leader":"b","epoch":1,"isr":["a"]})", "the leader 'b' is not in 'isr'"},
   };
   for (const auto& c : cases) {
-    auto r = decode_partition_state(c.json, "/ringbus/x/partitions/t/0");
+    auto r = decode_leadership(c.json, "/ringbus/x/partitions/t/0");
     ASSERT_FALSE(r) << c.json;
     EXPECT_EQ(r.error().code, Errc::corrupt);
     EXPECT_NE(r.error().message.find(c.says), std::string::npos) << r.error().message;

@@ -87,9 +87,9 @@ class TestLeader : public LedPartition, public LedPartitions {
     return log_.start();
   }
   std::uint64_t high_watermark() const override { return hw_.load(); }
-  std::optional<io::LeaderEpoch> end_of_epoch(std::int32_t epoch) const override {
+  Result<std::optional<io::LeaderEpoch>> end_of_epoch(std::int32_t epoch) const override {
     std::lock_guard lock(mu_);
-    return log_.end_of_epoch(epoch);
+    return std::optional(log_.end_of_epoch(epoch));
   }
   void acknowledged(const std::string& mirror, std::uint64_t w, std::uint64_t d) override {
     std::lock_guard lock(mu_);

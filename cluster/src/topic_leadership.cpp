@@ -1,4 +1,4 @@
-#include "partition_state.h"
+#include "topic_leadership.h"
 
 #include <nlohmann/json.hpp>
 
@@ -10,16 +10,16 @@ namespace ringbus::cluster {
 
 using nlohmann::json;
 
-std::string encode_partition_state(const PartitionState& s) {
+std::string encode_leadership(const Leadership& s) {
   return json{{"leader", s.leader}, {"epoch", s.epoch}, {"isr", s.isr}}.dump();
 }
 
-Result<PartitionState> decode_partition_state(std::string_view text, const std::string& key) {
-  auto bad = [&](const std::string& why) { return Error{Errc::corrupt, "partition state at " + key + ": " + why}; };
+Result<Leadership> decode_leadership(std::string_view text, const std::string& key) {
+  auto bad = [&](const std::string& why) { return Error{Errc::corrupt, "leadership at " + key + ": " + why}; };
   const json j = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return bad("not JSON");
   if (!j.is_object()) return bad("not a JSON object");
-  PartitionState s;
+  Leadership s;
   const auto leader = j.find("leader");
   if (leader == j.end() || !leader->is_string()) return bad("'leader' is missing or not a string");
   s.leader = leader->get<std::string>();
@@ -43,37 +43,37 @@ Result<PartitionState> decode_partition_state(std::string_view text, const std::
   return s;
 }
 
-std::string PartitionStates::key(std::string_view topic, std::uint32_t partition) const {
-  return prefix_ + "/partitions/" + std::string(topic) + "/" + std::to_string(partition);
+std::string Leaderships::key(std::string_view topic) const {
+  return prefix_ + "/leaders/" + std::string(topic);
 }
 
-Result<VersionedState> PartitionStates::read(std::string_view topic, std::uint32_t partition) {
-  const std::string k = key(topic, partition);
+Result<VersionedLeadership> Leaderships::read(std::string_view topic) {
+  const std::string k = key(topic);
   auto kv = etcd_.get(k);
   if (!kv) return kv.error();
-  if (!kv->has_value()) return VersionedState{};
-  auto s = decode_partition_state((*kv)->value, k);
+  if (!kv->has_value()) return VersionedLeadership{};
+  auto s = decode_leadership((*kv)->value, k);
   if (!s) return s.error();
-  return VersionedState{std::move(s.value()), (*kv)->mod_revision};
+  return VersionedLeadership{std::move(s.value()), (*kv)->mod_revision};
 }
 
-Result<bool> PartitionStates::swap(std::string_view topic, std::uint32_t partition, VersionedState& expected,
-                                   const PartitionState& next) {
-  const std::string k = key(topic, partition);
+Result<bool> Leaderships::swap(std::string_view topic, VersionedLeadership& expected,
+                                   const Leadership& next) {
+  const std::string k = key(topic);
   std::optional<EtcdKv> now;
   std::int64_t revision = 0;
-  auto ok = etcd_.put_if(k, encode_partition_state(next), expected.revision, 0, &now, &revision);
+  auto ok = etcd_.put_if(k, encode_leadership(next), expected.revision, 0, &now, &revision);
   if (!ok) return ok.error();
   if (ok.value()) {
-    expected = VersionedState{next, revision};
+    expected = VersionedLeadership{next, revision};
     return true;
   }
   if (!now) {
-    expected = VersionedState{};
+    expected = VersionedLeadership{};
   } else {
-    auto s = decode_partition_state(now->value, k);
+    auto s = decode_leadership(now->value, k);
     if (!s) return s.error();
-    expected = VersionedState{std::move(s.value()), now->mod_revision};
+    expected = VersionedLeadership{std::move(s.value()), now->mod_revision};
   }
   return false;
 }

@@ -1,0 +1,631 @@
+#include "cluster_node.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <set>
+
+#include "epoch_file.h"
+#include "file_io.h"
+#include "replica_tracker.h"
+#include "segment_files.h"
+#include "small_files.h"
+#include "topic_files.h"
+#include "topic_meta.h"
+
+namespace ringbus::cluster {
+
+namespace fs = std::filesystem;
+
+// ---------------------------------------------------------------------------
+// A partition this node leads, as the replication server sees it: its
+// marks from the ring's header (the flusher keeps them), its epochs from
+// the log's checkpoint file, and its replicas' tracker.
+struct ClusterNode::LedPart final : LedPartition {
+  LedPart(std::string dir, std::shared_ptr<detail::TopicMap> map, std::uint32_t partition, std::int32_t epoch,
+          const std::string& me, std::vector<std::string> isr, std::chrono::milliseconds max_lag)
+      : dir_(std::move(dir)),
+        map_(std::move(map)),
+        partition_(partition),
+        epoch_(epoch),
+        tracker_(me, std::move(isr), max_lag, ReplicaTracker::Clock::now()) {}
+
+  const std::string& log_dir() const override { return dir_; }
+  std::int32_t leader_epoch() const override { return epoch_; }
+  std::uint64_t written() const override { return header().log_written.load(std::memory_order_acquire); }
+  std::uint64_t log_start() const override { return header().log_start_offset.load(std::memory_order_acquire); }
+  std::uint64_t durable() const { return header().log_durable.load(std::memory_order_acquire); }
+  std::uint64_t high_watermark() const override {
+    std::lock_guard lock(mu_);
+    tracker_.leader_progress(written(), durable(), ReplicaTracker::Clock::now());
+    return tracker_.high_watermark();
+  }
+  Result<std::optional<io::LeaderEpoch>> end_of_epoch(std::int32_t epoch) const override {
+    // The flusher rewrites the file in place when an epoch begins (rarely):
+    // a read torn by that fails its CRC, and is read again.
+    const std::string path = dir_ + "/" + io::kEpochFileName;
+    std::vector<io::LeaderEpoch> epochs;
+    for (int attempt = 0;; ++attempt) {
+      auto bytes = io::read_small_file(path);
+      if (!bytes && bytes.error().code == Errc::not_found && written() == log_start()) break;  // no batch: no epoch
+      auto decoded = bytes ? io::decode_epoch_file(bytes.value(), path) : Result<std::vector<io::LeaderEpoch>>(bytes.error());
+      if (decoded) {
+        epochs = std::move(decoded.value());
+        break;
+      }
+      if (attempt == 20) return decoded.error();
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    const auto above = std::upper_bound(epochs.begin(), epochs.end(), epoch,
+                                        [](std::int32_t e, const io::LeaderEpoch& x) { return e < x.epoch; });
+    if (above == epochs.begin()) return std::optional<io::LeaderEpoch>();
+    return std::optional(io::LeaderEpoch{std::prev(above)->epoch, above == epochs.end() ? written() : above->start_offset});
+  }
+  void acknowledged(const std::string& mirror, std::uint64_t w, std::uint64_t d) override {
+    std::lock_guard lock(mu_);
+    tracker_.acknowledged(mirror, w, d, ReplicaTracker::Clock::now());
+  }
+
+  // The reconcile thread's questions.
+  std::vector<std::string> lagging() const {
+    std::lock_guard lock(mu_);
+    return tracker_.lagging(ReplicaTracker::Clock::now());
+  }
+  std::vector<std::string> caught_up() const {
+    std::lock_guard lock(mu_);
+    return tracker_.caught_up();
+  }
+  void set_isr(const std::vector<std::string>& isr) {
+    std::lock_guard lock(mu_);
+    if (tracker_.isr() != isr) tracker_.set_isr(isr);
+  }
+
+ private:
+  detail::PartitionHeader& header() const { return map_->ring(partition_).header(); }
+
+  const std::string dir_;
+  const std::shared_ptr<detail::TopicMap> map_;
+  const std::uint32_t partition_;
+  const std::int32_t epoch_;
+  mutable std::mutex mu_;
+  mutable ReplicaTracker tracker_;
+};
+
+// What the replication server may stream: the partitions of the topics
+// this node leads, while its lease is valid.
+class ClusterNode::Served final : public LedPartitions {
+ public:
+  explicit Served(std::string node) : node_(std::move(node)) {}
+
+  Found find(std::string_view topic, std::uint64_t topic_id, std::uint32_t partition) override {
+    if (LeaseKeeper::Clock::now().time_since_epoch().count() >= valid_until_.load(std::memory_order_acquire)) {
+      return {nullptr, wire::ErrorCode::not_leader, "node '" + node_ + "' is fenced: its etcd lease is not valid"};
+    }
+    std::lock_guard lock(mu_);
+    const auto it = topics_.find(topic);
+    if (it == topics_.end()) {
+      return {nullptr, wire::ErrorCode::not_leader, "node '" + node_ + "' does not lead topic '" + std::string(topic) + "'"};
+    }
+    if (it->second.id != topic_id) {
+      return {nullptr, wire::ErrorCode::unknown_topic,
+              "topic '" + std::string(topic) + "' has id " + std::to_string(it->second.id) + ", not " + std::to_string(topic_id)};
+    }
+    if (partition >= it->second.parts.size()) {
+      return {nullptr, wire::ErrorCode::unknown_topic,
+              "topic '" + std::string(topic) + "' has no partition " + std::to_string(partition)};
+    }
+    return {it->second.parts[partition], {}, {}};
+  }
+
+  void set(const std::string& topic, std::uint64_t id, std::vector<std::shared_ptr<LedPart>> parts) {
+    std::lock_guard lock(mu_);
+    topics_[topic] = Topic{id, std::vector<std::shared_ptr<LedPartition>>(parts.begin(), parts.end())};
+  }
+  void erase(const std::string& topic) {
+    std::lock_guard lock(mu_);
+    topics_.erase(topic);
+  }
+  // Streams are served until this moment (BootClock nanoseconds): the
+  // lease's validity, copied at each reconcile (earlier than the lease's
+  // own, never later).
+  void valid_until(LeaseKeeper::Clock::time_point t) { valid_until_.store(t.time_since_epoch().count(), std::memory_order_release); }
+
+ private:
+  struct Topic {
+    std::uint64_t id = 0;
+    std::vector<std::shared_ptr<LedPartition>> parts;
+  };
+  const std::string node_;
+  std::mutex mu_;
+  std::map<std::string, Topic, std::less<>> topics_;
+  std::atomic<std::int64_t> valid_until_{0};
+};
+
+// A topic this node replicates.
+struct ClusterNode::Local {
+  enum class Role : std::uint8_t { none, leading, mirroring };
+  std::string name;
+  std::uint64_t id = 0;
+  TopicRecord record;
+  Role role = Role::none;
+  std::string leader;
+  std::int32_t epoch = -1;
+  std::vector<std::string> isr;
+  std::vector<std::shared_ptr<LedPart>> led;       // leading
+  std::vector<std::unique_ptr<MirrorLog>> logs;    // mirroring
+};
+
+// One leader node's follower, and the topics it follows from it.
+struct ClusterNode::Following {
+  std::string address;
+  std::vector<std::string> topics;  // sorted
+  std::unique_ptr<MirrorFollower> follower;
+};
+
+// ---------------------------------------------------------------------------
+
+ClusterNode::ClusterNode(NodeOptions options, Broker& broker)
+    : options_(std::move(options)), broker_(broker), prefix_(cluster_prefix(options_.cluster)) {}
+
+Result<std::unique_ptr<ClusterNode>> ClusterNode::start(NodeOptions options, Broker& broker) {
+  if (options.node.empty() || options.node.size() > wire::kMaxNameSize) {
+    return Error{Errc::invalid_argument, "the node name must be 1 to " + std::to_string(wire::kMaxNameSize) + " bytes"};
+  }
+  if (options.cluster.empty() || options.cluster.size() > wire::kMaxNameSize) {
+    return Error{Errc::invalid_argument, "the cluster name must be 1 to " + std::to_string(wire::kMaxNameSize) + " bytes"};
+  }
+  if (options.secret.empty()) return Error{Errc::invalid_argument, "a cluster needs a shared secret (cluster_secret)"};
+  if (broker.data_dir().empty()) return Error{Errc::invalid_argument, "a cluster node needs a data directory"};
+  if (!options.log) options.log = [](const char*, const std::string&) {};
+  std::unique_ptr<ClusterNode> node(new ClusterNode(std::move(options), broker));
+  NodeOptions& o = node->options_;
+  auto etcd = EtcdClient::create(o.etcd);
+  if (!etcd) return etcd.error();
+  node->etcd_ = std::move(etcd.value());
+  node->leaderships_ = std::make_unique<Leaderships>(*node->etcd_, node->prefix_);
+  node->served_ = std::make_unique<Served>(o.node);
+  ServerOptions so;
+  so.me = PeerIdentity{o.cluster, o.node, o.secret};
+  so.listen = o.listen;
+  so.log = o.log;
+  auto server = ReplicationServer::start(so, *node->served_);
+  if (!server) return server.error();
+  node->server_ = std::move(server.value());
+  if (o.advertise.empty()) {
+    const auto colon = o.listen.rfind(':');
+    const std::string host = colon == std::string::npos ? o.listen : o.listen.substr(0, colon);
+    if (host.empty() || host == "0.0.0.0" || host == "::" || host == "[::]") {
+      return Error{Errc::invalid_argument, "listen address '" + o.listen +
+                                               "' is not one other nodes can dial: give the address to advertise"};
+    }
+    node->advertised_ = host + ":" + std::to_string(node->server_->port());
+  } else {
+    node->advertised_ = o.advertise;
+  }
+  if (auto s = node->register_node(); !s) return s.error();
+  node->log("info", "node '" + o.node + "' joined cluster '" + o.cluster + "' (replication port " + node->advertised_ +
+                        ", etcd lease " + std::to_string(node->lease_->id()) + ")");
+  node->thread_ = std::thread([n = node.get()] { n->run(); });
+  return node;
+}
+
+ClusterNode::~ClusterNode() { stop(); }
+
+void ClusterNode::stop() {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  following_.clear();  // followers stop before their logs close
+  server_.reset();
+  for (auto& [name, t] : topics_) {
+    for (auto& l : t->logs) {
+      if (l->is_open()) {
+        if (auto s = l->close_clean(); !s) log("error", s.error().message);
+      }
+    }
+  }
+  topics_.clear();
+  lease_.reset();  // revokes: other nodes take over what this one led at once
+}
+
+std::uint16_t ClusterNode::replication_port() const noexcept { return server_ ? server_->port() : 0; }
+
+void ClusterNode::log(const char* level, const std::string& message) const { options_.log(level, message); }
+
+std::string ClusterNode::led_dir(const std::string& topic) const { return broker_.data_dir() + "/" + topic; }
+std::string ClusterNode::mirror_dir(const std::string& topic) const { return broker_.data_dir() + "/.mirror/" + topic; }
+
+Status ClusterNode::register_node() {
+  auto lease = LeaseKeeper::start(options_.etcd, options_.lease, [this](const std::string& why) {
+    log("warn", "node '" + options_.node + "': " + why);
+  });
+  if (!lease) return lease.error();
+  lease_ = std::move(lease.value());
+  const std::string key = node_key(prefix_, options_.node);
+  const std::string value = encode_node_record({advertised_});
+  // A key left by this node's previous life lives until its lease expires.
+  const auto deadline = std::chrono::steady_clock::now() + 2 * options_.lease.ttl + std::chrono::seconds(1);
+  for (;;) {
+    std::optional<EtcdKv> current;
+    auto put = etcd_->put_if(key, value, 0, lease_->id(), &current);
+    if (!put) return put.error();
+    if (put.value()) break;
+    if (std::chrono::steady_clock::now() > deadline) {
+      return Error{Errc::already_exists, "node '" + options_.node + "' is already in cluster '" + options_.cluster +
+                                             "': its key " + key + " lives under another lease (" +
+                                             (current ? std::to_string(current->lease) : std::string("?")) +
+                                             "); is another process running with this name?"};
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  served_->valid_until(lease_->valid_until());
+  return {};
+}
+
+Result<std::uint64_t> ClusterNode::create_topic(const TopicRecord& topic) {
+  if (auto s = validate_topic_record(topic); !s) return s.error();
+  std::int64_t revision = 0;
+  std::optional<EtcdKv> current;
+  auto put = etcd_->put_if(topic_key(prefix_, topic.config.name), encode_topic_record(topic), 0, 0, &current, &revision);
+  if (!put) return put.error();
+  if (!put.value()) {
+    return Error{Errc::already_exists, "topic '" + topic.config.name + "' already exists in cluster '" + options_.cluster + "'"};
+  }
+  return static_cast<std::uint64_t>(revision);
+}
+
+std::vector<TopicRole> ClusterNode::roles() const {
+  std::lock_guard lock(roles_mu_);
+  return roles_;
+}
+
+void ClusterNode::run() {
+  std::unique_lock lock(mu_);
+  while (!stopping_) {
+    lock.unlock();
+    reconcile();
+    lock.lock();
+    wake_.wait_for(lock, options_.reconcile_every, [&] { return stopping_; });
+  }
+}
+
+// ---------------------------------------------------------------------------
+
+namespace {
+
+// Logs an error once per distinct message, so that a pass every 200 ms
+// does not repeat one forever.
+bool first_time(std::set<std::string>& said, const std::string& message) {
+  if (said.size() > 1000) said.clear();
+  return said.insert(message).second;
+}
+
+}  // namespace
+
+void ClusterNode::reconcile() {
+  auto complain = [&](const char* level, const std::string& m) {
+    if (first_time(said_, m)) log(level, m);
+  };
+  if (lease_->lost()) {
+    step_down_all("its etcd lease was lost");
+    lease_.reset();
+    if (auto s = register_node(); !s) {
+      complain("error", "node '" + options_.node + "' cannot rejoin the cluster: " + s.error().message);
+      return;
+    }
+    log("info", "node '" + options_.node + "' rejoined with etcd lease " + std::to_string(lease_->id()));
+  }
+  served_->valid_until(lease_->valid_until());
+  if (!lease_->valid()) {
+    step_down_all("its etcd lease is not valid (etcd does not answer): fenced until it is");
+    return;
+  }
+  auto all = etcd_->get_prefix(prefix_ + "/");
+  if (!all) {
+    // Leaders go on until their lease runs out.
+    complain("warn", "node '" + options_.node + "' cannot read the cluster's state: " + all.error().message);
+    return;
+  }
+  std::map<std::string, NodeRecord> nodes;
+  std::map<std::string, std::pair<std::uint64_t, TopicRecord>> topics;
+  std::map<std::string, VersionedLeadership> leaders;
+  for (const EtcdKv& kv : all.value()) {
+    const std::string_view rest = std::string_view(kv.key).substr(prefix_.size() + 1);
+    const std::string name(key_name(kv.key));
+    const std::string_view kind = rest.substr(0, rest.find('/'));
+    if (rest.size() != kind.size() + 1 + name.size()) continue;  // not one of ours
+    if (kind == "nodes") {
+      auto n = decode_node_record(kv.value, kv.key);
+      if (n) nodes[name] = n.value();
+      else complain("error", n.error().message);
+    } else if (kind == "topics") {
+      auto t = decode_topic_record(kv.value, kv.key);
+      if (t && t->config.name != name) t = Error{Errc::corrupt, "topic record at " + kv.key + " names topic '" + t->config.name + "'"};
+      if (t) topics[name] = {static_cast<std::uint64_t>(kv.create_revision), std::move(t.value())};
+      else complain("error", t.error().message);
+    } else if (kind == "leaders") {
+      auto l = decode_leadership(kv.value, kv.key);
+      if (l) leaders[name] = VersionedLeadership{std::move(l.value()), kv.mod_revision};
+      else complain("error", l.error().message);
+    }
+  }
+  if (!nodes.contains(options_.node)) {
+    // Someone deleted the key while the lease lives: put it back.
+    (void)etcd_->put_if(node_key(prefix_, options_.node), encode_node_record({advertised_}), 0, lease_->id());
+    nodes[options_.node] = NodeRecord{advertised_};
+  }
+  for (const auto& [name, entry] : topics) {
+    const auto& [id, record] = entry;
+    if (std::find(record.replicas.begin(), record.replicas.end(), options_.node) == record.replicas.end()) continue;
+    if (auto s = reconcile_topic(name, id, record, leaders[name], nodes); !s) complain("error", s.error().message);
+  }
+  // Topics gone from etcd, or no longer replicated here: stop (their logs stay on disk).
+  for (auto it = topics_.begin(); it != topics_.end();) {
+    Local& t = *it->second;
+    const auto found = topics.find(it->first);
+    const bool keep = found != topics.end() && found->second.first == t.id &&
+                      std::find(found->second.second.replicas.begin(), found->second.second.replicas.end(),
+                                options_.node) != found->second.second.replicas.end();
+    if (keep) {
+      ++it;
+      continue;
+    }
+    log("warn", "topic '" + t.name + "' is no longer replicated by node '" + options_.node + "' (gone from etcd or its replicas)");
+    if (t.role == Local::Role::leading) (void)step_down(t, "it is no longer replicated here");
+    if (t.role == Local::Role::mirroring && following_.contains(t.leader)) following_[t.leader]->follower.reset();
+    for (auto& l : t.logs) {
+      if (l->is_open()) (void)l->close_clean();
+    }
+    it = topics_.erase(it);
+  }
+  update_followers(nodes);
+  publish_roles();
+}
+
+Status ClusterNode::reconcile_topic(const std::string& name, std::uint64_t id, const TopicRecord& record,
+                                    VersionedLeadership leadership, const std::map<std::string, NodeRecord>& nodes) {
+  auto& slot = topics_[name];
+  if (!slot) {
+    slot = std::make_unique<Local>();
+    slot->name = name;
+    slot->id = id;
+    slot->record = record;
+  }
+  Local& t = *slot;
+  const auto alive = [&](const std::string& n) { return nodes.contains(n); };
+  const Leadership& l = leadership.state;
+  if (l.leader.empty() || !alive(l.leader)) {
+    // The first leader is the first replica, while it lives.
+    const bool first_waits = leadership.revision == 0 && record.replicas.front() != options_.node && alive(record.replicas.front());
+    if (!first_waits) {
+      auto won = leaderships_->elect(name, leadership, options_.node, record.replicas, record.unclean_election, alive);
+      if (!won) return won.error();
+      if (won.value()) {
+        log("info", "node '" + options_.node + "' was elected leader of topic '" + name + "' in epoch " +
+                        std::to_string(leadership.state.epoch));
+      }
+    }
+  }
+  if (leadership.state.leader == options_.node) {
+    if (auto s = lead(t, leadership); !s) return s;
+    maintain_isr(t, leadership);
+    return {};
+  }
+  if (!leadership.state.leader.empty() && alive(leadership.state.leader)) return mirror(t, leadership.state.leader);
+  if (t.role == Local::Role::leading) return step_down(t, "it has no live leader in etcd");
+  return {};
+}
+
+Status ClusterNode::lead(Local& t, const VersionedLeadership& leadership) {
+  const Leadership& l = leadership.state;
+  if (t.role == Local::Role::leading && t.epoch == l.epoch) {
+    for (auto& p : t.led) p->set_isr(l.isr);
+    t.isr = l.isr;
+    return {};
+  }
+  const std::string dir = led_dir(t.name);
+  const std::string copy = mirror_dir(t.name);
+  if (t.role == Local::Role::mirroring) {
+    // The follower first: the logs are its until it stops.
+    if (auto it = following_.find(t.leader); it != following_.end()) it->second->follower.reset();
+    for (auto& m : t.logs) {
+      if (m->is_open()) {
+        if (auto s = m->close_clean(); !s) return s;
+      }
+    }
+    t.logs.clear();
+    t.role = Local::Role::none;
+  }
+  if (t.role == Local::Role::none) {
+    auto served = broker_.describe_topic(t.name);
+    if (served) {
+      // The broker recovered it at start: this node led it before.
+      if (served->topic_id != t.id) {
+        return Error{Errc::invalid_argument, "topic '" + t.name + "' of this broker has id " + std::to_string(served->topic_id) +
+                                                 ", the cluster's has " + std::to_string(t.id) + ": not led here until it is moved away"};
+      }
+    } else {
+      if (fs::exists(copy)) {
+        if (fs::exists(dir)) {
+          return Error{Errc::already_exists, "topic '" + t.name + "': " + dir + " exists beside the mirror's copy " + copy +
+                                                 "; move one away"};
+        }
+        std::error_code ec;
+        fs::rename(copy, dir, ec);
+        if (ec) return Error{Errc::io_error, "rename " + copy + " to " + dir + ": " + ec.message()};
+      }
+      auto made = fs::exists(dir) ? broker_.adopt_topic(t.name) : broker_.create_topic(t.record.config, t.id);
+      if (!made) return made.error();
+    }
+  }
+  for (std::uint32_t p = 0; p < t.record.config.partitions; ++p) {
+    if (auto s = broker_.set_leader_epoch(t.name, p, l.epoch); !s) return s;
+  }
+  auto map = detail::TopicMap::open(broker_.instance(), t.name, /*populate=*/false);
+  if (!map) return map.error();
+  t.led.clear();
+  for (std::uint32_t p = 0; p < t.record.config.partitions; ++p) {
+    t.led.push_back(std::make_shared<LedPart>(log::partition_log_directory(dir, p), map.value(), p, l.epoch, options_.node,
+                                              l.isr, options_.max_lag));
+  }
+  served_->set(t.name, t.id, t.led);
+  t.role = Local::Role::leading;
+  t.leader = options_.node;
+  t.epoch = l.epoch;
+  t.isr = l.isr;
+  log("info", "node '" + options_.node + "' leads topic '" + t.name + "' in epoch " + std::to_string(l.epoch));
+  return {};
+}
+
+Status ClusterNode::step_down(Local& t, const std::string& why) {
+  served_->erase(t.name);
+  t.led.clear();
+  t.role = Local::Role::none;
+  log("warn", "node '" + options_.node + "' stops leading topic '" + t.name + "': " + why);
+  if (auto s = broker_.release_topic(t.name); !s) return s;
+  const std::string copy = mirror_dir(t.name);
+  std::error_code ec;
+  fs::create_directories(broker_.data_dir() + "/.mirror", ec);
+  if (fs::exists(copy)) {
+    return Error{Errc::already_exists, "topic '" + t.name + "': a mirror's copy " + copy + " exists beside " + led_dir(t.name) +
+                                           "; move one away"};
+  }
+  fs::rename(led_dir(t.name), copy, ec);
+  if (ec) return Error{Errc::io_error, "rename " + led_dir(t.name) + " to " + copy + ": " + ec.message()};
+  return {};
+}
+
+void ClusterNode::step_down_all(const std::string& why) {
+  for (auto& [name, t] : topics_) {
+    if (t->role != Local::Role::leading) continue;
+    if (auto s = step_down(*t, why); !s) log("error", s.error().message);
+  }
+  publish_roles();
+}
+
+Status ClusterNode::mirror(Local& t, const std::string& leader) {
+  if (t.role == Local::Role::mirroring && t.leader == leader) return {};
+  if (t.role == Local::Role::leading) {
+    if (auto s = step_down(t, "node '" + leader + "' leads it now"); !s) return s;
+  }
+  if (t.role == Local::Role::mirroring) {
+    // Another leader: the old one's follower lets go of the logs, which
+    // the new one's follower takes on as they are.
+    if (auto it = following_.find(t.leader); it != following_.end()) it->second->follower.reset();
+  } else {
+    const std::string copy = mirror_dir(t.name);
+    if (broker_.describe_topic(t.name)) {
+      // The broker recovered it at start, from when this node led it.
+      t.role = Local::Role::leading;
+      if (auto s = step_down(t, "node '" + leader + "' leads it now"); !s) return s;
+    }
+    auto io = log::make_pwrite_io();
+    if (auto s = io->make_directories(copy); !s) return s;
+    if (!fs::exists(copy + "/" + io::kTopicMetaName)) {
+      // So that a promotion (Broker::adopt_topic) finds the topic's settings and id.
+      if (auto s = io::replace_file_durably(copy, io::kTopicMetaName, io::encode_topic_meta({t.record.config, t.id})); !s) {
+        return s;
+      }
+    }
+    t.logs.clear();
+    for (std::uint32_t p = 0; p < t.record.config.partitions; ++p) {
+      t.logs.push_back(std::make_unique<MirrorLog>(log::partition_log_directory(copy, p), t.record.config.log, options_.log,
+                                                   "partition " + std::to_string(p) + " of topic '" + t.name + "' (mirror)"));
+    }
+  }
+  t.role = Local::Role::mirroring;
+  t.leader = leader;
+  t.epoch = -1;
+  log("info", "node '" + options_.node + "' mirrors topic '" + t.name + "' from node '" + leader + "'");
+  return {};
+}
+
+void ClusterNode::maintain_isr(Local& t, VersionedLeadership& leadership) {
+  std::set<std::string> out;
+  std::map<std::string, std::uint32_t> back;  // caught up in how many partitions
+  for (const auto& p : t.led) {
+    for (const auto& m : p->lagging()) out.insert(m);
+    for (const auto& m : p->caught_up()) ++back[m];
+  }
+  Leadership next = leadership.state;
+  next.isr.erase(std::remove_if(next.isr.begin(), next.isr.end(), [&](const std::string& n) { return out.contains(n); }),
+                 next.isr.end());
+  for (const auto& [m, partitions] : back) {
+    const bool replica = std::find(t.record.replicas.begin(), t.record.replicas.end(), m) != t.record.replicas.end();
+    if (partitions == t.led.size() && replica && std::find(next.isr.begin(), next.isr.end(), m) == next.isr.end()) {
+      next.isr.push_back(m);
+    }
+  }
+  if (next.isr == leadership.state.isr) return;
+  const std::vector<std::string> before = leadership.state.isr;
+  auto swapped = leaderships_->swap(t.name, leadership, next);
+  if (!swapped || !swapped.value()) return;  // the next pass reads again
+  auto join = [](const std::vector<std::string>& v) {
+    std::string s;
+    for (const auto& n : v) s += (s.empty() ? "" : ",") + n;
+    return "[" + s + "]";
+  };
+  log("info", "topic '" + t.name + "': in-sync replicas " + join(before) + " -> " + join(next.isr));
+  for (auto& p : t.led) p->set_isr(next.isr);
+  t.isr = next.isr;
+}
+
+void ClusterNode::update_followers(const std::map<std::string, NodeRecord>& nodes) {
+  std::map<std::string, std::vector<std::string>> wanted;  // leader -> topics, sorted (topics_ is)
+  for (const auto& [name, t] : topics_) {
+    if (t->role == Local::Role::mirroring) wanted[t->leader].push_back(name);
+  }
+  for (auto it = following_.begin(); it != following_.end();) {
+    const auto w = wanted.find(it->first);
+    const auto n = nodes.find(it->first);
+    const bool same = w != wanted.end() && n != nodes.end() && w->second == it->second->topics &&
+                      n->second.listen == it->second->address && it->second->follower;
+    if (same) {
+      ++it;
+    } else {
+      it = following_.erase(it);
+    }
+  }
+  for (const auto& [leader, names] : wanted) {
+    if (following_.contains(leader)) continue;
+    const auto n = nodes.find(leader);
+    if (n == nodes.end()) continue;
+    std::vector<FollowTarget> targets;
+    for (const std::string& name : names) {
+      const Local& t = *topics_.at(name);
+      for (std::uint32_t p = 0; p < t.logs.size(); ++p) targets.push_back({name, t.id, p, t.logs[p].get()});
+    }
+    FollowerOptions fo;
+    fo.me = PeerIdentity{options_.cluster, options_.node, options_.secret};
+    fo.leader = n->second.listen;
+    fo.log = options_.log;
+    auto f = std::make_unique<Following>();
+    f->address = n->second.listen;
+    f->topics = names;
+    f->follower = std::make_unique<MirrorFollower>(fo, std::move(targets));
+    following_[leader] = std::move(f);
+  }
+}
+
+void ClusterNode::publish_roles() {
+  std::vector<TopicRole> roles;
+  for (const auto& [name, t] : topics_) {
+    if (t->role == Local::Role::none) continue;
+    TopicRole r;
+    r.topic = name;
+    r.topic_id = t->id;
+    r.leading = t->role == Local::Role::leading;
+    r.leader = t->leader;
+    r.epoch = t->epoch;
+    r.isr = t->isr;
+    for (const auto& p : t->led) r.high_watermarks.push_back(p->high_watermark());
+    roles.push_back(std::move(r));
+  }
+  std::lock_guard lock(roles_mu_);
+  roles_ = std::move(roles);
+}
+
+}  // namespace ringbus::cluster

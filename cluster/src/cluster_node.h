@@ -1,0 +1,144 @@
+// A ringbusd node in a cluster (cluster/README.md, "A node"): keeps its
+// membership in etcd under its lease, and reconciles its broker's topics
+// with what etcd says, every reconcile interval:
+//
+// - a topic whose replicas name this node is led here or mirrored here,
+//   as its leadership key says (elections when there is no leader or the
+//   leader's membership is gone: Leaderships::elect);
+// - leading: the broker serves the topic (created with the cluster's topic
+//   id, or adopted from a mirror's copy) and stamps the leadership's epoch
+//   into its batches; the replication server streams it to the mirrors;
+//   each partition's ReplicaTracker keeps the high watermark, and lagging
+//   mirrors leave the in-sync set (a swap in etcd) before it relies on that;
+// - mirroring: the topic's copy lives in <data-dir>/.mirror/<topic>/ (the
+//   broker does not serve it), followed from the leader by one
+//   MirrorFollower per leader node;
+// - a hand-over moves the log between the two places: Broker::release_topic
+//   and a rename to .mirror/ when the node stops leading, the reverse and
+//   Broker::adopt_topic when it starts.
+//
+// A node whose lease is not valid fences itself before etcd can let the
+// lease expire: it stops leading (its topics are released, the server
+// refuses its streams) until the lease is valid again; a lost lease is
+// replaced by a new one.
+//
+// Threading: one reconcile thread of its own, plus the replication
+// server's and one per followed leader node. Methods from any thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cluster_keys.h"
+#include "etcd_client.h"
+#include "lease_keeper.h"
+#include "log_writer.h"
+#include "mirror_follower.h"
+#include "replication_server.h"
+#include "ringbus/broker.h"
+#include "topic_leadership.h"
+
+namespace ringbus::cluster {
+
+struct NodeOptions {
+  std::string cluster = "ringbus";
+  std::string node;       // this node's name, unique in the cluster
+  std::string listen;     // the replication port, host:port (port 0: any free one)
+  std::string advertise;  // what other nodes dial ("": listen's host with the bound port)
+  std::string secret;     // the cluster's shared secret (peer_auth.h)
+  EtcdOptions etcd;
+  LeaseOptions lease;
+  std::chrono::milliseconds reconcile_every{200};
+  // A mirror not caught up for this long leaves the in-sync set.
+  std::chrono::milliseconds max_lag{10'000};
+  io::LogFn log = {};
+};
+
+// What a node does with one topic it replicates.
+struct TopicRole {
+  std::string topic;
+  std::uint64_t topic_id = 0;
+  bool leading = false;
+  std::string leader;  // "": none known
+  std::int32_t epoch = 0;
+  std::vector<std::string> isr;
+  std::vector<std::uint64_t> high_watermarks;  // leading: per partition
+};
+
+class ClusterNode {
+ public:
+  // Registers the node in etcd (waiting up to twice the lease's TTL for a
+  // key left by its own previous life to expire) and starts reconciling.
+  static Result<std::unique_ptr<ClusterNode>> start(NodeOptions options, Broker& broker);
+  ~ClusterNode();  // stop()
+  // Stops following and serving, closes the mirrors' logs cleanly and
+  // revokes the lease (other nodes take the leaderships over at once).
+  void stop();
+
+  std::uint16_t replication_port() const noexcept;
+  const std::string& name() const noexcept { return options_.node; }
+
+  // Creates a topic in the cluster: its key in etcd (already_exists if it
+  // is there); its replicas take it up at their next reconcile. The
+  // cluster-wide topic id.
+  Result<std::uint64_t> create_topic(const TopicRecord& topic);
+  // The topics this node replicates, as of its last reconcile.
+  std::vector<TopicRole> roles() const;
+
+ private:
+  struct LedPart;
+  class Served;
+  struct Local;
+  struct Following;
+  ClusterNode(NodeOptions options, Broker& broker);
+  Status register_node();
+  void run();
+  // One reconcile pass; errors are logged and the next pass tries again.
+  void reconcile();
+  Status reconcile_topic(const std::string& name, std::uint64_t id, const TopicRecord& record,
+                         VersionedLeadership leadership, const std::map<std::string, NodeRecord>& nodes);
+  Status lead(Local& t, const VersionedLeadership& leadership);
+  Status mirror(Local& t, const std::string& leader);
+  // Stops leading (release_topic, the log moved to .mirror/).
+  Status step_down(Local& t, const std::string& why);
+  void step_down_all(const std::string& why);
+  // ISR changes the trackers ask for, made by a swap in etcd.
+  void maintain_isr(Local& t, VersionedLeadership& leadership);
+  // Restarts the followers whose set of topics changed.
+  void update_followers(const std::map<std::string, NodeRecord>& nodes);
+  void publish_roles();
+  std::string mirror_dir(const std::string& topic) const;
+  std::string led_dir(const std::string& topic) const;
+  void log(const char* level, const std::string& message) const;
+
+  NodeOptions options_;
+  Broker& broker_;
+  std::string prefix_;
+  std::string advertised_;
+  std::unique_ptr<EtcdClient> etcd_;
+  std::unique_ptr<Leaderships> leaderships_;
+  std::unique_ptr<LeaseKeeper> lease_;  // replaced when lost (reconcile thread)
+  std::atomic<bool> lease_valid_{false};
+  std::unique_ptr<Served> served_;      // what the replication server may stream
+  std::unique_ptr<ReplicationServer> server_;
+  std::map<std::string, std::unique_ptr<Local>> topics_;   // reconcile thread
+  std::map<std::string, std::unique_ptr<Following>> following_;  // by leader node; reconcile thread
+  std::set<std::string> said_;  // errors logged once (reconcile thread)
+  mutable std::mutex roles_mu_;
+  std::vector<TopicRole> roles_;  // under roles_mu_
+  std::mutex mu_;
+  std::condition_variable wake_;
+  bool stopping_ = false;  // under mu_
+  std::thread thread_;
+};
+
+}  // namespace ringbus::cluster

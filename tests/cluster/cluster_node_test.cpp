@@ -1,0 +1,231 @@
+// Cluster nodes in one process, each with a broker, a data directory and a
+// shared-memory instance of its own, against a real etcd: a topic is led by
+// its first replica and copied by the others; when its leader goes, a mirror
+// takes over with the next epoch and goes on from the same offsets; the old
+// leader comes back as a mirror and rejoins the in-sync set; a node that
+// cannot reach etcd stops leading before its lease can have expired.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <iostream>
+#include <mutex>
+
+#include "../bus/test_support.h"
+#include "cluster_node.h"
+#include "etcd_process.h"
+#include "ringbus/broker.h"
+#include "ringbus/consumer.h"
+#include "ringbus/producer.h"
+
+namespace ringbus::cluster {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Polls `done` every 20 ms for up to `limit`.
+template <class F>
+bool eventually(F&& done, std::chrono::milliseconds limit = 20s) {
+  const auto until = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > until) return false;
+    std::this_thread::sleep_for(20ms);
+  }
+  return true;
+}
+
+std::string value(std::uint64_t i) { return "record-" + std::to_string(i); }
+
+class ClusterNodeTest : public test::EtcdSuite {
+ protected:
+  struct Node {
+    std::string name;
+    std::string instance;
+    std::filesystem::path data;
+    std::optional<Broker> broker;
+    std::unique_ptr<ClusterNode> node;
+    std::mutex mu;
+    std::vector<std::string> messages;
+    bool said(const std::string& part) {
+      std::lock_guard lock(mu);
+      for (const auto& m : messages)
+        if (m.find(part) != std::string::npos) return true;
+      return false;
+    }
+  };
+
+  ~ClusterNodeTest() override {
+    for (auto& [name, n] : nodes_) {
+      if (HasFailure()) {
+        std::lock_guard lock(n->mu);
+        for (const auto& m : n->messages) std::cerr << "node " << name << ": " << m << "\n";
+      }
+      n->node.reset();
+      n->broker.reset();
+      std::error_code ec;
+      std::filesystem::remove_all(n->data, ec);
+    }
+  }
+
+  // Starts (or restarts, on the same data directory) node `name`.
+  Node& start(const std::string& name) {
+    auto& slot = nodes_[name];
+    if (!slot) {
+      slot = std::make_unique<Node>();
+      slot->name = name;
+      slot->instance = test::unique_instance("cn" + name);
+      slot->data = std::filesystem::temp_directory_path() / ("ringbus-data-" + slot->instance);
+    }
+    Node& n = *slot;
+    auto logger = [&n](const char* level, const std::string& m) {
+      std::lock_guard lock(n.mu);
+      n.messages.push_back(std::string(level) + ": " + m);
+    };
+    BrokerOptions bo{n.instance, n.data.string()};
+    bo.logger = logger;
+    bo.scrub_bytes_per_second = 0;
+    auto b = Broker::start(bo);
+    EXPECT_TRUE(b) << b.error().message;
+    n.broker.emplace(std::move(b.value()));
+    NodeOptions o;
+    o.cluster = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    o.node = name;
+    o.listen = "127.0.0.1:0";
+    o.secret = "s3cret";
+    o.etcd = {{etcd_->endpoint()}, 1000ms};
+    o.lease.ttl = 2s;
+    o.reconcile_every = 50ms;
+    o.max_lag = 2000ms;
+    o.log = logger;
+    auto c = ClusterNode::start(o, *n.broker);
+    EXPECT_TRUE(c) << c.error().message;
+    if (c) n.node = std::move(c.value());
+    return n;
+  }
+  // A clean stop: the node revokes its lease, then its broker closes.
+  void stop(const std::string& name) {
+    Node& n = *nodes_.at(name);
+    n.node.reset();
+    n.broker.reset();
+  }
+  static TopicRecord topic(std::vector<std::string> replicas) {
+    TopicRecord t;
+    t.config.name = "t";
+    t.config.ring_bytes = 1 << 20;
+    t.config.max_record_size = 4096;
+    t.config.log.durability = Durability::page_cache;
+    t.config.log.segment_bytes = 1 << 20;
+    t.replicas = std::move(replicas);
+    t.min_insync = 1;
+    return t;
+  }
+  static std::optional<TopicRole> role(Node& n) {
+    for (auto& r : n.node->roles())
+      if (r.topic == "t") return r;
+    return std::nullopt;
+  }
+  static void publish(Node& n, std::uint64_t from, std::uint64_t to) {
+    auto p = Producer::open(n.instance, "t");
+    ASSERT_TRUE(p) << p.error().message;
+    PublishResult r;
+    for (std::uint64_t i = from; i < to; ++i) {
+      r = p->publish("", value(i));
+      ASSERT_TRUE(r.ok());
+      ASSERT_EQ(r.offset, i);
+    }
+    ASSERT_EQ(p->wait_durable(r, 10s), PublishStatus::ok);
+  }
+  // Reads the topic on `n` from offset 0: exactly `count` records, in order.
+  static void expect_records(Node& n, std::uint64_t count) {
+    ConsumerOptions o;
+    o.start = StartPosition::earliest();
+    auto c = Consumer::open(n.instance, "t", o);
+    ASSERT_TRUE(c) << c.error().message;
+    std::uint64_t next = 0;
+    const auto until = std::chrono::steady_clock::now() + 20s;
+    while (next < count && std::chrono::steady_clock::now() < until) {
+      const PollResult r = c->poll([&](const Record& rec) {
+        ASSERT_EQ(rec.offset, next);
+        ASSERT_EQ(rec.value, value(next));
+        ++next;
+      });
+      ASSERT_EQ(r.status, PollStatus::ok) << to_string(r.status);
+      if (r.records == 0) (void)c->wait(10ms);
+    }
+    EXPECT_EQ(next, count);
+  }
+
+  std::map<std::string, std::unique_ptr<Node>> nodes_;
+};
+
+TEST_F(ClusterNodeTest, ALeaderGoesAMirrorTakesOverWhereItWasAndTheOldLeaderComesBackAsAMirror) {
+  Node& a = start("a");
+  Node& b = start("b");
+  ASSERT_TRUE(a.node && b.node);
+  auto id = a.node->create_topic(topic({"a", "b"}));
+  ASSERT_TRUE(id) << id.error().message;
+  EXPECT_EQ(b.node->create_topic(topic({"a", "b"})).error().code, Errc::already_exists);
+
+  // The first replica leads, with the cluster's topic id; the other mirrors.
+  ASSERT_TRUE(eventually([&] { return role(a) && role(a)->leading && role(b) && !role(b)->leading; }));
+  EXPECT_EQ(a.broker->describe_topic("t")->topic_id, id.value());
+  EXPECT_FALSE(b.broker->describe_topic("t")) << "a mirror's broker does not serve the topic";
+  EXPECT_EQ(role(a)->epoch, 0);
+  publish(a, 0, 1000);
+  // b is in sync (as every replica of a new topic is) and the high
+  // watermark counts it: b has the records.
+  EXPECT_EQ(role(a)->isr, (std::vector<std::string>{"a", "b"}));
+  ASSERT_TRUE(eventually([&] { return role(a)->high_watermarks == std::vector<std::uint64_t>{1000}; }))
+      << role(a)->high_watermarks[0];
+  EXPECT_EQ(role(a)->isr, (std::vector<std::string>{"a", "b"}));
+
+  // a stops (its lease revoked): b is elected in the next epoch and serves
+  // the topic from its copy, offsets going on.
+  stop("a");
+  ASSERT_TRUE(eventually([&] { return role(b) && role(b)->leading; }));
+  EXPECT_EQ(role(b)->epoch, 1);
+  EXPECT_EQ(role(b)->isr, std::vector<std::string>{"b"});
+  auto served = b.broker->describe_topic("t");
+  ASSERT_TRUE(served) << served.error().message;
+  EXPECT_EQ(served->topic_id, id.value());
+  EXPECT_EQ(served->partition_info[0].end_offset, 1000u);
+  expect_records(b, 1000);
+  publish(b, 1000, 1500);
+
+  // a comes back: its broker recovered the topic it led, and hands it over
+  // to be a mirror of b; it catches up and rejoins the in-sync set.
+  Node& again = start("a");
+  ASSERT_TRUE(again.node);
+  ASSERT_TRUE(eventually([&] { return role(again) && !role(again)->leading && role(again)->leader == "b"; }));
+  EXPECT_FALSE(again.broker->describe_topic("t"));
+  ASSERT_TRUE(eventually([&] { return role(b)->isr == std::vector<std::string>{"b", "a"}; })) << role(b)->isr.size();
+  ASSERT_TRUE(eventually([&] { return role(b)->high_watermarks == std::vector<std::uint64_t>{1500}; }));
+
+  // And b goes: a leads again (epoch 2) with all 1500 records.
+  stop("b");
+  ASSERT_TRUE(eventually([&] { return role(again)->leading; }));
+  EXPECT_EQ(role(again)->epoch, 2);
+  expect_records(again, 1500);
+}
+
+TEST_F(ClusterNodeTest, ANodeThatCannotReachEtcdStopsLeadingBeforeItsLeaseCanExpire) {
+  Node& a = start("a");
+  ASSERT_TRUE(a.node);
+  ASSERT_TRUE(a.node->create_topic(topic({"a"})));
+  ASSERT_TRUE(eventually([&] { return role(a) && role(a)->leading; }));
+  publish(a, 0, 10);
+  auto p = Producer::open(a.instance, "t");
+  ASSERT_TRUE(p);
+  etcd_->pause();
+  // Within the lease's TTL (2 s), less its margin: the topic is released.
+  const bool fenced = eventually([&] { return !a.broker->describe_topic("t"); }, 4s);
+  etcd_->resume();
+  ASSERT_TRUE(fenced);
+  EXPECT_TRUE(a.said("fenced")) << "the log says why";
+  EXPECT_EQ(p->publish("", value(10)).status, PublishStatus::topic_deleted);
+  // etcd answers again: the node leads again, with every record.
+  ASSERT_TRUE(eventually([&] { return role(a) && role(a)->leading && a.broker->describe_topic("t").ok(); }));
+  expect_records(a, 10);
+}
+
+}  // namespace
+}  // namespace ringbus::cluster

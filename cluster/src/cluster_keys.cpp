@@ -116,4 +116,32 @@ Result<TopicRecord> decode_topic_record(std::string_view text, const std::string
   return t;
 }
 
+ClusterView decode_cluster(std::string_view prefix, const std::vector<EtcdKv>& kvs) {
+  ClusterView v;
+  for (const EtcdKv& kv : kvs) {
+    if (kv.key.size() <= prefix.size() + 1 || !kv.key.starts_with(prefix)) continue;
+    const std::string_view rest = std::string_view(kv.key).substr(prefix.size() + 1);
+    const std::string name(key_name(kv.key));
+    const std::string_view kind = rest.substr(0, rest.find('/'));
+    if (name.empty() || rest.size() != kind.size() + 1 + name.size()) continue;  // not one of ours
+    if (kind == "nodes") {
+      auto n = decode_node_record(kv.value, kv.key);
+      if (n) v.nodes[name] = std::move(n.value());
+      else v.refused.push_back(n.error());
+    } else if (kind == "topics") {
+      auto t = decode_topic_record(kv.value, kv.key);
+      if (t && t->config.name != name) {
+        t = Error{Errc::corrupt, "topic record at " + kv.key + " names topic '" + t->config.name + "'"};
+      }
+      if (t) v.topics[name] = ClusterTopic{static_cast<std::uint64_t>(kv.create_revision), std::move(t.value())};
+      else v.refused.push_back(t.error());
+    } else if (kind == "leaders") {
+      auto l = decode_leadership(kv.value, kv.key);
+      if (l) v.leaders[name] = VersionedLeadership{std::move(l.value()), kv.mod_revision};
+      else v.refused.push_back(l.error());
+    }
+  }
+  return v;
+}
+
 }  // namespace ringbus::cluster

@@ -14,12 +14,15 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "etcd_client.h"
 #include "ringbus/result.h"
 #include "ringbus/topic.h"
+#include "topic_leadership.h"
 
 namespace ringbus::cluster {
 
@@ -53,5 +56,20 @@ std::string encode_topic_record(const TopicRecord& t);
 // Errc::corrupt naming `key` and what is wrong (validate_topic_record's
 // reasons included).
 Result<TopicRecord> decode_topic_record(std::string_view json, const std::string& key);
+
+// A topic as etcd holds it: its record and its cluster-wide id.
+struct ClusterTopic {
+  std::uint64_t id = 0;
+  TopicRecord record;
+};
+// Everything a cluster keeps under `prefix`, decoded from one read of it;
+// what could not be decoded is left out and named in `refused`.
+struct ClusterView {
+  std::map<std::string, NodeRecord> nodes;
+  std::map<std::string, ClusterTopic> topics;
+  std::map<std::string, VersionedLeadership> leaders;
+  std::vector<Error> refused;
+};
+ClusterView decode_cluster(std::string_view prefix, const std::vector<EtcdKv>& kvs);
 
 }  // namespace ringbus::cluster

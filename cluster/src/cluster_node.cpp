@@ -74,6 +74,11 @@ struct ClusterNode::LedPart final : LedPartition {
     std::lock_guard lock(mu_);
     return tracker_.caught_up();
   }
+  TopicRole::Partition progress() const {
+    std::lock_guard lock(mu_);
+    tracker_.leader_progress(written(), durable(), ReplicaTracker::Clock::now());
+    return {tracker_.leader_end(), tracker_.high_watermark(), tracker_.progress()};
+  }
   void set_isr(const std::vector<std::string>& isr) {
     std::lock_guard lock(mu_);
     if (tracker_.isr() != isr) tracker_.set_isr(isr);
@@ -277,6 +282,47 @@ Result<std::uint64_t> ClusterNode::create_topic(const TopicRecord& topic) {
   return static_cast<std::uint64_t>(revision);
 }
 
+Result<TopicRecord> ClusterNode::create_topic(const TopicConfig& config, std::uint32_t replicas, std::uint32_t min_insync) {
+  TopicRecord t;
+  t.config = config;
+  t.min_insync = min_insync;
+  t.replicas.push_back(options_.node);
+  if (replicas > 1) {
+    auto v = view();
+    if (!v) return v.error();
+    std::vector<std::string> others;
+    for (const auto& [name, n] : v->nodes)
+      if (name != options_.node) others.push_back(name);
+    if (others.size() + 1 < replicas) {
+      return Error{Errc::invalid_argument, "topic '" + config.name + "' asks for " + std::to_string(replicas) +
+                                               " replicas; cluster '" + options_.cluster + "' has " +
+                                               std::to_string(others.size() + 1) + " live node(s)"};
+    }
+    const std::size_t first = std::hash<std::string>{}(config.name) % others.size();
+    for (std::uint32_t i = 0; i + 1 < replicas; ++i) t.replicas.push_back(others[(first + i) % others.size()]);
+  }
+  auto id = create_topic(t);
+  if (!id) return id.error();
+  return t;
+}
+
+bool ClusterNode::wait_leading(const std::string& topic, std::chrono::milliseconds limit) const {
+  const auto until = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    for (const TopicRole& r : roles()) {
+      if (r.topic == topic && r.leading) return true;
+    }
+    if (std::chrono::steady_clock::now() > until) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+Result<ClusterView> ClusterNode::view() const {
+  auto all = etcd_->get_prefix(prefix_ + "/");
+  if (!all) return all.error();
+  return decode_cluster(prefix_, all.value());
+}
+
 std::vector<TopicRole> ClusterNode::roles() const {
   std::lock_guard lock(roles_mu_);
   return roles_;
@@ -329,46 +375,29 @@ void ClusterNode::reconcile() {
     complain("warn", "node '" + options_.node + "' cannot read the cluster's state: " + all.error().message);
     return;
   }
-  std::map<std::string, NodeRecord> nodes;
-  std::map<std::string, std::pair<std::uint64_t, TopicRecord>> topics;
-  std::map<std::string, VersionedLeadership> leaders;
-  for (const EtcdKv& kv : all.value()) {
-    const std::string_view rest = std::string_view(kv.key).substr(prefix_.size() + 1);
-    const std::string name(key_name(kv.key));
-    const std::string_view kind = rest.substr(0, rest.find('/'));
-    if (rest.size() != kind.size() + 1 + name.size()) continue;  // not one of ours
-    if (kind == "nodes") {
-      auto n = decode_node_record(kv.value, kv.key);
-      if (n) nodes[name] = n.value();
-      else complain("error", n.error().message);
-    } else if (kind == "topics") {
-      auto t = decode_topic_record(kv.value, kv.key);
-      if (t && t->config.name != name) t = Error{Errc::corrupt, "topic record at " + kv.key + " names topic '" + t->config.name + "'"};
-      if (t) topics[name] = {static_cast<std::uint64_t>(kv.create_revision), std::move(t.value())};
-      else complain("error", t.error().message);
-    } else if (kind == "leaders") {
-      auto l = decode_leadership(kv.value, kv.key);
-      if (l) leaders[name] = VersionedLeadership{std::move(l.value()), kv.mod_revision};
-      else complain("error", l.error().message);
-    }
-  }
+  ClusterView view = decode_cluster(prefix_, all.value());
+  for (const Error& e : view.refused) complain("error", e.message);
+  auto& nodes = view.nodes;
+  const auto& topics = view.topics;
   if (!nodes.contains(options_.node)) {
     // Someone deleted the key while the lease lives: put it back.
     (void)etcd_->put_if(node_key(prefix_, options_.node), encode_node_record({advertised_}), 0, lease_->id());
     nodes[options_.node] = NodeRecord{advertised_};
   }
-  for (const auto& [name, entry] : topics) {
-    const auto& [id, record] = entry;
-    if (std::find(record.replicas.begin(), record.replicas.end(), options_.node) == record.replicas.end()) continue;
-    if (auto s = reconcile_topic(name, id, record, leaders[name], nodes); !s) complain("error", s.error().message);
+  for (const auto& [name, topic] : topics) {
+    const auto& replicas = topic.record.replicas;
+    if (std::find(replicas.begin(), replicas.end(), options_.node) == replicas.end()) continue;
+    if (auto s = reconcile_topic(name, topic.id, topic.record, view.leaders[name], nodes); !s) {
+      complain("error", s.error().message);
+    }
   }
   // Topics gone from etcd, or no longer replicated here: stop (their logs stay on disk).
   for (auto it = topics_.begin(); it != topics_.end();) {
     Local& t = *it->second;
     const auto found = topics.find(it->first);
-    const bool keep = found != topics.end() && found->second.first == t.id &&
-                      std::find(found->second.second.replicas.begin(), found->second.second.replicas.end(),
-                                options_.node) != found->second.second.replicas.end();
+    const bool keep = found != topics.end() && found->second.id == t.id &&
+                      std::find(found->second.record.replicas.begin(), found->second.record.replicas.end(),
+                                options_.node) != found->second.record.replicas.end();
     if (keep) {
       ++it;
       continue;
@@ -621,7 +650,7 @@ void ClusterNode::publish_roles() {
     r.leader = t->leader;
     r.epoch = t->epoch;
     r.isr = t->isr;
-    for (const auto& p : t->led) r.high_watermarks.push_back(p->high_watermark());
+    for (const auto& p : t->led) r.partitions.push_back(p->progress());
     roles.push_back(std::move(r));
   }
   std::lock_guard lock(roles_mu_);

@@ -43,6 +43,7 @@
 #include "lease_keeper.h"
 #include "log_writer.h"
 #include "mirror_follower.h"
+#include "replica_tracker.h"
 #include "replication_server.h"
 #include "ringbus/broker.h"
 #include "topic_leadership.h"
@@ -71,7 +72,14 @@ struct TopicRole {
   std::string leader;  // "": none known
   std::int32_t epoch = 0;
   std::vector<std::string> isr;
-  std::vector<std::uint64_t> high_watermarks;  // leading: per partition
+  // Leading: per partition, its log's end, the high watermark and what each
+  // mirror has written and made durable.
+  struct Partition {
+    std::uint64_t end = 0;
+    std::uint64_t high_watermark = 0;
+    std::vector<ReplicaTracker::Progress> mirrors;
+  };
+  std::vector<Partition> partitions;
 };
 
 class ClusterNode {
@@ -91,6 +99,14 @@ class ClusterNode {
   // is there); its replicas take it up at their next reconcile. The
   // cluster-wide topic id.
   Result<std::uint64_t> create_topic(const TopicRecord& topic);
+  // The same, with this node as its first leader and `replicas` - 1 other
+  // live nodes as its mirrors (chosen by the topic's name, to spread
+  // topics over the nodes): the record written.
+  Result<TopicRecord> create_topic(const TopicConfig& config, std::uint32_t replicas, std::uint32_t min_insync);
+  // Waits until this node's broker serves `topic` as its leader.
+  bool wait_leading(const std::string& topic, std::chrono::milliseconds limit) const;
+  // The cluster as etcd holds it now.
+  Result<ClusterView> view() const;
   // The topics this node replicates, as of its last reconcile.
   std::vector<TopicRole> roles() const;
 

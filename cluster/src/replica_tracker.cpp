@@ -67,6 +67,12 @@ std::vector<std::string> ReplicaTracker::caught_up() const {
   return out;
 }
 
+std::vector<ReplicaTracker::Progress> ReplicaTracker::progress() const {
+  std::vector<Progress> out;
+  for (const auto& [name, m] : mirrors_) out.push_back({name, m.written, m.durable});
+  return out;
+}
+
 void ReplicaTracker::recompute() {
   std::uint64_t hw = leader_durable_;
   for (const auto& n : isr_) {

@@ -44,6 +44,14 @@ class ReplicaTracker {
   // Mirrors out of the set whose durable offset reached the high watermark.
   std::vector<std::string> caught_up() const;
   std::uint64_t high_watermark() const noexcept { return hw_; }
+  std::uint64_t leader_end() const noexcept { return leader_end_; }
+  // What each mirror that acknowledged anything has written and made durable.
+  struct Progress {
+    std::string node;
+    std::uint64_t written = 0;
+    std::uint64_t durable = 0;
+  };
+  std::vector<Progress> progress() const;
 
  private:
   struct Mirror {

@@ -174,8 +174,8 @@ TEST_F(ClusterNodeTest, ALeaderGoesAMirrorTakesOverWhereItWasAndTheOldLeaderCome
   // b is in sync (as every replica of a new topic is) and the high
   // watermark counts it: b has the records.
   EXPECT_EQ(role(a)->isr, (std::vector<std::string>{"a", "b"}));
-  ASSERT_TRUE(eventually([&] { return role(a)->high_watermarks == std::vector<std::uint64_t>{1000}; }))
-      << role(a)->high_watermarks[0];
+  ASSERT_TRUE(eventually([&] { return role(a)->partitions[0].high_watermark == 1000; }))
+      << role(a)->partitions[0].high_watermark;
   EXPECT_EQ(role(a)->isr, (std::vector<std::string>{"a", "b"}));
 
   // a stops (its lease revoked): b is elected in the next epoch and serves
@@ -198,7 +198,7 @@ TEST_F(ClusterNodeTest, ALeaderGoesAMirrorTakesOverWhereItWasAndTheOldLeaderCome
   ASSERT_TRUE(eventually([&] { return role(again) && !role(again)->leading && role(again)->leader == "b"; }));
   EXPECT_FALSE(again.broker->describe_topic("t"));
   ASSERT_TRUE(eventually([&] { return role(b)->isr == std::vector<std::string>{"b", "a"}; })) << role(b)->isr.size();
-  ASSERT_TRUE(eventually([&] { return role(b)->high_watermarks == std::vector<std::uint64_t>{1500}; }));
+  ASSERT_TRUE(eventually([&] { return role(b)->partitions[0].high_watermark == 1500; }));
 
   // And b goes: a leads again (epoch 2) with all 1500 records.
   stop("b");

@@ -1,7 +1,10 @@
 // ringbusd's configuration file: defaults, every key, and one test per kind
 // of refusal (the message names the file, the line and the key).
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -123,6 +126,48 @@ TEST(DaemonConfig, BadInstanceNameIsRefused) {
 TEST(DaemonConfig, SyntaxErrorNamesTheLine) {
   const std::string m = parse_error("instance = \"a\"\nflusher_threads = = 2\n");
   EXPECT_EQ(m.rfind("test.toml:2:", 0), 0u) << m;
+}
+
+// A cluster node: the keys, the secret from its file, and each refusal.
+TEST(DaemonConfig, ClusterKeysMakeANode) {
+  const auto secret = std::filesystem::temp_directory_path() / ("ringbus-secret-" + std::to_string(::getpid()));
+  std::ofstream(secret) << "s3cret\n";
+  DaemonConfig c = parse_ok("etcd = [\"http://10.0.0.9:2379\", \"http://10.0.0.10:2379\"]\ncluster = \"prod\"\n"
+                            "node = \"a\"\nlisten = \"10.0.0.1:7100\"\ncluster_secret_file = \"" + secret.string() +
+                            "\"\nlease_ttl_seconds = 3\n");
+  ASSERT_TRUE(finish_config(c));
+  std::filesystem::remove(secret);
+  EXPECT_EQ(c.etcd, (std::vector<std::string>{"http://10.0.0.9:2379", "http://10.0.0.10:2379"}));
+  EXPECT_EQ(c.cluster, "prod");
+  EXPECT_EQ(c.node, "a");
+  EXPECT_EQ(c.listen, "10.0.0.1:7100");
+  EXPECT_EQ(c.cluster_secret, "s3cret");
+  EXPECT_EQ(c.lease_ttl_seconds, 3u);
+  DaemonConfig one = parse_ok("etcd = \"http://127.0.0.1:2379\"\n");
+  EXPECT_EQ(one.etcd, std::vector<std::string>{"http://127.0.0.1:2379"});
+}
+
+TEST(DaemonConfig, AClusterNodeMissingWhatItNeedsIsRefusedSayingWhat) {
+  const auto refused = [](const std::string& text) {
+    DaemonConfig c = parse_ok(text);
+    auto s = finish_config(c);
+    EXPECT_FALSE(s) << text;
+    return s ? std::string() : s.error().message;
+  };
+  ::unsetenv("RINGBUS_CLUSTER_SECRET");
+  EXPECT_NE(refused("node = \"a\"\n").find("give its etcd endpoints"), std::string::npos);
+  EXPECT_NE(refused("etcd = \"127.0.0.1:2379\"\nnode = \"a\"\nlisten = \"x:1\"\n").find("is not an http:// URL"),
+            std::string::npos);
+  EXPECT_NE(refused("etcd = \"http://e:1\"\nlisten = \"x:1\"\n").find("needs a name"), std::string::npos);
+  EXPECT_NE(refused("etcd = \"http://e:1\"\nnode = \"a\"\n").find("--listen"), std::string::npos);
+  EXPECT_NE(refused("etcd = \"http://e:1\"\nnode = \"a\"\nlisten = \"x:1\"\n").find("shared secret"), std::string::npos);
+  EXPECT_NE(refused("etcd = \"http://e:1\"\nnode = \"a\"\nlisten = \"x:1\"\ncluster_secret_file = \"/nonexistent\"\n")
+                .find("cannot read the cluster secret file /nonexistent"),
+            std::string::npos);
+  EXPECT_NE(refused("etcd = \"http://e:1\"\nnode = \"a\"\nlisten = \"x:1\"\nmemory_only = true\n").find("memory_only"),
+            std::string::npos);
+  EXPECT_NE(parse_error("lease_ttl_seconds = 0\n").find("lease_ttl_seconds"), std::string::npos);
+  EXPECT_NE(parse_error("etcd = [1]\n").find("must be a URL or a list of URLs"), std::string::npos);
 }
 
 TEST(DaemonConfig, MissingFileIsReported) {

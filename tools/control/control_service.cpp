@@ -50,6 +50,12 @@ ControlService::ControlService(Broker& broker, ChangeLog changes) {
     if (!req.contains("topic")) return error_response({Errc::invalid_argument, "the request has no \"topic\""});
     auto cfg = topic_config_from_json(req["topic"]);
     if (!cfg) return error_response(cfg.error());
+    for (const char* key : {"replicas", "min_insync"}) {
+      if (req.contains(key) && req[key] != 1) {
+        return error_response({Errc::invalid_argument, std::string("\"") + key + "\" other than 1 needs a cluster: this "
+                                                       "ringbusd runs alone (start it with --etcd to join one)"});
+      }
+    }
     auto info = b->create_topic(cfg.value());
     if (!info) return error_response(info.error());
     changed("created topic '" + info->name + "' (" + std::to_string(info->partitions) + " partitions)");

@@ -78,6 +78,7 @@ void add_produce_command(CLI::App& app, const Global& g, int& code);
 void add_consume_command(CLI::App& app, const Global& g, int& code);
 void add_stats_command(CLI::App& app, const Global& g, int& code);
 void add_group_commands(CLI::App& app, const Global& g, int& code);
+void add_cluster_commands(CLI::App& app, const Global& g, int& code);
 
 // A UTC time, 2026-11-25T10:00:00Z (optionally .mmm before the Z) or
 // @UNIX_MILLISECONDS, in milliseconds since the epoch; nullopt if neither.

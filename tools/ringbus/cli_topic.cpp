@@ -125,6 +125,8 @@ struct CreateOptions {
   std::uint32_t partitions = 1;
   std::uint64_t ring_bytes = 0;
   std::uint64_t max_record_size = 0;
+  std::uint32_t replicas = 1;
+  std::uint32_t min_insync = 1;
   LogOptions log;
 };
 
@@ -140,7 +142,8 @@ void add_topic_commands(CLI::App& app, const Global& g, int& code) {
       "Sizes take units (64MiB, 1GiB, 4096), durations too (100ms, 10s, 7d); options left out take the\n"
       "defaults (bus/README.md). Examples:\n"
       "  ringbus topic create orders --partitions 8\n"
-      "  ringbus topic create audit --durability every_ack --retention-age 30d --ring-bytes 256MiB");
+      "  ringbus topic create audit --durability every_ack --retention-age 30d --ring-bytes 256MiB\n"
+      "  ringbus topic create payments --replicas 3 --min-insync 2   (a broker in a cluster: ringbusd --etcd)");
   create->add_option("NAME", o->name, "topic name: 1-249 of [A-Za-z0-9._-], not starting with '.'")->required();
   create->add_option("--partitions,-p", o->partitions, "partitions (1-1024)")->capture_default_str();
   create->add_option("--ring-bytes", o->ring_bytes, "ring size per partition: a power of two, 64KiB-1TiB (default 2MiB)")
@@ -148,6 +151,14 @@ void add_topic_commands(CLI::App& app, const Global& g, int& code) {
   create->add_option("--max-record-size", o->max_record_size, "largest key+headers+value (default 1MiB, or what fits a quarter of a smaller ring)")
       ->transform(CLI::AsSizeValue(false))
       ->check(CLI::PositiveNumber);  // 0 would read as "the default"
+  create->add_option("--replicas", o->replicas,
+                     "copies on as many nodes of the broker's cluster, this node leading first (1-5)")
+      ->check(CLI::Range(1, 5))
+      ->capture_default_str();
+  create->add_option("--min-insync", o->min_insync,
+                     "in-sync replicas, the leader included, that acks=all needs (1 to --replicas)")
+      ->check(CLI::Range(1, 5))
+      ->capture_default_str();
   o->log.add_to(create);
   create->callback([&g, &code, o] {
     Json t{{"name", o->name}, {"partitions", o->partitions}};
@@ -159,9 +170,20 @@ void add_topic_commands(CLI::App& app, const Global& g, int& code) {
       t["max_record_size"] = std::min<std::uint64_t>(TopicConfig{}.max_record_size, o->ring_bytes / 4 - 32);
     }
     o->log.put(t);
+    Json req{{"topic", t}};
+    if (o->replicas != 1 || o->min_insync != 1) {
+      req["replicas"] = o->replicas;
+      req["min_insync"] = o->min_insync;
+    }
     Json r;
-    if (!call(g, "create_topic", Json{{"topic", t}}, r, code)) return;
-    fmt::print("created topic {} ({} partitions)\n", o->name, r["topic"]["partitions"].get<std::uint32_t>());
+    if (!call(g, "create_topic", req, r, code)) return;
+    fmt::print("created topic {} ({} partitions", o->name, r["topic"]["partitions"].get<std::uint32_t>());
+    if (r.contains("replicas")) {
+      std::string on;
+      for (const Json& n : r["replicas"]) on += (on.empty() ? "" : ", ") + n.get<std::string>();
+      fmt::print("; replicas {}; min in sync {}", on, r["min_insync"].get<std::uint32_t>());
+    }
+    fmt::print(")\n");
   });
 
   auto a = std::make_shared<std::pair<std::string, LogOptions>>();

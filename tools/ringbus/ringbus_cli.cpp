@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
   add_consume_command(app, g, code);
   add_group_commands(app, g, code);
   add_stats_command(app, g, code);
+  add_cluster_commands(app, g, code);
   add_log_commands(app, code);
   add_perf_commands(app, g, code);
   // Resolve the global options before any subcommand's callback runs.

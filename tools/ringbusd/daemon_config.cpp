@@ -1,5 +1,6 @@
 #include "daemon_config.h"
 
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -127,6 +128,33 @@ Status apply_toml(DaemonConfig& c, std::string_view text, std::string_view src) 
           c.log_level != "error") {
         s = bad(src, v, key, "must be trace, debug, info, warn or error, not \"" + c.log_level + "\"");
       }
+    } else if (key == "etcd") {
+      c.etcd.clear();
+      if (const toml::array* a = v.as_array()) {
+        for (const auto& e : *a) {
+          if (!e.is_string()) {
+            s = bad(src, v, key, "must be a URL or a list of URLs");
+            break;
+          }
+          c.etcd.push_back(e.as_string()->get());
+        }
+      } else {
+        std::string one;
+        s = get_string(src, v, key, one);
+        if (s) c.etcd.push_back(one);
+      }
+    } else if (key == "cluster") {
+      s = get_string(src, v, key, c.cluster);
+    } else if (key == "node") {
+      s = get_string(src, v, key, c.node);
+    } else if (key == "listen") {
+      s = get_string(src, v, key, c.listen);
+    } else if (key == "advertise") {
+      s = get_string(src, v, key, c.advertise);
+    } else if (key == "cluster_secret_file") {
+      s = get_string(src, v, key, c.cluster_secret_file);
+    } else if (key == "lease_ttl_seconds") {
+      s = get_uint(src, v, key, 1, 60, c.lease_ttl_seconds);
     } else if (key == "metrics") {
       const toml::table* t = v.as_table();
       s = t == nullptr ? bad(src, v, key, "must be a table ([metrics])") : apply_metrics(c, *t, src);
@@ -137,7 +165,8 @@ Status apply_toml(DaemonConfig& c, std::string_view text, std::string_view src) 
       return Error{Errc::invalid_argument,
                    where(src, k.source(), key) +
                        " is unknown (known: instance, data_dir, memory_only, flusher_threads, io_backend, "
-                       "log_level, [metrics], [scrub])"};
+                       "log_level, etcd, cluster, node, listen, advertise, cluster_secret_file, lease_ttl_seconds, "
+                       "[metrics], [scrub])"};
     }
     if (!s) return s;
   }
@@ -152,13 +181,46 @@ Status apply_toml_file(DaemonConfig& c, const std::string& path) {
   return apply_toml(c, text.str(), path);
 }
 
+namespace {
+
+Status finish_cluster(DaemonConfig& c) {
+  if (c.etcd.empty()) {
+    if (!c.node.empty() || !c.listen.empty()) {
+      return Error{Errc::invalid_argument, "node and listen are for a cluster: give its etcd endpoints too (--etcd URL)"};
+    }
+    return {};
+  }
+  for (const std::string& e : c.etcd) {
+    if (!e.starts_with("http://")) return Error{Errc::invalid_argument, "etcd endpoint '" + e + "' is not an http:// URL"};
+  }
+  if (c.memory_only) return Error{Errc::invalid_argument, "a cluster node keeps commit logs: memory_only is refused with etcd"};
+  if (c.node.empty()) return Error{Errc::invalid_argument, "a cluster node needs a name (--node NAME)"};
+  if (auto s = validate_name("node", c.node); !s) return s;
+  if (auto s = validate_name("cluster", c.cluster); !s) return s;
+  if (c.listen.empty()) return Error{Errc::invalid_argument, "a cluster node needs its replication address (--listen HOST:PORT)"};
+  if (!c.cluster_secret_file.empty()) {
+    std::ifstream f(c.cluster_secret_file);
+    if (!f) return Error{Errc::not_found, "cannot read the cluster secret file " + c.cluster_secret_file};
+    std::getline(f, c.cluster_secret);
+  } else if (const char* env = std::getenv("RINGBUS_CLUSTER_SECRET"); env != nullptr) {
+    c.cluster_secret = env;
+  }
+  if (c.cluster_secret.empty()) {
+    return Error{Errc::invalid_argument, "a cluster node needs the cluster's shared secret: cluster_secret_file, "
+                                         "or $RINGBUS_CLUSTER_SECRET"};
+  }
+  return {};
+}
+
+}  // namespace
+
 Status finish_config(DaemonConfig& c) {
   if (auto s = validate_name("instance", c.instance); !s) return s;
   if (c.memory_only && !c.data_dir.empty()) {
     return Error{Errc::invalid_argument, "memory_only and data_dir exclude each other (choose one)"};
   }
   if (!c.memory_only && c.data_dir.empty()) c.data_dir = "/var/tmp/ringbus/" + c.instance;
-  return {};
+  return finish_cluster(c);
 }
 
 }  // namespace ringbus::daemon

@@ -12,6 +12,7 @@
 #include <ctime>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -19,6 +20,8 @@
 
 #include "control_protocol.h"
 #include "control_service.h"
+#include "cluster_node.h"
+#include "cluster_operations.h"
 #include "control_socket.h"
 #include "daemon_config.h"
 #include "metrics.h"
@@ -39,6 +42,25 @@ std::int64_t monotonic_ns() {
   timespec ts{};
   ::clock_gettime(CLOCK_MONOTONIC, &ts);
   return ts.tv_sec * 1'000'000'000LL + ts.tv_nsec;
+}
+
+// Joins the cluster; in a cluster, topics are created in etcd (replicated
+// as asked) and `ringbus cluster status` asks this node what it knows.
+Result<std::unique_ptr<cluster::ClusterNode>> start_cluster_node(const DaemonConfig& config, Broker& broker,
+                                                                 const io::LogFn& log, control::ControlService& service) {
+  cluster::NodeOptions o;
+  o.cluster = config.cluster;
+  o.node = config.node;
+  o.listen = config.listen;
+  o.advertise = config.advertise;
+  o.secret = config.cluster_secret;
+  o.etcd.endpoints = config.etcd;
+  o.lease.ttl = std::chrono::seconds(config.lease_ttl_seconds);
+  o.log = log;
+  auto started = cluster::ClusterNode::start(o, broker);
+  if (!started) return started.error();
+  control::add_cluster_operations(service, *started.value(), broker);
+  return started;
 }
 
 int run(DaemonConfig config) {
@@ -79,8 +101,9 @@ int run(DaemonConfig config) {
       spdlog::info("{}", message);
     }
   };
-  spdlog::info("starting: instance '{}', {}", config.instance,
-               config.memory_only ? std::string("memory only (no commit log)") : "data directory " + config.data_dir);
+  spdlog::info("starting: instance '{}', {}{}", config.instance,
+               config.memory_only ? std::string("memory only (no commit log)") : "data directory " + config.data_dir,
+               config.etcd.empty() ? std::string() : ", node '" + config.node + "' of cluster '" + config.cluster + "'");
   auto broker = Broker::start(bo);
   if (!broker) {
     spdlog::error("{}", broker.error().message);
@@ -117,6 +140,15 @@ int run(DaemonConfig config) {
     spdlog::error("{}", control.error().message);
     return kExitError;
   }
+  std::unique_ptr<cluster::ClusterNode> node;
+  if (!config.etcd.empty()) {
+    auto n = start_cluster_node(config, broker.value(), bo.logger, service);
+    if (!n) {
+      spdlog::error("{}", n.error().message);
+      return kExitError;
+    }
+    node = std::move(n.value());
+  }
   spdlog::info("ready: control socket {}", control.value()->path());
 
   for (;;) {
@@ -130,6 +162,7 @@ int run(DaemonConfig config) {
     metrics->sample(monotonic_ns());
   }
   control.value()->stop();  // no new requests while the broker closes
+  node.reset();  // gives its leaderships up at once (its lease revoked)
   http.reset();
   broker.value().close();  // flushes, marks the logs clean, removes the shared memory
   spdlog::info("stopped cleanly");
@@ -147,6 +180,8 @@ int main(int argc, char** argv) {
       "  ringbusd --data-dir /var/lib/ringbus\n"
       "  RINGBUS_INSTANCE=test ringbusd --memory-only\n"
       "  ringbusd --config /etc/ringbus/ringbusd.toml --log-level debug\n"
+      "  ringbusd --data-dir /var/lib/ringbus --node a --listen 10.0.0.1:7100 --etcd http://10.0.0.9:2379 \\\n"
+      "           --cluster-secret-file /etc/ringbus/cluster.secret\n"
       "Exit codes: 0 stopped cleanly, 1 could not start, 2 bad option or configuration.");
   std::string config_file;
   std::string instance;
@@ -168,6 +203,16 @@ int main(int argc, char** argv) {
   app.add_option("--metrics-port", metrics_port, "Prometheus endpoint on 127.0.0.1 (0: any free port)")
       ->check(CLI::Range(0, 65535));
   app.add_flag("--no-metrics", no_metrics, "no metrics endpoint");
+  std::vector<std::string> etcd;
+  std::string cluster, node, listen, advertise, secret_file;
+  app.add_option("--etcd", etcd, "join a cluster through these etcd endpoints (http://HOST:PORT, comma-separated)")
+      ->delimiter(',');
+  app.add_option("--cluster", cluster, "the cluster's name (default \"ringbus\")");
+  app.add_option("--node", node, "this node's name in the cluster");
+  app.add_option("--listen", listen, "the replication port other nodes dial, HOST:PORT");
+  app.add_option("--advertise", advertise, "the address other nodes dial, if not --listen's (HOST:PORT)");
+  app.add_option("--cluster-secret-file", secret_file,
+                 "file holding the cluster's shared secret (default: $RINGBUS_CLUSTER_SECRET)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -199,6 +244,12 @@ int main(int argc, char** argv) {
   if (!log_level.empty()) config.log_level = log_level;
   if (metrics_port >= 0) config.metrics_port = static_cast<std::uint32_t>(metrics_port);
   if (no_metrics) config.metrics = false;
+  if (!etcd.empty()) config.etcd = etcd;
+  if (!cluster.empty()) config.cluster = cluster;
+  if (!node.empty()) config.node = node;
+  if (!listen.empty()) config.listen = listen;
+  if (!advertise.empty()) config.advertise = advertise;
+  if (!secret_file.empty()) config.cluster_secret_file = secret_file;
   if (auto s = finish_config(config); !s) {
     std::fprintf(stderr, "ringbusd: %s\n", s.error().message.c_str());
     return kExitUsage;

@@ -1,0 +1,94 @@
+#include "cluster_operations.h"
+
+#include <chrono>
+
+namespace ringbus::control {
+
+namespace {
+
+// An optional count field of a request: 1 when absent.
+Result<std::uint32_t> count_field(const Json& req, const char* key) {
+  if (!req.contains(key)) return 1u;
+  const Json& v = req[key];
+  if (!v.is_number_unsigned() || v.get<std::uint64_t>() < 1 || v.get<std::uint64_t>() > cluster::kMaxReplicas) {
+    return Error{Errc::invalid_argument, std::string("\"") + key + "\" must be an integer from 1 to " +
+                                             std::to_string(cluster::kMaxReplicas) + ", not " + v.dump()};
+  }
+  return v.get<std::uint32_t>();
+}
+
+}  // namespace
+
+void add_cluster_operations(ControlService& service, cluster::ClusterNode& node, Broker& broker) {
+  service.add("create_topic", [&node, &broker](const Json& req) {
+    if (!req.contains("topic")) return error_response({Errc::invalid_argument, "the request has no \"topic\""});
+    auto config = topic_config_from_json(req["topic"]);
+    if (!config) return error_response(config.error());
+    auto replicas = count_field(req, "replicas");
+    if (!replicas) return error_response(replicas.error());
+    auto min_insync = count_field(req, "min_insync");
+    if (!min_insync) return error_response(min_insync.error());
+    auto record = node.create_topic(config.value(), replicas.value(), min_insync.value());
+    if (!record) return error_response(record.error());
+    if (!node.wait_leading(config->name, std::chrono::seconds(10))) {
+      return error_response({Errc::busy, "topic '" + config->name + "' is created in the cluster, but node '" + node.name() +
+                                             "' does not lead it yet: see ringbusd's log"});
+    }
+    auto info = broker.describe_topic(config->name);
+    if (!info) return error_response(info.error());
+    return ok_response({{"topic", topic_info_to_json(info.value())},
+                        {"replicas", record->replicas},
+                        {"min_insync", record->min_insync}});
+  });
+  service.add("cluster_status", [&node](const Json&) { return ok_response({{"cluster", cluster_status_json(node)}}); });
+}
+
+Json cluster_status_json(cluster::ClusterNode& node) {
+  Json out{{"node", node.name()}};
+  auto view = node.view();
+  if (!view) {
+    out["error"] = view.error().message;
+  } else {
+    Json nodes = Json::array();
+    for (const auto& [name, n] : view->nodes) nodes.push_back({{"name", name}, {"listen", n.listen}});
+    out["nodes"] = nodes;
+    Json topics = Json::array();
+    for (const auto& [name, t] : view->topics) {
+      Json j{{"name", name}, {"id", t.id}, {"replicas", t.record.replicas}, {"min_insync", t.record.min_insync}};
+      if (const auto l = view->leaders.find(name); l != view->leaders.end()) {
+        j["leader"] = l->second.state.leader;
+        j["epoch"] = l->second.state.epoch;
+        j["isr"] = l->second.state.isr;
+      }
+      topics.push_back(j);
+    }
+    out["topics"] = topics;
+    Json refused = Json::array();
+    for (const Error& e : view->refused) refused.push_back(e.message);
+    out["refused"] = refused;
+  }
+  // What this node knows first-hand: the topics it leads, partition by partition.
+  Json led = Json::array();
+  for (const cluster::TopicRole& r : node.roles()) {
+    if (!r.leading) continue;
+    Json parts = Json::array();
+    for (std::size_t p = 0; p < r.partitions.size(); ++p) {
+      const auto& part = r.partitions[p];
+      Json mirrors = Json::array();
+      for (const auto& m : part.mirrors) {
+        const bool in_sync = std::find(r.isr.begin(), r.isr.end(), m.node) != r.isr.end();
+        mirrors.push_back({{"node", m.node},
+                           {"written", m.written},
+                           {"durable", m.durable},
+                           {"lag", part.end > m.written ? part.end - m.written : 0},
+                           {"in_sync", in_sync}});
+      }
+      parts.push_back({{"partition", p}, {"end", part.end}, {"high_watermark", part.high_watermark}, {"mirrors", mirrors}});
+    }
+    led.push_back({{"topic", r.topic}, {"epoch", r.epoch}, {"isr", r.isr}, {"partitions", parts}});
+  }
+  out["leading"] = led;
+  return out;
+}
+
+}  // namespace ringbus::control

@@ -214,8 +214,15 @@ struct PartitionHeader {
   std::atomic<std::uint64_t> log_written;       // batches below this offset are written (readable)
   std::atomic<std::uint64_t> log_durable;       // ... and below this one, fdatasync'ed
   std::atomic<std::uint32_t> durable_seq;       // futex word: bumped when log_durable or log_error changes
-  std::atomic<std::uint32_t> durable_waiters;   // producers blocked in wait_durable
-  std::uint8_t pad_log[kHotPad - 40];
+  std::atomic<std::uint32_t> durable_waiters;   // producers blocked in wait_durable or wait_replicated
+  // Replication: written by the leading node of a cluster (cluster/), read
+  // by producers in wait_replicated; durable_seq wakes them. Zero in a ring
+  // whose topic is not replicated (and in rings made before these fields:
+  // they were padding, which is zero).
+  std::atomic<std::uint64_t> log_replicated;    // the high watermark: below it, durable on every in-sync replica
+  std::atomic<std::uint32_t> insync_replicas;   // in-sync replicas, the leader counted (0: not replicated)
+  std::atomic<std::uint32_t> min_insync;        // what acks=all needs of them
+  std::uint8_t pad_log[kHotPad - 56];
 
   GatingSlot gating[kGatingSlots];
 };
@@ -244,7 +251,10 @@ static_assert(offsetof(PartitionHeader, log_start_offset) == 1032);
 static_assert(offsetof(PartitionHeader, log_durable) == 1048);
 static_assert(offsetof(PartitionHeader, durable_seq) == 1056);
 static_assert(offsetof(PartitionHeader, durable_waiters) == 1060);
-static_assert(offsetof(PartitionHeader, pad_log) == 1064);
+static_assert(offsetof(PartitionHeader, log_replicated) == 1064);
+static_assert(offsetof(PartitionHeader, insync_replicas) == 1072);
+static_assert(offsetof(PartitionHeader, min_insync) == 1076);
+static_assert(offsetof(PartitionHeader, pad_log) == 1080);
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 
 // PartitionHeader::state.

@@ -105,33 +105,18 @@ Result<Producer> Producer::open(std::string_view instance, std::string_view topi
 
 Producer::Producer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
-PublishStatus Producer::wait_durable(const PublishResult& published, std::chrono::nanoseconds timeout) noexcept {
-  if (!published.ok() || published.partition >= partitions()) return PublishStatus::invalid_argument;
-  detail::PartitionHeader& h = impl_->topic->ring(published.partition).header();
-  if (h.log_durability.load(std::memory_order_acquire) == static_cast<std::uint32_t>(detail::LogDurability::none)) {
-    return PublishStatus::no_commit_log;
-  }
-  detail::PartitionRing& ring = impl_->topic->ring(published.partition);
-  detail::ProducerCache& cache = impl_->caches[published.partition];
+namespace {
+
+// Waits on the partition's durable_seq until `verdict` says something other
+// than timed_out, or the timeout passes. Dekker with the writers of the
+// marks (the flusher, a cluster's leader): they store a mark (seq_cst),
+// then read durable_waiters; we announce ourselves, then read the mark.
+template <class Verdict>
+PublishStatus wait_for_mark(detail::PartitionHeader& h, std::chrono::nanoseconds timeout, Verdict&& verdict) noexcept {
   const std::int64_t deadline = detail::deadline_after(timeout.count());
-  auto verdict = [&]() -> PublishStatus {
-    // page_cache: durable once written; synced: once fdatasync'ed. Read each
-    // time: the topic's policy may be altered while we wait (the flusher
-    // wakes waiters when it is).
-    const auto mode = static_cast<detail::LogDurability>(h.log_durability.load(std::memory_order_seq_cst));
-    const std::atomic<std::uint64_t>& mark = mode == detail::LogDurability::page_cache ? h.log_written : h.log_durable;
-    if (mark.load(std::memory_order_acquire) > published.offset) return PublishStatus::ok;
-    if (h.log_error.load(std::memory_order_acquire) != 0) return PublishStatus::log_failed;
-    if (ring.deleted()) return PublishStatus::topic_deleted;
-    // Only a live flusher moves the marks: with no broker, say so at once.
-    if (ring.no_broker(cache.broker)) return PublishStatus::no_broker;
-    return PublishStatus::timed_out;  // not yet
-  };
   // A broker that dies wakes nobody: sleep in slices and probe again.
   constexpr std::int64_t kSliceNs = 20'000'000;
   for (;;) {
-    // Dekker with the flusher: it stores the mark (seq_cst), then reads
-    // durable_waiters; we announce ourselves, then read the mark.
     h.durable_waiters.fetch_add(1, std::memory_order_seq_cst);
     const std::uint32_t seq = h.durable_seq.load(std::memory_order_seq_cst);
     const PublishStatus v = verdict();
@@ -143,6 +128,53 @@ PublishStatus Producer::wait_durable(const PublishResult& published, std::chrono
     if (v != PublishStatus::timed_out || now >= deadline) return v;
   }
 }
+
+}  // namespace
+
+PublishStatus Producer::wait_durable(const PublishResult& published, std::chrono::nanoseconds timeout) noexcept {
+  if (!published.ok() || published.partition >= partitions()) return PublishStatus::invalid_argument;
+  detail::PartitionHeader& h = impl_->topic->ring(published.partition).header();
+  if (h.log_durability.load(std::memory_order_acquire) == static_cast<std::uint32_t>(detail::LogDurability::none)) {
+    return PublishStatus::no_commit_log;
+  }
+  detail::PartitionRing& ring = impl_->topic->ring(published.partition);
+  detail::ProducerCache& cache = impl_->caches[published.partition];
+  return wait_for_mark(h, timeout, [&]() -> PublishStatus {
+    // page_cache: durable once written; synced: once fdatasync'ed. Read each
+    // time: the topic's policy may be altered while we wait (the flusher
+    // wakes waiters when it is).
+    const auto mode = static_cast<detail::LogDurability>(h.log_durability.load(std::memory_order_seq_cst));
+    const std::atomic<std::uint64_t>& mark = mode == detail::LogDurability::page_cache ? h.log_written : h.log_durable;
+    if (mark.load(std::memory_order_acquire) > published.offset) return PublishStatus::ok;
+    if (h.log_error.load(std::memory_order_acquire) != 0) return PublishStatus::log_failed;
+    if (ring.deleted()) return PublishStatus::topic_deleted;
+    // Only a live flusher moves the marks: with no broker, say so at once.
+    if (ring.no_broker(cache.broker)) return PublishStatus::no_broker;
+    return PublishStatus::timed_out;  // not yet
+  });
+}
+
+PublishStatus Producer::wait_replicated(const PublishResult& published, std::chrono::nanoseconds timeout) noexcept {
+  if (!published.ok() || published.partition >= partitions()) return PublishStatus::invalid_argument;
+  detail::PartitionHeader& h = impl_->topic->ring(published.partition).header();
+  // A topic that is not replicated has one replica: durable there is all.
+  if (h.insync_replicas.load(std::memory_order_acquire) == 0) return wait_durable(published, timeout);
+  detail::PartitionRing& ring = impl_->topic->ring(published.partition);
+  detail::ProducerCache& cache = impl_->caches[published.partition];
+  return wait_for_mark(h, timeout, [&]() -> PublishStatus {
+    if (h.log_replicated.load(std::memory_order_seq_cst) > published.offset) return PublishStatus::ok;
+    // Checked after the mark: a record the in-sync set already holds is
+    // acknowledged even if the set has shrunk since.
+    if (h.insync_replicas.load(std::memory_order_acquire) < h.min_insync.load(std::memory_order_acquire)) {
+      return PublishStatus::not_enough_replicas;
+    }
+    if (h.log_error.load(std::memory_order_acquire) != 0) return PublishStatus::log_failed;
+    if (ring.deleted()) return PublishStatus::topic_deleted;
+    if (ring.no_broker(cache.broker)) return PublishStatus::no_broker;
+    return PublishStatus::timed_out;
+  });
+}
+
 Producer::Producer(Producer&&) noexcept = default;
 Producer& Producer::operator=(Producer&&) noexcept = default;
 Producer::~Producer() = default;

@@ -21,6 +21,7 @@ const char* to_string(PublishStatus s) noexcept {
     case PublishStatus::log_failed: return "the commit log cannot write (disk full or I/O error; see the broker's log)";
     case PublishStatus::partition_offline: return "the partition is offline: its commit log could not be opened (see the broker's log)";
     case PublishStatus::no_broker: return "no broker is running for this instance (start ringbusd: it writes what the ring holds)";
+    case PublishStatus::not_enough_replicas: return "fewer replicas are in sync than the topic's min_insync (ringbus cluster status says which)";
   }
   return "unknown";
 }

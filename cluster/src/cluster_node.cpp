@@ -9,6 +9,7 @@
 #include "replica_tracker.h"
 #include "segment_files.h"
 #include "small_files.h"
+#include "sync.h"
 #include "topic_files.h"
 #include "topic_meta.h"
 
@@ -19,15 +20,24 @@ namespace fs = std::filesystem;
 // ---------------------------------------------------------------------------
 // A partition this node leads, as the replication server sees it: its
 // marks from the ring's header (the flusher keeps them), its epochs from
-// the log's checkpoint file, and its replicas' tracker.
+// the log's checkpoint file, and its replicas' tracker. It publishes the
+// high watermark and the in-sync count in the ring's header for producers
+// waiting for acks=all, but only while the node's lease is valid: a fenced
+// leader acknowledges nothing more.
 struct ClusterNode::LedPart final : LedPartition {
   LedPart(std::string dir, std::shared_ptr<detail::TopicMap> map, std::uint32_t partition, std::int32_t epoch,
-          const std::string& me, std::vector<std::string> isr, std::chrono::milliseconds max_lag)
+          const std::string& me, std::vector<std::string> isr, std::chrono::milliseconds max_lag,
+          std::uint32_t min_insync, const std::atomic<std::int64_t>& valid_until)
       : dir_(std::move(dir)),
         map_(std::move(map)),
         partition_(partition),
         epoch_(epoch),
-        tracker_(me, std::move(isr), max_lag, ReplicaTracker::Clock::now()) {}
+        valid_until_(valid_until),
+        tracker_(me, std::move(isr), max_lag, ReplicaTracker::Clock::now()) {
+    header().min_insync.store(min_insync, std::memory_order_release);
+    std::lock_guard lock(mu_);
+    publish_marks();
+  }
 
   const std::string& log_dir() const override { return dir_; }
   std::int32_t leader_epoch() const override { return epoch_; }
@@ -37,6 +47,7 @@ struct ClusterNode::LedPart final : LedPartition {
   std::uint64_t high_watermark() const override {
     std::lock_guard lock(mu_);
     tracker_.leader_progress(written(), durable(), ReplicaTracker::Clock::now());
+    publish_marks();
     return tracker_.high_watermark();
   }
   Result<std::optional<io::LeaderEpoch>> end_of_epoch(std::int32_t epoch) const override {
@@ -63,6 +74,7 @@ struct ClusterNode::LedPart final : LedPartition {
   void acknowledged(const std::string& mirror, std::uint64_t w, std::uint64_t d) override {
     std::lock_guard lock(mu_);
     tracker_.acknowledged(mirror, w, d, ReplicaTracker::Clock::now());
+    publish_marks();
   }
 
   // The reconcile thread's questions.
@@ -81,16 +93,44 @@ struct ClusterNode::LedPart final : LedPartition {
   }
   void set_isr(const std::vector<std::string>& isr) {
     std::lock_guard lock(mu_);
-    if (tracker_.isr() != isr) tracker_.set_isr(isr);
+    if (tracker_.isr() == isr) return;
+    tracker_.set_isr(isr);
+    publish_marks();
   }
 
  private:
   detail::PartitionHeader& header() const { return map_->ring(partition_).header(); }
+  // (under mu_) The tracker's high watermark and in-sync count into the
+  // header, and a wake-up for producers waiting on them (Dekker with
+  // wait_replicated: the marks are stored seq_cst, then the waiters read).
+  // The lease is checked after the acknowledgements the high watermark
+  // counts arrived: what it covers was durable on the in-sync set while
+  // this node still led.
+  void publish_marks() const {
+    if (LeaseKeeper::Clock::now().time_since_epoch().count() >= valid_until_.load(std::memory_order_acquire)) return;
+    detail::PartitionHeader& h = header();
+    const std::uint64_t hw = tracker_.high_watermark();
+    const auto count = static_cast<std::uint32_t>(tracker_.isr().size());
+    bool moved = false;
+    if (h.log_replicated.load(std::memory_order_relaxed) < hw) {
+      h.log_replicated.store(hw, std::memory_order_seq_cst);
+      moved = true;
+    }
+    if (h.insync_replicas.load(std::memory_order_relaxed) != count) {
+      h.insync_replicas.store(count, std::memory_order_seq_cst);
+      moved = true;
+    }
+    if (moved && h.durable_waiters.load(std::memory_order_seq_cst) != 0) {
+      h.durable_seq.fetch_add(1, std::memory_order_release);
+      detail::futex_wake_all(&h.durable_seq);
+    }
+  }
 
   const std::string dir_;
   const std::shared_ptr<detail::TopicMap> map_;
   const std::uint32_t partition_;
   const std::int32_t epoch_;
+  const std::atomic<std::int64_t>& valid_until_;
   mutable std::mutex mu_;
   mutable ReplicaTracker tracker_;
 };
@@ -133,6 +173,7 @@ class ClusterNode::Served final : public LedPartitions {
   // lease's validity, copied at each reconcile (earlier than the lease's
   // own, never later).
   void valid_until(LeaseKeeper::Clock::time_point t) { valid_until_.store(t.time_since_epoch().count(), std::memory_order_release); }
+  const std::atomic<std::int64_t>& valid_until() const noexcept { return valid_until_; }
 
  private:
   struct Topic {
@@ -440,7 +481,7 @@ Status ClusterNode::reconcile_topic(const std::string& name, std::uint64_t id, c
   }
   if (leadership.state.leader == options_.node) {
     if (auto s = lead(t, leadership); !s) return s;
-    maintain_isr(t, leadership);
+    maintain_isr(t, leadership, alive);
     return {};
   }
   if (!leadership.state.leader.empty() && alive(leadership.state.leader)) return mirror(t, leadership.state.leader);
@@ -498,7 +539,7 @@ Status ClusterNode::lead(Local& t, const VersionedLeadership& leadership) {
   t.led.clear();
   for (std::uint32_t p = 0; p < t.record.config.partitions; ++p) {
     t.led.push_back(std::make_shared<LedPart>(log::partition_log_directory(dir, p), map.value(), p, l.epoch, options_.node,
-                                              l.isr, options_.max_lag));
+                                              l.isr, options_.max_lag, t.record.min_insync, served_->valid_until()));
   }
   served_->set(t.name, t.id, t.led);
   t.role = Local::Role::leading;
@@ -572,8 +613,14 @@ Status ClusterNode::mirror(Local& t, const std::string& leader) {
   return {};
 }
 
-void ClusterNode::maintain_isr(Local& t, VersionedLeadership& leadership) {
+void ClusterNode::maintain_isr(Local& t, VersionedLeadership& leadership,
+                               const std::function<bool(const std::string&)>& alive) {
   std::set<std::string> out;
+  // A mirror whose node is gone (its lease expired or revoked) leaves at
+  // once, as Kafka's controller takes a dead broker out; one that lags
+  // leaves after max_lag.
+  for (const auto& n : leadership.state.isr)
+    if (n != options_.node && !alive(n)) out.insert(n);
   std::map<std::string, std::uint32_t> back;  // caught up in how many partitions
   for (const auto& p : t.led) {
     for (const auto& m : p->lagging()) out.insert(m);
@@ -590,8 +637,19 @@ void ClusterNode::maintain_isr(Local& t, VersionedLeadership& leadership) {
   }
   if (next.isr == leadership.state.isr) return;
   const std::vector<std::string> before = leadership.state.isr;
+  // A member that joins is counted by the high watermark before etcd has
+  // it (Kafka's maximal ISR): once etcd says it is in sync it may be
+  // elected, and it must then hold whatever the high watermark covered. A
+  // member that leaves is counted until etcd no longer has it.
+  std::vector<std::string> counted = before;
+  for (const auto& n : next.isr)
+    if (std::find(counted.begin(), counted.end(), n) == counted.end()) counted.push_back(n);
+  for (auto& p : t.led) p->set_isr(counted);
   auto swapped = leaderships_->swap(t.name, leadership, next);
-  if (!swapped || !swapped.value()) return;  // the next pass reads again
+  if (!swapped || !swapped.value()) {
+    for (auto& p : t.led) p->set_isr(before);
+    return;  // the next pass reads again
+  }
   auto join = [](const std::vector<std::string>& v) {
     std::string s;
     for (const auto& n : v) s += (s.empty() ? "" : ",") + n;

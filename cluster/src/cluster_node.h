@@ -30,6 +30,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -127,8 +128,9 @@ class ClusterNode {
   // Stops leading (release_topic, the log moved to .mirror/).
   Status step_down(Local& t, const std::string& why);
   void step_down_all(const std::string& why);
-  // ISR changes the trackers ask for, made by a swap in etcd.
-  void maintain_isr(Local& t, VersionedLeadership& leadership);
+  // In-sync set changes (mirrors that lag or whose node is gone leave,
+  // caught-up ones join), made by a swap in etcd.
+  void maintain_isr(Local& t, VersionedLeadership& leadership, const std::function<bool(const std::string&)>& alive);
   // Restarts the followers whose set of topics changed.
   void update_followers(const std::map<std::string, NodeRecord>& nodes);
   void publish_roles();

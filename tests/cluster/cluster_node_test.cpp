@@ -207,6 +207,39 @@ TEST_F(ClusterNodeTest, ALeaderGoesAMirrorTakesOverWhereItWasAndTheOldLeaderCome
   expect_records(again, 1500);
 }
 
+// acks=all: a record is acknowledged once every in-sync replica holds it;
+// with fewer in sync than min_insync the producer is told so, not served
+// less; a mirror that comes back rejoins and acks=all works again.
+TEST_F(ClusterNodeTest, AcksAllWaitsForTheInSyncReplicasAndSaysWhenTooFewAreInSync) {
+  Node& a = start("a");
+  start("b");
+  TopicRecord t = topic({"a", "b"});
+  t.min_insync = 2;
+  ASSERT_TRUE(a.node->create_topic(t));
+  ASSERT_TRUE(eventually([&] { return role(a) && role(a)->leading; }));
+  auto p = Producer::open(a.instance, "t");
+  ASSERT_TRUE(p) << p.error().message;
+  PublishResult r;
+  for (std::uint64_t i = 0; i < 100; ++i) ASSERT_TRUE((r = p->publish("", value(i))).ok());
+  ASSERT_EQ(p->wait_replicated(r, 10s), PublishStatus::ok);
+  EXPECT_TRUE(eventually([&] { return role(a)->partitions[0].high_watermark >= 100; }));  // as the node reports it
+
+  // b goes: it leaves the in-sync set at once (its lease is revoked), and
+  // a record can no longer be acknowledged as all.
+  stop("b");
+  ASSERT_TRUE(eventually([&] { return role(a)->isr == std::vector<std::string>{"a"}; }));
+  ASSERT_TRUE((r = p->publish("", value(100))).ok());
+  EXPECT_EQ(p->wait_replicated(r, 10s), PublishStatus::not_enough_replicas);
+  EXPECT_EQ(p->wait_durable(r, 10s), PublishStatus::ok) << "it is durable here (acks=local)";
+
+  // b comes back, catches up, rejoins: the record is acknowledged as all.
+  start("b");
+  ASSERT_TRUE(eventually([&] { return role(a)->isr == std::vector<std::string>{"a", "b"}; }));
+  EXPECT_EQ(p->wait_replicated(r, 10s), PublishStatus::ok);
+  ASSERT_TRUE((r = p->publish("", value(101))).ok());
+  EXPECT_EQ(p->wait_replicated(r, 10s), PublishStatus::ok);
+}
+
 TEST_F(ClusterNodeTest, ANodeThatCannotReachEtcdStopsLeadingBeforeItsLeaseCanExpire) {
   Node& a = start("a");
   ASSERT_TRUE(a.node);

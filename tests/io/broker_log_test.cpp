@@ -269,6 +269,17 @@ TEST_F(LogBroker, AReleasedTopicKeepsItsWholeLogAndAnAdoptedOneGoesOnFromItsEnd)
   expect_records(0, 301, from_earliest());
 }
 
+// A topic that is not replicated has one replica: acks=all is acks=local.
+TEST_F(LogBroker, WaitReplicatedOnATopicThatIsNotReplicatedIsWaitDurable) {
+  Broker b = start();
+  ASSERT_TRUE(b.create_topic(config("t")).ok());
+  Producer p = std::move(Producer::open(instance, "t").value());
+  const PublishResult r = p.publish("", value(0));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(p.wait_replicated(r, std::chrono::seconds(10)), PublishStatus::ok);
+  EXPECT_GE(b.describe_topic("t")->partition_info[0].durable_offset, 1u);
+}
+
 // The fallback where io_uring is unavailable: the same log, written with pwrite.
 TEST_F(LogBroker, ThePwriteBackendWritesTheSameLog) {
   {

@@ -73,7 +73,8 @@ struct ProduceOptions {
   std::string key_separator;
   std::vector<std::string> headers;
   double rate = 0;
-  bool durable = false;
+  bool durable = false;  // --durable: --acks local
+  std::string acks;      // "", "local" or "all"
   std::int64_t partition = -1;
 };
 
@@ -109,7 +110,7 @@ int produce(const Global& g, const ProduceOptions& o) {
     }
   }
   std::istream& in = file.is_open() ? static_cast<std::istream&>(file) : std::cin;
-  std::map<std::uint32_t, PublishResult> last;  // per partition, for --durable
+  std::map<std::uint32_t, PublishResult> last;  // per partition, for --acks
   std::uint64_t n = 0;
   const auto start = std::chrono::steady_clock::now();
   std::string line;
@@ -143,17 +144,20 @@ int produce(const Global& g, const ProduceOptions& o) {
                  static_cast<unsigned long long>(n + 1), p->max_record_size(), static_cast<unsigned long long>(n));
     return kExitError;
   }
-  if (o.durable) {
+  const std::string acks = o.acks.empty() && o.durable ? "local" : o.acks;
+  if (!acks.empty()) {
     for (const auto& [part, r] : last) {
-      const PublishStatus s = p->wait_durable(r, std::chrono::seconds(30));
+      const PublishStatus s = acks == "all" ? p->wait_replicated(r, std::chrono::seconds(30))
+                                            : p->wait_durable(r, std::chrono::seconds(30));
       if (s != PublishStatus::ok) {
-        std::fprintf(stderr, "ringbus: partition %u: not durable: %s\n", part, to_string(s));
+        std::fprintf(stderr, "ringbus: partition %u: not %s: %s\n", part,
+                     acks == "all" ? "durable on every in-sync replica" : "durable", to_string(s));
         return s == PublishStatus::no_broker ? kExitNotFound : kExitError;
       }
     }
   }
   std::fprintf(stderr, "produced %llu records to %s%s\n", static_cast<unsigned long long>(n), o.topic.c_str(),
-               o.durable ? " (durable)" : "");
+               acks == "all" ? " (durable on every in-sync replica)" : acks == "local" ? " (durable)" : "");
   return kExitOk;
 }
 
@@ -317,6 +321,7 @@ void add_produce_command(CLI::App& app, const Global& g, int& code) {
       "Examples:\n"
       "  seq 1 1000 | ringbus produce numbers\n"
       "  printf 'truck-7\\t{\"speed\":88}\\n' | ringbus produce trucks --keyed --durable\n"
+      "  seq 1 100 | ringbus produce payments --acks all\n"
       "  ringbus produce logs --file app.log --header source=app --rate 500");
   cmd->add_option("TOPIC", o->topic, "topic")->required();
   cmd->add_option("--file,-f", o->file, "read this file instead of stdin ('-': stdin)");
@@ -324,7 +329,12 @@ void add_produce_command(CLI::App& app, const Global& g, int& code) {
   cmd->add_option("--key-separator", o->key_separator, "split KEY and VALUE at this string instead of a tab");
   cmd->add_option("--header,-H", o->headers, "NAME=VALUE header on every record (repeatable)");
   cmd->add_option("--rate", o->rate, "at most this many records per second")->check(CLI::PositiveNumber);
-  cmd->add_flag("--durable", o->durable, "exit only once every record is durable in the commit log");
+  auto* durable = cmd->add_flag("--durable", o->durable, "exit only once every record is durable in the commit log (--acks local)");
+  cmd->add_option("--acks", o->acks,
+                  "exit only once every record is durable: 'local' in this broker's commit log, 'all' on every "
+                  "in-sync replica of a replicated topic (at least its min_insync of them)")
+      ->check(CLI::IsMember({"local", "all"}))
+      ->excludes(durable);
   cmd->add_option("--partition", o->partition, "publish every record to this partition")->check(CLI::NonNegativeNumber);
   cmd->callback([&g, &code, o] { code = produce(g, *o); });
 }

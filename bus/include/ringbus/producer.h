@@ -142,6 +142,14 @@ class Producer {
   // flusher makes records durable) or topic_deleted. Blocks on a futex; the
   // flusher wakes it.
   PublishStatus wait_durable(const PublishResult& published, std::chrono::nanoseconds timeout) noexcept;
+  // Blocks until the record is durable on every in-sync replica of a
+  // replicated topic (acks=all: below its leader's high watermark,
+  // cluster/README.md), with at least the topic's min_insync replicas in
+  // sync. Returns ok, timed_out, not_enough_replicas (fewer in sync than
+  // min_insync: never a silent downgrade), topic_deleted (also when this
+  // node stops leading the topic: a failover), log_failed or no_broker. On
+  // a topic that is not replicated, as wait_durable (its one replica).
+  PublishStatus wait_replicated(const PublishResult& published, std::chrono::nanoseconds timeout) noexcept;
   // Zero-copy: claims room for a value of value_size bytes (the key and
   // headers are copied in now); the caller writes the value and commits.
   Claim try_claim(std::size_t value_size, std::string_view key = {},

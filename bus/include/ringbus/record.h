@@ -105,6 +105,9 @@ enum class PublishStatus : std::uint8_t {
                       // with a commit log while no broker is alive: nothing
                       // frees ring space or makes records durable until one
                       // starts (what is in the ring is kept: it writes it)
+  not_enough_replicas,  // wait_replicated: fewer replicas are in sync than the
+                        // topic's min_insync (the record is kept and copied
+                        // when they catch up; it is not acknowledged as all)
 };
 const char* to_string(PublishStatus s) noexcept;
 

@@ -224,6 +224,10 @@ Result<std::unique_ptr<ClusterNode>> ClusterNode::start(NodeOptions options, Bro
   if (!options.log) options.log = [](const char*, const std::string&) {};
   std::unique_ptr<ClusterNode> node(new ClusterNode(std::move(options), broker));
   NodeOptions& o = node->options_;
+  node->link_log_ = [n = node.get()](const char* level, const std::string& message) {
+    if (std::string_view(level) != "info") n->link_faults_.fetch_add(1, std::memory_order_relaxed);
+    n->options_.log(level, message);
+  };
   auto etcd = EtcdClient::create(o.etcd);
   if (!etcd) return etcd.error();
   node->etcd_ = std::move(etcd.value());
@@ -232,7 +236,7 @@ Result<std::unique_ptr<ClusterNode>> ClusterNode::start(NodeOptions options, Bro
   ServerOptions so;
   so.me = PeerIdentity{o.cluster, o.node, o.secret};
   so.listen = o.listen;
-  so.log = o.log;
+  so.log = node->link_log_;
   auto server = ReplicationServer::start(so, *node->served_);
   if (!server) return server.error();
   node->server_ = std::move(server.value());
@@ -688,7 +692,7 @@ void ClusterNode::update_followers(const std::map<std::string, NodeRecord>& node
     FollowerOptions fo;
     fo.me = PeerIdentity{options_.cluster, options_.node, options_.secret};
     fo.leader = n->second.listen;
-    fo.log = options_.log;
+    fo.log = link_log_;
     auto f = std::make_unique<Following>();
     f->address = n->second.listen;
     f->topics = names;

@@ -110,6 +110,8 @@ class ClusterNode {
   Result<ClusterView> view() const;
   // The topics this node replicates, as of its last reconcile.
   std::vector<TopicRole> roles() const;
+  // Faults its replication links logged (as a leader and as a mirror).
+  std::uint64_t link_faults() const noexcept { return link_faults_.load(std::memory_order_relaxed); }
 
  private:
   struct LedPart;
@@ -145,7 +147,8 @@ class ClusterNode {
   std::unique_ptr<EtcdClient> etcd_;
   std::unique_ptr<Leaderships> leaderships_;
   std::unique_ptr<LeaseKeeper> lease_;  // replaced when lost (reconcile thread)
-  std::atomic<bool> lease_valid_{false};
+  std::atomic<std::uint64_t> link_faults_{0};
+  io::LogFn link_log_;  // options_.log, counting warnings and errors
   std::unique_ptr<Served> served_;      // what the replication server may stream
   std::unique_ptr<ReplicationServer> server_;
   std::map<std::string, std::unique_ptr<Local>> topics_;   // reconcile thread

@@ -102,6 +102,10 @@ void Metrics::sample(std::int64_t now_ns) {
   }
   previous_ = std::move(ends);
   samples_ = std::move(next);
+  if (node_ != nullptr) {
+    roles_ = node_->roles();
+    link_faults_ = node_->link_faults();
+  }
   sampled_ns_ = now_ns;
 }
 
@@ -146,6 +150,45 @@ std::string Metrics::prometheus() const {
   group_family("ringbus_group_lag", "End offset minus the group's committed offset.", [](const GroupSample& g) { return g.lag; });
   group_family("ringbus_group_records_out_per_second", "Records the group consumed per second over the last sample.",
                [](const GroupSample& g) { return g.records_out_per_second; });
+  if (node_ != nullptr) {
+    const auto topic_family = [&](const char* name, const char* help, auto value) {
+      out += fmt::format("# HELP {} {}\n# TYPE {} gauge\n", name, help, name);
+      for (const cluster::TopicRole& r : roles_) out += fmt::format("{}{{topic=\"{}\"}} {}\n", name, label(r.topic), value(r));
+    };
+    topic_family("ringbus_cluster_leading", "1 if this node leads the topic, 0 if it mirrors it.",
+                 [](const cluster::TopicRole& r) { return r.leading ? 1 : 0; });
+    topic_family("ringbus_cluster_leader_epoch", "The leader epoch this node leads or last followed the topic in (-1: none yet).",
+                 [](const cluster::TopicRole& r) { return r.epoch; });
+    topic_family("ringbus_cluster_in_sync_replicas", "In-sync replicas of the topic, the leader counted (as etcd holds them).",
+                 [](const cluster::TopicRole& r) { return r.isr.size(); });
+    out += "# HELP ringbus_replica_high_watermark Offsets below this are durable on every in-sync replica (led here).\n"
+           "# TYPE ringbus_replica_high_watermark gauge\n";
+    for (const cluster::TopicRole& r : roles_) {
+      for (std::size_t p = 0; p < r.partitions.size(); ++p) {
+        out += fmt::format("ringbus_replica_high_watermark{{topic=\"{}\",partition=\"{}\"}} {}\n", label(r.topic), p,
+                           r.partitions[p].high_watermark);
+      }
+    }
+    const auto mirror_family = [&](const char* name, const char* help, auto value) {
+      out += fmt::format("# HELP {} {}\n# TYPE {} gauge\n", name, help, name);
+      for (const cluster::TopicRole& r : roles_) {
+        for (std::size_t p = 0; p < r.partitions.size(); ++p) {
+          for (const auto& m : r.partitions[p].mirrors) {
+            out += fmt::format("{}{{topic=\"{}\",partition=\"{}\",mirror=\"{}\"}} {}\n", name, label(r.topic), p,
+                               label(m.node), value(r, r.partitions[p], m));
+          }
+        }
+      }
+    };
+    mirror_family("ringbus_replica_lag_offsets", "The leader's log end minus what the mirror has written (led here).",
+                  [](const cluster::TopicRole&, const cluster::TopicRole::Partition& p, const auto& m) {
+                    return p.end > m.written ? p.end - m.written : 0;
+                  });
+    mirror_family("ringbus_replica_in_sync", "1 if the mirror is in the topic's in-sync set (led here).",
+                  [](const cluster::TopicRole& r, const cluster::TopicRole::Partition&, const auto& m) {
+                    return std::find(r.isr.begin(), r.isr.end(), m.node) != r.isr.end() ? 1 : 0;
+                  });
+  }
   const auto counter = [&](const char* name, const char* help, std::uint64_t value) {
     out += fmt::format("# HELP {} {}\n# TYPE {} counter\n{} {}\n", name, help, name, name, value);
   };
@@ -154,6 +197,10 @@ std::string Metrics::prometheus() const {
   counter("ringbus_scrub_bytes_total", "Bytes the scrubber read back and checked.", scrub_.bytes_checked);
   counter("ringbus_broker_errors_total", "Errors the broker logged (disk, flusher, retention).",
           errors_.load(std::memory_order_relaxed));
+  if (node_ != nullptr) {
+    counter("ringbus_cluster_link_faults_total",
+            "Faults of this node's replication links (refused, cut, timed out, a peer speaking garbage).", link_faults_);
+  }
   return out;
 }
 

@@ -2,7 +2,10 @@
 // and durable offsets, the log's start and size, the flusher's error), with
 // rates computed between samples; and per consumer group and partition the
 // committed offset, the lag and the rate the group consumes at; and the
-// scrubber's progress and the damage it found. Served as Prometheus text on a
+// scrubber's progress and the damage it found; on a cluster node, per topic
+// it replicates its leader epoch, and per partition it leads the high
+// watermark and each mirror's lag and in-sync state, and the replication
+// links' faults. Served as Prometheus text on a
 // loopback HTTP port and as JSON on the control channel (`ringbus stats`).
 #pragma once
 
@@ -17,6 +20,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cluster_node.h"
 #include "ringbus/broker.h"
 #include "ringbus/result.h"
 
@@ -46,6 +50,8 @@ struct GroupSample {
 class Metrics {
  public:
   Metrics(Broker& broker, std::string data_dir);
+  // A cluster node's replication, sampled with the rest from now on.
+  void set_cluster(const cluster::ClusterNode* node) noexcept { node_ = node; }
   void sample(std::int64_t now_ns);
   void count_error() noexcept { errors_.fetch_add(1, std::memory_order_relaxed); }
   std::string prometheus() const;
@@ -58,6 +64,9 @@ class Metrics {
   mutable std::mutex mu_;
   std::vector<PartitionSample> samples_;
   std::vector<GroupSample> groups_;
+  const cluster::ClusterNode* node_ = nullptr;
+  std::vector<cluster::TopicRole> roles_;
+  std::uint64_t link_faults_ = 0;
   ScrubStats scrub_;
   std::int64_t sampled_ns_ = 0;
   // (topic/group, partition) -> the previous committed offset, for the rate.

@@ -133,13 +133,8 @@ int run(DaemonConfig config) {
                                  {"version", RINGBUS_VERSION}});
   });
   service.add("stats", [&](const Json&) { return control::ok_response({{"stats", metrics->json()}}); });
-  // The server's thread answers requests; Broker methods are thread-safe.
-  auto control = control::ControlServer::start(control::socket_path(config.instance),
-                                               [&](const Json& req) { return service.handle(req); });
-  if (!control) {
-    spdlog::error("{}", control.error().message);
-    return kExitError;
-  }
+  // The node first: it adds its operations, and a ping answered means the
+  // node has joined.
   std::unique_ptr<cluster::ClusterNode> node;
   if (!config.etcd.empty()) {
     auto n = start_cluster_node(config, broker.value(), bo.logger, service);
@@ -148,6 +143,14 @@ int run(DaemonConfig config) {
       return kExitError;
     }
     node = std::move(n.value());
+    metrics->set_cluster(node.get());
+  }
+  // The server's thread answers requests; Broker methods are thread-safe.
+  auto control = control::ControlServer::start(control::socket_path(config.instance),
+                                               [&](const Json& req) { return service.handle(req); });
+  if (!control) {
+    spdlog::error("{}", control.error().message);
+    return kExitError;
   }
   spdlog::info("ready: control socket {}", control.value()->path());
 
@@ -162,6 +165,7 @@ int run(DaemonConfig config) {
     metrics->sample(monotonic_ns());
   }
   control.value()->stop();  // no new requests while the broker closes
+  metrics->set_cluster(nullptr);
   node.reset();  // gives its leaderships up at once (its lease revoked)
   http.reset();
   broker.value().close();  // flushes, marks the logs clean, removes the shared memory

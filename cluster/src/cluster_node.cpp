@@ -270,6 +270,9 @@ void ClusterNode::stop() {
   if (thread_.joinable()) thread_.join();
   following_.clear();  // followers stop before their logs close
   server_.reset();
+  // Local producers are refused from now on, not served by a broker that
+  // no longer leads (the lease goes next, and another node with it).
+  step_down_all("the node is stopping");
   for (auto& [name, t] : topics_) {
     for (auto& l : t->logs) {
       if (l->is_open()) {

@@ -89,8 +89,9 @@ class ClusterNode {
   // key left by its own previous life to expire) and starts reconciling.
   static Result<std::unique_ptr<ClusterNode>> start(NodeOptions options, Broker& broker);
   ~ClusterNode();  // stop()
-  // Stops following and serving, closes the mirrors' logs cleanly and
-  // revokes the lease (other nodes take the leaderships over at once).
+  // Stops following and serving, gives up the topics it leads (their logs
+  // move to .mirror/, as at any hand-over), closes the mirrors' logs cleanly
+  // and revokes the lease (other nodes take the leaderships over at once).
   void stop();
 
   std::uint16_t replication_port() const noexcept;

@@ -292,11 +292,20 @@ std::string ClusterNode::led_dir(const std::string& topic) const { return broker
 std::string ClusterNode::mirror_dir(const std::string& topic) const { return broker_.data_dir() + "/.mirror/" + topic; }
 
 Status ClusterNode::register_node() {
-  auto lease = LeaseKeeper::start(options_.etcd, options_.lease, [this](const std::string& why) {
-    log("warn", "node '" + options_.node + "': " + why);
-  });
-  if (!lease) return lease.error();
-  lease_ = std::move(lease.value());
+  const auto give_up = std::chrono::steady_clock::now() + options_.etcd_wait;
+  for (bool said = false;; said = true) {
+    auto lease = LeaseKeeper::start(options_.etcd, options_.lease, [this](const std::string& why) {
+      log("warn", "node '" + options_.node + "': " + why);
+    });
+    if (lease) {
+      lease_ = std::move(lease.value());
+      break;
+    }
+    // Only an etcd that cannot be reached is waited for; a refusal is final.
+    if (lease.error().code != Errc::io_error || std::chrono::steady_clock::now() > give_up) return lease.error();
+    if (!said) log("warn", "node '" + options_.node + "' waits for etcd: " + lease.error().message);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
   const std::string key = node_key(prefix_, options_.node);
   const std::string value = encode_node_record({advertised_});
   // A key left by this node's previous life lives until its lease expires.

@@ -60,6 +60,9 @@ struct NodeOptions {
   EtcdOptions etcd;
   LeaseOptions lease;
   std::chrono::milliseconds reconcile_every{200};
+  // How long start() waits for etcd to answer (a node and its etcd started
+  // together: etcd may be a moment later).
+  std::chrono::milliseconds etcd_wait{30'000};
   // A mirror not caught up for this long leaves the in-sync set.
   std::chrono::milliseconds max_lag{10'000};
   io::LogFn log = {};
@@ -85,8 +88,9 @@ struct TopicRole {
 
 class ClusterNode {
  public:
-  // Registers the node in etcd (waiting up to twice the lease's TTL for a
-  // key left by its own previous life to expire) and starts reconciling.
+  // Registers the node in etcd (waiting up to etcd_wait for etcd to answer,
+  // and up to twice the lease's TTL for a key left by its own previous life
+  // to expire) and starts reconciling.
   static Result<std::unique_ptr<ClusterNode>> start(NodeOptions options, Broker& broker);
   ~ClusterNode();  // stop()
   // Stops following and serving, gives up the topics it leads (their logs

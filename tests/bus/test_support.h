@@ -100,7 +100,7 @@ struct BrokerFixture : ::testing::Test {
 
 // Polls `done` every 10 ms until it is true (true) or `limit` passed (false).
 template <class F>
-bool eventually(F&& done, std::chrono::milliseconds limit) {
+bool eventually(F&& done, std::chrono::milliseconds limit = std::chrono::seconds(30)) {
   const auto deadline = std::chrono::steady_clock::now() + limit;
   while (!done()) {
     if (std::chrono::steady_clock::now() > deadline) return false;

@@ -21,17 +21,7 @@ namespace ringbus::cluster {
 namespace {
 
 using namespace std::chrono_literals;
-
-// Polls `done` every 20 ms for up to `limit`.
-template <class F>
-bool eventually(F&& done, std::chrono::milliseconds limit = 20s) {
-  const auto until = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > until) return false;
-    std::this_thread::sleep_for(20ms);
-  }
-  return true;
-}
+using test::eventually;
 
 std::string value(std::uint64_t i) { return "record-" + std::to_string(i); }
 

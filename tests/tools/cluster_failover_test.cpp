@@ -22,6 +22,7 @@
 #include <sstream>
 #include <thread>
 
+#include "../bus/test_support.h"
 #include "../cluster/etcd_process.h"
 #include "control_socket.h"
 #include "ringbus/consumer.h"
@@ -34,16 +35,6 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using control::ControlClient;
 using control::Json;
-
-template <class F>
-bool eventually(F&& done, std::chrono::milliseconds limit = 30s) {
-  const auto until = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > until) return false;
-    std::this_thread::sleep_for(20ms);
-  }
-  return true;
-}
 
 std::string read_file(const std::string& path) {
   std::ifstream f(path);
@@ -242,48 +233,60 @@ class ClusterFailover : public EtcdSuite {
     EXPECT_EQ(reordered, 0u);
   }
 
+  // Nodes a, b and c, and topic t (one partition) led by a, replicated on
+  // all three with min_insync 2, all in sync.
+  void start_cluster() {
+    for (const char* n : {"a", "b", "c"}) {
+      start(n);
+      if (HasFatalFailure()) return;
+    }
+    Json topic{{"name", "t"}, {"partitions", 1}, {"ring_bytes", 1 << 20}, {"max_record_size", 4096},
+               {"durability", "page_cache"}, {"segment_bytes", 1 << 20}};
+    auto r = node("a").call("create_topic", Json{{"topic", topic}, {"replicas", 3}, {"min_insync", 2}});
+    ASSERT_TRUE(r) << r.error().message;
+    ASSERT_EQ((*r)["replicas"].size(), 3u);
+    ASSERT_TRUE(eventually([&] { return node("a").isr_of("t").size() == 3; }));
+  }
+  static bool acknowledged(Producing& p, std::size_t n) {
+    return eventually([&] {
+      std::lock_guard lock(p.mu);
+      return p.acked.size() >= n;
+    });
+  }
+  // The node, one of `candidates`, that leads t now (as `asked` sees it),
+  // once its broker serves t; "" if none does within the wait.
+  std::string new_leader(const std::string& asked, const std::set<std::string>& candidates) {
+    std::string leader;
+    const bool found = eventually([&] {
+      leader = node(asked).leader_of("t");
+      return candidates.contains(leader) && node(leader).call("describe_topic", {{"name", "t"}}).ok();
+    });
+    return found ? leader : "";
+  }
+
   std::string cluster_;
   std::string root_;
   std::map<std::string, Node> nodes_;
 };
 
-void create_topic(const Node& n) {
-  Json topic{{"name", "t"}, {"partitions", 1}, {"ring_bytes", 1 << 20}, {"max_record_size", 4096},
-             {"durability", "page_cache"}, {"segment_bytes", 1 << 20}};
-  auto r = n.call("create_topic", Json{{"topic", topic}, {"replicas", 3}, {"min_insync", 2}});
-  ASSERT_TRUE(r) << r.error().message;
-  ASSERT_EQ((*r)["replicas"].size(), 3u);
-}
-
 TEST_F(ClusterFailover, KillNineOfTheLeaderUnderLoadLosesNoAcknowledgedRecord) {
-  for (const char* n : {"a", "b", "c"}) start(n);
-  create_topic(node("a"));
-  ASSERT_TRUE(eventually([&] { return node("a").isr_of("t").size() == 3; }));
+  start_cluster();
+  if (HasFatalFailure()) return;
   Producing p;
   produce(p, "a", 0);
-  ASSERT_TRUE(eventually([&] {
-    std::lock_guard lock(p.mu);
-    return p.acked.size() >= 500;
-  })) << p.ended;
+  ASSERT_TRUE(acknowledged(p, 500)) << p.ended;
   node("a").kill9();
   p.stop = true;
   p.thread.join();
   // A mirror in sync takes over.
-  std::string leader;
-  ASSERT_TRUE(eventually([&] {
-    leader = node("b").leader_of("t");
-    return leader == "b" || leader == "c";
-  }));
-  ASSERT_TRUE(eventually([&] { return ControlClient::connect(node(leader).instance) && node(leader).call("describe_topic", {{"name", "t"}}).ok(); }));
+  const std::string leader = new_leader("b", {"b", "c"});
+  ASSERT_NE(leader, "");
   check(leader, p, 500);
   // It goes on taking acks=all writes, and the old leader comes back as a
   // mirror and rejoins the in-sync set.
   Producing more;
   produce(more, leader, p.published.load() + 1000);
-  ASSERT_TRUE(eventually([&] {
-    std::lock_guard lock(more.mu);
-    return more.acked.size() >= 100;
-  })) << more.ended;
+  ASSERT_TRUE(acknowledged(more, 100)) << more.ended;
   start("a");
   ASSERT_TRUE(eventually([&] { return node(leader).isr_of("t").size() == 3; }));
   more.stop = true;
@@ -293,25 +296,17 @@ TEST_F(ClusterFailover, KillNineOfTheLeaderUnderLoadLosesNoAcknowledgedRecord) {
 }
 
 TEST_F(ClusterFailover, ALeaderStoppedPastItsLeaseAcknowledgesNothingAfterItWasFenced) {
-  for (const char* n : {"a", "b", "c"}) start(n);
-  create_topic(node("a"));
-  ASSERT_TRUE(eventually([&] { return node("a").isr_of("t").size() == 3; }));
+  start_cluster();
+  if (HasFatalFailure()) return;
   Producing p;
   produce(p, "a", 0);
-  ASSERT_TRUE(eventually([&] {
-    std::lock_guard lock(p.mu);
-    return p.acked.size() >= 300;
-  })) << p.ended;
-  // Stopped for twice its lease's TTL: another node is elected meanwhile.
+  ASSERT_TRUE(acknowledged(p, 300)) << p.ended;
+  // Stopped past its lease's TTL: another node is elected meanwhile.
   ::kill(node("a").pid, SIGSTOP);
-  std::string leader;
-  const bool elected = eventually([&] {
-    leader = node("b").leader_of("t");
-    return leader == "b" || leader == "c";
-  });
+  const std::string leader = new_leader("b", {"b", "c"});
   std::this_thread::sleep_for(1s);
   ::kill(node("a").pid, SIGCONT);
-  ASSERT_TRUE(elected);
+  ASSERT_NE(leader, "");
   // The old leader, running again, finds itself fenced and steps down; the
   // producer on its host is refused (topic_deleted) or times out, and
   // whatever it was told before holds on the new leader.
@@ -328,27 +323,19 @@ TEST_F(ClusterFailover, ALeaderStoppedPastItsLeaseAcknowledgesNothingAfterItWasF
 // takes over is killed as soon as it leads; the third node, in sync, leads
 // with everything that was acknowledged.
 TEST_F(ClusterFailover, TwoFailoversInQuickSuccessionLoseNoAcknowledgedRecord) {
-  for (const char* n : {"a", "b", "c"}) start(n);
-  create_topic(node("a"));
-  ASSERT_TRUE(eventually([&] { return node("a").isr_of("t").size() == 3; }));
+  start_cluster();
+  if (HasFatalFailure()) return;
   Producing p;
   produce(p, "a", 0);
-  ASSERT_TRUE(eventually([&] {
-    std::lock_guard lock(p.mu);
-    return p.acked.size() >= 300;
-  })) << p.ended;
+  ASSERT_TRUE(acknowledged(p, 300)) << p.ended;
   node("a").kill9();
   p.stop = true;
   p.thread.join();
-  std::string second;
-  ASSERT_TRUE(eventually([&] {
-    second = node("b").leader_of("t");
-    return second == "b" || second == "c";
-  }));
+  const std::string second = new_leader("b", {"b", "c"});
+  ASSERT_NE(second, "");
   const std::string third = second == "b" ? "c" : "b";
   node(second).kill9();
-  ASSERT_TRUE(eventually([&] { return node(third).leader_of("t") == third; }));
-  ASSERT_TRUE(eventually([&] { return node(third).call("describe_topic", {{"name", "t"}}).ok(); }));
+  ASSERT_EQ(new_leader(third, {third}), third);
   check(third, p, 300);
 }
 

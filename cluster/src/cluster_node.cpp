@@ -363,6 +363,15 @@ Result<TopicRecord> ClusterNode::create_topic(const TopicConfig& config, std::ui
   return t;
 }
 
+Status ClusterNode::delete_topic(const std::string& name) {
+  auto erased = etcd_->erase(topic_key(prefix_, name));
+  if (!erased) return erased.error();
+  if (!erased.value()) return Error{Errc::not_found, "topic '" + name + "' does not exist in cluster '" + options_.cluster + "'"};
+  if (auto l = etcd_->erase(leaderships_->key(name)); !l) return l.error();
+  log("info", "topic '" + name + "' deleted from cluster '" + options_.cluster + "'");
+  return {};
+}
+
 bool ClusterNode::wait_leading(const std::string& topic, std::chrono::milliseconds limit) const {
   const auto until = std::chrono::steady_clock::now() + limit;
   for (;;) {
@@ -459,12 +468,7 @@ void ClusterNode::reconcile() {
       ++it;
       continue;
     }
-    log("warn", "topic '" + t.name + "' is no longer replicated by node '" + options_.node + "' (gone from etcd or its replicas)");
-    if (t.role == Local::Role::leading) (void)step_down(t, "it is no longer replicated here");
-    if (t.role == Local::Role::mirroring && following_.contains(t.leader)) following_[t.leader]->follower.reset();
-    for (auto& l : t.logs) {
-      if (l->is_open()) (void)l->close_clean();
-    }
+    forget(t);
     it = topics_.erase(it);
   }
   update_followers(nodes);
@@ -534,6 +538,7 @@ Status ClusterNode::lead(Local& t, const VersionedLeadership& leadership) {
                                                  ", the cluster's has " + std::to_string(t.id) + ": not led here until it is moved away"};
       }
     } else {
+      drop_stale_copy(t);
       if (fs::exists(copy)) {
         if (fs::exists(dir)) {
           return Error{Errc::already_exists, "topic '" + t.name + "': " + dir + " exists beside the mirror's copy " + copy +
@@ -584,6 +589,37 @@ Status ClusterNode::step_down(Local& t, const std::string& why) {
   return {};
 }
 
+void ClusterNode::forget(Local& t) {
+  log("warn", "topic '" + t.name + "' (id " + std::to_string(t.id) + ") is no longer replicated by node '" + options_.node +
+                  "' (deleted in etcd, or moved off it): its log here is deleted");
+  if (t.role == Local::Role::leading) {
+    served_->erase(t.name);
+    t.led.clear();
+    if (auto s = broker_.delete_topic(t.name); !s) log("error", s.error().message);
+  }
+  if (t.role == Local::Role::mirroring) {
+    if (auto it = following_.find(t.leader); it != following_.end()) it->second->follower.reset();
+    t.logs.clear();
+    std::error_code ec;
+    fs::remove_all(mirror_dir(t.name), ec);
+  }
+  t.role = Local::Role::none;
+}
+
+void ClusterNode::drop_stale_copy(const Local& t) {
+  const std::string copy = mirror_dir(t.name);
+  if (!fs::exists(copy)) return;
+  const std::string path = copy + "/" + io::kTopicMetaName;
+  auto bytes = io::read_small_file(path);
+  auto meta = bytes ? io::decode_topic_meta(bytes.value(), path) : Result<io::TopicMeta>(bytes.error());
+  if (meta && meta->topic_id == t.id) return;
+  log("warn", "topic '" + t.name + "': " + copy + " is a copy of " +
+                  (meta ? "an older topic of that name (id " + std::to_string(meta->topic_id) + ")" : "nothing readable (" + meta.error().message + ")") +
+                  ": removed");
+  std::error_code ec;
+  fs::remove_all(copy, ec);
+}
+
 void ClusterNode::step_down_all(const std::string& why) {
   for (auto& [name, t] : topics_) {
     if (t->role != Local::Role::leading) continue;
@@ -608,6 +644,7 @@ Status ClusterNode::mirror(Local& t, const std::string& leader) {
       t.role = Local::Role::leading;
       if (auto s = step_down(t, "node '" + leader + "' leads it now"); !s) return s;
     }
+    drop_stale_copy(t);
     auto io = log::make_pwrite_io();
     if (auto s = io->make_directories(copy); !s) return s;
     if (!fs::exists(copy + "/" + io::kTopicMetaName)) {

@@ -109,6 +109,9 @@ class ClusterNode {
   // live nodes as its mirrors (chosen by the topic's name, to spread
   // topics over the nodes): the record written.
   Result<TopicRecord> create_topic(const TopicConfig& config, std::uint32_t replicas, std::uint32_t min_insync);
+  // Deletes a topic in the cluster: its keys in etcd (not_found if it has
+  // none); each replica deletes its log at its next reconcile.
+  Status delete_topic(const std::string& name);
   // Waits until this node's broker serves `topic` as its leader.
   bool wait_leading(const std::string& topic, std::chrono::milliseconds limit) const;
   // The cluster as etcd holds it now.
@@ -138,6 +141,12 @@ class ClusterNode {
   // In-sync set changes (mirrors that lag or whose node is gone leave,
   // caught-up ones join), made by a swap in etcd.
   void maintain_isr(Local& t, VersionedLeadership& leadership, const std::function<bool(const std::string&)>& alive);
+  // A topic no longer replicated here (deleted in etcd, or moved off this
+  // node): its log deleted, whether led or mirrored.
+  void forget(Local& t);
+  // Removes a mirror's copy of `t` left by an older topic of that name (its
+  // topic.meta names another id, or cannot be read).
+  void drop_stale_copy(const Local& t);
   // Restarts the followers whose set of topics changed.
   void update_followers(const std::map<std::string, NodeRecord>& nodes);
   void publish_roles();

@@ -230,6 +230,33 @@ TEST_F(ClusterNodeTest, AcksAllWaitsForTheInSyncReplicasAndSaysWhenTooFewAreInSy
   EXPECT_EQ(p->wait_replicated(r, 10s), PublishStatus::ok);
 }
 
+// A topic deleted in the cluster goes from every replica, log included;
+// one created again under the same name is a new topic (a new id, offsets
+// from 0), not the old one's copy.
+TEST_F(ClusterNodeTest, ADeletedTopicGoesFromEveryReplicaAndItsNameCanBeUsedAgain) {
+  Node& a = start("a");
+  Node& b = start("b");
+  auto first = a.node->create_topic(topic({"a", "b"}));
+  ASSERT_TRUE(first) << first.error().message;
+  ASSERT_TRUE(eventually([&] { return role(a) && role(a)->leading && role(b); }));
+  publish(a, 0, 100);
+  ASSERT_TRUE(eventually([&] { return role(a)->partitions[0].high_watermark == 100; }));
+  ASSERT_TRUE(b.node->delete_topic("t"));
+  EXPECT_EQ(b.node->delete_topic("t").error().code, Errc::not_found);
+  ASSERT_TRUE(eventually([&] { return !role(a) && !role(b); }));
+  EXPECT_FALSE(a.broker->describe_topic("t"));
+  EXPECT_FALSE(std::filesystem::exists(a.data / "t"));
+  EXPECT_FALSE(std::filesystem::exists(b.data / ".mirror" / "t"));
+
+  auto second = a.node->create_topic(topic({"a", "b"}));
+  ASSERT_TRUE(second) << second.error().message;
+  EXPECT_NE(second.value(), first.value());
+  ASSERT_TRUE(eventually([&] { return role(a) && role(a)->leading && role(b) && role(b)->leader == "a"; }));
+  EXPECT_EQ(a.broker->describe_topic("t")->topic_id, second.value());
+  publish(a, 0, 10);
+  ASSERT_TRUE(eventually([&] { return role(a)->partitions[0].high_watermark == 10; }));
+}
+
 TEST_F(ClusterNodeTest, ANodeThatCannotReachEtcdStopsLeadingBeforeItsLeaseCanExpire) {
   Node& a = start("a");
   ASSERT_TRUE(a.node);

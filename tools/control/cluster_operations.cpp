@@ -1,6 +1,7 @@
 #include "cluster_operations.h"
 
 #include <chrono>
+#include <thread>
 
 namespace ringbus::control {
 
@@ -39,6 +40,33 @@ void add_cluster_operations(ControlService& service, cluster::ClusterNode& node,
     return ok_response({{"topic", topic_info_to_json(info.value())},
                         {"replicas", record->replicas},
                         {"min_insync", record->min_insync}});
+  });
+  // A topic of the cluster is deleted everywhere: its keys in etcd, then
+  // each replica's log at its next reconcile. A topic of this broker alone
+  // (made before it joined) goes as on a broker alone.
+  service.add("delete_topic", [&node, &broker, local = service.handler("delete_topic")](const Json& req) {
+    const std::string name = req.contains("name") && req["name"].is_string() ? req["name"].get<std::string>() : "";
+    auto view = node.view();
+    if (!view) return error_response(view.error());
+    if (!view->topics.contains(name)) return local(req);
+    if (auto s = node.delete_topic(name); !s) return error_response(s.error());
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (broker.describe_topic(name) && std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return ok_response();
+  });
+  // A replicated topic's settings live in etcd and on every replica:
+  // changing them everywhere is not built yet, and changing them here only
+  // would make the replicas disagree.
+  service.add("alter_topic", [&node, local = service.handler("alter_topic")](const Json& req) {
+    const std::string name = req.contains("name") && req["name"].is_string() ? req["name"].get<std::string>() : "";
+    auto view = node.view();
+    if (!view) return error_response(view.error());
+    if (!view->topics.contains(name)) return local(req);
+    return error_response({Errc::invalid_argument, "topic '" + name + "' belongs to the cluster: its settings live in etcd "
+                                                   "and on every replica, and altering them is not supported yet "
+                                                   "(create a new topic with the settings wanted)"});
   });
   service.add("cluster_status", [&node](const Json&) { return ok_response({{"cluster", cluster_status_json(node)}}); });
 }

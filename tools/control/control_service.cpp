@@ -132,6 +132,11 @@ ControlService::ControlService(Broker& broker, ChangeLog changes) {
 
 void ControlService::add(std::string op, Handler handler) { ops_[std::move(op)] = std::move(handler); }
 
+ControlService::Handler ControlService::handler(std::string_view op) const {
+  const auto it = ops_.find(op);
+  return it == ops_.end() ? Handler() : it->second;
+}
+
 Json ControlService::handle(const Json& request) const {
   const std::string op = request.contains("op") && request["op"].is_string() ? request["op"].get<std::string>() : "";
   const auto it = ops_.find(op);

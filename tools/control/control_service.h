@@ -27,6 +27,9 @@ class ControlService {
   ControlService(Broker& broker, ChangeLog changes);
   // Adds an operation, or replaces one of the same name.
   void add(std::string op, Handler handler);
+  // The handler of an operation (empty if there is none): for one that
+  // replaces it and hands some requests on to it.
+  Handler handler(std::string_view op) const;
   // Answers one parsed request (parse_request): its operation's response, or
   // an error response naming what is wrong (an unknown operation, a missing
   // or malformed field).

@@ -93,7 +93,11 @@ void PartitionFlusher::reconfigure(const LogConfig& config) {
   wake_durable_waiters();
 }
 
-bool PartitionFlusher::ring_has_news() const noexcept { return ring_.has_news(cursor_, true); }
+// A writer whose writes fail (a full disk) takes nothing more until its
+// retry, which the idle wait's timeout (10 ms, the shortest backoff) brings
+// round: records waiting in the ring are no news then, or the wait would
+// return at once and the thread spin until space returns.
+bool PartitionFlusher::ring_has_news() const noexcept { return !writer_.stuck() && ring_.has_news(cursor_, true); }
 
 // Encodes committed claims at the cursor into a batch (Kafka's record batch
 // v2), up to the batch target. A claim of a batch frame (a Kafka batch from

@@ -259,7 +259,10 @@ TEST_F(LogBroker, AReleasedTopicKeepsItsWholeLogAndAnAdoptedOneGoesOnFromItsEnd)
   EXPECT_EQ(adopted->topic_id, 777u);
   EXPECT_EQ(adopted->partition_info[0].end_offset, 300u);
   bool clean = false;
-  for (const std::string& m : messages) clean = clean || m.find("offsets 0 to 300 (clean shutdown") != std::string::npos;
+  {
+    std::lock_guard lock(messages_mu);  // the broker lives: its threads log
+    for (const std::string& m : messages) clean = clean || m.find("offsets 0 to 300 (clean shutdown") != std::string::npos;
+  }
   EXPECT_TRUE(clean);
   EXPECT_EQ(b.adopt_topic("t").error().code, Errc::already_exists);
   Producer q = std::move(Producer::open(instance, "t").value());

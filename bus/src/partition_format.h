@@ -215,13 +215,15 @@ struct PartitionHeader {
   std::atomic<std::uint64_t> log_durable;       // ... and below this one, fdatasync'ed
   std::atomic<std::uint32_t> durable_seq;       // futex word: bumped when log_durable or log_error changes
   std::atomic<std::uint32_t> durable_waiters;   // producers blocked in wait_durable or wait_replicated
-  // Replication: written by the leading node of a cluster (cluster/), read
-  // by producers in wait_replicated; durable_seq wakes them. Zero in a ring
-  // whose topic is not replicated (and in rings made before these fields:
-  // they were padding, which is zero).
+  // Replication (a cluster's topic, cluster/README.md): min_insync is set
+  // when the rings are made (from topic.meta), the other two by the leading
+  // node of the cluster; read by producers in wait_replicated and by
+  // consumers that read only replicated records; durable_seq wakes them.
+  // All zero in a ring whose topic is not replicated (and in rings made
+  // before these fields: they were padding, which is zero).
   std::atomic<std::uint64_t> log_replicated;    // the high watermark: below it, durable on every in-sync replica
-  std::atomic<std::uint32_t> insync_replicas;   // in-sync replicas, the leader counted (0: not replicated)
-  std::atomic<std::uint32_t> min_insync;        // what acks=all needs of them
+  std::atomic<std::uint32_t> insync_replicas;   // in-sync replicas, the leader counted (0: none published yet)
+  std::atomic<std::uint32_t> min_insync;        // what acks=all needs of them (0: not replicated)
   std::uint8_t pad_log[kHotPad - 56];
 
   GatingSlot gating[kGatingSlots];

@@ -158,16 +158,16 @@ PublishStatus Producer::wait_replicated(const PublishResult& published, std::chr
   if (!published.ok() || published.partition >= partitions()) return PublishStatus::invalid_argument;
   detail::PartitionHeader& h = impl_->topic->ring(published.partition).header();
   // A topic that is not replicated has one replica: durable there is all.
-  if (h.insync_replicas.load(std::memory_order_acquire) == 0) return wait_durable(published, timeout);
+  if (h.min_insync.load(std::memory_order_acquire) == 0) return wait_durable(published, timeout);
   detail::PartitionRing& ring = impl_->topic->ring(published.partition);
   detail::ProducerCache& cache = impl_->caches[published.partition];
   return wait_for_mark(h, timeout, [&]() -> PublishStatus {
     if (h.log_replicated.load(std::memory_order_seq_cst) > published.offset) return PublishStatus::ok;
     // Checked after the mark: a record the in-sync set already holds is
-    // acknowledged even if the set has shrunk since.
-    if (h.insync_replicas.load(std::memory_order_acquire) < h.min_insync.load(std::memory_order_acquire)) {
-      return PublishStatus::not_enough_replicas;
-    }
+    // acknowledged even if the set has shrunk since. No count yet (0): no
+    // leader has published one, so wait for it.
+    const std::uint32_t insync = h.insync_replicas.load(std::memory_order_acquire);
+    if (insync != 0 && insync < h.min_insync.load(std::memory_order_acquire)) return PublishStatus::not_enough_replicas;
     if (h.log_error.load(std::memory_order_acquire) != 0) return PublishStatus::log_failed;
     if (ring.deleted()) return PublishStatus::topic_deleted;
     if (ring.no_broker(cache.broker)) return PublishStatus::no_broker;

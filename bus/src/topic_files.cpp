@@ -383,6 +383,7 @@ Result<TopicInfo> create_topic_files(std::string_view instance, const TopicConfi
     h->log_durability = static_cast<std::uint32_t>(log.directory.empty() ? LogDurability::none
                                                                          : log_durability_of(config.log.durability));
     h->log_start_offset = h->log_written = h->log_durable = base;
+    h->min_insync = log.min_insync;
   }
   // Publish atomically; RENAME_NOREPLACE refuses if another create won.
   if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, final_dir.c_str(), RENAME_NOREPLACE) != 0) {

@@ -67,6 +67,7 @@ std::uint64_t offset_for_time(std::string_view instance, std::string_view topic,
 struct TopicLog {
   std::string directory;                    // the topic's log directory ("": no log)
   std::vector<std::uint64_t> base_offsets;  // per partition: the log's end offset (empty: all 0)
+  std::uint32_t min_insync = 0;             // a cluster's topic (PartitionHeader::min_insync); 0: not replicated
 };
 
 // What PartitionHeader::log_durability says for a topic with a commit log.

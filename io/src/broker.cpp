@@ -52,6 +52,7 @@ struct Broker::Impl {
     TopicConfig config;
     std::uint64_t id = 0;
     std::shared_ptr<io::ConsumedOffsets> consumed;  // from the keeper, for the flushers' retention
+    std::uint32_t min_insync = 0;                    // a cluster's topic (io::TopicMeta)
   };
   std::map<std::string, LoggedTopic, std::less<>> logged;
 
@@ -68,11 +69,11 @@ struct Broker::Impl {
   // The partition logs the scrubber reads: every partition not offline.
   std::vector<io::ScrubTarget> scrub_targets() const;
   // Hands a topic's partitions to the flushers; creates its rings first
-  // unless they were adopted.
+  // unless they were adopted (and stamps a cluster's min_insync into them
+  // either way, before they serve anyone).
   // Partitions without a log (null: it could not be opened) are offline:
   // no flusher, their rings refuse producers.
-  Status attach_log(const TopicConfig& config, std::uint64_t topic_id, std::vector<std::unique_ptr<io::PartitionLog>> logs,
-                    bool create_rings);
+  Status attach_log(const io::TopicMeta& meta, std::vector<std::unique_ptr<io::PartitionLog>> logs, bool create_rings);
   // True if the rings the instance holds for this topic can go on serving
   // it: valid headers, the same topic id, partitions and log, and every ring
   // reaching its log's end (so no offset is given twice). `tails` gets the
@@ -427,7 +428,7 @@ Status Broker::Impl::load_topic(const io::TopicMeta& meta, bool adopt) {
   next_topic_id = std::max(next_topic_id, meta.topic_id);
   std::vector<std::uint64_t> tails;
   const bool adopted = adopt && adopt_rings(config, meta.topic_id, ends, offline, dir, tails);
-  if (auto s = attach_log(config, meta.topic_id, std::move(logs), !adopted); !s) return s;
+  if (auto s = attach_log(meta, std::move(logs), !adopted); !s) return s;
   // Adopted groups are live in shared memory; their files fill what is
   // missing. An offline partition's end is not known: nothing is clamped.
   std::vector<std::uint64_t> group_ends = adopted ? tails : ends;
@@ -490,13 +491,15 @@ bool Broker::Impl::adopt_rings(const TopicConfig& config, std::uint64_t topic_id
 // Creates the topic's rings starting at the logs' end offsets (unless they
 // were adopted), with their link to the log, and hands each partition to a
 // flusher.
-Status Broker::Impl::attach_log(const TopicConfig& config, std::uint64_t topic_id,
-                                std::vector<std::unique_ptr<io::PartitionLog>> logs, bool create_rings) {
+Status Broker::Impl::attach_log(const io::TopicMeta& meta, std::vector<std::unique_ptr<io::PartitionLog>> logs,
+                                bool create_rings) {
+  const TopicConfig& config = meta.config;
+  const std::uint64_t topic_id = meta.topic_id;
   const std::string dir = data_dir + "/" + config.name;
   if (create_rings) {
     std::vector<std::uint64_t> ends;
     for (const auto& l : logs) ends.push_back(l ? l->end_offset() : 0);
-    auto info = detail::create_topic_files(instance, config, topic_id, detail::TopicLog{dir, ends});
+    auto info = detail::create_topic_files(instance, config, topic_id, detail::TopicLog{dir, ends, meta.min_insync});
     if (!info) return info.error();
   }
   auto map = detail::TopicMap::open(instance, config.name, /*populate=*/false);
@@ -511,6 +514,7 @@ Status Broker::Impl::attach_log(const TopicConfig& config, std::uint64_t topic_i
     // wait) returns: the flusher thread takes this same gate over, so nothing
     // published meanwhile is overwritten before it is written.
     detail::PartitionRing& ring = map.value()->ring(p);
+    ring.header().min_insync.store(meta.min_insync, std::memory_order_release);  // adopted rings: a ring from before the field
     detail::ReaderCursor gate;
     std::string error;
     if (!ring.open_broker_gate(gate, error)) return Error{Errc::busy, ring.path() + ": " + error};
@@ -520,7 +524,7 @@ Status Broker::Impl::attach_log(const TopicConfig& config, std::uint64_t topic_i
     ring.header().log_durable.store(logs[p]->end_offset(), std::memory_order_release);
     flusher_for(topic_id, p).add(map.value(), p, std::move(logs[p]), config.log, consumed);
   }
-  logged[config.name] = LoggedTopic{config, topic_id, std::move(consumed)};
+  logged[config.name] = LoggedTopic{config, topic_id, std::move(consumed), meta.min_insync};
   return {};
 }
 
@@ -538,7 +542,7 @@ Broker::~Broker() { close(); }
 const std::string& Broker::instance() const noexcept { return impl_->instance; }
 const std::string& Broker::data_dir() const noexcept { return impl_->data_dir; }
 
-Result<TopicInfo> Broker::create_topic(const TopicConfig& config, std::uint64_t topic_id) {
+Result<TopicInfo> Broker::create_topic(const TopicConfig& config, std::uint64_t topic_id, std::uint32_t min_insync) {
   std::lock_guard lock(impl_->mu);
   Impl& im = *impl_;
   if (im.closed) return Error{Errc::invalid_argument, "broker is closed"};
@@ -551,7 +555,10 @@ Result<TopicInfo> Broker::create_topic(const TopicConfig& config, std::uint64_t 
   }
   const std::uint64_t id = topic_id != 0 ? topic_id : ++im.next_topic_id;
   im.next_topic_id = std::max(im.next_topic_id, id);
-  if (im.data_dir.empty()) return detail::create_topic_files(im.instance, config, id);
+  if (im.data_dir.empty()) {
+    if (min_insync != 0) return Error{Errc::invalid_argument, "topic '" + config.name + "': a replicated topic needs a data directory"};
+    return detail::create_topic_files(im.instance, config, id);
+  }
   if (auto s = validate_topic_config(config); !s) return s.error();
   if (ringbus::describe_topic(im.instance, config.name)) {
     return Error{Errc::already_exists, "topic '" + config.name + "' already exists"};
@@ -583,7 +590,8 @@ Result<TopicInfo> Broker::create_topic(const TopicConfig& config, std::uint64_t 
   };
   auto io = log::make_pwrite_io();
   if (auto s = io->make_directories(tmp); !s) return fail(s.error());
-  if (auto s = io::replace_file_durably(tmp, io::kTopicMetaName, io::encode_topic_meta({config, id})); !s) return fail(s.error());
+  const io::TopicMeta meta{config, id, min_insync};
+  if (auto s = io::replace_file_durably(tmp, io::kTopicMetaName, io::encode_topic_meta(meta)); !s) return fail(s.error());
   for (std::uint32_t p = 0; p < config.partitions; ++p) {
     auto plog = io::PartitionLog::open(*io, log::partition_log_directory(tmp, p), io::LogSettings::from(config.log), 0, nullptr);
     if (!plog) return fail(plog.error());
@@ -599,7 +607,7 @@ Result<TopicInfo> Broker::create_topic(const TopicConfig& config, std::uint64_t 
     if (!plog) return plog.error();
     logs.push_back(std::move(plog.value()));
   }
-  if (auto s = im.attach_log(config, id, std::move(logs), true); !s) return s.error();
+  if (auto s = im.attach_log(meta, std::move(logs), true); !s) return s.error();
   return ringbus::describe_topic(im.instance, config.name);
 }
 
@@ -721,7 +729,7 @@ Result<TopicInfo> Broker::alter_topic(std::string_view name, const LogConfig& lo
   // The file first: a crash after it restarts the topic with the new
   // settings, which is what the caller asked for.
   const std::string dir = im.data_dir + "/" + config.name;
-  if (auto s = io::replace_file_durably(dir, io::kTopicMetaName, io::encode_topic_meta({config, topic.id})); !s) {
+  if (auto s = io::replace_file_durably(dir, io::kTopicMetaName, io::encode_topic_meta({config, topic.id, topic.min_insync})); !s) {
     return s.error();
   }
   for (auto& f : im.flushers) f->reconfigure(topic.id, config.log);

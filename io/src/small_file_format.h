@@ -33,7 +33,9 @@ inline constexpr std::uint64_t kTopicMetaMagic = 0x4154454d504f5452ULL;  // byte
 // Version 2 appended retention_policy; version 1 files (the same record
 // without it) are still read, as policy "limits". Version 3 gave the
 // reserved field its meaning, compression; a version 2 file reads as none.
-inline constexpr std::uint32_t kTopicMetaVersion = 3;
+// Version 4 appended min_insync (a cluster's topic); earlier files read as
+// not replicated.
+inline constexpr std::uint32_t kTopicMetaVersion = 4;
 
 struct TopicMetaRecord {
   FileEnvelope envelope;
@@ -55,9 +57,12 @@ struct TopicMetaRecord {
   std::uint32_t retention_policy;      // RetentionPolicy
   // Version 3 (0 in version 2):
   std::uint32_t compression;           // Compression
+  // Version 4:
+  std::uint32_t min_insync;            // a cluster's topic: what acks=all needs (0: not replicated)
+  std::uint32_t reserved;              // 0
 };
 static_assert(std::is_trivially_copyable_v<TopicMetaRecord>);
-static_assert(sizeof(TopicMetaRecord) == 368);
+static_assert(sizeof(TopicMetaRecord) == 376);
 static_assert(offsetof(TopicMetaRecord, topic_id) == 16);
 static_assert(offsetof(TopicMetaRecord, partitions) == 24);
 static_assert(offsetof(TopicMetaRecord, max_record_size) == 28);
@@ -74,8 +79,11 @@ static_assert(offsetof(TopicMetaRecord, flush_bytes) == 96);
 static_assert(offsetof(TopicMetaRecord, name) == 104);
 static_assert(offsetof(TopicMetaRecord, retention_policy) == 360);
 static_assert(offsetof(TopicMetaRecord, compression) == 364);
-// A version 1 file ends before retention_policy.
+static_assert(offsetof(TopicMetaRecord, min_insync) == 368);
+// A version 1 file ends before retention_policy, versions 2 and 3 before
+// min_insync.
 inline constexpr std::size_t kTopicMetaVersion1Size = offsetof(TopicMetaRecord, retention_policy);
+inline constexpr std::size_t kTopicMetaVersion3Size = offsetof(TopicMetaRecord, min_insync);
 
 // ---------------------------------------------------------------------------
 // groups/<group>.offsets: a GroupOffsetsHeader, then the group's name

@@ -26,6 +26,7 @@ std::vector<std::byte> encode_topic_meta(const TopicMeta& meta) {
   r.flush_bytes = c.log.flush_bytes;
   r.retention_policy = static_cast<std::uint32_t>(c.log.retention_policy);
   r.compression = static_cast<std::uint32_t>(c.log.compression);
+  r.min_insync = meta.min_insync;
   std::memcpy(r.name, c.name.data(), std::min(c.name.size(), sizeof r.name - 1));
   std::vector<std::byte> out(sizeof r);
   std::memcpy(out.data(), &r, sizeof r);
@@ -37,7 +38,9 @@ Result<TopicMeta> decode_topic_meta(std::span<const std::byte> bytes, const std:
   auto corrupt = [&](const std::string& what) { return Error{Errc::corrupt, path + ": " + what}; };
   auto version = open_envelope(bytes, kTopicMetaMagic, 1, kTopicMetaVersion, path, "topic file");
   if (!version) return version.error();
-  const std::size_t size = version.value() == 1 ? kTopicMetaVersion1Size : sizeof(TopicMetaRecord);
+  const std::size_t size = version.value() == 1   ? kTopicMetaVersion1Size
+                           : version.value() < 4 ? kTopicMetaVersion3Size
+                                                 : sizeof(TopicMetaRecord);
   if (bytes.size() != size) {
     return corrupt(std::to_string(bytes.size()) + " bytes, a version " + std::to_string(version.value()) +
                    " topic file has " + std::to_string(size));
@@ -49,6 +52,8 @@ Result<TopicMeta> decode_topic_meta(std::span<const std::byte> bytes, const std:
   if (r.compression > static_cast<std::uint32_t>(Compression::zstd)) {
     return corrupt("unknown compression " + std::to_string(r.compression));
   }
+  // A topic has at most 5 replicas (cluster/src/cluster_keys.h).
+  if (r.min_insync > 5) return corrupt("min_insync " + std::to_string(r.min_insync) + " is above 5 replicas");
   if (r.retention_policy > static_cast<std::uint32_t>(RetentionPolicy::consumed)) {
     return corrupt("unknown retention policy " + std::to_string(r.retention_policy));
   }
@@ -56,6 +61,7 @@ Result<TopicMeta> decode_topic_meta(std::span<const std::byte> bytes, const std:
   if (r.durability > static_cast<std::uint32_t>(Durability::every_ack)) return corrupt("unknown durability " + std::to_string(r.durability));
   TopicMeta m;
   m.topic_id = r.topic_id;
+  m.min_insync = r.min_insync;
   TopicConfig& c = m.config;
   c.name = r.name;
   c.partitions = r.partitions;

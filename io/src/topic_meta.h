@@ -19,6 +19,12 @@ inline constexpr const char* kTopicMetaName = "topic.meta";
 struct TopicMeta {
   TopicConfig config;
   std::uint64_t topic_id = 0;
+  // A cluster's topic (cluster/README.md): how many in-sync replicas
+  // acks=all needs. 0: not replicated. The broker stamps it into the
+  // topic's rings, so that producers and consumers treat the topic as
+  // replicated from its first record, before a leader publishes a high
+  // watermark.
+  std::uint32_t min_insync = 0;
 };
 
 std::vector<std::byte> encode_topic_meta(const TopicMeta& meta);

@@ -18,17 +18,21 @@ std::vector<std::string> fuzz_seeds() {
   m.topic_id = 7;
   m.config.log.retention_policy = ringbus::RetentionPolicy::consumed;
   m.config.log.compression = ringbus::Compression::zstd;
+  m.min_insync = 2;
   const auto bytes = encode_topic_meta(m);
-  const std::string v3(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-  // The same topic as versions 2 and 1 wrote it: version 2 with 0 where
-  // version 3 keeps the compression, version 1 without the last 8 bytes
-  // (their CRCs then fail, which the fuzzer is free to fix).
+  const std::string v4(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  // The same topic as versions 3, 2 and 1 wrote it: version 3 without
+  // min_insync, version 2 with 0 where version 3 keeps the compression,
+  // version 1 without those 8 bytes either (their CRCs then fail, which
+  // the fuzzer is free to fix).
+  std::string v3 = v4.substr(0, v4.size() - 8);
+  v3[8] = 3;
   std::string v2 = v3;
   v2[8] = 2;
   v2[v2.size() - 4] = 0;
   std::string v1 = v3.substr(0, v3.size() - 8);
   v1[8] = 1;
-  return {v3, v2, v1};
+  return {v4, v3, v2, v1};
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -44,7 +48,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (!again || again->config.name != m->config.name || again->topic_id != m->topic_id ||
       again->config.log.segment_bytes != m->config.log.segment_bytes ||
       again->config.log.retention_policy != m->config.log.retention_policy ||
-      again->config.log.compression != m->config.log.compression) {
+      again->config.log.compression != m->config.log.compression || again->min_insync != m->min_insync) {
     std::abort();
   }
   return 0;

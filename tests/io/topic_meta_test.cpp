@@ -21,6 +21,7 @@ TopicMeta sample() {
   m.config.partitions = 3;
   m.config.log.retention_policy = RetentionPolicy::consumed;
   m.config.log.compression = Compression::lz4;
+  m.min_insync = 2;
   return m;
 }
 
@@ -39,11 +40,16 @@ TEST(TopicMeta, TheCurrentVersionKeepsCompressionAndEveryLogSetting) {
   EXPECT_EQ(m->config.name, "orders");
   EXPECT_EQ(m->config.log.compression, Compression::lz4);
   EXPECT_EQ(m->config.log.retention_policy, RetentionPolicy::consumed);
+  EXPECT_EQ(m->min_insync, 2u);
 }
 
-TEST(TopicMeta, OlderVersionsReadAsUncompressed) {
+TEST(TopicMeta, OlderVersionsReadAsUncompressedAndNotReplicated) {
   const std::vector<std::byte> current = encode_topic_meta(sample());
-  auto v2 = decode_topic_meta(as_version(current, 2, sizeof(TopicMetaRecord)), "t/topic.meta");
+  auto v3 = decode_topic_meta(as_version(current, 3, kTopicMetaVersion3Size), "t/topic.meta");
+  ASSERT_TRUE(v3.ok()) << v3.error().message;
+  EXPECT_EQ(v3->config.log.compression, Compression::lz4);
+  EXPECT_EQ(v3->min_insync, 0u);
+  auto v2 = decode_topic_meta(as_version(current, 2, kTopicMetaVersion3Size), "t/topic.meta");
   ASSERT_TRUE(v2.ok()) << v2.error().message;
   EXPECT_EQ(v2->config.log.compression, Compression::none);
   EXPECT_EQ(v2->config.log.retention_policy, RetentionPolicy::consumed);
@@ -62,6 +68,16 @@ TEST(TopicMeta, AnUnknownCodecIsRefusedByName) {
   ASSERT_FALSE(m.ok());
   EXPECT_EQ(m.error().code, Errc::corrupt);
   EXPECT_NE(m.error().message.find("t/topic.meta: unknown compression 9"), std::string::npos) << m.error().message;
+}
+
+TEST(TopicMeta, AMinInsyncAboveFiveReplicasIsRefusedByName) {
+  std::vector<std::byte> bytes = encode_topic_meta(sample());
+  const std::uint32_t six = 6;
+  std::memcpy(bytes.data() + offsetof(TopicMetaRecord, min_insync), &six, sizeof six);
+  seal_envelope(bytes, kTopicMetaMagic, kTopicMetaVersion);
+  auto m = decode_topic_meta(bytes, "t/topic.meta");
+  ASSERT_FALSE(m.ok());
+  EXPECT_NE(m.error().message.find("t/topic.meta: min_insync 6"), std::string::npos) << m.error().message;
 }
 
 TEST(TopicMeta, AVersionFromTheFutureIsRefused) {

@@ -71,7 +71,11 @@ class Broker {
   const std::string& data_dir() const noexcept;
   // `topic_id`: the id to give it (a cluster's, unique across its nodes;
   // refused if a topic of this broker has it); 0: the broker picks one.
-  Result<TopicInfo> create_topic(const TopicConfig& config, std::uint64_t topic_id = 0);
+  // `min_insync`: a cluster's topic (cluster/README.md), kept in its
+  // topic.meta and stamped into its rings from the start, so that producers
+  // waiting for acks=all and consumers reading only replicated records treat
+  // it as replicated before a leader publishes anything; 0: not replicated.
+  Result<TopicInfo> create_topic(const TopicConfig& config, std::uint64_t topic_id = 0, std::uint32_t min_insync = 0);
   // Marks the topic deleted (producers get topic_deleted, consumers drain and
   // then see topic_deleted), then unlinks its files, commit log included.
   // Processes that have it mapped keep a valid mapping until they close it:

@@ -17,6 +17,14 @@ namespace ringbus::cluster {
 
 namespace fs = std::filesystem;
 
+namespace {
+// Whether the node's lease may have run out: `valid_until` is the lease's
+// validity in BootClock nanoseconds (Served::valid_until).
+bool fenced(const std::atomic<std::int64_t>& valid_until) noexcept {
+  return LeaseKeeper::Clock::now().time_since_epoch().count() >= valid_until.load(std::memory_order_acquire);
+}
+}  // namespace
+
 // ---------------------------------------------------------------------------
 // A partition this node leads, as the replication server sees it: its
 // marks from the ring's header (the flusher keeps them), its epochs from
@@ -50,6 +58,13 @@ struct ClusterNode::LedPart final : LedPartition {
     publish_marks();
     return tracker_.high_watermark();
   }
+  // The leader's own progress moves the high watermark too (alone in the
+  // in-sync set, or with idle mirrors): ClusterNode::watch_own_progress
+  // calls this whenever the flusher moves the log's marks.
+  void refresh() const { (void)high_watermark(); }
+  // The word the flusher bumps when it moves the log's marks (and the
+  // waiter count it looks at first).
+  detail::PartitionHeader& marks() const { return header(); }
   Result<std::optional<io::LeaderEpoch>> end_of_epoch(std::int32_t epoch) const override {
     // The flusher rewrites the file in place when an epoch begins (rarely):
     // a read torn by that fails its CRC, and is read again.
@@ -107,7 +122,7 @@ struct ClusterNode::LedPart final : LedPartition {
   // counts arrived: what it covers was durable on the in-sync set while
   // this node still led.
   void publish_marks() const {
-    if (LeaseKeeper::Clock::now().time_since_epoch().count() >= valid_until_.load(std::memory_order_acquire)) return;
+    if (fenced(valid_until_)) return;
     detail::PartitionHeader& h = header();
     const std::uint64_t hw = tracker_.high_watermark();
     const auto count = static_cast<std::uint32_t>(tracker_.isr().size());
@@ -142,7 +157,7 @@ class ClusterNode::Served final : public LedPartitions {
   explicit Served(std::string node) : node_(std::move(node)) {}
 
   Found find(std::string_view topic, std::uint64_t topic_id, std::uint32_t partition) override {
-    if (LeaseKeeper::Clock::now().time_since_epoch().count() >= valid_until_.load(std::memory_order_acquire)) {
+    if (fenced(valid_until_)) {
       return {nullptr, wire::ErrorCode::not_leader, "node '" + node_ + "' is fenced: its etcd lease is not valid"};
     }
     std::lock_guard lock(mu_);
@@ -163,7 +178,14 @@ class ClusterNode::Served final : public LedPartitions {
 
   void set(const std::string& topic, std::uint64_t id, std::vector<std::shared_ptr<LedPart>> parts) {
     std::lock_guard lock(mu_);
-    topics_[topic] = Topic{id, std::vector<std::shared_ptr<LedPartition>>(parts.begin(), parts.end())};
+    topics_[topic] = Topic{id, std::move(parts)};
+  }
+  // Every partition served now.
+  std::vector<std::shared_ptr<LedPart>> all() const {
+    std::lock_guard lock(mu_);
+    std::vector<std::shared_ptr<LedPart>> out;
+    for (const auto& [name, t] : topics_) out.insert(out.end(), t.parts.begin(), t.parts.end());
+    return out;
   }
   void erase(const std::string& topic) {
     std::lock_guard lock(mu_);
@@ -178,10 +200,10 @@ class ClusterNode::Served final : public LedPartitions {
  private:
   struct Topic {
     std::uint64_t id = 0;
-    std::vector<std::shared_ptr<LedPartition>> parts;
+    std::vector<std::shared_ptr<LedPart>> parts;
   };
   const std::string node_;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::map<std::string, Topic, std::less<>> topics_;
   std::atomic<std::int64_t> valid_until_{0};
 };
@@ -255,6 +277,7 @@ Result<std::unique_ptr<ClusterNode>> ClusterNode::start(NodeOptions options, Bro
   node->log("info", "node '" + o.node + "' joined cluster '" + o.cluster + "' (replication port " + node->advertised_ +
                         ", etcd lease " + std::to_string(node->lease_->id()) + ")");
   node->thread_ = std::thread([n = node.get()] { n->run(); });
+  node->marks_thread_ = std::thread([n = node.get()] { n->watch_own_progress(); });
   return node;
 }
 
@@ -268,6 +291,7 @@ void ClusterNode::stop() {
   }
   wake_.notify_all();
   if (thread_.joinable()) thread_.join();
+  if (marks_thread_.joinable()) marks_thread_.join();
   following_.clear();  // followers stop before their logs close
   server_.reset();
   // Local producers are refused from now on, not served by a broker that
@@ -290,6 +314,37 @@ void ClusterNode::log(const char* level, const std::string& message) const { opt
 
 std::string ClusterNode::led_dir(const std::string& topic) const { return broker_.data_dir() + "/" + topic; }
 std::string ClusterNode::mirror_dir(const std::string& topic) const { return broker_.data_dir() + "/.mirror/" + topic; }
+
+void ClusterNode::watch_own_progress() {
+  std::vector<std::atomic<std::uint32_t>*> words;
+  std::vector<std::uint32_t> seqs;
+  for (;;) {
+    const std::vector<std::shared_ptr<LedPart>> parts = served_->all();
+    if (parts.empty()) {
+      std::unique_lock lock(mu_);
+      if (wake_.wait_for(lock, std::chrono::milliseconds(100), [&] { return stopping_; })) return;
+      continue;
+    }
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_) return;
+    }
+    // Announced before the marks are read (the flusher moves a mark, then
+    // reads the waiter count): a move after the read wakes the wait.
+    words.clear();
+    seqs.clear();
+    for (const auto& p : parts) {
+      detail::PartitionHeader& h = p->marks();
+      h.durable_waiters.fetch_add(1, std::memory_order_seq_cst);
+      words.push_back(&h.durable_seq);
+      seqs.push_back(h.durable_seq.load(std::memory_order_seq_cst));
+    }
+    for (const auto& p : parts) p->refresh();
+    // Bounded: stop() is seen within it, and a topic led meanwhile joins.
+    detail::futex_wait_any(words, seqs, std::chrono::milliseconds(100));
+    for (const auto& p : parts) p->marks().durable_waiters.fetch_sub(1, std::memory_order_relaxed);
+  }
+}
 
 Status ClusterNode::register_node() {
   const auto give_up = std::chrono::steady_clock::now() + options_.etcd_wait;
@@ -330,8 +385,7 @@ Status ClusterNode::register_node() {
 Result<std::uint64_t> ClusterNode::create_topic(const TopicRecord& topic) {
   if (auto s = validate_topic_record(topic); !s) return s.error();
   std::int64_t revision = 0;
-  std::optional<EtcdKv> current;
-  auto put = etcd_->put_if(topic_key(prefix_, topic.config.name), encode_topic_record(topic), 0, 0, &current, &revision);
+  auto put = etcd_->put_if(topic_key(prefix_, topic.config.name), encode_topic_record(topic), 0, 0, nullptr, &revision);
   if (!put) return put.error();
   if (!put.value()) {
     return Error{Errc::already_exists, "topic '" + topic.config.name + "' already exists in cluster '" + options_.cluster + "'"};
@@ -548,7 +602,7 @@ Status ClusterNode::lead(Local& t, const VersionedLeadership& leadership) {
         fs::rename(copy, dir, ec);
         if (ec) return Error{Errc::io_error, "rename " + copy + " to " + dir + ": " + ec.message()};
       }
-      auto made = fs::exists(dir) ? broker_.adopt_topic(t.name) : broker_.create_topic(t.record.config, t.id);
+      auto made = fs::exists(dir) ? broker_.adopt_topic(t.name) : broker_.create_topic(t.record.config, t.id, t.record.min_insync);
       if (!made) return made.error();
     }
   }
@@ -647,12 +701,11 @@ Status ClusterNode::mirror(Local& t, const std::string& leader) {
     drop_stale_copy(t);
     auto io = log::make_pwrite_io();
     if (auto s = io->make_directories(copy); !s) return s;
-    if (!fs::exists(copy + "/" + io::kTopicMetaName)) {
-      // So that a promotion (Broker::adopt_topic) finds the topic's settings and id.
-      if (auto s = io::replace_file_durably(copy, io::kTopicMetaName, io::encode_topic_meta({t.record.config, t.id})); !s) {
-        return s;
-      }
-    }
+    // So that a promotion (Broker::adopt_topic) finds the topic's settings,
+    // id and min_insync (rewritten each time: a copy from an older version
+    // may lack min_insync).
+    const io::TopicMeta meta{t.record.config, t.id, t.record.min_insync};
+    if (auto s = io::replace_file_durably(copy, io::kTopicMetaName, io::encode_topic_meta(meta)); !s) return s;
     t.logs.clear();
     for (std::uint32_t p = 0; p < t.record.config.partitions; ++p) {
       t.logs.push_back(std::make_unique<MirrorLog>(log::partition_log_directory(copy, p), t.record.config.log, options_.log,
@@ -683,8 +736,10 @@ void ClusterNode::maintain_isr(Local& t, VersionedLeadership& leadership,
   next.isr.erase(std::remove_if(next.isr.begin(), next.isr.end(), [&](const std::string& n) { return out.contains(n); }),
                  next.isr.end());
   for (const auto& [m, partitions] : back) {
+    // (Only a live node: the tracker remembers a dead mirror as caught up
+    // as of its last acknowledgement.)
     const bool replica = std::find(t.record.replicas.begin(), t.record.replicas.end(), m) != t.record.replicas.end();
-    if (partitions == t.led.size() && replica && std::find(next.isr.begin(), next.isr.end(), m) == next.isr.end()) {
+    if (partitions == t.led.size() && replica && alive(m) && std::find(next.isr.begin(), next.isr.end(), m) == next.isr.end()) {
       next.isr.push_back(m);
     }
   }

@@ -22,8 +22,8 @@
 // refuses its streams) until the lease is valid again; a lost lease is
 // replaced by a new one.
 //
-// Threading: one reconcile thread of its own, plus the replication
-// server's and one per followed leader node. Methods from any thread.
+// Threading: a reconcile thread and a high-watermark thread of its own,
+// plus the replication server's and one per followed leader node. Methods from any thread.
 #pragma once
 
 #include <atomic>
@@ -147,6 +147,11 @@ class ClusterNode {
   // Removes a mirror's copy of `t` left by an older topic of that name (its
   // topic.meta names another id, or cannot be read).
   void drop_stale_copy(const Local& t);
+  // Moves each led partition's high watermark with the leader's own log
+  // marks (the flusher wakes it), not only when mirrors acknowledge: a
+  // leader alone in the in-sync set, or whose mirrors are idle, still
+  // acknowledges. Runs on marks_thread_ until stop().
+  void watch_own_progress();
   // Restarts the followers whose set of topics changed.
   void update_followers(const std::map<std::string, NodeRecord>& nodes);
   void publish_roles();
@@ -174,6 +179,7 @@ class ClusterNode {
   std::condition_variable wake_;
   bool stopping_ = false;  // under mu_
   std::thread thread_;
+  std::thread marks_thread_;  // watch_own_progress
 };
 
 }  // namespace ringbus::cluster

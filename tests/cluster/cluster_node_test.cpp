@@ -230,6 +230,30 @@ TEST_F(ClusterNodeTest, AcksAllWaitsForTheInSyncReplicasAndSaysWhenTooFewAreInSy
   EXPECT_EQ(p->wait_replicated(r, 10s), PublishStatus::ok);
 }
 
+// A leader alone in the in-sync set (its mirror gone, min_insync 1) still
+// moves the high watermark with its own log, with no mirror acknowledging
+// to trigger it: acks=all is served, and consumers (replicated records
+// only, the default) see each record once it is durable on the leader.
+TEST_F(ClusterNodeTest, ALeaderAloneInSyncAcknowledgesAndItsConsumersSeeTheRecords) {
+  Node& a = start("a");
+  start("b");
+  ASSERT_TRUE(a.node->create_topic(topic({"a", "b"})));
+  ASSERT_TRUE(eventually([&] { return role(a) && role(a)->leading; }));
+  stop("b");
+  ASSERT_TRUE(eventually([&] { return role(a)->isr == std::vector<std::string>{"a"}; }));
+  // The dead mirror, caught up as of its last acknowledgement, is not let
+  // back in by the reconcile passes since.
+  std::this_thread::sleep_for(600ms);
+  EXPECT_EQ(role(a)->isr, std::vector<std::string>{"a"});
+  EXPECT_FALSE(a.said("[a] -> [a,b]")) << "a dead node rejoined the in-sync set";
+  auto p = Producer::open(a.instance, "t");
+  ASSERT_TRUE(p) << p.error().message;
+  PublishResult r;
+  for (std::uint64_t i = 0; i < 50; ++i) ASSERT_TRUE((r = p->publish("", value(i))).ok());
+  EXPECT_EQ(p->wait_replicated(r, 10s), PublishStatus::ok);
+  expect_records(a, 50);
+}
+
 // A topic deleted in the cluster goes from every replica, log included;
 // one created again under the same name is a new topic (a new id, offsets
 // from 0), not the old one's copy.

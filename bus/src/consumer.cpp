@@ -33,12 +33,16 @@ struct PartitionCursor {
   // delivered up to it and the ring cursor stays at the claim's start, so the
   // next window can go on inside the same claim.
   std::uint64_t window_end = ~std::uint64_t{0};
+  // A consumer that reads only replicated records: the partition's high
+  // watermark, read at the start of each poll (~0: no such limit). It ends
+  // the window like window_end does (a claim crossing it is delivered up to
+  // it, and the cursor stays at the claim).
+  std::uint64_t replicated_end = ~std::uint64_t{0};
 
   // Every offset below this was delivered or passed over.
   std::uint64_t passed() const noexcept { return std::max(cursor.offset, cursor.deliver_from); }
-  bool in_window(std::uint64_t offset) const noexcept {
-    return offset >= cursor.deliver_from && offset < window_end;
-  }
+  std::uint64_t end() const noexcept { return std::min(window_end, replicated_end); }
+  bool in_window(std::uint64_t offset) const noexcept { return offset >= cursor.deliver_from && offset < end(); }
 };
 
 }  // namespace
@@ -68,6 +72,14 @@ struct Consumer::Impl {
   enum class Copy : std::uint8_t { ok, torn, corrupt };
   Copy deliver_copy(PartitionCursor& part, const detail::RecordHandlerRef& handler, std::size_t& delivered);
   bool has_news(const PartitionCursor& part) const noexcept;
+  // The partition's high watermark, if the topic is replicated (the ring's
+  // min_insync says) and this consumer reads only replicated records; else
+  // no limit.
+  std::uint64_t replicated_end(const PartitionCursor& part) const noexcept {
+    const detail::PartitionHeader& h = part.ring->header();
+    if (options.read_up_to == ReadUpTo::published || h.min_insync.load(std::memory_order_relaxed) == 0) return ~std::uint64_t{0};
+    return h.log_replicated.load(std::memory_order_seq_cst);  // seq_cst: wait() sleeps by watch_marks
+  }
   // Places the partition's cursor at a start position (the ring, or the
   // commit log if the ring no longer holds it); false with the reason.
   bool place(PartitionCursor& part, StartPosition start, std::string& error);
@@ -106,9 +118,10 @@ bool Consumer::Impl::poll_disk(PartitionCursor& part, const detail::RecordHandle
                                PollResult& r) {
   detail::ReaderCursor& c = part.cursor;
   const std::uint32_t partition = part.ring->partition();
-  // Below log_written every batch is completely written.
-  const std::uint64_t limit = part.ring->header().log_written.load(std::memory_order_acquire);
-  while (r.records < max_records && part.passed() < part.window_end) {
+  // Below log_written every batch is completely written. The high
+  // watermark lies between batches (replicas acknowledge whole batches).
+  const std::uint64_t limit = std::min(part.ring->header().log_written.load(std::memory_order_acquire), part.replicated_end);
+  while (r.records < max_records && part.passed() < part.end()) {
     const log::LogStep s = part.disk->read(limit, partition, c.deliver_from, [&](const Record& rec) {
       if (part.in_window(rec.offset)) {
         handler(rec);
@@ -119,7 +132,14 @@ bool Consumer::Impl::poll_disk(PartitionCursor& part, const detail::RecordHandle
       // Past the window's end: the cursor has gone by records the next window
       // wants, so set_window seeks back (c.offset > its start).
       c.offset = std::max(c.deliver_from, s.next);
-      c.deliver_from = std::min(c.offset, part.window_end);
+      c.deliver_from = std::min(c.offset, part.end());
+      if (s.next > part.replicated_end) {
+        // A batch across the high watermark (not one a replica acknowledged):
+        // read it again from where delivery stopped once the mark has moved.
+        std::string error;
+        (void)go_to_disk(part, c.deliver_from, error);
+        return false;
+      }
       if (part.passed() >= part.window_end) return false;
       continue;
     }
@@ -178,8 +198,8 @@ bool Consumer::Impl::deliver_in_place(PartitionCursor& part, const detail::Recor
 
 void Consumer::Impl::advance(PartitionCursor& part, std::uint64_t end, std::uint32_t records) noexcept {
   detail::ReaderCursor& c = part.cursor;
-  if (c.offset + records > part.window_end) {
-    c.deliver_from = part.window_end;  // stay at the claim: the next window goes on inside it
+  if (c.offset + records > part.end()) {
+    c.deliver_from = part.end();  // stay at the claim: the next window goes on inside it
     return;
   }
   c.offset += records;
@@ -204,7 +224,7 @@ Consumer::Impl::Copy Consumer::Impl::deliver_copy(PartitionCursor& part, const d
     // members' records without copying them).
     batch = h.type == detail::FrameType::batch;
     const std::uint64_t last = h.offset + (batch ? h.claim_records - 1 : 0);
-    if (last < c.deliver_from || h.offset >= part.window_end) return true;
+    if (last < c.deliver_from || h.offset >= part.end()) return true;
     ++copied;
     const std::uint64_t aligned = align_frame(h.frame_length);
     // Grows to the largest claim seen (at most a quarter of the ring).
@@ -299,6 +319,7 @@ PollResult Consumer::poll_with(detail::RecordHandlerRef handler, std::size_t max
   bool all_deleted = true;
   for (std::size_t k = 0; k < count && r.records < max_records; ++k) {
     PartitionCursor& part = im.parts[(im.next + k) % count];
+    part.replicated_end = im.replicated_end(part);
     if (part.disk) {
       const bool back_on_ring = im.poll_disk(part, handler, max_records, r);
       if (r.status != PollStatus::ok) {
@@ -310,7 +331,7 @@ PollResult Consumer::poll_with(detail::RecordHandlerRef handler, std::size_t max
     }
     const std::uint64_t start_position = part.cursor.position;
     bool part_deleted = false;
-    while (r.records < max_records && part.passed() < part.window_end) {
+    while (r.records < max_records && part.passed() < part.end()) {
       const Step s = part.ring->step(part.cursor, gating);
       PollStatus lost = PollStatus::lapped;
       if (s == Step::committed) {
@@ -359,6 +380,7 @@ PollResult Consumer::poll_with(detail::RecordHandlerRef handler, std::size_t max
 }
 
 bool Consumer::Impl::has_news(const PartitionCursor& part) const noexcept {
+  if (part.passed() >= replicated_end(part)) return false;  // nothing more is replicated yet
   if (part.disk) return part.disk->next_offset() < part.ring->header().log_written.load(std::memory_order_acquire);
   return part.ring->has_news(part.cursor, options.gating);
 }
@@ -409,7 +431,13 @@ WaitStatus Consumer::wait(std::chrono::nanoseconds timeout) {
     std::chrono::nanoseconds sleep = check_abandoned(std::chrono::nanoseconds(std::min<std::int64_t>(deadline - now, 100'000'000)));
     if (reads_disk) sleep = std::min<std::chrono::nanoseconds>(sleep, std::chrono::milliseconds(1));
     // (check_abandoned above may also have revoked what we were waiting on)
-    for (PartitionCursor& p : im.parts) im.sleeper.watch(*p.ring);
+    // A reader of replicated records also waits for the high watermark,
+    // which the leading node moves (and wakes, as for producers in
+    // wait_replicated).
+    for (PartitionCursor& p : im.parts) {
+      im.sleeper.watch(*p.ring);
+      if (im.replicated_end(p) != ~std::uint64_t{0}) im.sleeper.watch_marks(*p.ring);
+    }
     im.sleeper.sleep(any_news, sleep);
   }
 }
@@ -428,6 +456,8 @@ std::uint64_t Consumer::skipped() const noexcept {
 }
 
 const std::vector<std::uint32_t>& Consumer::partitions() const noexcept { return impl_->partition_ids; }
+
+const char* to_string(ReadUpTo r) noexcept { return r == ReadUpTo::published ? "published" : "replicated"; }
 
 namespace detail {
 

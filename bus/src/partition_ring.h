@@ -311,6 +311,14 @@ class CommitSleep {
     words_.push_back(word);
     values_.push_back(word->load(std::memory_order_seq_cst));
   }
+  // Announces the sleeper as a waiter for the ring's log marks (durability,
+  // the high watermark) and takes their wake word: whoever moves a mark
+  // stores it, then reads durable_waiters (seq_cst both sides).
+  void watch_marks(PartitionRing& ring) {
+    ring.header().durable_waiters.fetch_add(1, std::memory_order_seq_cst);
+    marks_.push_back(&ring);
+    watch(&ring.header().durable_seq);
+  }
   bool empty() const noexcept { return words_.empty(); }
   // Sleeps up to `timeout` unless has_news() (called after every announce)
   // says there is something already; then withdraws and forgets the set.
@@ -318,13 +326,16 @@ class CommitSleep {
   void sleep(HasNews&& has_news, std::chrono::nanoseconds timeout) {
     if (!words_.empty() && !has_news()) futex_wait_any(words_, values_, timeout);
     for (PartitionRing* r : rings_) r->remove_waiter();
+    for (PartitionRing* r : marks_) r->header().durable_waiters.fetch_sub(1, std::memory_order_relaxed);
     rings_.clear();
+    marks_.clear();
     words_.clear();
     values_.clear();
   }
 
  private:
   std::vector<PartitionRing*> rings_;
+  std::vector<PartitionRing*> marks_;
   std::vector<std::atomic<std::uint32_t>*> words_;
   std::vector<std::uint32_t> values_;
 };

@@ -5,7 +5,9 @@
 // leader's log and sorts what it sees into Jepsen's categories: every
 // acknowledged record must be there at the offset it was given (lost: none),
 // no record twice (duplicated: none), the producer's order kept (reordered:
-// none). The old leader comes back as a mirror and catches up.
+// none), and nothing a consumer on the old leader's host saw (reading only
+// replicated records, the default) missing or moved (seen-then-lost: none).
+// The old leader comes back as a mirror and catches up.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -13,6 +15,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
@@ -183,9 +186,37 @@ class ClusterFailover : public EtcdSuite {
     });
   }
 
+  // A consumer on `on`'s host reading t from its start in the default mode
+  // (replicated records only), until stopped or the topic goes from there.
+  struct Watching {
+    std::mutex mu;
+    std::map<std::uint64_t, std::uint64_t> seen;  // seq -> offset
+    std::atomic<bool> stop{false};
+    std::thread thread;
+  };
+  void watch(Watching& w, const std::string& on) {
+    w.thread = std::thread([&w, instance = node(on).instance] {
+      ConsumerOptions o;
+      o.start = StartPosition::earliest();
+      auto c = Consumer::open(instance, "t", o);
+      if (!c) {
+        ADD_FAILURE() << c.error().message;
+        return;
+      }
+      while (!w.stop.load()) {
+        const PollResult r = c->poll([&](const Record& rec) {
+          std::lock_guard lock(w.mu);
+          w.seen[std::stoull(std::string(rec.value.substr(2)))] = rec.offset;
+        });
+        if (r.status == PollStatus::topic_deleted) return;  // its node stepped down
+        if (r.records == 0) (void)c->wait(10ms);
+      }
+    });
+  }
+
   // The checker: reads partition 0 of `t` on `n` from its start and checks
-  // what the producer was told against it.
-  void check(const std::string& n, Producing& p, std::uint64_t min_acked) {
+  // what the producer was told, and what the watcher saw, against it.
+  void check(const std::string& n, Producing& p, std::uint64_t min_acked, Watching* w = nullptr) {
     std::map<std::uint64_t, std::uint64_t> acked;
     {
       std::lock_guard lock(p.mu);
@@ -199,8 +230,15 @@ class ClusterFailover : public EtcdSuite {
     std::map<std::uint64_t, std::uint64_t> seen;  // seq -> offset
     std::uint64_t duplicated = 0, reordered = 0, last_seq = 0, next_offset = 0;
     bool any = false;
+    // It reads only replicated records (the default): a new leader's high
+    // watermark moves once its in-sync set is settled (a dead member
+    // removed), so it reads on until it has every acknowledged offset, or
+    // 20 s pass, and then until nothing more comes for a moment.
+    const std::uint64_t acked_end = acked.empty() ? 0 : std::max_element(acked.begin(), acked.end(), [](auto& x, auto& y) {
+                                                          return x.second < y.second;
+                                                        })->second + 1;
     const auto until = std::chrono::steady_clock::now() + 20s;
-    for (int idle = 0; idle < 50 && std::chrono::steady_clock::now() < until;) {
+    for (int idle = 0; (next_offset < acked_end || idle < 50) && std::chrono::steady_clock::now() < until;) {
       const PollResult r = c->poll([&](const Record& rec) {
         EXPECT_EQ(rec.offset, next_offset) << "offsets are dense";
         next_offset = rec.offset + 1;
@@ -228,6 +266,18 @@ class ClusterFailover : public EtcdSuite {
       }
     }
     EXPECT_EQ(lost, 0u) << "acknowledged records missing from the new leader's log";
+    std::uint64_t seen_then_lost = 0;
+    if (w != nullptr) {
+      std::lock_guard lock(w->mu);
+      EXPECT_FALSE(w->seen.empty()) << "the watcher saw nothing";
+      for (const auto& [seq, offset] : w->seen) {
+        const auto it = seen.find(seq);
+        if ((it == seen.end() || it->second != offset) && seen_then_lost++ < 5) {
+          ADD_FAILURE() << "seen then lost: record " << seq << " at offset " << offset << " on the old leader";
+        }
+      }
+    }
+    EXPECT_EQ(seen_then_lost, 0u);
     EXPECT_EQ(moved, 0u);
     EXPECT_EQ(duplicated, 0u);
     EXPECT_EQ(reordered, 0u);
@@ -274,14 +324,17 @@ TEST_F(ClusterFailover, KillNineOfTheLeaderUnderLoadLosesNoAcknowledgedRecord) {
   if (HasFatalFailure()) return;
   Producing p;
   produce(p, "a", 0);
+  Watching w;
+  watch(w, "a");
   ASSERT_TRUE(acknowledged(p, 500)) << p.ended;
   node("a").kill9();
-  p.stop = true;
+  p.stop = w.stop = true;
   p.thread.join();
+  w.thread.join();
   // A mirror in sync takes over.
   const std::string leader = new_leader("b", {"b", "c"});
   ASSERT_NE(leader, "");
-  check(leader, p, 500);
+  check(leader, p, 500, &w);
   // It goes on taking acks=all writes, and the old leader comes back as a
   // mirror and rejoins the in-sync set.
   Producing more;
@@ -300,6 +353,8 @@ TEST_F(ClusterFailover, ALeaderStoppedPastItsLeaseAcknowledgesNothingAfterItWasF
   if (HasFatalFailure()) return;
   Producing p;
   produce(p, "a", 0);
+  Watching w;
+  watch(w, "a");
   ASSERT_TRUE(acknowledged(p, 300)) << p.ended;
   // Stopped past its lease's TTL: another node is elected meanwhile.
   ::kill(node("a").pid, SIGSTOP);
@@ -311,10 +366,11 @@ TEST_F(ClusterFailover, ALeaderStoppedPastItsLeaseAcknowledgesNothingAfterItWasF
   // producer on its host is refused (topic_deleted) or times out, and
   // whatever it was told before holds on the new leader.
   ASSERT_TRUE(eventually([&] { return node("a").call("describe_topic", {{"name", "t"}}).ok() == false; }));
-  p.stop = true;
+  p.stop = w.stop = true;
   p.thread.join();
+  w.thread.join();
   EXPECT_TRUE(read_file(node("a").log).find("stops leading topic 't'") != std::string::npos);
-  check(leader, p, 300);
+  check(leader, p, 300, &w);
   // And it follows the new leader as a mirror, back in the in-sync set.
   ASSERT_TRUE(eventually([&] { return node(leader).isr_of("t").size() == 3; }));
 }

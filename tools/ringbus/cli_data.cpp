@@ -171,6 +171,7 @@ struct ConsumeOptions {
   std::string group;
   bool gating = false;
   bool queue = false;
+  std::string read_up_to = "replicated";
 };
 
 void print_record(const Record& r, const std::string& format) {
@@ -213,6 +214,11 @@ int consume(const Global& g, const ConsumeOptions& o) {
     std::fprintf(stderr, "ringbus: --gating and --group do not go together (group members never hold producers back)\n");
     return kExitUsage;
   }
+  if (o.read_up_to == "published" && !o.group.empty()) {
+    std::fprintf(stderr, "ringbus: --read-up-to published and --group do not go together (a group commits only "
+                         "replicated records, so that no failover takes back a committed position)\n");
+    return kExitUsage;
+  }
   ConsumerOptions co;
   if (o.from == "earliest") {
     co.start = StartPosition::earliest();
@@ -233,6 +239,7 @@ int consume(const Global& g, const ConsumeOptions& o) {
   }
   co.partitions = o.partitions;
   co.gating = o.gating;
+  co.read_up_to = o.read_up_to == "published" ? ReadUpTo::published : ReadUpTo::replicated;
   // Each printed record is acknowledged; what a chunk held beyond --count
   // goes back to the group when we leave.
   auto source = Source::open(g, o.topic, o.group, o.queue, co, /*auto_ack=*/false);
@@ -364,6 +371,10 @@ void add_consume_command(CLI::App& app, const Global& g, int& code) {
   cmd->add_option("--group,-g", o->group, "read as a member of this consumer group (created if new; positions are committed)");
   cmd->add_flag("--gating", o->gating, "producers wait for this consumer: it never misses a record (a stopped one holds them back until it dies)");
   cmd->add_flag("--queue", o->queue, "the group is a queue: its members share the records one by one (default: publish-subscribe)");
+  cmd->add_option("--read-up-to", o->read_up_to,
+                  "on a replicated topic: 'replicated' (default) prints only records every in-sync replica holds, "
+                  "which no failover takes back; 'published' prints each record as soon as it is published")
+      ->check(CLI::IsMember({"replicated", "published"}));
   cmd->callback([&g, &code, o] { code = consume(g, *o); });
 }
 

@@ -19,6 +19,11 @@
 // offset or from the earliest, or it was lapped) reads the segment files
 // itself, with the same poll() and handler, and goes back to the ring once it
 // has caught up. It is then never lapped.
+//
+// On a topic with replicas (a cluster's, cluster/README.md), a consumer by
+// default sees only replicated records: those below the partition's high
+// watermark, durable on every in-sync replica, which no failover takes back
+// (ReadUpTo).
 #pragma once
 
 #include <chrono>
@@ -48,8 +53,20 @@ struct StartPosition {
   static StartPosition at_time(std::int64_t ts) { return {Kind::time, 0, ts}; }
 };
 
+// How far a consumer reads (cluster/README.md, "What consumers see").
+enum class ReadUpTo : std::uint8_t {
+  replicated,  // on a topic with replicas, only records below the high
+               // watermark, which no failover takes back (Kafka's consumers
+               // read so); on a topic without, every committed record
+  published,   // every record once its producer committed it; on a topic
+               // with replicas, a failover may take back a record seen so
+               // (one the in-sync replicas did not all hold yet)
+};
+const char* to_string(ReadUpTo r) noexcept;
+
 struct ConsumerOptions {
   StartPosition start = StartPosition::latest();
+  ReadUpTo read_up_to = ReadUpTo::replicated;
   bool gating = false;
   std::vector<std::uint32_t> partitions = {};  // empty = all partitions
   IdleStrategy idle = IdleStrategy::block;

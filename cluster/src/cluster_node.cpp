@@ -6,6 +6,7 @@
 
 #include "epoch_file.h"
 #include "file_io.h"
+#include "group_offsets.h"
 #include "replica_tracker.h"
 #include "segment_files.h"
 #include "small_files.h"
@@ -791,7 +792,9 @@ void ClusterNode::update_followers(const std::map<std::string, NodeRecord>& node
     std::vector<FollowTarget> targets;
     for (const std::string& name : names) {
       const Local& t = *topics_.at(name);
-      for (std::uint32_t p = 0; p < t.logs.size(); ++p) targets.push_back({name, t.id, p, t.logs[p].get()});
+      for (std::uint32_t p = 0; p < t.logs.size(); ++p) {
+        targets.push_back({name, t.id, p, t.logs[p].get(), p == 0 ? mirror_dir(name) + "/" + io::kGroupsDirName : ""});
+      }
     }
     FollowerOptions fo;
     fo.me = PeerIdentity{options_.cluster, options_.node, options_.secret};

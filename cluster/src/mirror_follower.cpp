@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "group_files.h"
 #include "record_batch.h"
 
 namespace ringbus::cluster {
@@ -169,6 +170,18 @@ Status MirrorFollower::handle(PeerLink& link, const wire::Message& m) {
     if (s->state.phase == Phase::failed) return {};  // sent before our error reached the leader
     if (s->state.phase != Phase::following) return bad("batches for stream " + std::to_string(b->stream) + " before a fetch");
     return on_batches(link, *s, *b);
+  }
+  if (const auto* g = std::get_if<wire::Groups>(&m)) {
+    Stream* s = stream_of(g->stream);
+    if (!s || s->target.partition != 0) {
+      return bad("groups for stream " + std::to_string(g->stream) + ", which is not a topic's partition 0");
+    }
+    if (s->state.phase == Phase::failed || s->target.groups_dir.empty()) return {};
+    if (s->state.phase != Phase::following) return bad("groups for stream " + std::to_string(g->stream) + " before a fetch");
+    auto kept = keep_group_files(s->target.groups_dir, g->files, "the leader " + link.peer());
+    if (!kept && kept.error().code == Errc::corrupt) return bad(kept.error().message);
+    if (!kept) return storage_failure(link, *s, kept.error().message);
+    return {};
   }
   if (const auto* e = std::get_if<wire::ErrorMsg>(&m)) {
     if (e->stream == 0)

@@ -50,6 +50,9 @@ struct FollowTarget {
   std::uint64_t topic_id = 0;
   std::uint32_t partition = 0;
   MirrorLog* log = nullptr;
+  // Partition 0: where the topic's consumer-group files go (the leader
+  // sends them on this stream, group_files.h); "": they are not kept.
+  std::string groups_dir = {};
 };
 
 class MirrorFollower {

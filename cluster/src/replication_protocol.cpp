@@ -68,6 +68,10 @@ class Reader {
     if (!take(n, field)) return {};
     return std::string(reinterpret_cast<const char*>(b_.data() + at_ - n), n);
   }
+  std::span<const std::byte> span(std::size_t n, const char* field) {
+    if (!take(n, field)) return {};
+    return b_.subspan(at_ - n, n);
+  }
   std::span<const std::byte> rest() {
     auto r = b_.subspan(at_);
     at_ = b_.size();
@@ -76,6 +80,7 @@ class Reader {
   void fail(std::string why) {
     if (error_.empty()) error_ = std::move(why);
   }
+  bool failed() const noexcept { return !error_.empty(); }
   // The error, or one for bytes left over.
   std::string finish() {
     if (error_.empty() && at_ != b_.size())
@@ -207,6 +212,24 @@ Message decode_body(Type t, Reader& r) {
       m.message = r.str("error.message", kMaxMessageSize);
       return m;
     }
+    case Type::groups: {
+      Groups m;
+      m.stream = r.get<std::uint32_t>("groups.stream");
+      const auto count = r.get<std::uint32_t>("groups.count");
+      // Each file takes at least its size field: a count past that is a lie,
+      // refused before anything is reserved for it.
+      if (count > kMaxFrameLength / 4) r.fail("groups.count " + std::to_string(count) + " cannot fit a frame");
+      for (std::uint32_t i = 0; i < count && !r.failed(); ++i) {
+        const auto size = r.get<std::uint32_t>("groups.file_size");
+        if (size > kMaxGroupFileSize) {
+          r.fail("groups: file " + std::to_string(i) + " is " + std::to_string(size) + " bytes, over the limit of " +
+                 std::to_string(kMaxGroupFileSize));
+        }
+        const auto file = r.span(size, "groups.file");
+        if (!r.failed()) m.files.push_back(file);
+      }
+      return m;
+    }
   }
   return Hello{};  // not reached: the type was checked
 }
@@ -228,6 +251,7 @@ const char* to_string(ErrorCode c) noexcept {
   return "unknown";
 }
 
+
 const char* to_string(Type t) noexcept {
   switch (t) {
     case Type::hello: return "hello";
@@ -241,6 +265,7 @@ const char* to_string(Type t) noexcept {
     case Type::batches: return "batches";
     case Type::ack: return "ack";
     case Type::error: return "error";
+    case Type::groups: return "groups";
   }
   return "unknown";
 }
@@ -295,11 +320,18 @@ void encode(const Message& m, std::vector<std::byte>& out) {
           w.put(v.stream);
           w.put(v.written);
           w.put(v.durable);
-        } else {
-          static_assert(std::is_same_v<T, ErrorMsg>);
+        } else if constexpr (std::is_same_v<T, ErrorMsg>) {
           w.put(v.stream);
           w.put(static_cast<std::uint16_t>(v.code));
           w.str(v.message, kMaxMessageSize);
+        } else {
+          static_assert(std::is_same_v<T, Groups>);
+          w.put(v.stream);
+          w.put(static_cast<std::uint32_t>(v.files.size()));
+          for (const auto& f : v.files) {
+            w.put(static_cast<std::uint32_t>(f.size()));
+            w.bytes(f);
+          }
         }
       },
       m);
@@ -330,7 +362,7 @@ Decoded decode(std::span<const std::byte> in) {
     d.error = "frame length " + std::to_string(length) + " is outside 1.." + std::to_string(kMaxFrameLength);
     return d;
   }
-  if (type < 1 || type > static_cast<std::uint8_t>(Type::error)) {
+  if (type < 1 || type > static_cast<std::uint8_t>(Type::groups)) {
     d.state = Decoded::State::bad;
     d.error = "frame type " + std::to_string(type) + " is unknown";
     return d;

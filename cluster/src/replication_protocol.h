@@ -21,7 +21,7 @@
 namespace ringbus::cluster::wire {
 
 inline constexpr std::uint32_t kMagic = 0x52425250;  // "RBRP", first field of Hello
-inline constexpr std::uint16_t kVersion = 1;
+inline constexpr std::uint16_t kVersion = 2;  // 2: the groups frame
 inline constexpr std::size_t kFrameHeaderSize = 5;  // u32 length + u8 type
 // The largest length field: a Batches frame holds at most kMaxBatchesBytes
 // of batches (a leader sends a larger batch alone).
@@ -31,6 +31,9 @@ inline constexpr std::size_t kMaxNameSize = 255;     // cluster, node and topic 
 inline constexpr std::size_t kMaxMessageSize = 1024;  // an Error's text
 inline constexpr std::size_t kNonceSize = 16;
 inline constexpr std::size_t kProofSize = 32;  // HMAC-SHA256
+// A consumer group's .offsets file: its header, two names and 1024 offsets
+// fit (io/src/group_offsets.h).
+inline constexpr std::size_t kMaxGroupFileSize = 16U << 10;
 
 using Nonce = std::array<std::byte, kNonceSize>;
 using Proof = std::array<std::byte, kProofSize>;
@@ -47,6 +50,7 @@ enum class Type : std::uint8_t {
   batches,      // leader -> mirror: whole batches, the high watermark
   ack,          // mirror -> leader: what the mirror has written and made durable
   error,        // either way: a refusal, for a stream or (stream 0) the link
+  groups,       // leader -> mirror: a topic's consumer groups, every one
 };
 
 struct Hello {
@@ -119,8 +123,17 @@ struct ErrorMsg {
   std::string message;
 };
 
+// The complete set of a topic's consumer groups, as the leader's group
+// files hold them, sent on the stream of the topic's partition 0 whenever
+// one changes: the mirror keeps exactly these (cluster/README.md, "Consumer
+// groups across a failover").
+struct Groups {
+  std::uint32_t stream = 0;
+  std::vector<std::span<const std::byte>> files;  // each a whole .offsets file (views into the input)
+};
+
 using Message = std::variant<Hello, Welcome, ProofMsg, Follow, Following, EpochQuery, EpochEnd, Fetch, Batches,
-                             Ack, ErrorMsg>;
+                             Ack, ErrorMsg, Groups>;
 Type type_of(const Message& m) noexcept;
 const char* to_string(Type t) noexcept;
 

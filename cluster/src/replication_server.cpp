@@ -4,7 +4,10 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <filesystem>
 
+#include "group_files.h"
+#include "group_offsets.h"
 #include "record_batch.h"
 
 namespace ringbus::cluster {
@@ -19,6 +22,9 @@ constexpr std::size_t kMaxQueued = 8 << 20;
 // How often a stream at the end of the written log looks again.
 constexpr int kTailPollMs = 1;
 constexpr int kIdlePollMs = 100;
+// How often a topic's group files are looked at (the broker's group keeper
+// writes them every few milliseconds while groups commit).
+constexpr auto kGroupsEvery = std::chrono::milliseconds(200);
 
 }  // namespace
 
@@ -150,6 +156,9 @@ Status ReplicationServer::handle(Link& l, const wire::Message& m) {
     s.where = "partition " + std::to_string(f->partition) + " of topic '" + f->topic + "' to node '" + l.mirror + "'";
     s.io = log::make_pwrite_io();
     s.reader = std::make_unique<log::LogReader>(*s.io, s.part->log_dir());
+    if (f->partition == 0) {
+      s.groups_dir = (std::filesystem::path(s.part->log_dir()).parent_path() / io::kGroupsDirName).string();
+    }
     l.link->send(wire::Following{f->stream, s.part->leader_epoch(), s.part->log_start(), s.part->written(),
                                  s.part->high_watermark()});
     l.streams[f->stream] = std::move(s);
@@ -211,6 +220,26 @@ Status ReplicationServer::handle(Link& l, const wire::Message& m) {
   return bad(std::string("a mirror does not send ") + wire::to_string(wire::type_of(m)));
 }
 
+void ReplicationServer::feed_groups(Link& l, std::uint32_t id, Stream& s) {
+  const auto now = std::chrono::steady_clock::now();
+  if (now - s.groups_checked < kGroupsEvery) return;
+  s.groups_checked = now;
+  const auto files = changed_group_files(s.groups_dir, s.groups_signature, options_.log);
+  if (!files) return;
+  wire::Groups g{id, {}};
+  std::size_t bytes = 0;
+  for (const auto& f : *files) {
+    bytes += 4 + f.size();
+    g.files.emplace_back(f);
+  }
+  if (bytes > wire::kMaxBatchesBytes) {
+    log("error", s.where + ": its consumer groups' files (" + std::to_string(files->size()) + ", " +
+                     std::to_string(bytes) + " bytes) do not fit a frame: the mirror does not get them");
+    return;
+  }
+  l.link->send(g);
+}
+
 bool ReplicationServer::feed(Link& l) {
   bool tailing = false;
   for (auto it = l.streams.begin(); it != l.streams.end();) {
@@ -220,6 +249,7 @@ bool ReplicationServer::feed(Link& l) {
       ++it;
       continue;
     }
+    if (!s.groups_dir.empty()) feed_groups(l, id, s);
     const std::uint64_t limit = s.part->written();
     std::string failure;
     wire::ErrorCode code = wire::ErrorCode::storage;

@@ -2,8 +2,9 @@
 // their proof (peer_link.h), and serves the streams they open
 // (cluster/README.md, "A stream"): answers follow and epoch queries, and
 // streams each partition's batches from its segment files (LogReader, below
-// the written offset) as they are written, with the high watermark; hands
-// each mirror's acknowledgements to the partition.
+// the written offset) as they are written, with the high watermark, and
+// each topic's consumer-group files with its partition 0; hands each
+// mirror's acknowledgements to the partition.
 //
 // Threading: one thread of its own. The LedPartition callbacks are called
 // on it.
@@ -86,6 +87,12 @@ class ReplicationServer {
     bool sending = false;
     std::uint64_t next = 0;              // the next offset to send
     std::uint64_t sent_hw = UINT64_MAX;  // the high watermark last sent
+    // A topic's partition 0 also carries its consumer groups' files
+    // (group_files.h): where they are ("": not this stream), what was last
+    // sent, and when the directory was last looked at.
+    std::string groups_dir;
+    std::optional<std::string> groups_signature;
+    std::chrono::steady_clock::time_point groups_checked{};
   };
   struct Link {
     std::unique_ptr<PeerLink> link;
@@ -102,6 +109,9 @@ class ReplicationServer {
   // Sends what the link's streams have; true if a stream is waiting for
   // more to be written.
   bool feed(Link& l);
+  // Sends a topic's group files on its partition 0's stream when they
+  // changed (looked at every kGroupsEvery).
+  void feed_groups(Link& l, std::uint32_t id, Stream& s);
   void log(const char* level, const std::string& message) const;
 
   ServerOptions options_;

@@ -13,8 +13,11 @@
 #include "../bus/test_support.h"
 #include "cluster_node.h"
 #include "etcd_process.h"
+#include "group_offsets.h"
+#include "small_files.h"
 #include "ringbus/broker.h"
 #include "ringbus/consumer.h"
+#include "ringbus/group.h"
 #include "ringbus/producer.h"
 
 namespace ringbus::cluster {
@@ -252,6 +255,61 @@ TEST_F(ClusterNodeTest, ALeaderAloneInSyncAcknowledgesAndItsConsumersSeeTheRecor
   for (std::uint64_t i = 0; i < 50; ++i) ASSERT_TRUE((r = p->publish("", value(i))).ok());
   EXPECT_EQ(p->wait_replicated(r, 10s), PublishStatus::ok);
   expect_records(a, 50);
+}
+
+// Consumer groups survive a failover: their files travel with the log to
+// the mirrors (exactly the leader's set: a deleted group goes there too),
+// and a group resumes on the new leader where it committed.
+TEST_F(ClusterNodeTest, AGroupResumesOnTheNewLeaderWhereItCommitted) {
+  Node& a = start("a");
+  Node& b = start("b");
+  ASSERT_TRUE(a.node->create_topic(topic({"a", "b"})));
+  ASSERT_TRUE(eventually([&] { return role(a) && role(a)->leading && role(b) && !role(b)->leading; }));
+  publish(a, 0, 100);
+  GroupOptions go;
+  go.settings.start = StartPosition::Kind::earliest;
+  go.commit_interval = 0ms;
+  auto read = [&](Node& n, const std::string& group, std::size_t count) {
+    std::vector<std::uint64_t> offsets;
+    auto g = GroupConsumer::join(n.instance, "t", group, go);
+    EXPECT_TRUE(g) << g.error().message;
+    if (!g) return offsets;
+    const auto until = std::chrono::steady_clock::now() + 20s;
+    while (offsets.size() < count && std::chrono::steady_clock::now() < until) {
+      const PollResult r = g->poll([&](const Record& rec) { offsets.push_back(rec.offset); }, count - offsets.size());
+      EXPECT_EQ(r.status, PollStatus::ok) << to_string(r.status);
+      if (r.records == 0) (void)g->wait(10ms);
+    }
+    // Polls hand over whole batches: the group goes on after the first `count`.
+    if (offsets.size() > count) {
+      EXPECT_TRUE(g->rewind(0, offsets[count]));
+      offsets.resize(count);
+    }
+    EXPECT_TRUE(g->commit(/*durable=*/true));
+    return offsets;
+  };
+  ASSERT_EQ(read(a, "billing", 60).size(), 60u);
+  ASSERT_EQ(read(a, "doomed", 10).size(), 10u);
+  ASSERT_TRUE(a.broker->delete_group("t", "doomed"));
+  const auto copy = b.data / ".mirror" / "t" / "groups";
+  auto committed_in_copy = [&] {
+    auto bytes = io::read_small_file((copy / "billing.offsets").string());
+    auto g = bytes ? io::decode_group_offsets(bytes.value(), "copy") : Result<io::GroupOffsets>(bytes.error());
+    return g ? g->committed.at(0) : 0;
+  };
+  ASSERT_TRUE(eventually([&] { return committed_in_copy() == 60 && !std::filesystem::exists(copy / "doomed.offsets"); }))
+      << "the mirror's copy has the leader's groups: billing at " << committed_in_copy();
+
+  stop("a");
+  ASSERT_TRUE(eventually([&] { return role(b) && role(b)->leading; }));
+  auto info = b.broker->describe_group("t", "billing");
+  ASSERT_TRUE(info) << info.error().message;
+  EXPECT_EQ(info->partitions[0].committed, 60u);
+  EXPECT_FALSE(b.broker->describe_group("t", "doomed"));
+  const auto rest = read(b, "billing", 40);
+  ASSERT_FALSE(rest.empty());
+  EXPECT_EQ(rest.front(), 60u) << "the group goes on where it committed on the old leader";
+  EXPECT_EQ(rest.back(), 99u);
 }
 
 // A topic deleted in the cluster goes from every replica, log included;

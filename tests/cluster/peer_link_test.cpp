@@ -132,7 +132,7 @@ TEST_F(PeerLinkTest, AnotherVersionIsRefusedNamingBoth) {
   ASSERT_TRUE(answer) << answer.error().message;
   const auto& e = std::get<wire::ErrorMsg>(answer.value());
   EXPECT_EQ(e.code, wire::ErrorCode::version);
-  EXPECT_EQ(e.message, "the mirror speaks version 7, this leader version 1");
+  EXPECT_EQ(e.message, "the mirror speaks version 7, this leader version " + std::to_string(wire::kVersion));
   EXPECT_FALSE(leader.get().first);
 }
 

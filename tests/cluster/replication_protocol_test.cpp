@@ -49,6 +49,7 @@ TEST(ReplicationProtocol, EveryTypeRoundTrips) {
   n[15] = std::byte{2};
   Proof p{};
   p[31] = std::byte{9};
+  const std::vector<std::byte> group_a(40, std::byte{1}), group_b(3, std::byte{2});  // opaque to the protocol
   auto batches = batch(10, 3);
   const auto more = batch(13, 2);
   batches.insert(batches.end(), more.begin(), more.end());
@@ -64,6 +65,8 @@ TEST(ReplicationProtocol, EveryTypeRoundTrips) {
       Batches{7, 12, 2, batches},
       Ack{7, 15, 13},
       ErrorMsg{7, ErrorCode::not_leader, "node-c leads partition 3 of 'trucks' now"},
+      Groups{7, {std::span(group_a), std::span(group_b)}},
+      Groups{7, {}},
   };
   for (const auto& m : all) {
     SCOPED_TRACE(to_string(type_of(m)));
@@ -82,6 +85,20 @@ TEST(ReplicationProtocol, EveryTypeRoundTrips) {
   const auto e = std::get<ErrorMsg>(decode_ok(frame(all[10])).message);
   EXPECT_EQ(e.code, ErrorCode::not_leader);
   EXPECT_EQ(e.message, "node-c leads partition 3 of 'trucks' now");
+  const auto g = std::get<Groups>(decode_ok(frame(all[11])).message);
+  ASSERT_EQ(g.files.size(), 2u);
+  EXPECT_TRUE(std::equal(g.files[0].begin(), g.files[0].end(), group_a.begin(), group_a.end()));
+  EXPECT_TRUE(std::equal(g.files[1].begin(), g.files[1].end(), group_b.begin(), group_b.end()));
+}
+
+TEST(ReplicationProtocol, RefusesAGroupFileOverItsLimitAndACountThatLies) {
+  const std::vector<std::byte> big(kMaxGroupFileSize + 1);
+  EXPECT_NE(refusal(frame(Groups{1, {std::span(big)}})).find("over the limit of 16384"), std::string::npos);
+  auto bytes = frame(Groups{1, {}});
+  detail::store_be<std::uint32_t>(bytes.data() + kFrameHeaderSize + 4, 3);  // three files, none there
+  EXPECT_NE(refusal(bytes).find("truncated in groups.file_size"), std::string::npos);
+  detail::store_be<std::uint32_t>(bytes.data() + kFrameHeaderSize + 4, 0xffffffff);
+  EXPECT_NE(refusal(bytes).find("cannot fit a frame"), std::string::npos);
 }
 
 TEST(ReplicationProtocol, AFrameInPiecesNeedsMoreUntilWhole) {

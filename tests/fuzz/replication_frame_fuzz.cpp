@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "group_offsets.h"
 #include "record_batch.h"
 #include "replication_protocol.h"
 
@@ -32,6 +33,10 @@ std::vector<std::string> fuzz_seeds() {
   }
   Nonce n{};
   n[3] = std::byte{7};
+  ringbus::io::GroupOffsets g;
+  g.name = "billing";
+  g.committed = {5, 9};
+  const std::vector<std::byte> group_file = ringbus::io::encode_group_offsets(g);
   const std::vector<Message> messages{
       Hello{kVersion, "prod", "node-a", n},
       Welcome{kVersion, "node-b", n, Proof{}},
@@ -44,6 +49,7 @@ std::vector<std::string> fuzz_seeds() {
       Batches{1, 100, 0, batches},
       Ack{1, 104, 102},
       ErrorMsg{0, ErrorCode::auth, "wrong cluster secret"},
+      Groups{1, {group_file, group_file}},
   };
   std::vector<std::string> seeds;
   std::vector<std::byte> all;

@@ -38,6 +38,10 @@ struct PartitionCursor {
   // the window like window_end does (a claim crossing it is delivered up to
   // it, and the cursor stays at the claim).
   std::uint64_t replicated_end = ~std::uint64_t{0};
+  // A cluster mirror's rings (PartitionState::mirror when opened): they
+  // carry no record, and the partition is read from the copy's log only.
+  bool mirror = false;
+  bool from_earliest = false;  // mirror: placed at the earliest before the copy's start was known
 
   // Every offset below this was delivered or passed over.
   std::uint64_t passed() const noexcept { return std::max(cursor.offset, cursor.deliver_from); }
@@ -98,6 +102,14 @@ struct Consumer::Impl {
   // Reads from disk; returns true if the partition is back on the ring.
   bool poll_disk(PartitionCursor& part, const detail::RecordHandlerRef& handler, std::size_t max_records,
                  PollResult& r);
+  // A mirror's partition: where a start position lies in the copy's log
+  // (a position at its end waits there: the disk cursor opens once there
+  // is something to read), and a poll of it; true once the rings are
+  // deleted (the node no longer mirrors the topic here) and what the copy
+  // held was delivered.
+  bool place_on_mirror(PartitionCursor& part, StartPosition start, std::string& error);
+  bool poll_mirror(PartitionCursor& part, const detail::RecordHandlerRef& handler, std::size_t max_records,
+                   PollResult& r);
 };
 
 bool Consumer::Impl::go_to_disk(PartitionCursor& part, std::uint64_t offset, std::string& error, bool or_earliest) {
@@ -144,6 +156,7 @@ bool Consumer::Impl::poll_disk(PartitionCursor& part, const detail::RecordHandle
       continue;
     }
     if (s.kind == log::LogStep::end) {
+      if (part.mirror) return false;  // the copy's log is all there is
       // Caught up with the log: back to the ring if it still holds our position.
       std::string error;
       detail::ReaderCursor ring_cursor;
@@ -255,6 +268,7 @@ bool Consumer::Impl::place(PartitionCursor& part, StartPosition start, std::stri
   if (part.cursor.gating_slot >= 0) part.ring->close_cursor(part.cursor);
   part.disk.reset();
   part.cursor = detail::ReaderCursor{};
+  if (part.mirror) return place_on_mirror(part, start, error);
   // From the earliest, or an offset the ring no longer holds: the log.
   const std::uint64_t disk_start = part.ring->header().log_start_offset.load(std::memory_order_acquire);
   if (!part.log_dir.empty() && start.kind == StartPosition::Kind::earliest &&
@@ -270,6 +284,51 @@ bool Consumer::Impl::place(PartitionCursor& part, StartPosition start, std::stri
   }
   if (!disk_error.empty()) error = disk_error;
   return false;
+}
+
+bool Consumer::Impl::place_on_mirror(PartitionCursor& part, StartPosition start, std::string& error) {
+  const detail::PartitionHeader& h = part.ring->header();
+  const std::uint64_t written = h.log_written.load(std::memory_order_acquire);
+  std::uint64_t at = written;
+  if (start.kind == StartPosition::Kind::earliest) {
+    at = h.log_start_offset.load(std::memory_order_acquire);
+  } else if (start.kind == StartPosition::Kind::latest) {
+    at = std::min(written, replicated_end(part));
+  } else if (start.offset > written) {
+    error = "offset " + std::to_string(start.offset) + " is past the end of this host's copy (" + std::to_string(written) + ")";
+    return false;
+  } else {
+    at = start.offset;
+  }
+  part.cursor.offset = part.cursor.deliver_from = at;
+  part.from_earliest = start.kind == StartPosition::Kind::earliest;
+  return at >= written || go_to_disk(part, at, error, part.from_earliest);
+}
+
+bool Consumer::Impl::poll_mirror(PartitionCursor& part, const detail::RecordHandlerRef& handler, std::size_t max_records,
+                                 PollResult& r) {
+  const std::uint64_t limit =
+      std::min(part.ring->header().log_written.load(std::memory_order_acquire), part.replicated_end);
+  if (!part.disk && part.passed() < limit) {
+    // A copy whose start was not known yet when the consumer was placed at
+    // the earliest starts where the copy does; any other position the copy
+    // does not hold is reported, and reading goes on at its start.
+    std::string error;
+    const std::uint64_t from = part.passed();
+    if (!go_to_disk(part, from, error, part.from_earliest)) {
+      const std::uint64_t start = part.ring->header().log_start_offset.load(std::memory_order_acquire);
+      r.status = PollStatus::out_of_range;
+      r.partition = part.ring->partition();
+      r.missed_from = from;
+      r.resumed_at = std::max(from, start);
+      part.cursor.offset = part.cursor.deliver_from = r.resumed_at;
+      return false;
+    }
+    part.from_earliest = false;
+  }
+  const std::size_t before = r.records;
+  if (part.disk) (void)poll_disk(part, handler, max_records, r);
+  return r.status == PollStatus::ok && r.records == before && part.ring->deleted();
 }
 
 Result<Consumer> Consumer::open(std::string_view instance, std::string_view topic, ConsumerOptions options) {
@@ -296,6 +355,7 @@ Result<Consumer> Consumer::open(std::string_view instance, std::string_view topi
   const std::string log_dir = detail::topic_log_directory(instance, topic);
   for (const std::uint32_t p : ids) {
     PartitionCursor part{&impl->topic->ring(p), {}, log_dir.empty() ? "" : log::partition_log_directory(log_dir, p), {}};
+    part.mirror = part.ring->mirror();
     std::string error;
     if (!impl->place(part, impl->options.start, error)) {
       return Error{Errc::invalid_argument, "topic '" + std::string(topic) + "': " + error};
@@ -320,6 +380,15 @@ PollResult Consumer::poll_with(detail::RecordHandlerRef handler, std::size_t max
   for (std::size_t k = 0; k < count && r.records < max_records; ++k) {
     PartitionCursor& part = im.parts[(im.next + k) % count];
     part.replicated_end = im.replicated_end(part);
+    if (part.mirror) {
+      const bool deleted = im.poll_mirror(part, handler, max_records, r);
+      if (r.status != PollStatus::ok) {
+        im.next = (im.next + 1) % count;
+        return r;
+      }
+      all_deleted = all_deleted && deleted;
+      continue;
+    }
     if (part.disk) {
       const bool back_on_ring = im.poll_disk(part, handler, max_records, r);
       if (r.status != PollStatus::ok) {
@@ -381,6 +450,9 @@ PollResult Consumer::poll_with(detail::RecordHandlerRef handler, std::size_t max
 
 bool Consumer::Impl::has_news(const PartitionCursor& part) const noexcept {
   if (part.passed() >= replicated_end(part)) return false;  // nothing more is replicated yet
+  if (part.mirror && !part.disk) {
+    return part.passed() < part.ring->header().log_written.load(std::memory_order_acquire) || part.ring->deleted();
+  }
   if (part.disk) return part.disk->next_offset() < part.ring->header().log_written.load(std::memory_order_acquire);
   return part.ring->has_news(part.cursor, options.gating);
 }
@@ -404,8 +476,8 @@ WaitStatus Consumer::wait(std::chrono::nanoseconds timeout) {
     return limit;
   };
   // The flusher does not wake readers of the log: they look again soon.
-  const bool reads_disk =
-      std::any_of(im.parts.begin(), im.parts.end(), [](const PartitionCursor& p) { return p.disk != nullptr; });
+  const bool reads_disk = std::any_of(im.parts.begin(), im.parts.end(),
+                                      [](const PartitionCursor& p) { return p.disk != nullptr || p.mirror; });
   const std::int64_t deadline = detail::deadline_after(timeout.count());
   for (std::uint32_t i = 0;; ++i) {
     if (any_news()) return WaitStatus::ready;

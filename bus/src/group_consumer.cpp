@@ -65,6 +65,13 @@ Result<GroupConsumer> GroupConsumer::join(std::string_view instance, std::string
                                           GroupOptions options) {
   auto map = detail::TopicMap::open(instance, topic, /*populate=*/false);
   if (!map) return map.error();
+  if (map.value()->ring(0).mirror()) {
+    // Its groups are the leader's (their files are copied here for a
+    // failover); a member here would commit where the leader never sees it.
+    return Error{Errc::invalid_argument, "topic '" + std::string(topic) +
+                                             "' is a mirror's copy on this host: consumer groups read it on the node "
+                                             "that leads it (ringbus cluster status says which)"};
+  }
   const std::uint32_t n = map.value()->partition_count();
   std::vector<std::uint64_t> starts(n, detail::kNoOffset);
   if (options.settings.mode == GroupMode::queue) {

@@ -264,6 +264,8 @@ enum class PartitionState : std::uint32_t {
   live = 0,
   deleted = 1,  // the topic was deleted: producers stop, consumers drain what was published
   offline = 2,  // the partition's commit log cannot be opened: producers are refused
+  mirror = 3,   // a cluster mirror's copy: producers are refused (not_leader),
+                // consumers read the copy's log, never the ring
 };
 
 // PartitionHeader::log_durability: whether a flusher serves the partition,

@@ -107,8 +107,13 @@ class PartitionRing {
   bool deleted() const noexcept { return state() == PartitionState::deleted; }
   // What a producer is told when the partition is not live.
   PublishStatus refusal() const noexcept {
-    return deleted() ? PublishStatus::topic_deleted : PublishStatus::partition_offline;
+    switch (state()) {
+      case PartitionState::deleted: return PublishStatus::topic_deleted;
+      case PartitionState::mirror: return PublishStatus::not_leader;
+      default: return PublishStatus::partition_offline;
+    }
   }
+  bool mirror() const noexcept { return state() == PartitionState::mirror; }
 
   // ---- producer side -----------------------------------------------------
   // Claims `bytes` (a multiple of kFrameAlign, at most capacity/4) for

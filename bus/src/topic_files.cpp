@@ -302,6 +302,7 @@ TopicInfo TopicMap::describe() const {
   info.ring_bytes = h.ring_capacity;
   info.max_record_size = h.max_record_size;
   info.abandoned_claim_timeout = std::chrono::nanoseconds(h.abandoned_claim_timeout_ns);
+  info.mirror = rings_.front()->mirror();
   for (const auto& ring : rings_) {
     const Pair t = ring->tail();
     const PartitionHeader& ph = ring->header();
@@ -383,7 +384,9 @@ Result<TopicInfo> create_topic_files(std::string_view instance, const TopicConfi
     h->log_durability = static_cast<std::uint32_t>(log.directory.empty() ? LogDurability::none
                                                                          : log_durability_of(config.log.durability));
     h->log_start_offset = h->log_written = h->log_durable = base;
+    if (!log.start_offsets.empty()) h->log_start_offset = std::min(log.start_offsets.at(p), base);
     h->min_insync = log.min_insync;
+    if (log.mirror) h->state = static_cast<std::uint32_t>(PartitionState::mirror);
   }
   // Publish atomically; RENAME_NOREPLACE refuses if another create won.
   if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, final_dir.c_str(), RENAME_NOREPLACE) != 0) {

@@ -304,6 +304,7 @@ void ClusterNode::stop() {
         if (auto s = l->close_clean(); !s) log("error", s.error().message);
       }
     }
+    if (t->role == Local::Role::mirroring) (void)broker_.stop_mirror(name);
   }
   topics_.clear();
   lease_.reset();  // revokes: other nodes take over what this one led at once
@@ -585,6 +586,7 @@ Status ClusterNode::lead(Local& t, const VersionedLeadership& leadership) {
     t.role = Local::Role::none;
   }
   if (t.role == Local::Role::none) {
+    (void)broker_.stop_mirror(t.name);  // this host's readers of the copy see topic_deleted, then open the topic again
     auto served = broker_.describe_topic(t.name);
     if (served) {
       // The broker recovered it at start: this node led it before.
@@ -655,10 +657,21 @@ void ClusterNode::forget(Local& t) {
   if (t.role == Local::Role::mirroring) {
     if (auto it = following_.find(t.leader); it != following_.end()) it->second->follower.reset();
     t.logs.clear();
+    (void)broker_.stop_mirror(t.name);
     std::error_code ec;
     fs::remove_all(mirror_dir(t.name), ec);
   }
   t.role = Local::Role::none;
+}
+
+Status ClusterNode::serve_copy(Local& t) {
+  const std::vector<std::uint64_t> unknown(t.record.config.partitions, 0);
+  auto served = broker_.serve_mirror(t.record.config, t.id, t.record.min_insync, mirror_dir(t.name), unknown, unknown);
+  if (!served) return served.error();
+  auto map = detail::TopicMap::open(broker_.instance(), t.name, /*populate=*/false);
+  if (!map) return map.error();
+  for (std::uint32_t p = 0; p < t.logs.size(); ++p) t.logs[p]->publish_to(map.value(), p);
+  return {};
 }
 
 void ClusterNode::drop_stale_copy(const Local& t) {
@@ -694,6 +707,7 @@ Status ClusterNode::mirror(Local& t, const std::string& leader) {
     if (auto it = following_.find(t.leader); it != following_.end()) it->second->follower.reset();
   } else {
     const std::string copy = mirror_dir(t.name);
+    (void)broker_.stop_mirror(t.name);  // rings of an earlier copy (made again below)
     if (broker_.describe_topic(t.name)) {
       // The broker recovered it at start, from when this node led it.
       t.role = Local::Role::leading;
@@ -712,6 +726,9 @@ Status ClusterNode::mirror(Local& t, const std::string& leader) {
       t.logs.push_back(std::make_unique<MirrorLog>(log::partition_log_directory(copy, p), t.record.config.log, options_.log,
                                                    "partition " + std::to_string(p) + " of topic '" + t.name + "' (mirror)"));
     }
+    // This host's consumers read the copy through the mirror's rings; the
+    // logs publish their marks there once the follower opens them.
+    if (auto s = serve_copy(t); !s) log("warn", "topic '" + t.name + "': this host's consumers cannot read the mirror's copy: " + s.error().message);
   }
   t.role = Local::Role::mirroring;
   t.leader = leader;

@@ -144,6 +144,9 @@ class ClusterNode {
   // A topic no longer replicated here (deleted in etcd, or moved off this
   // node): its log deleted, whether led or mirrored.
   void forget(Local& t);
+  // Serves the mirror's copy of `t` to this host's consumers
+  // (Broker::serve_mirror), its logs publishing their marks there.
+  Status serve_copy(Local& t);
   // Removes a mirror's copy of `t` left by an older topic of that name (its
   // topic.meta names another id, or cannot be read).
   void drop_stale_copy(const Local& t);

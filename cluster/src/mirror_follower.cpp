@@ -285,6 +285,7 @@ Status MirrorFollower::on_epoch_end(PeerLink& link, Stream& s, const wire::Epoch
 Status MirrorFollower::on_batches(PeerLink& link, Stream& s, const wire::Batches& b) {
   s.state.high_watermark = b.high_watermark;
   MirrorLog& mlog = *s.target.log;
+  mlog.set_high_watermark(b.high_watermark);
   // The decoder checked the framing: whole batches, contiguous.
   for (std::size_t at = 0; at < b.batches.size();) {
     log::v2::BatchHeader h;

@@ -1,7 +1,10 @@
 #include "mirror_log.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
+
+#include "sync.h"
 
 namespace ringbus::cluster {
 
@@ -37,6 +40,7 @@ Status MirrorLog::ensure_open(std::uint64_t first_offset) {
   writer_ = std::make_unique<io::LogWriter>(std::move(log.value()), *io_, config_, log_fn_, 0, where_, events);
   written_.store(end, std::memory_order_release);
   durable_.store(end, std::memory_order_release);  // recovery synced what it kept
+  publish_marks();
   return {};
 }
 
@@ -74,6 +78,7 @@ Result<std::uint64_t> MirrorLog::truncate_to(std::uint64_t offset) {
   if (!end) return end;
   written_.store(writer_->written(), std::memory_order_release);
   durable_.store(writer_->durable(), std::memory_order_release);
+  publish_marks();
   return end;
 }
 
@@ -83,9 +88,44 @@ Status MirrorLog::close_clean() {
   return writer_->close_clean();
 }
 
-void MirrorLog::written(std::uint64_t offset, std::uint64_t) { written_.store(offset, std::memory_order_release); }
-void MirrorLog::durable(std::uint64_t offset) { durable_.store(offset, std::memory_order_release); }
+void MirrorLog::written(std::uint64_t offset, std::uint64_t) {
+  written_.store(offset, std::memory_order_release);
+  publish_marks();
+}
+void MirrorLog::durable(std::uint64_t offset) {
+  durable_.store(offset, std::memory_order_release);
+  publish_marks();
+}
 void MirrorLog::failed(int err) { error_.store(err, std::memory_order_relaxed); }
-void MirrorLog::start_moved(std::uint64_t) {}
+void MirrorLog::start_moved(std::uint64_t) { publish_marks(); }
+
+void MirrorLog::publish_to(std::shared_ptr<detail::TopicMap> map, std::uint32_t partition) {
+  marks_ = std::move(map);
+  partition_ = partition;
+  publish_marks();
+}
+
+void MirrorLog::set_high_watermark(std::uint64_t hw) {
+  if (hw == high_watermark_) return;
+  high_watermark_ = hw;
+  publish_marks();
+}
+
+// As a leader's flusher and node do for their rings: the marks, then a
+// wake-up for consumers waiting on them (Dekker: stored seq_cst, then the
+// waiters read).
+void MirrorLog::publish_marks() {
+  if (!marks_) return;
+  detail::PartitionHeader& h = marks_->ring(partition_).header();
+  const std::uint64_t w = written();
+  if (writer_) h.log_start_offset.store(start(), std::memory_order_release);
+  h.log_durable.store(durable(), std::memory_order_seq_cst);
+  h.log_written.store(w, std::memory_order_seq_cst);
+  h.log_replicated.store(std::min(high_watermark_, w), std::memory_order_seq_cst);
+  if (h.durable_waiters.load(std::memory_order_seq_cst) != 0) {
+    h.durable_seq.fetch_add(1, std::memory_order_release);
+    detail::futex_wake_all(&h.durable_seq);
+  }
+}
 
 }  // namespace ringbus::cluster

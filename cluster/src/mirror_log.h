@@ -18,6 +18,7 @@
 #include "file_io.h"
 #include "log_writer.h"
 #include "partition_log.h"
+#include "topic_files.h"
 
 namespace ringbus::cluster {
 
@@ -60,6 +61,14 @@ class MirrorLog : private io::LogWriter::Events {
   // (open) True while batches it took wait on writes that fail.
   bool stuck() const noexcept { return writer_->busy() && writer_->stuck(); }
 
+  // Publishes the copy's marks in the mirror's rings, for this host's
+  // consumers (Broker::serve_mirror): its start, written and durable
+  // offsets whenever they move, and the replicated end (the leader's high
+  // watermark, within what is written). Called before the follower runs.
+  void publish_to(std::shared_ptr<detail::TopicMap> map, std::uint32_t partition);
+  // The leader's high watermark, as its stream last said.
+  void set_high_watermark(std::uint64_t hw);
+
   std::uint64_t written() const noexcept { return written_.load(std::memory_order_acquire); }
   std::uint64_t durable() const noexcept { return durable_.load(std::memory_order_acquire); }
   int error() const noexcept { return error_.load(std::memory_order_relaxed); }
@@ -69,6 +78,7 @@ class MirrorLog : private io::LogWriter::Events {
   void durable(std::uint64_t offset) override;
   void failed(int err) override;
   void start_moved(std::uint64_t offset) override;
+  void publish_marks();
 
   std::string dir_;
   LogConfig config_;
@@ -78,6 +88,9 @@ class MirrorLog : private io::LogWriter::Events {
   std::unique_ptr<io::LogWriter> writer_;
   std::atomic<std::uint64_t> written_{0};
   std::atomic<std::uint64_t> durable_{0};
+  std::shared_ptr<detail::TopicMap> marks_;  // the mirror's rings (publish_to)
+  std::uint32_t partition_ = 0;
+  std::uint64_t high_watermark_ = 0;
   std::atomic<int> error_{0};
 };
 

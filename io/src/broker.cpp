@@ -370,7 +370,8 @@ Status Broker::Impl::open_data_dir(const BrokerOptions& options, bool adopt) {
     (void)detail::delete_topic_files(instance, name);
   }
   group_keeper = std::make_unique<io::GroupKeeper>(
-      instance, mu, log, [this](const std::string& topic, const std::vector<std::uint64_t>& below) {
+      instance, mu, log, [this](const std::string& topic) { return logged.contains(topic); },
+      [this](const std::string& topic, const std::vector<std::uint64_t>& below) {
         // Under mu (the keeper's pass holds it).
         const auto it = logged.find(topic);
         if (it == logged.end()) return;
@@ -499,7 +500,7 @@ Status Broker::Impl::attach_log(const io::TopicMeta& meta, std::vector<std::uniq
   if (create_rings) {
     std::vector<std::uint64_t> ends;
     for (const auto& l : logs) ends.push_back(l ? l->end_offset() : 0);
-    auto info = detail::create_topic_files(instance, config, topic_id, detail::TopicLog{dir, ends, meta.min_insync});
+    auto info = detail::create_topic_files(instance, config, topic_id, detail::TopicLog{dir, ends, meta.min_insync, false, {}});
     if (!info) return info.error();
   }
   auto map = detail::TopicMap::open(instance, config.name, /*populate=*/false);
@@ -644,6 +645,33 @@ Result<TopicInfo> Broker::adopt_topic(std::string_view name) {
   }
   if (auto s = im.load_topic(meta.value(), /*adopt=*/false); !s) return s.error();
   return ringbus::describe_topic(im.instance, name);
+}
+
+Result<TopicInfo> Broker::serve_mirror(const TopicConfig& config, std::uint64_t topic_id, std::uint32_t min_insync,
+                                       const std::string& log_dir, const std::vector<std::uint64_t>& starts,
+                                       const std::vector<std::uint64_t>& ends) {
+  std::lock_guard lock(impl_->mu);
+  Impl& im = *impl_;
+  if (im.closed) return Error{Errc::invalid_argument, "broker is closed"};
+  if (starts.size() != config.partitions || ends.size() != config.partitions) {
+    return Error{Errc::invalid_argument, "topic '" + config.name + "': " + std::to_string(ends.size()) + " log ends for " +
+                                             std::to_string(config.partitions) + " partitions"};
+  }
+  TopicConfig rings = config;
+  rings.ring_bytes = detail::kMinRingCapacity;
+  rings.max_record_size = std::min<std::uint32_t>(
+      config.max_record_size, static_cast<std::uint32_t>(rings.ring_bytes / 4 - sizeof(detail::RecordHeader)));
+  return detail::create_topic_files(im.instance, rings, topic_id, detail::TopicLog{log_dir, ends, min_insync, true, starts});
+}
+
+Status Broker::stop_mirror(std::string_view name) {
+  std::lock_guard lock(impl_->mu);
+  Impl& im = *impl_;
+  if (im.closed) return Error{Errc::invalid_argument, "broker is closed"};
+  auto map = detail::TopicMap::open(im.instance, name, /*populate=*/false);
+  if (!map) return map.error();
+  if (!map.value()->ring(0).mirror()) return Error{Errc::invalid_argument, "topic '" + std::string(name) + "' is not a mirror's copy"};
+  return detail::delete_topic_files(im.instance, name);
 }
 
 Status Broker::release_topic(std::string_view name) {

@@ -53,10 +53,11 @@ std::vector<std::string> offsets_files(const std::string& dir) {
 
 }  // namespace
 
-GroupKeeper::GroupKeeper(std::string instance, std::mutex& topics_mu, LogFn log, ConsumedFn on_consumed)
+GroupKeeper::GroupKeeper(std::string instance, std::mutex& topics_mu, LogFn log, OwnsFn owns, ConsumedFn on_consumed)
     : instance_(std::move(instance)),
       topics_mu_(topics_mu),
       log_(std::move(log)),
+      owns_(std::move(owns)),
       on_consumed_(std::move(on_consumed)),
       thread_([this] { run(); }) {}
 
@@ -95,7 +96,7 @@ void GroupKeeper::pass(bool final) {
   std::set<std::string> seen;
   for (const std::string& topic : detail::list_topic_names(instance_)) {
     const std::string topic_dir = detail::topic_log_directory(instance_, topic);
-    if (topic_dir.empty()) continue;
+    if (topic_dir.empty() || !owns_(topic)) continue;
     const std::vector<std::string> groups = detail::list_group_names(instance_, topic);
     // The minimum over the groups' written positions; empty (nothing
     // consumed) with no group, or while one has not been written.

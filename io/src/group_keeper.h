@@ -35,7 +35,11 @@ namespace ringbus::io {
 class GroupKeeper {
  public:
   using ConsumedFn = std::function<void(const std::string& topic, const std::vector<std::uint64_t>& below)>;
-  GroupKeeper(std::string instance, std::mutex& topics_mu, LogFn log, ConsumedFn on_consumed);
+  // Whether a topic's groups are the broker's to keep (called under
+  // topics_mu): not a cluster mirror's copy, whose group files are its
+  // leader's (cluster/README.md, "Consumer groups across a failover").
+  using OwnsFn = std::function<bool(const std::string& topic)>;
+  GroupKeeper(std::string instance, std::mutex& topics_mu, LogFn log, OwnsFn owns, ConsumedFn on_consumed);
   ~GroupKeeper();  // stop()
   // A last pass (so what members committed just before is written), then the thread ends.
   void stop();
@@ -66,6 +70,7 @@ class GroupKeeper {
   std::string instance_;
   std::mutex& topics_mu_;
   LogFn log_;
+  OwnsFn owns_;
   ConsumedFn on_consumed_;
   std::map<std::string, Known> known_;  // "<topic>/<group>"
   std::mutex mu_;

@@ -161,7 +161,7 @@ TEST_F(ClusterNodeTest, ALeaderGoesAMirrorTakesOverWhereItWasAndTheOldLeaderCome
   // The first replica leads, with the cluster's topic id; the other mirrors.
   ASSERT_TRUE(eventually([&] { return role(a) && role(a)->leading && role(b) && !role(b)->leading; }));
   EXPECT_EQ(a.broker->describe_topic("t")->topic_id, id.value());
-  EXPECT_FALSE(b.broker->describe_topic("t")) << "a mirror's broker does not serve the topic";
+  EXPECT_TRUE(b.broker->describe_topic("t")->mirror) << "a mirror's broker serves the topic's copy, to be read there";
   EXPECT_EQ(role(a)->epoch, 0);
   publish(a, 0, 1000);
   // b is in sync (as every replica of a new topic is) and the high
@@ -189,7 +189,7 @@ TEST_F(ClusterNodeTest, ALeaderGoesAMirrorTakesOverWhereItWasAndTheOldLeaderCome
   Node& again = start("a");
   ASSERT_TRUE(again.node);
   ASSERT_TRUE(eventually([&] { return role(again) && !role(again)->leading && role(again)->leader == "b"; }));
-  EXPECT_FALSE(again.broker->describe_topic("t"));
+  EXPECT_TRUE(again.broker->describe_topic("t")->mirror);
   ASSERT_TRUE(eventually([&] { return role(b)->isr == std::vector<std::string>{"b", "a"}; })) << role(b)->isr.size();
   ASSERT_TRUE(eventually([&] { return role(b)->partitions[0].high_watermark == 1500; }));
 
@@ -312,6 +312,53 @@ TEST_F(ClusterNodeTest, AGroupResumesOnTheNewLeaderWhereItCommitted) {
   EXPECT_EQ(rest.back(), 99u);
 }
 
+// A consumer on a mirror's host reads the topic there, from the mirror's
+// copy (replicated records only, as on the leader), without loading the
+// leader; producers there are told not_leader and groups are refused; when
+// the mirror takes the lead, its readers see topic_deleted, and read on
+// from the topic it now serves.
+TEST_F(ClusterNodeTest, AConsumerOnAMirrorsHostReadsTheCopy) {
+  Node& a = start("a");
+  Node& b = start("b");
+  ASSERT_TRUE(a.node->create_topic(topic({"a", "b"})));
+  ASSERT_TRUE(eventually([&] { return role(a) && role(a)->leading && role(b) && !role(b)->leading; }));
+  ConsumerOptions o;
+  o.start = StartPosition::earliest();
+  Result<Consumer> c = Error{Errc::not_found, ""};
+  ASSERT_TRUE(eventually([&] { return (c = Consumer::open(b.instance, "t", o)).ok(); })) << c.error().message;
+  publish(a, 0, 500);
+  std::uint64_t next = 0;
+  PollStatus last = PollStatus::ok;
+  const auto until = std::chrono::steady_clock::now() + 20s;
+  while (next < 500 && std::chrono::steady_clock::now() < until) {
+    const PollResult r = c->poll([&](const Record& rec) {
+      ASSERT_EQ(rec.offset, next);
+      ASSERT_EQ(rec.value, value(next));
+      ++next;
+    });
+    ASSERT_EQ(r.status, PollStatus::ok) << to_string(r.status);
+    if (r.records == 0) (void)c->wait(10ms);
+  }
+  ASSERT_EQ(next, 500u) << "the copy on b holds what a published";
+
+  auto p = Producer::open(b.instance, "t");
+  ASSERT_TRUE(p) << p.error().message;
+  EXPECT_EQ(p->publish("", "x").status, PublishStatus::not_leader);
+  auto g = GroupConsumer::join(b.instance, "t", "billing");
+  ASSERT_FALSE(g);
+  EXPECT_NE(g.error().message.find("mirror's copy"), std::string::npos) << g.error().message;
+
+  stop("a");
+  ASSERT_TRUE(eventually([&] { return role(b) && role(b)->leading; }));
+  ASSERT_TRUE(eventually([&] {
+    last = c->poll([&](const Record&) { ++next; }).status;
+    return last != PollStatus::ok;
+  }));
+  EXPECT_EQ(last, PollStatus::topic_deleted);
+  EXPECT_EQ(next, 500u);
+  expect_records(b, 500);
+}
+
 // A topic deleted in the cluster goes from every replica, log included;
 // one created again under the same name is a new topic (a new id, offsets
 // from 0), not the old one's copy.
@@ -327,6 +374,7 @@ TEST_F(ClusterNodeTest, ADeletedTopicGoesFromEveryReplicaAndItsNameCanBeUsedAgai
   EXPECT_EQ(b.node->delete_topic("t").error().code, Errc::not_found);
   ASSERT_TRUE(eventually([&] { return !role(a) && !role(b); }));
   EXPECT_FALSE(a.broker->describe_topic("t"));
+  EXPECT_FALSE(b.broker->describe_topic("t")) << "the mirror's copy is no longer served to its host";
   EXPECT_FALSE(std::filesystem::exists(a.data / "t"));
   EXPECT_FALSE(std::filesystem::exists(b.data / ".mirror" / "t"));
 

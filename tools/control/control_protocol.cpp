@@ -81,6 +81,7 @@ Json topic_info_to_json(const TopicInfo& info) {
        std::chrono::duration_cast<std::chrono::milliseconds>(info.abandoned_claim_timeout).count()},
       {"partition_info", std::move(parts)},
   };
+  if (info.mirror) j["mirror"] = true;
   if (info.log) j["log"] = log_config_to_json(*info.log);
   return j;
 }

@@ -39,6 +39,10 @@ void print_topic(const Json& t) {
              t["name"].get<std::string>(), t["topic_id"].get<std::uint64_t>(), t["partitions"].get<std::uint32_t>(),
              t["ring_bytes"].get<std::uint64_t>(), t["max_record_size"].get<std::uint32_t>(),
              t["abandoned_claim_timeout_ms"].get<std::int64_t>());
+  if (t.value("mirror", false)) {
+    fmt::print("a mirror's copy: another node of the cluster leads it (ringbus cluster status); consumers read it "
+               "here, producers are refused\n");
+  }
   if (t.contains("log")) {
     const Json& l = t["log"];
     const auto ms = [&](const char* key) { return l[key].get<std::int64_t>(); };

@@ -91,6 +91,10 @@ struct TopicInfo {
   std::uint32_t max_record_size = 0;
   std::chrono::nanoseconds abandoned_claim_timeout{};
   std::vector<PartitionInfo> partition_info;
+  // A cluster mirror's copy on this host (cluster/README.md, "Consumers on
+  // a mirror's host"): consumers read it here, producers are refused
+  // (not_leader); ring_bytes is then the mirror's small rings'.
+  bool mirror = false;
   // The commit log's settings: only the broker knows them (Broker::
   // describe_topic fills this in; the shared memory does not hold them).
   std::optional<LogConfig> log;

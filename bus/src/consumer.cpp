@@ -395,8 +395,10 @@ PollResult Consumer::poll_with(detail::RecordHandlerRef handler, std::size_t max
         im.next = (im.next + 1) % count;
         return r;
       }
-      all_deleted = false;
-      if (!back_on_ring) continue;
+      if (!back_on_ring) {
+        all_deleted = all_deleted && part.passed() >= part.replicated_end && part.ring->deleted();
+        continue;
+      }
     }
     const std::uint64_t start_position = part.cursor.position;
     bool part_deleted = false;
@@ -440,6 +442,9 @@ PollResult Consumer::poll_with(detail::RecordHandlerRef handler, std::size_t max
       im.next = (im.next + 1) % count;
       return r;
     }
+    // At the high watermark of a deleted topic (its leader stepped down):
+    // what lies above it is not delivered, since no failover keeps it.
+    if (part.passed() >= part.replicated_end && part.ring->deleted()) part_deleted = true;
     all_deleted = all_deleted && part_deleted;
     if (gating && !part.disk && part.cursor.position != start_position) part.ring->publish_gate(part.cursor);
   }
@@ -449,7 +454,8 @@ PollResult Consumer::poll_with(detail::RecordHandlerRef handler, std::size_t max
 }
 
 bool Consumer::Impl::has_news(const PartitionCursor& part) const noexcept {
-  if (part.passed() >= replicated_end(part)) return false;  // nothing more is replicated yet
+  // Nothing more is replicated yet: only the topic's deletion is news.
+  if (part.passed() >= replicated_end(part)) return part.ring->deleted();
   if (part.mirror && !part.disk) {
     return part.passed() < part.ring->header().log_written.load(std::memory_order_acquire) || part.ring->deleted();
   }

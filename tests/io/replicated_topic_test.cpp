@@ -116,6 +116,24 @@ TEST_F(ReplicatedTopic, AConsumerReadsOnlyBelowTheHighWatermarkUnlessItAsksForEv
   EXPECT_EQ(replicated->position(0), 10u);
 }
 
+// The leader steps down (its topic released): a consumer at the high
+// watermark is told topic_deleted, and never gets what lies above it.
+TEST_F(ReplicatedTopic, AConsumerAtTheHighWatermarkOfAReleasedTopicIsToldItIsDeleted) {
+  Broker b = start();
+  ASSERT_TRUE(b.create_topic(config(), 9, 2));
+  publish(10);
+  replicated_up_to(4, 2);
+  auto c = Consumer::open(instance, "t", from_earliest());
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(drain(c.value()), range(0, 4));
+  ASSERT_TRUE(b.release_topic("t"));
+  EXPECT_EQ(c->wait(std::chrono::seconds(10)), WaitStatus::ready) << "the deletion is news";
+  std::vector<std::uint64_t> seen;
+  const PollResult r = c->poll([&](const Record& rec) { seen.push_back(rec.offset); });
+  EXPECT_EQ(r.status, PollStatus::topic_deleted) << to_string(r.status);
+  EXPECT_TRUE(seen.empty());
+}
+
 // A consumer started at the earliest offset reads the log files, not the
 // ring: the same limit holds there.
 TEST_F(ReplicatedTopic, AConsumerOfTheLogStopsAtTheHighWatermarkToo) {

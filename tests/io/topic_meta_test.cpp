@@ -59,23 +59,23 @@ TEST(TopicMeta, OlderVersionsReadAsUncompressedAndNotReplicated) {
   EXPECT_EQ(v1->config.log.retention_policy, RetentionPolicy::limits);
 }
 
-TEST(TopicMeta, AnUnknownCodecIsRefusedByName) {
+// The current record with one u32 field at `offset` set to `value` (resealed).
+std::vector<std::byte> with_field(std::size_t offset, std::uint32_t value) {
   std::vector<std::byte> bytes = encode_topic_meta(sample());
-  const std::uint32_t brotli = 9;
-  std::memcpy(bytes.data() + offsetof(TopicMetaRecord, compression), &brotli, sizeof brotli);
+  std::memcpy(bytes.data() + offset, &value, sizeof value);
   seal_envelope(bytes, kTopicMetaMagic, kTopicMetaVersion);
-  auto m = decode_topic_meta(bytes, "t/topic.meta");
+  return bytes;
+}
+
+TEST(TopicMeta, AnUnknownCodecIsRefusedByName) {
+  auto m = decode_topic_meta(with_field(offsetof(TopicMetaRecord, compression), 9), "t/topic.meta");  // brotli
   ASSERT_FALSE(m.ok());
   EXPECT_EQ(m.error().code, Errc::corrupt);
   EXPECT_NE(m.error().message.find("t/topic.meta: unknown compression 9"), std::string::npos) << m.error().message;
 }
 
 TEST(TopicMeta, AMinInsyncAboveFiveReplicasIsRefusedByName) {
-  std::vector<std::byte> bytes = encode_topic_meta(sample());
-  const std::uint32_t six = 6;
-  std::memcpy(bytes.data() + offsetof(TopicMetaRecord, min_insync), &six, sizeof six);
-  seal_envelope(bytes, kTopicMetaMagic, kTopicMetaVersion);
-  auto m = decode_topic_meta(bytes, "t/topic.meta");
+  auto m = decode_topic_meta(with_field(offsetof(TopicMetaRecord, min_insync), 6), "t/topic.meta");
   ASSERT_FALSE(m.ok());
   EXPECT_NE(m.error().message.find("t/topic.meta: min_insync 6"), std::string::npos) << m.error().message;
 }

@@ -384,7 +384,6 @@ Result<TopicInfo> create_topic_files(std::string_view instance, const TopicConfi
     h->log_durability = static_cast<std::uint32_t>(log.directory.empty() ? LogDurability::none
                                                                          : log_durability_of(config.log.durability));
     h->log_start_offset = h->log_written = h->log_durable = base;
-    if (!log.start_offsets.empty()) h->log_start_offset = std::min(log.start_offsets.at(p), base);
     h->min_insync = log.min_insync;
     if (log.mirror) h->state = static_cast<std::uint32_t>(PartitionState::mirror);
   }

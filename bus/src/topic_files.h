@@ -69,7 +69,6 @@ struct TopicLog {
   std::vector<std::uint64_t> base_offsets;  // per partition: the log's end offset (empty: all 0)
   std::uint32_t min_insync = 0;             // a cluster's topic (PartitionHeader::min_insync); 0: not replicated
   bool mirror = false;                      // a mirror's copy: the rings start in PartitionState::mirror
-  std::vector<std::uint64_t> start_offsets; // per partition: the log's start (empty: its end)
 };
 
 // What PartitionHeader::log_durability says for a topic with a commit log.

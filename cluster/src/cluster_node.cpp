@@ -665,8 +665,7 @@ void ClusterNode::forget(Local& t) {
 }
 
 Status ClusterNode::serve_copy(Local& t) {
-  const std::vector<std::uint64_t> unknown(t.record.config.partitions, 0);
-  auto served = broker_.serve_mirror(t.record.config, t.id, t.record.min_insync, mirror_dir(t.name), unknown, unknown);
+  auto served = broker_.serve_mirror(t.record.config, t.id, t.record.min_insync, mirror_dir(t.name));
   if (!served) return served.error();
   auto map = detail::TopicMap::open(broker_.instance(), t.name, /*populate=*/false);
   if (!map) return map.error();

@@ -500,7 +500,7 @@ Status Broker::Impl::attach_log(const io::TopicMeta& meta, std::vector<std::uniq
   if (create_rings) {
     std::vector<std::uint64_t> ends;
     for (const auto& l : logs) ends.push_back(l ? l->end_offset() : 0);
-    auto info = detail::create_topic_files(instance, config, topic_id, detail::TopicLog{dir, ends, meta.min_insync, false, {}});
+    auto info = detail::create_topic_files(instance, config, topic_id, detail::TopicLog{dir, ends, meta.min_insync, false});
     if (!info) return info.error();
   }
   auto map = detail::TopicMap::open(instance, config.name, /*populate=*/false);
@@ -648,20 +648,15 @@ Result<TopicInfo> Broker::adopt_topic(std::string_view name) {
 }
 
 Result<TopicInfo> Broker::serve_mirror(const TopicConfig& config, std::uint64_t topic_id, std::uint32_t min_insync,
-                                       const std::string& log_dir, const std::vector<std::uint64_t>& starts,
-                                       const std::vector<std::uint64_t>& ends) {
+                                       const std::string& log_dir) {
   std::lock_guard lock(impl_->mu);
   Impl& im = *impl_;
   if (im.closed) return Error{Errc::invalid_argument, "broker is closed"};
-  if (starts.size() != config.partitions || ends.size() != config.partitions) {
-    return Error{Errc::invalid_argument, "topic '" + config.name + "': " + std::to_string(ends.size()) + " log ends for " +
-                                             std::to_string(config.partitions) + " partitions"};
-  }
   TopicConfig rings = config;
   rings.ring_bytes = detail::kMinRingCapacity;
   rings.max_record_size = std::min<std::uint32_t>(
       config.max_record_size, static_cast<std::uint32_t>(rings.ring_bytes / 4 - sizeof(detail::RecordHeader)));
-  return detail::create_topic_files(im.instance, rings, topic_id, detail::TopicLog{log_dir, ends, min_insync, true, starts});
+  return detail::create_topic_files(im.instance, rings, topic_id, detail::TopicLog{log_dir, {}, min_insync, true});
 }
 
 Status Broker::stop_mirror(std::string_view name) {

@@ -85,7 +85,8 @@ TEST(ReplicationProtocol, EveryTypeRoundTrips) {
   const auto e = std::get<ErrorMsg>(decode_ok(frame(all[10])).message);
   EXPECT_EQ(e.code, ErrorCode::not_leader);
   EXPECT_EQ(e.message, "node-c leads partition 3 of 'trucks' now");
-  const auto g = std::get<Groups>(decode_ok(frame(all[11])).message);
+  const auto groups_frame = frame(all[11]);  // the decoded files are views into it
+  const auto g = std::get<Groups>(decode_ok(groups_frame).message);
   ASSERT_EQ(g.files.size(), 2u);
   EXPECT_TRUE(std::equal(g.files[0].begin(), g.files[0].end(), group_a.begin(), group_a.end()));
   EXPECT_TRUE(std::equal(g.files[1].begin(), g.files[1].end(), group_b.begin(), group_b.end()));

@@ -111,15 +111,14 @@ class Broker {
   // (cluster/README.md, "Consumers on a mirror's host"): rings in the mirror
   // state (producers get not_leader; no record passes through them, so
   // they are the smallest a ring can be), linked to the copy at `log_dir`,
-  // whose marks the mirror publishes in their headers. Per partition, the
-  // copy's start and end. The broker's flushers, retention and groups have
-  // nothing to do with them. already_exists if a topic of that name is
-  // served.
+  // whose marks the mirror publishes in their headers (all 0 until it
+  // does). The broker's flushers, retention and groups have nothing to do
+  // with them. already_exists if a topic of that name is served.
   Result<TopicInfo> serve_mirror(const TopicConfig& config, std::uint64_t topic_id, std::uint32_t min_insync,
-                                 const std::string& log_dir, const std::vector<std::uint64_t>& starts,
-                                 const std::vector<std::uint64_t>& ends);
+                                 const std::string& log_dir);
   // Removes a mirror's rings (its consumers see topic_deleted once they have
-  // read the copy); not_found if there are none.
+  // read the copy); not_found if there are none, invalid_argument if the
+  // topic is not a mirror's copy.
   Status stop_mirror(std::string_view name);
   // Stops serving a topic and keeps its log: producers get topic_deleted,
   // what the rings hold committed is written, and the logs are closed

@@ -422,8 +422,11 @@ Status FlusherThread::finish(Pick&& pick) {
     for (auto& [key, p] : parts_) {
       if (pick(*p)) worked = p->pump(now, true) || worked;
     }
-    while (io_->pending() > 0) reap(1);
-    if (!worked) break;
+    // A completion frees a batch slot that what is left in the ring may be
+    // waiting for (pump stops when every slot is in flight): another round.
+    bool reaped = false;
+    for (; io_->pending() > 0; reaped = true) reap(1);
+    if (!worked && !reaped) break;
   }
   Status first;
   for (auto it = parts_.begin(); it != parts_.end();) {

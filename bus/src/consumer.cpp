@@ -47,6 +47,12 @@ struct PartitionCursor {
   std::uint64_t passed() const noexcept { return std::max(cursor.offset, cursor.deliver_from); }
   std::uint64_t end() const noexcept { return std::min(window_end, replicated_end); }
   bool in_window(std::uint64_t offset) const noexcept { return offset >= cursor.deliver_from && offset < end(); }
+  // What the commit log holds for this reader: below log_written every batch
+  // is completely written, and the high watermark lies between batches
+  // (replicas acknowledge whole batches).
+  std::uint64_t log_end() const noexcept {
+    return std::min(ring->header().log_written.load(std::memory_order_acquire), replicated_end);
+  }
 };
 
 }  // namespace
@@ -130,9 +136,7 @@ bool Consumer::Impl::poll_disk(PartitionCursor& part, const detail::RecordHandle
                                PollResult& r) {
   detail::ReaderCursor& c = part.cursor;
   const std::uint32_t partition = part.ring->partition();
-  // Below log_written every batch is completely written. The high
-  // watermark lies between batches (replicas acknowledge whole batches).
-  const std::uint64_t limit = std::min(part.ring->header().log_written.load(std::memory_order_acquire), part.replicated_end);
+  const std::uint64_t limit = part.log_end();
   while (r.records < max_records && part.passed() < part.end()) {
     const log::LogStep s = part.disk->read(limit, partition, c.deliver_from, [&](const Record& rec) {
       if (part.in_window(rec.offset)) {
@@ -307,9 +311,7 @@ bool Consumer::Impl::place_on_mirror(PartitionCursor& part, StartPosition start,
 
 bool Consumer::Impl::poll_mirror(PartitionCursor& part, const detail::RecordHandlerRef& handler, std::size_t max_records,
                                  PollResult& r) {
-  const std::uint64_t limit =
-      std::min(part.ring->header().log_written.load(std::memory_order_acquire), part.replicated_end);
-  if (!part.disk && part.passed() < limit) {
+  if (!part.disk && part.passed() < part.log_end()) {
     // A copy whose start was not known yet when the consumer was placed at
     // the earliest starts where the copy does; any other position the copy
     // does not hold is reported, and reading goes on at its start.
@@ -514,7 +516,7 @@ WaitStatus Consumer::wait(std::chrono::nanoseconds timeout) {
     // wait_replicated).
     for (PartitionCursor& p : im.parts) {
       im.sleeper.watch(*p.ring);
-      if (im.replicated_end(p) != ~std::uint64_t{0}) im.sleeper.watch_marks(*p.ring);
+      if (im.replicated_end(p) != ~std::uint64_t{0}) im.sleeper.watch_marks(p.ring->header());
     }
     im.sleeper.sleep(any_news, sleep);
   }

@@ -295,6 +295,18 @@ class PartitionRing {
   std::string broker_lock_;
 };
 
+// The waking side of the handshake for a partition's log marks, for whoever
+// moves one (the flusher, a leader's node, a mirror's log): it stores the
+// mark (seq_cst), then calls this. The sleepers (CommitSleep::watch_marks,
+// a producer's wait_durable) announce themselves in durable_waiters, then
+// read the marks: one of the two sees the other.
+inline void wake_mark_waiters(PartitionHeader& h) noexcept {
+  if (h.durable_waiters.load(std::memory_order_seq_cst) != 0) {
+    h.durable_seq.fetch_add(1, std::memory_order_release);
+    futex_wake_all(&h.durable_seq);
+  }
+}
+
 // The sleeping side of the wake-up handshake with commit(), written once for
 // every blocking reader (consumers, group members, the flusher). It is
 // Dekker's: the sleeper announces itself on each ring (waiters += 1, seq_cst),
@@ -316,13 +328,13 @@ class CommitSleep {
     words_.push_back(word);
     values_.push_back(word->load(std::memory_order_seq_cst));
   }
-  // Announces the sleeper as a waiter for the ring's log marks (durability,
-  // the high watermark) and takes their wake word: whoever moves a mark
-  // stores it, then reads durable_waiters (seq_cst both sides).
-  void watch_marks(PartitionRing& ring) {
-    ring.header().durable_waiters.fetch_add(1, std::memory_order_seq_cst);
-    marks_.push_back(&ring);
-    watch(&ring.header().durable_seq);
+  // Announces the sleeper as a waiter for a partition's log marks
+  // (durability, the high watermark) and takes their wake word: whoever
+  // moves a mark stores it, then calls wake_mark_waiters (seq_cst both sides).
+  void watch_marks(PartitionHeader& h) {
+    h.durable_waiters.fetch_add(1, std::memory_order_seq_cst);
+    marks_.push_back(&h);
+    watch(&h.durable_seq);
   }
   bool empty() const noexcept { return words_.empty(); }
   // Sleeps up to `timeout` unless has_news() (called after every announce)
@@ -331,7 +343,7 @@ class CommitSleep {
   void sleep(HasNews&& has_news, std::chrono::nanoseconds timeout) {
     if (!words_.empty() && !has_news()) futex_wait_any(words_, values_, timeout);
     for (PartitionRing* r : rings_) r->remove_waiter();
-    for (PartitionRing* r : marks_) r->header().durable_waiters.fetch_sub(1, std::memory_order_relaxed);
+    for (PartitionHeader* h : marks_) h->durable_waiters.fetch_sub(1, std::memory_order_relaxed);
     rings_.clear();
     marks_.clear();
     words_.clear();
@@ -340,7 +352,7 @@ class CommitSleep {
 
  private:
   std::vector<PartitionRing*> rings_;
-  std::vector<PartitionRing*> marks_;
+  std::vector<PartitionHeader*> marks_;
   std::vector<std::atomic<std::uint32_t>*> words_;
   std::vector<std::uint32_t> values_;
 };

@@ -7,10 +7,10 @@
 #include "epoch_file.h"
 #include "file_io.h"
 #include "group_offsets.h"
+#include "partition_ring.h"
 #include "replica_tracker.h"
 #include "segment_files.h"
 #include "small_files.h"
-#include "sync.h"
 #include "topic_files.h"
 #include "topic_meta.h"
 
@@ -136,10 +136,7 @@ struct ClusterNode::LedPart final : LedPartition {
       h.insync_replicas.store(count, std::memory_order_seq_cst);
       moved = true;
     }
-    if (moved && h.durable_waiters.load(std::memory_order_seq_cst) != 0) {
-      h.durable_seq.fetch_add(1, std::memory_order_release);
-      detail::futex_wake_all(&h.durable_seq);
-    }
+    if (moved) detail::wake_mark_waiters(h);
   }
 
   const std::string dir_;
@@ -318,8 +315,7 @@ std::string ClusterNode::led_dir(const std::string& topic) const { return broker
 std::string ClusterNode::mirror_dir(const std::string& topic) const { return broker_.data_dir() + "/.mirror/" + topic; }
 
 void ClusterNode::watch_own_progress() {
-  std::vector<std::atomic<std::uint32_t>*> words;
-  std::vector<std::uint32_t> seqs;
+  detail::CommitSleep sleep;
   for (;;) {
     const std::vector<std::shared_ptr<LedPart>> parts = served_->all();
     if (parts.empty()) {
@@ -331,20 +327,16 @@ void ClusterNode::watch_own_progress() {
       std::lock_guard lock(mu_);
       if (stopping_) return;
     }
-    // Announced before the marks are read (the flusher moves a mark, then
-    // reads the waiter count): a move after the read wakes the wait.
-    words.clear();
-    seqs.clear();
-    for (const auto& p : parts) {
-      detail::PartitionHeader& h = p->marks();
-      h.durable_waiters.fetch_add(1, std::memory_order_seq_cst);
-      words.push_back(&h.durable_seq);
-      seqs.push_back(h.durable_seq.load(std::memory_order_seq_cst));
-    }
-    for (const auto& p : parts) p->refresh();
-    // Bounded: stop() is seen within it, and a topic led meanwhile joins.
-    detail::futex_wait_any(words, seqs, std::chrono::milliseconds(100));
-    for (const auto& p : parts) p->marks().durable_waiters.fetch_sub(1, std::memory_order_relaxed);
+    // Announced before the marks are read: a move after the refresh wakes
+    // the sleep. Bounded: stop() is seen within it, and a topic led
+    // meanwhile joins.
+    for (const auto& p : parts) sleep.watch_marks(p->marks());
+    sleep.sleep(
+        [&] {
+          for (const auto& p : parts) p->refresh();
+          return false;
+        },
+        std::chrono::milliseconds(100));
   }
 }
 

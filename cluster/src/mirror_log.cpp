@@ -4,7 +4,7 @@
 #include <chrono>
 #include <cstring>
 
-#include "sync.h"
+#include "partition_ring.h"
 
 namespace ringbus::cluster {
 
@@ -122,10 +122,7 @@ void MirrorLog::publish_marks() {
   h.log_durable.store(durable(), std::memory_order_seq_cst);
   h.log_written.store(w, std::memory_order_seq_cst);
   h.log_replicated.store(std::min(high_watermark_, w), std::memory_order_seq_cst);
-  if (h.durable_waiters.load(std::memory_order_seq_cst) != 0) {
-    h.durable_seq.fetch_add(1, std::memory_order_release);
-    detail::futex_wake_all(&h.durable_seq);
-  }
+  detail::wake_mark_waiters(h);
 }
 
 }  // namespace ringbus::cluster

@@ -207,15 +207,8 @@ bool PartitionFlusher::pump(std::int64_t now_ns, bool drain) {
 
 void PartitionFlusher::on_completion(const log::IoCompletion& c, std::int64_t now_ns) { writer_.on_completion(c, now_ns); }
 
-// Dekker with wait_durable(): the caller stored a mark or the error
-// (seq_cst), then this looks for waiters.
-void PartitionFlusher::wake_durable_waiters() noexcept {
-  detail::PartitionHeader& h = ring_.header();
-  if (h.durable_waiters.load(std::memory_order_seq_cst) != 0) {
-    h.durable_seq.fetch_add(1, std::memory_order_release);
-    detail::futex_wake_all(&h.durable_seq);
-  }
-}
+// The caller stored a mark or the error (seq_cst).
+void PartitionFlusher::wake_durable_waiters() noexcept { detail::wake_mark_waiters(ring_.header()); }
 
 void PartitionFlusher::publish(std::atomic<std::uint64_t>& mark, std::uint64_t value) {
   mark.store(value, std::memory_order_seq_cst);

@@ -134,7 +134,7 @@ TEST(DaemonConfig, ClusterKeysMakeANode) {
   std::ofstream(secret) << "s3cret\n";
   DaemonConfig c = parse_ok("etcd = [\"http://10.0.0.9:2379\", \"http://10.0.0.10:2379\"]\ncluster = \"prod\"\n"
                             "node = \"a\"\nlisten = \"10.0.0.1:7100\"\ncluster_secret_file = \"" + secret.string() +
-                            "\"\nlease_ttl_seconds = 3\n");
+                            "\"\nlease_ttl_seconds = 3\nreplica_max_lag_ms = 2500\n");
   ASSERT_TRUE(finish_config(c));
   std::filesystem::remove(secret);
   EXPECT_EQ(c.etcd, (std::vector<std::string>{"http://10.0.0.9:2379", "http://10.0.0.10:2379"}));
@@ -143,6 +143,8 @@ TEST(DaemonConfig, ClusterKeysMakeANode) {
   EXPECT_EQ(c.listen, "10.0.0.1:7100");
   EXPECT_EQ(c.cluster_secret, "s3cret");
   EXPECT_EQ(c.lease_ttl_seconds, 3u);
+  EXPECT_EQ(c.replica_max_lag_ms, 2500u);
+  EXPECT_EQ(default_config().replica_max_lag_ms, 10'000u);
   DaemonConfig one = parse_ok("etcd = \"http://127.0.0.1:2379\"\n");
   EXPECT_EQ(one.etcd, std::vector<std::string>{"http://127.0.0.1:2379"});
 }
@@ -167,6 +169,7 @@ TEST(DaemonConfig, AClusterNodeMissingWhatItNeedsIsRefusedSayingWhat) {
   EXPECT_NE(refused("etcd = \"http://e:1\"\nnode = \"a\"\nlisten = \"x:1\"\nmemory_only = true\n").find("memory_only"),
             std::string::npos);
   EXPECT_NE(parse_error("lease_ttl_seconds = 0\n").find("lease_ttl_seconds"), std::string::npos);
+  EXPECT_NE(parse_error("replica_max_lag_ms = 50\n").find("replica_max_lag_ms"), std::string::npos);
   EXPECT_NE(parse_error("etcd = [1]\n").find("must be a URL or a list of URLs"), std::string::npos);
 }
 

@@ -155,6 +155,8 @@ Status apply_toml(DaemonConfig& c, std::string_view text, std::string_view src) 
       s = get_string(src, v, key, c.cluster_secret_file);
     } else if (key == "lease_ttl_seconds") {
       s = get_uint(src, v, key, 1, 60, c.lease_ttl_seconds);
+    } else if (key == "replica_max_lag_ms") {
+      s = get_uint(src, v, key, 100, 600'000, c.replica_max_lag_ms);
     } else if (key == "metrics") {
       const toml::table* t = v.as_table();
       s = t == nullptr ? bad(src, v, key, "must be a table ([metrics])") : apply_metrics(c, *t, src);
@@ -166,7 +168,7 @@ Status apply_toml(DaemonConfig& c, std::string_view text, std::string_view src) 
                    where(src, k.source(), key) +
                        " is unknown (known: instance, data_dir, memory_only, flusher_threads, io_backend, "
                        "log_level, etcd, cluster, node, listen, advertise, cluster_secret_file, lease_ttl_seconds, "
-                       "[metrics], [scrub])"};
+                       "replica_max_lag_ms, [metrics], [scrub])"};
     }
     if (!s) return s;
   }

@@ -33,6 +33,7 @@ struct DaemonConfig {
   std::string cluster_secret_file;        // the shared secret's file (else $RINGBUS_CLUSTER_SECRET)
   std::string cluster_secret;             // read from it by finish_config
   std::uint32_t lease_ttl_seconds = 2;    // the node's etcd lease
+  std::uint32_t replica_max_lag_ms = 10'000;  // a mirror not caught up this long leaves the in-sync set
 };
 
 DaemonConfig default_config();

@@ -56,6 +56,7 @@ Result<std::unique_ptr<cluster::ClusterNode>> start_cluster_node(const DaemonCon
   o.secret = config.cluster_secret;
   o.etcd.endpoints = config.etcd;
   o.lease.ttl = std::chrono::seconds(config.lease_ttl_seconds);
+  o.max_lag = std::chrono::milliseconds(config.replica_max_lag_ms);
   o.log = log;
   auto started = cluster::ClusterNode::start(o, broker);
   if (!started) return started.error();

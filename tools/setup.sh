@@ -19,8 +19,9 @@ RINGBUS_PACKAGES=(
   gnuplot-nox                        # the trucking demo's chart
 )
 # Only tools/check needs these: python3-kafka and its codecs for the record
-# batch cross-check test, a real etcd for the cluster tests,
-RINGBUS_TEST_PACKAGES=(python3-kafka python3-snappy python3-lz4 python3-zstandard etcd-server)
+# batch cross-check test, a real etcd for the cluster tests, and network
+# namespaces, nftables and tc for their network faults,
+RINGBUS_TEST_PACKAGES=(python3-kafka python3-snappy python3-lz4 python3-zstandard etcd-server iproute2 nftables)
 # and (not with --quick) clang and libFuzzer for the fuzz targets.
 RINGBUS_CHECK_PACKAGES=(clang-14 libclang-rt-14-dev)
 

@@ -1,5 +1,6 @@
 // A real etcd for the cluster tests: Debian's etcd-server, started on free
-// loopback ports with a data directory of its own, stopped (and its
+// ports of an address of this host (loopback unless asked) with a data
+// directory of its own, stopped (and its
 // directory removed) when the object goes. tools/check installs the package;
 // without it, start() says so.
 #pragma once
@@ -31,10 +32,10 @@ namespace ringbus::test {
 class EtcdProcess {
  public:
   // Starts etcd and waits until it answers; nullptr and `error` if it cannot.
-  static std::unique_ptr<EtcdProcess> start(std::string* error) {
+  static std::unique_ptr<EtcdProcess> start(std::string* error, const std::string& host = "127.0.0.1") {
     std::string why;
     for (int attempt = 0; attempt < 3; ++attempt) {  // a port taken between pick and bind: again
-      auto p = std::unique_ptr<EtcdProcess>(new EtcdProcess());
+      auto p = std::unique_ptr<EtcdProcess>(new EtcdProcess(host));
       if (p->launch(&why)) return p;
     }
     *error = why;
@@ -67,13 +68,13 @@ class EtcdProcess {
   }
 
  private:
-  EtcdProcess() = default;
+  explicit EtcdProcess(std::string host) : host_(std::move(host)) {}
 
-  static int free_port() {
+  int free_port() const {
     const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::inet_pton(AF_INET, host_.c_str(), &a.sin_addr);
     socklen_t len = sizeof a;
     int port = 0;
     if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
@@ -99,8 +100,8 @@ class EtcdProcess {
     }
     dir_ = tmpl;
     const int client = free_port(), peer = free_port();
-    endpoint_ = "http://127.0.0.1:" + std::to_string(client);
-    const std::string peer_url = "http://127.0.0.1:" + std::to_string(peer);
+    endpoint_ = "http://" + host_ + ":" + std::to_string(client);
+    const std::string peer_url = "http://" + host_ + ":" + std::to_string(peer);
     const std::string data = dir_ + "/data", log = dir_ + "/etcd.log";
     pid_ = ::fork();
     if (pid_ == 0) {
@@ -131,6 +132,7 @@ class EtcdProcess {
     return false;
   }
 
+  const std::string host_;
   pid_t pid_ = -1;
   std::string dir_;
   std::string endpoint_;

@@ -420,6 +420,39 @@ Status ClusterNode::delete_topic(const std::string& name) {
   return {};
 }
 
+Result<ReplicaMovePlan> ClusterNode::move_replicas(const std::string& from, const std::string& to,
+                                                   const std::string& only) {
+  auto v = view();
+  if (!v) return v.error();
+  auto plan = plan_replica_move(v.value(), from, to, only);
+  if (!plan) return plan.error();
+  ReplicaMovePlan done;
+  done.keeping = plan->keeping;
+  for (const std::string& name : plan->moving) {
+    // Read again for the revision the swap compares: a key changed since
+    // the plan is left for the next run, which plans again.
+    const std::string key = topic_key(prefix_, name);
+    auto kv = etcd_->get(key);
+    if (!kv) return kv.error();
+    auto record = kv.value() ? decode_topic_record(kv.value()->value, key) : Result<TopicRecord>(Error{Errc::not_found, ""});
+    const auto& r = record ? record->replicas : std::vector<std::string>{};
+    if (!record || std::find(r.begin(), r.end(), from) == r.end() || std::find(r.begin(), r.end(), to) != r.end()) {
+      done.keeping.emplace_back(name, "its key changed meanwhile: run the command again");
+      continue;
+    }
+    record->replicas = replace_replica(record->replicas, from, to);
+    auto swapped = etcd_->put_if(key, encode_topic_record(record.value()), kv.value()->mod_revision);
+    if (!swapped) return swapped.error();
+    if (!swapped.value()) {
+      done.keeping.emplace_back(name, "its key changed meanwhile: run the command again");
+      continue;
+    }
+    log("info", "topic '" + name + "': its replica on node '" + from + "' moves to node '" + to + "'");
+    done.moving.push_back(name);
+  }
+  return done;
+}
+
 bool ClusterNode::wait_leading(const std::string& topic, std::chrono::milliseconds limit) const {
   const auto until = std::chrono::steady_clock::now() + limit;
   for (;;) {
@@ -498,6 +531,10 @@ void ClusterNode::reconcile() {
     (void)etcd_->put_if(node_key(prefix_, options_.node), encode_node_record({advertised_}), 0, lease_->id());
     nodes[options_.node] = NodeRecord{advertised_};
   }
+  if (!swept_ && view.refused.empty()) {  // (a key it could not read may be a topic of its own)
+    sweep_strays(view);
+    swept_ = true;
+  }
   for (const auto& [name, topic] : topics) {
     const auto& replicas = topic.record.replicas;
     if (std::find(replicas.begin(), replicas.end(), options_.node) == replicas.end()) continue;
@@ -533,6 +570,10 @@ Status ClusterNode::reconcile_topic(const std::string& name, std::uint64_t id, c
     slot->record = record;
   }
   Local& t = *slot;
+  // Who replicates it changes (ringbus cluster move-replicas); its settings
+  // are fixed at its creation.
+  t.record.replicas = record.replicas;
+  t.record.unclean_election = record.unclean_election;
   const auto alive = [&](const std::string& n) { return nodes.contains(n); };
   const Leadership& l = leadership.state;
   if (l.leader.empty() || !alive(l.leader)) {
@@ -677,6 +718,39 @@ void ClusterNode::drop_stale_copy(const Local& t) {
                   ": removed");
   std::error_code ec;
   fs::remove_all(copy, ec);
+}
+
+void ClusterNode::sweep_strays(const ClusterView& view) {
+  const auto stray = [&](const std::string& dir, const std::string& name, bool led) {
+    const std::string path = dir + "/" + io::kTopicMetaName;
+    auto bytes = io::read_small_file(path);
+    auto meta = bytes ? io::decode_topic_meta(bytes.value(), path) : Result<io::TopicMeta>(bytes.error());
+    if (!meta || (led && meta->min_insync == 0)) return false;  // unreadable (the broker says so), or the broker's own
+    const auto t = view.topics.find(name);
+    const bool ours = t != view.topics.end() && t->second.id == meta->topic_id &&
+                      std::find(t->second.record.replicas.begin(), t->second.record.replicas.end(), options_.node) !=
+                          t->second.record.replicas.end();
+    if (!ours) {
+      log("warn", "topic '" + name + "' (id " + std::to_string(meta->topic_id) + ") is no longer replicated by node '" +
+                      options_.node + "' (deleted in etcd, or moved off it, while it was down): its " +
+                      (led ? "log" : "mirror's copy") + " here is deleted");
+    }
+    return !ours;
+  };
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(broker_.data_dir() + "/.mirror", ec)) {
+    const std::string name = e.path().filename().string();
+    if (!stray(e.path().string(), name, false)) continue;
+    (void)broker_.stop_mirror(name);
+    std::error_code rm;
+    fs::remove_all(e.path(), rm);
+  }
+  auto led = broker_.list_topics();
+  if (!led) return;
+  for (const std::string& name : led.value()) {
+    if (!stray(led_dir(name), name, true)) continue;
+    if (auto s = broker_.delete_topic(name); !s) log("error", s.error().message);
+  }
 }
 
 void ClusterNode::step_down_all(const std::string& why) {

@@ -44,6 +44,7 @@
 #include "lease_keeper.h"
 #include "log_writer.h"
 #include "mirror_follower.h"
+#include "replica_move.h"
 #include "replica_tracker.h"
 #include "replication_server.h"
 #include "ringbus/broker.h"
@@ -112,6 +113,11 @@ class ClusterNode {
   // Deletes a topic in the cluster: its keys in etcd (not_found if it has
   // none); each replica deletes its log at its next reconcile.
   Status delete_topic(const std::string& name);
+  // Replaces dead node `from` by live node `to` in the replicas of every
+  // topic that names it (or of topic `only`), as plan_replica_move says,
+  // one swap of a topic's key each; `to` then copies them from their
+  // leaders. What was moved, and what was kept and why.
+  Result<ReplicaMovePlan> move_replicas(const std::string& from, const std::string& to, const std::string& only);
   // Waits until this node's broker serves `topic` as its leader.
   bool wait_leading(const std::string& topic, std::chrono::milliseconds limit) const;
   // The cluster as etcd holds it now.
@@ -150,6 +156,11 @@ class ClusterNode {
   // Removes a mirror's copy of `t` left by an older topic of that name (its
   // topic.meta names another id, or cannot be read).
   void drop_stale_copy(const Local& t);
+  // Once, at the first complete read of etcd after start: deletes the
+  // mirrors' copies and the led logs of the cluster's topics (topic.meta's
+  // min_insync not 0) that this node no longer replicates: deleted, or
+  // moved off it, while it was down. forget() does it for those it knew.
+  void sweep_strays(const ClusterView& view);
   // Moves each led partition's high watermark with the leader's own log
   // marks (the flusher wakes it), not only when mirrors acknowledge: a
   // leader alone in the in-sync set, or whose mirrors are idle, still
@@ -174,6 +185,7 @@ class ClusterNode {
   std::unique_ptr<Served> served_;      // what the replication server may stream
   std::unique_ptr<ReplicationServer> server_;
   std::map<std::string, std::unique_ptr<Local>> topics_;   // reconcile thread
+  bool swept_ = false;                                      // reconcile thread: sweep_strays done
   std::map<std::string, std::unique_ptr<Following>> following_;  // by leader node; reconcile thread
   std::set<std::string> said_;  // errors logged once (reconcile thread)
   mutable std::mutex roles_mu_;

@@ -383,6 +383,74 @@ TEST_F(ClusterNodeTest, ADeletedTopicGoesFromEveryReplicaAndItsNameCanBeUsedAgai
   ASSERT_TRUE(eventually([&] { return role(a)->partitions[0].high_watermark == 10; }));
 }
 
+// A dead mirror replaced: its replica moves to a live node, which copies
+// the log from the leader and joins the in-sync set; the dead node, back,
+// deletes its copy.
+TEST_F(ClusterNodeTest, ADeadNodesReplicasMoveToALiveNodeThatCopiesTheLog) {
+  Node& a = start("a");
+  start("b");
+  Node& c = start("c");
+  ASSERT_TRUE(a.node->create_topic(topic({"a", "b"})));
+  ASSERT_TRUE(eventually([&] { return role(a) && role(a)->leading && role(a)->isr.size() == 2; }));
+  publish(a, 0, 300);
+  ASSERT_TRUE(eventually([&] { return role(a)->partitions[0].high_watermark == 300; }));
+
+  auto alive = a.node->move_replicas("b", "c", "");
+  ASSERT_FALSE(alive);
+  EXPECT_NE(alive.error().message.find("node 'b' is alive"), std::string::npos) << alive.error().message;
+  stop("b");
+  auto unknown = a.node->move_replicas("b", "x", "");
+  ASSERT_FALSE(unknown);
+  EXPECT_NE(unknown.error().message.find("node 'x' is not a live node"), std::string::npos) << unknown.error().message;
+  auto moved = a.node->move_replicas("b", "c", "");
+  ASSERT_TRUE(moved) << moved.error().message;
+  EXPECT_EQ(moved->moving, std::vector<std::string>{"t"});
+  EXPECT_TRUE(moved->keeping.empty());
+  auto v = a.node->view();
+  ASSERT_TRUE(v);
+  EXPECT_EQ(v->topics.at("t").record.replicas, (std::vector<std::string>{"a", "c"}));
+
+  // c copies the log from the leader and joins the in-sync set.
+  ASSERT_TRUE(eventually([&] { return role(a)->isr == std::vector<std::string>{"a", "c"}; }))
+      << ::testing::PrintToString(role(a)->isr);
+  publish(a, 300, 310);
+  ASSERT_TRUE(eventually([&] { return role(a)->partitions[0].high_watermark == 310; }));
+  ConsumerOptions o;
+  o.start = StartPosition::earliest();
+  auto copy = Consumer::open(c.instance, "t", o);
+  ASSERT_TRUE(copy) << copy.error().message;
+  std::uint64_t next = 0;
+  read_until(copy.value(), next, 310);
+
+  // b, back, is no replica of t any more: its copy goes.
+  Node& b2 = start("b");
+  ASSERT_TRUE(eventually([&] { return !std::filesystem::exists(b2.data / ".mirror" / "t"); }));
+  EXPECT_FALSE(role(b2));
+}
+
+// A dead leader replaced: a mirror in sync leads, the dead node's replica
+// moves, and the old leader, back, no longer serves the topic to its host.
+TEST_F(ClusterNodeTest, ALeaderWhoseReplicaMovedWhileItWasDownDeletesItsLogWhenItIsBack) {
+  Node& a = start("a");
+  Node& b = start("b");
+  start("c");
+  ASSERT_TRUE(a.node->create_topic(topic({"a", "b"})));
+  ASSERT_TRUE(eventually([&] { return role(a) && role(a)->leading && role(a)->isr.size() == 2; }));
+  publish(a, 0, 100);
+  ASSERT_TRUE(eventually([&] { return role(a)->partitions[0].high_watermark == 100; }));
+  stop("a");
+  ASSERT_TRUE(eventually([&] { return role(b) && role(b)->leading; }));
+  auto moved = b.node->move_replicas("a", "c", "t");
+  ASSERT_TRUE(moved) << moved.error().message;
+  EXPECT_EQ(moved->moving, std::vector<std::string>{"t"});
+  Node& a2 = start("a");
+  // (Stopped cleanly, it handed its log over: a copy in .mirror/ now.)
+  ASSERT_TRUE(eventually([&] { return a2.said("moved off it, while it was down"); }));
+  EXPECT_FALSE(a2.broker->describe_topic("t"));
+  EXPECT_FALSE(std::filesystem::exists(a2.data / "t"));
+  EXPECT_FALSE(std::filesystem::exists(a2.data / ".mirror" / "t"));
+}
+
 TEST_F(ClusterNodeTest, ANodeThatCannotReachEtcdStopsLeadingBeforeItsLeaseCanExpire) {
   Node& a = start("a");
   ASSERT_TRUE(a.node);

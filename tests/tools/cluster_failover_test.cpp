@@ -86,5 +86,39 @@ TEST_F(ClusterFailover, TwoFailoversInQuickSuccessionLoseNoAcknowledgedRecord) {
   check(third, p, 300);
 }
 
+// A dead mirror replaced by hand, as an operator would: `ringbus cluster
+// move-replicas` gives its replica to a new node, which copies the log from
+// the leader while the producer goes on, joins the in-sync set, and holds
+// every acknowledged record.
+TEST_F(ClusterFailover, ADeadMirrorIsReplacedByANewNodeThatCopiesTheLog) {
+  start_cluster();
+  if (HasFatalFailure()) return;
+  Producing p;
+  produce(p, "a", 0);
+  ASSERT_TRUE(acknowledged(p, 300)) << p.ended;
+  node("c").kill9();
+  add_node("d");
+  start("d");
+  const std::string cli = std::string(RINGBUS_CLI_PATH) + " --instance " + node("a").instance + " cluster move-replicas c d";
+  // The dead node's key goes when its lease runs out; until then it is alive.
+  std::string out;
+  ASSERT_TRUE(eventually([&] {
+    out = run_command(cli + " 2>&1");
+    return out.find("topic t: replica moved from node c to node d") != std::string::npos;
+  })) << out;
+  ASSERT_TRUE(eventually([&] {
+    std::vector<std::string> isr = node("a").isr_of("t");
+    std::sort(isr.begin(), isr.end());
+    return isr == std::vector<std::string>{"a", "b", "d"};
+  })) << ::testing::PrintToString(node("a").isr_of("t"));
+  const std::size_t before = [&] {
+    std::lock_guard lock(p.mu);
+    return p.acked.size();
+  }();
+  ASSERT_TRUE(acknowledged(p, before + 100)) << p.ended;
+  p.stop_and_join();
+  check("d", p, before + 100);
+}
+
 }  // namespace
 }  // namespace ringbus::test

@@ -32,6 +32,7 @@
 #include "control_socket.h"
 #include "ringbus/consumer.h"
 #include "ringbus/producer.h"
+#include "run_command.h"
 
 namespace ringbus::test {
 
@@ -132,18 +133,20 @@ class ClusterHarness : public EtcdSuite {
     const std::string test = ::testing::UnitTest::GetInstance()->current_test_info()->name();
     root_ = "/var/tmp/ringbus-failover-" + std::to_string(::getpid()) + "-" + test;
     fs::remove_all(root_);
-    for (const char* n : {"a", "b", "c"}) {
-      Node node;
-      node.name = n;
-      node.instance = "fo-" + std::to_string(::getpid()) + "-" + n;
-      node.dir = root_ + "/" + n;
-      node.log = node.dir + ".log";
-      node.config = node.dir + ".toml";
-      fs::create_directories(node.dir);
-      std::ofstream(node.config) << "replica_max_lag_ms = " << max_lag_ms() << "\n";
-      nodes_[n] = node;
-    }
+    for (const char* n : {"a", "b", "c"}) add_node(n);
     cluster_ = test;
+  }
+  // Node `n`'s instance, directory and settings (not started).
+  Node& add_node(const std::string& n) {
+    Node node;
+    node.name = n;
+    node.instance = "fo-" + std::to_string(::getpid()) + "-" + n;
+    node.dir = root_ + "/" + n;
+    node.log = node.dir + ".log";
+    node.config = node.dir + ".toml";
+    fs::create_directories(node.dir);
+    std::ofstream(node.config) << "replica_max_lag_ms = " << max_lag_ms() << "\n";
+    return nodes_[n] = node;
   }
   void TearDown() override {
     for (auto& [name, n] : nodes_) {

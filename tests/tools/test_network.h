@@ -11,11 +11,12 @@
 
 #include <unistd.h>
 
-#include <cstdio>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "run_command.h"
 
 namespace ringbus::test {
 
@@ -97,19 +98,10 @@ class TestNetwork {
 
   // Runs a shell command; false with the command and its output if it fails.
   static bool run(const std::string& command, std::string* why) {
-    FILE* p = ::popen((command + " 2>&1").c_str(), "r");
-    if (p == nullptr) {
-      *why = "cannot run: " + command;
-      return false;
-    }
-    std::string out;
-    char buf[256];
-    while (std::fgets(buf, sizeof buf, p) != nullptr) out += buf;
-    if (::pclose(p) != 0) {
-      *why = "'" + command + "' failed: " + out;
-      return false;
-    }
-    return true;
+    int status = 0;
+    const std::string out = run_command(command + " 2>&1", &status);
+    if (status != 0) *why = "'" + command + "' failed: " + out;
+    return status == 0;
   }
 
   std::string tag_;

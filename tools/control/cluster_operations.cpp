@@ -68,6 +68,20 @@ void add_cluster_operations(ControlService& service, cluster::ClusterNode& node,
                                                    "and on every replica, and altering them is not supported yet "
                                                    "(create a new topic with the settings wanted)"});
   });
+  // A dead node's replicas to a live node (ringbus cluster move-replicas).
+  service.add("move_replicas", [&node](const Json& req) {
+    for (const char* k : {"from", "to"}) {
+      if (!req.contains(k) || !req[k].is_string())
+        return error_response({Errc::invalid_argument, std::string("the request has no \"") + k + "\" node name"});
+    }
+    if (req.contains("topic") && !req["topic"].is_string())
+      return error_response({Errc::invalid_argument, "\"topic\" must be a topic's name"});
+    auto done = node.move_replicas(req["from"], req["to"], req.value("topic", std::string()));
+    if (!done) return error_response(done.error());
+    Json kept = Json::array();
+    for (const auto& [topic, why] : done->keeping) kept.push_back({{"topic", topic}, {"why", why}});
+    return ok_response({{"moved", done->moving}, {"kept", kept}});
+  });
   service.add("cluster_status", [&node](const Json&) { return ok_response({{"cluster", cluster_status_json(node)}}); });
 }
 

@@ -1,7 +1,7 @@
 // ringbus cluster status: what the broker's cluster holds in etcd (nodes,
 // topics, their leaders, epochs and in-sync replicas), and, for the topics
 // this broker leads, each partition's high watermark and each mirror's
-// progress and lag.
+// progress and lag. ringbus cluster move-replicas: a dead node replaced.
 #include <algorithm>
 #include <string>
 
@@ -71,6 +71,38 @@ void add_cluster_commands(CLI::App& app, const Global& g, int& code) {
     } else {
       print_status(r["cluster"]);
     }
+  });
+
+  struct Move {
+    std::string from, to, topic;
+  };
+  auto move = std::make_shared<Move>();
+  CLI::App* mv = cluster->add_subcommand("move-replicas", "replace a dead node: its replicas go to another node");
+  mv->footer(
+      "Every topic with a replica on FROM (a dead node: its key in etcd gone) gets TO in its place; TO then copies\n"
+      "the logs from their leaders and joins their in-sync sets once caught up, and FROM, if it comes back, deletes\n"
+      "its copies. A topic whose acknowledged records may be on FROM alone (no other live in-sync replica) is kept,\n"
+      "and so is one TO already replicates (the exit status is then 1). Example:\n"
+      "  ringbus cluster move-replicas c d");
+  mv->add_option("from", move->from, "the dead node")->required();
+  mv->add_option("to", move->to, "a live node to take its replicas")->required();
+  mv->add_option("--topic", move->topic, "only this topic");
+  mv->add_flag("--json", *json, "print the answer as JSON");
+  mv->callback([&g, &code, json, move] {
+    Json req{{"from", move->from}, {"to", move->to}};
+    if (!move->topic.empty()) req["topic"] = move->topic;
+    Json r;
+    if (!call(g, "move_replicas", req, r, code)) return;
+    if (!r["kept"].empty()) code = kExitError;  // a script sees that not every replica moved
+    if (*json) {
+      fmt::print("{}\n", Json{{"moved", r["moved"]}, {"kept", r["kept"]}}.dump(2));
+      return;
+    }
+    for (const Json& t : r["moved"])
+      fmt::print("topic {}: replica moved from node {} to node {}\n", t.get<std::string>(), move->from, move->to);
+    for (const Json& k : r["kept"])
+      fmt::print("topic {}: kept on node {}: {}\n", k["topic"].get<std::string>(), move->from, k["why"].get<std::string>());
+    if (r["moved"].empty() && r["kept"].empty()) fmt::print("no topic has a replica on node {}\n", move->from);
   });
 }
 

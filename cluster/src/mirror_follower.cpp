@@ -195,6 +195,12 @@ Status MirrorFollower::handle(PeerLink& link, const wire::Message& m) {
       // points the follower elsewhere if another node leads now.
       return Error{Errc::busy, s->target.log->where() + ": " + link.peer() + " does not lead it (yet): " + e->message};
     }
+    if (e->code == wire::ErrorCode::out_of_range) {
+      // The leader's retention went past the offset asked for since it said
+      // where its log starts: dialled again, the copy starts over.
+      return Error{Errc::busy, s->target.log->where() + ": " + link.peer() + " no longer holds the offset asked for: " +
+                                   e->message};
+    }
     s->state.phase = Phase::failed;
     s->state.error = std::string("the leader refused it (") + to_string(e->code) + "): " + e->message;
     log("error", s->target.log->where() + ": " + s->state.error);
@@ -219,15 +225,10 @@ Status MirrorFollower::on_following(PeerLink& link, Stream& s, const wire::Follo
                     std::to_string(mlog.epochs().back().epoch) + ": a stale leader, nothing cut");
     return {};
   }
+  s.leader_start = f.log_start;
+  if (auto st = start_over_if_behind(link, s); !st) return st;
   if (mlog.epochs().empty()) {
     // No batch yet: nothing to diverge.
-    if (mlog.end() < f.log_start) {
-      fail_stream(link, s, wire::ErrorCode::out_of_range,
-                  "the mirror's empty log is at offset " + std::to_string(mlog.end()) +
-                      ", below the leader's log start " + std::to_string(f.log_start) +
-                      " (starting a log over is not built yet)");
-      return {};
-    }
     s.state.phase = Phase::following;
     link.send(wire::Fetch{id, mlog.end()});
   } else {
@@ -271,6 +272,7 @@ Status MirrorFollower::on_epoch_end(PeerLink& link, Stream& s, const wire::Epoch
                     std::to_string(e.epoch) + "); truncated from " + std::to_string(before) + " to " +
                     std::to_string(end.value()));
   }
+  if (auto st = start_over_if_behind(link, s); !st) return st;
   if (mlog.epochs().empty() && mlog.end() > mlog.start()) {
     // Cannot happen: a log with batches has epochs. Guard the fetch anyway.
     fail_stream(link, s, wire::ErrorCode::storage, "the log has batches but no epochs");
@@ -279,6 +281,18 @@ Status MirrorFollower::on_epoch_end(PeerLink& link, Stream& s, const wire::Epoch
   s.state.phase = Phase::following;
   link.send(wire::Fetch{id, mlog.end()});
   publish(s);
+  return {};
+}
+
+// Everything such a copy holds is below what the leader still has: none of
+// it can be compared, and none of it is needed.
+Status MirrorFollower::start_over_if_behind(PeerLink& link, Stream& s) {
+  MirrorLog& mlog = *s.target.log;
+  if (mlog.end() >= s.leader_start) return {};
+  const std::uint64_t end = mlog.end();
+  if (auto st = mlog.start_over(s.leader_start); !st) return storage_failure(link, s, st.error().message);
+  log("warn", mlog.where() + ": the copy ended at offset " + std::to_string(end) + ", below the leader's log start " +
+                  std::to_string(s.leader_start) + " (its retention deleted the rest): it starts over there");
   return {};
 }
 

@@ -75,6 +75,7 @@ class MirrorFollower {
     FollowTarget target;
     StreamState state;
     std::int32_t query_epoch = -1;  // the epoch asked about (finding_divergence)
+    std::uint64_t leader_start = 0;  // the leader's log start, as its following said
     std::uint64_t acked_written = UINT64_MAX;
     std::uint64_t acked_durable = UINT64_MAX;
   };
@@ -87,6 +88,9 @@ class MirrorFollower {
   Status handle(PeerLink& link, const wire::Message& m);
   Status on_following(PeerLink& link, Stream& s, const wire::Following& f);
   Status on_epoch_end(PeerLink& link, Stream& s, const wire::EpochEnd& e);
+  // Starts the copy over at the leader's log start if it ends below it (an
+  // error, which ends the link, if the copy cannot be deleted).
+  Status start_over_if_behind(PeerLink& link, Stream& s);
   Status on_batches(PeerLink& link, Stream& s, const wire::Batches& b);
   void fail_stream(PeerLink& link, Stream& s, wire::ErrorCode code, const std::string& why);
   // The log cannot write (a full disk): tells the leader, ends the link;

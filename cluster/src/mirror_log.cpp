@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 
 #include "partition_ring.h"
 
@@ -80,6 +81,23 @@ Result<std::uint64_t> MirrorLog::truncate_to(std::uint64_t offset) {
   durable_.store(writer_->durable(), std::memory_order_release);
   publish_marks();
   return end;
+}
+
+Status MirrorLog::start_over(std::uint64_t offset) {
+  if (writer_) {
+    settle();
+    (void)writer_->close_clean();  // its files go next: how it closed does not matter
+    writer_.reset();
+  }
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir_, ec)) {
+    std::filesystem::remove_all(e.path(), ec);
+    if (ec) return Error{Errc::io_error, where_ + ": cannot delete " + e.path().string() + ": " + ec.message()};
+  }
+  if (ec && ec != std::errc::no_such_file_or_directory) {
+    return Error{Errc::io_error, where_ + ": cannot list " + dir_ + ": " + ec.message()};
+  }
+  return ensure_open(offset);
 }
 
 Status MirrorLog::close_clean() {

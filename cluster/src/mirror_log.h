@@ -55,6 +55,11 @@ class MirrorLog : private io::LogWriter::Events {
   void settle();
   // Cuts the log to end at or below `offset` once every write is done.
   Result<std::uint64_t> truncate_to(std::uint64_t offset);
+  // Deletes the whole copy and opens it again, empty, at `offset`: for a
+  // copy that ends below its leader's log start (it fell behind past the
+  // leader's retention), whose records are all gone from the leader too
+  // (Kafka's truncateFullyAndStartAt).
+  Status start_over(std::uint64_t offset);
   // Writes everything submitted and closes the log cleanly.
   Status close_clean();
 

@@ -202,7 +202,11 @@ bool PartitionFlusher::pump(std::int64_t now_ns, bool drain) {
     worked = true;
   }
   const std::uint64_t consumed = consumed_ ? consumed_->below[ring_.partition()].load(std::memory_order_acquire) : 0;
-  return writer_.pump(now_ns, consumed) || worked;
+  // A cluster's topic: retention keeps what an in-sync mirror has not copied.
+  const detail::PartitionHeader& h = ring_.header();
+  const std::uint64_t replicated =
+      h.min_insync.load(std::memory_order_relaxed) != 0 ? h.log_replicated.load(std::memory_order_acquire) : UINT64_MAX;
+  return writer_.pump(now_ns, consumed, replicated) || worked;
 }
 
 void PartitionFlusher::on_completion(const log::IoCompletion& c, std::int64_t now_ns) { writer_.on_completion(c, now_ns); }

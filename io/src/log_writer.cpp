@@ -108,7 +108,7 @@ void LogWriter::submit(Slot& s, std::span<const std::byte> bytes, std::uint64_t 
   order_.push_back(static_cast<std::size_t>(&s - slots_.data()));
 }
 
-bool LogWriter::pump(std::int64_t now_ns, std::uint64_t consumed) {
+bool LogWriter::pump(std::int64_t now_ns, std::uint64_t consumed, std::uint64_t replicated) {
   if (offline_) return false;
   bool worked = false;
   if (error_ != 0 && now_ns >= retry_at_ns_) {
@@ -125,7 +125,7 @@ bool LogWriter::pump(std::int64_t now_ns, std::uint64_t consumed) {
   maybe_sync(now_ns);
   if (now_ns >= next_retention_ns_ && error_ == 0) {
     next_retention_ns_ = now_ns + kRetentionPeriodNs;
-    auto deleted = log_->apply_retention(detail::realtime_ns(), consumed);
+    auto deleted = log_->apply_retention(detail::realtime_ns(), consumed, replicated);
     if (!deleted) {
       report_error(deleted.error().message, 0);
     } else if (deleted.value() > 0) {

@@ -84,9 +84,9 @@ class LogWriter {
   Status append(std::span<const std::byte> batch, std::uint64_t cookie);
 
   // Places submitted batches and queues their writes, retries failed writes
-  // when due, syncs by the policy, runs retention when due (`consumed`: the
-  // offset every consumer group has committed). True if it did anything.
-  bool pump(std::int64_t now_ns, std::uint64_t consumed);
+  // when due, syncs by the policy, runs retention when due (`consumed` and
+  // `replicated`: PartitionLog::apply_retention's). True if it did anything.
+  bool pump(std::int64_t now_ns, std::uint64_t consumed, std::uint64_t replicated = UINT64_MAX);
   void on_completion(const log::IoCompletion& c, std::int64_t now_ns);
   // True while a batch is submitted and not yet written, or a sync runs.
   bool busy() const noexcept { return !order_.empty() || sync_in_flight_; }

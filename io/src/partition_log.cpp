@@ -565,7 +565,7 @@ Result<std::uint64_t> PartitionLog::truncate_to(std::uint64_t offset) {
   return end_offset_;
 }
 
-Result<std::size_t> PartitionLog::apply_retention(std::int64_t now_ns, std::uint64_t consumed) {
+Result<std::size_t> PartitionLog::apply_retention(std::int64_t now_ns, std::uint64_t consumed, std::uint64_t replicated) {
   if (settings_.retention_bytes == 0 && settings_.retention_age_ns <= 0 && !settings_.retention_consumed) {
     return std::size_t{0};
   }
@@ -589,6 +589,7 @@ Result<std::size_t> PartitionLog::apply_retention(std::int64_t now_ns, std::uint
   while (segments_.size() > 1) {
     const Segment& seg = segments_.front();
     // Every record of this segment is below the next one's base.
+    if (segments_[1].base > replicated) break;  // an in-sync mirror may still need it
     bool expired = (settings_.retention_bytes != 0 && total_bytes_ > settings_.retention_bytes) ||
                    (settings_.retention_consumed && segments_[1].base <= consumed);
     if (!expired && settings_.retention_age_ns > 0) {

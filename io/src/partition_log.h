@@ -122,9 +122,11 @@ class PartitionLog {
   // ---- retention and shutdown ---------------------------------------------
   // Deletes whole segments (never the active one) past the retention limits,
   // and, with retention_consumed, those wholly below `consumed` (the offset
-  // every consumer group has committed). Returns how many; start_offset()
-  // moves up.
-  Result<std::size_t> apply_retention(std::int64_t now_ns, std::uint64_t consumed = 0);
+  // every consumer group has committed); never one that is not wholly below
+  // `replicated` (a cluster leader's high watermark: below it every in-sync
+  // mirror has copied the log). Returns how many; start_offset() moves up.
+  Result<std::size_t> apply_retention(std::int64_t now_ns, std::uint64_t consumed = 0,
+                                      std::uint64_t replicated = UINT64_MAX);
   // Writes the indexes, syncs everything and leaves the clean-shutdown
   // marker. The caller has reaped every write first.
   Status close_clean();

@@ -67,6 +67,12 @@ class TestLeader : public LedPartition, public LedPartitions {
     while (log_.written() < base + records) log_.pump();
   }
   void set_high_watermark(std::uint64_t hw) { hw_.store(hw); }
+  // As if retention had deleted everything below `offset`: an empty log
+  // that starts there.
+  void start_at(std::uint64_t offset) {
+    std::lock_guard lock(mu_);
+    ASSERT_TRUE(log_.start_over(offset));
+  }
   // The leadership's epoch (etcd's): at least the epoch of its log's last batch.
   void set_leader_epoch(std::int32_t e) { epoch_.store(e); }
   std::pair<std::uint64_t, std::uint64_t> acked() const {
@@ -123,7 +129,9 @@ std::vector<std::vector<std::byte>> batches_of(const std::string& dir) {
   auto io = log::make_pwrite_io();
   log::LogReader r(*io, dir);
   std::vector<std::vector<std::byte>> out;
-  if (r.seek(0) != log::ReadStatus::batch) return out;
+  log::ReadStatus st = r.seek(0);
+  if (st == log::ReadStatus::out_of_range) st = r.seek(r.earliest());  // a log that starts later
+  if (st != log::ReadStatus::batch) return out;
   log::DecodedBatch b;
   while (r.next(UINT64_MAX, b) == log::ReadStatus::batch) out.emplace_back(b.v2.bytes.begin(), b.v2.bytes.end());
   return out;
@@ -218,6 +226,27 @@ TEST_F(MirrorStreamTest, AMirrorThatSkippedTheLeadersEpochAsksAgainAndCutsWhereT
   EXPECT_EQ(mirror_.epochs(), (std::vector<io::LeaderEpoch>{{0, 0}, {1, 4}}));
   EXPECT_NE(lines().find("left the leader's at offset 4 (epoch 0); truncated from 10 to 0"), std::string::npos)
       << lines();
+}
+
+// A mirror that fell behind past the leader's retention: everything it
+// holds is below the leader's log start. It deletes its copy, starts again
+// at the leader's start, and copies from there.
+TEST_F(MirrorStreamTest, AMirrorBelowTheLeadersLogStartStartsOverThere) {
+  ASSERT_TRUE(mirror_.ensure_open(0));
+  for (std::uint64_t b = 0; b < 10; ++b) ASSERT_TRUE(mirror_.append(batch(b * 10, 10, 0)));
+  while (mirror_.written() < 100) mirror_.pump();
+  leader_.start_at(500);
+  for (std::uint64_t b = 50; b < 60; ++b) leader_.write(b * 10, 10, 1);
+  serve();
+  follow();
+  ASSERT_TRUE(mirror_reaches(600)) << lines();
+  follower_.reset();
+  EXPECT_EQ(mirror_.start(), 500u);
+  const auto led = batches_of((root_ / "leader").string());
+  ASSERT_EQ(led.size(), 10u);
+  EXPECT_EQ(batches_of((root_ / "mirror").string()), led);
+  EXPECT_EQ(mirror_.epochs(), (std::vector<io::LeaderEpoch>{{1, 500}}));
+  EXPECT_NE(lines().find("the copy ended at offset 100, below the leader's log start 500"), std::string::npos) << lines();
 }
 
 // KIP-101, case 2: the mirror holds offsets 0..1 of epoch 0; the new leader

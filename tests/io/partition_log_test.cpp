@@ -528,6 +528,23 @@ TEST_F(PartitionLogTest, RetentionConsumedDeletesSegmentsWhollyBelowTheConsumedO
   EXPECT_EQ(read_all(log->start_offset()), range(log->start_offset(), 1600));
 }
 
+// A cluster leader's log: whatever the policy says, a segment goes only
+// once it is wholly below the high watermark (every in-sync mirror has
+// copied it).
+TEST_F(PartitionLogTest, RetentionKeepsWhatAnInSyncMirrorHasNotCopied) {
+  LogSettings s = small_segments();
+  s.retention_bytes = 1;  // everything it may delete
+  open(s);
+  for (int i = 0; i < 400; ++i) append(4);
+  const std::vector<std::uint64_t> bases = log::list_segments(io, kDir).value();
+  ASSERT_GE(bases.size(), 3u);
+  EXPECT_EQ(log->apply_retention(0, 0, 0).value(), 0u);
+  EXPECT_EQ(log->apply_retention(0, 0, bases[1] - 1).value(), 0u) << "the first segment's last record is not replicated";
+  EXPECT_EQ(log->apply_retention(0, 0, bases[2]).value(), 2u);
+  EXPECT_EQ(log->start_offset(), bases[2]);
+  EXPECT_EQ(read_all(log->start_offset()), range(bases[2], 1600));
+}
+
 // ---- truncation ------------------------------------------------------------
 
 TEST_F(PartitionLogTest, TruncateInsideABatchTakesTheWholeBatch) {

@@ -18,7 +18,6 @@
 #include "partition_ring.h"
 #include "topic_files.h"
 #include "ringbus/broker.h"
-#include "sync.h"
 
 namespace ringbus::test {
 namespace {
@@ -41,10 +40,7 @@ struct ReplicatedTopic : LogFixture {
     detail::PartitionHeader& h = header();
     h.log_replicated.store(hw, std::memory_order_seq_cst);
     h.insync_replicas.store(insync, std::memory_order_seq_cst);
-    if (h.durable_waiters.load(std::memory_order_seq_cst) != 0) {
-      h.durable_seq.fetch_add(1, std::memory_order_release);
-      detail::futex_wake_all(&h.durable_seq);
-    }
+    detail::wake_mark_waiters(h);
   }
   void publish(std::uint64_t n) {
     Producer p = std::move(Producer::open(instance, "t").value());
@@ -152,6 +148,33 @@ TEST_F(ReplicatedTopic, AConsumerOfTheLogStopsAtTheHighWatermarkToo) {
   EXPECT_EQ(drain(c.value()), range(0, 3));
   replicated_up_to(6, 2);
   EXPECT_EQ(drain(c.value()), range(3, 6));
+}
+
+// Retention on a leader keeps every segment an in-sync mirror may not have
+// copied yet: none goes until it is wholly below the high watermark,
+// whatever the topic's limits say.
+TEST_F(ReplicatedTopic, RetentionWaitsForTheHighWatermark) {
+  Broker b = start();
+  TopicConfig c = config();
+  c.ring_bytes = 1 << 20;
+  c.log.retention_bytes = 1;  // only the active segment may stay
+  ASSERT_TRUE(b.create_topic(c, 9, 2));
+  Producer p = std::move(Producer::open(instance, "t").value());
+  const std::string value(1000, 'v');
+  PublishResult r;
+  for (int i = 0; i < 4000; ++i) {
+    r = p.publish("", value);
+    ASSERT_TRUE(r.ok()) << to_string(r.status);
+  }
+  ASSERT_EQ(p.wait_durable(r, std::chrono::seconds(10)), PublishStatus::ok);
+  // Retention runs once a second.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  EXPECT_EQ(header().log_start_offset.load(), 0u) << "deleted before any mirror copied it";
+  replicated_up_to(2000, 2);
+  ASSERT_TRUE(eventually([&] { return header().log_start_offset.load() > 0; }, std::chrono::seconds(10)));
+  EXPECT_LE(header().log_start_offset.load(), 2000u);
+  replicated_up_to(4000, 2);
+  ASSERT_TRUE(eventually([&] { return header().log_start_offset.load() > 2000; }, std::chrono::seconds(10)));
 }
 
 TEST_F(ReplicatedTopic, AWaitingConsumerWakesWhenTheHighWatermarkMoves) {

@@ -31,6 +31,9 @@ inline constexpr std::size_t kHotPad = 2 * kCacheLine;
 
 inline constexpr std::uint32_t kGatingSlots = 64;
 inline constexpr std::uint32_t kTopicNameMax = 249;  // Kafka's limit
+// The longest leader's name a ring keeps (PartitionHeader::leader): a
+// cluster's node names may be longer, and are cut.
+inline constexpr std::size_t kLeaderNameMax = 87;
 
 inline constexpr std::uint64_t kMinRingCapacity = 64 * 1024;
 inline constexpr std::uint64_t kMaxRingCapacity = 1ULL << 40;  // 1 TiB
@@ -181,7 +184,13 @@ struct PartitionHeader {
   alignas(kHotPad) std::atomic<std::uint32_t> state;  // PartitionState
   std::atomic<std::uint32_t> gating_high_water;  // slots in use are [0, high water)
   std::atomic<std::uint64_t> gate_epoch;         // bumped on every gating registration
-  std::uint8_t pad_status[kHotPad - 16];
+  // A cluster's topic led by another node (state mirror or released): that
+  // node's name, NUL-terminated (a longer name is cut), written by the
+  // broker's cluster node under a seqlock (leader_seq odd while it writes:
+  // PartitionRing::leader_elsewhere). Zero in rings made before it.
+  std::atomic<std::uint32_t> leader_seq;
+  char leader[kLeaderNameMax + 1];
+  std::uint8_t pad_status[kHotPad - 20 - (kLeaderNameMax + 1)];
 
   // --- claim word: {position, next offset}, changed only together by a
   // 16-byte compare-and-swap (cmpxchg16b), read as two ordered 8-byte loads.
@@ -242,7 +251,9 @@ static_assert(sizeof(PartitionHeader) == (9 + kGatingSlots) * kHotPad);
 static_assert(offsetof(PartitionHeader, pad_identity) == 336);
 static_assert(offsetof(PartitionHeader, gating_high_water) == 388);
 static_assert(offsetof(PartitionHeader, gate_epoch) == 392);
-static_assert(offsetof(PartitionHeader, pad_status) == 400);
+static_assert(offsetof(PartitionHeader, leader_seq) == 400);
+static_assert(offsetof(PartitionHeader, leader) == 404);
+static_assert(offsetof(PartitionHeader, pad_status) == 404 + kLeaderNameMax + 1);
 static_assert(offsetof(PartitionHeader, pad_claim) == 528);
 static_assert(offsetof(PartitionHeader, pad_lap) == 656);
 static_assert(offsetof(PartitionHeader, pad_frontier) == 784);
@@ -266,6 +277,10 @@ enum class PartitionState : std::uint32_t {
   offline = 2,  // the partition's commit log cannot be opened: producers are refused
   mirror = 3,   // a cluster mirror's copy: producers are refused (not_leader),
                 // consumers read the copy's log, never the ring
+  released = 4,  // a cluster's topic this broker no longer leads (its node
+                 // stepped down): producers are refused (not_leader);
+                 // consumers drain what was published, then see the topic
+                 // deleted (and open it again, as a mirror's copy)
 };
 
 // PartitionHeader::log_durability: whether a flusher serves the partition,

@@ -572,4 +572,32 @@ std::uint32_t PartitionRing::reap_dead_gating_readers() noexcept {
   return freed;
 }
 
+std::string PartitionRing::leader_elsewhere() const {
+  PartitionHeader& h = *header_;
+  char name[kLeaderNameMax + 1];
+  for (;;) {
+    const std::uint32_t before = h.leader_seq.load(std::memory_order_acquire);
+    if (before % 2 == 0) {
+      for (std::size_t i = 0; i <= kLeaderNameMax; ++i) name[i] = std::atomic_ref<char>(h.leader[i]).load(std::memory_order_relaxed);
+      std::atomic_thread_fence(std::memory_order_acquire);
+      if (h.leader_seq.load(std::memory_order_relaxed) == before) break;
+    }
+    cpu_relax();
+  }
+  name[kLeaderNameMax] = '\0';
+  return name;
+}
+
+// One writer (the broker's cluster node): odd while the bytes change.
+void PartitionRing::set_leader_elsewhere(std::string_view name) noexcept {
+  PartitionHeader& h = *header_;
+  const std::uint32_t seq = h.leader_seq.load(std::memory_order_relaxed);
+  h.leader_seq.store(seq + 1, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_release);
+  const std::size_t n = std::min(name.size(), kLeaderNameMax);
+  for (std::size_t i = 0; i <= kLeaderNameMax; ++i)
+    std::atomic_ref<char>(h.leader[i]).store(i < n ? name[i] : '\0', std::memory_order_relaxed);
+  h.leader_seq.store(seq + 2, std::memory_order_release);
+}
+
 }  // namespace ringbus::detail

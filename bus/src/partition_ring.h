@@ -104,16 +104,28 @@ class PartitionRing {
   PartitionState state() const noexcept {
     return static_cast<PartitionState>(header_->state.load(std::memory_order_acquire));
   }
-  bool deleted() const noexcept { return state() == PartitionState::deleted; }
+  // Gone from here: deleted, or released to another node (readers drain it).
+  bool deleted() const noexcept {
+    const PartitionState s = state();
+    return s == PartitionState::deleted || s == PartitionState::released;
+  }
   // What a producer is told when the partition is not live.
   PublishStatus refusal() const noexcept {
     switch (state()) {
       case PartitionState::deleted: return PublishStatus::topic_deleted;
-      case PartitionState::mirror: return PublishStatus::not_leader;
+      case PartitionState::mirror:
+      case PartitionState::released: return PublishStatus::not_leader;
       default: return PublishStatus::partition_offline;
     }
   }
   bool mirror() const noexcept { return state() == PartitionState::mirror; }
+
+  // The node that leads the topic when this broker does not (a mirror's or
+  // a released ring): a seqlock, relaxed byte loads validated by the
+  // sequence, so a name changing meanwhile is read again, never torn. ""
+  // if none was written.
+  std::string leader_elsewhere() const;
+  void set_leader_elsewhere(std::string_view name) noexcept;
 
   // ---- producer side -----------------------------------------------------
   // Claims `bytes` (a multiple of kFrameAlign, at most capacity/4) for

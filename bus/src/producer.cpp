@@ -85,6 +85,7 @@ Status check_record_batch(std::span<const std::byte> batch) {
 }
 
 struct Producer::Impl {
+  std::string instance;  // leader(): the topic's rings on this host now
   std::shared_ptr<detail::TopicMap> topic;
   std::vector<detail::ProducerCache> caches;  // per partition
   std::uint32_t round_robin = 0;
@@ -97,6 +98,7 @@ Result<Producer> Producer::open(std::string_view instance, std::string_view topi
   auto map = detail::TopicMap::open(instance, topic);
   if (!map) return map.error();
   auto impl = std::make_unique<Impl>();
+  impl->instance = std::string(instance);
   impl->topic = std::move(map.value());
   impl->caches.resize(impl->topic->partition_count());
   impl->options = options;
@@ -147,7 +149,7 @@ PublishStatus Producer::wait_durable(const PublishResult& published, std::chrono
     const std::atomic<std::uint64_t>& mark = mode == detail::LogDurability::page_cache ? h.log_written : h.log_durable;
     if (mark.load(std::memory_order_acquire) > published.offset) return PublishStatus::ok;
     if (h.log_error.load(std::memory_order_acquire) != 0) return PublishStatus::log_failed;
-    if (ring.deleted()) return PublishStatus::topic_deleted;
+    if (ring.deleted()) return ring.refusal();  // topic_deleted, or not_leader once released
     // Only a live flusher moves the marks: with no broker, say so at once.
     if (ring.no_broker(cache.broker)) return PublishStatus::no_broker;
     return PublishStatus::timed_out;  // not yet
@@ -169,7 +171,7 @@ PublishStatus Producer::wait_replicated(const PublishResult& published, std::chr
     const std::uint32_t insync = h.insync_replicas.load(std::memory_order_acquire);
     if (insync != 0 && insync < h.min_insync.load(std::memory_order_acquire)) return PublishStatus::not_enough_replicas;
     if (h.log_error.load(std::memory_order_acquire) != 0) return PublishStatus::log_failed;
-    if (ring.deleted()) return PublishStatus::topic_deleted;
+    if (ring.deleted()) return ring.refusal();  // topic_deleted, or not_leader once released
     if (ring.no_broker(cache.broker)) return PublishStatus::no_broker;
     return PublishStatus::timed_out;
   });
@@ -180,6 +182,16 @@ Producer& Producer::operator=(Producer&&) noexcept = default;
 Producer::~Producer() = default;
 
 std::uint32_t Producer::partitions() const noexcept { return impl_->topic->partition_count(); }
+
+std::string Producer::leader() const {
+  // Its own rings name the leader once they are a mirror's; released ones
+  // were replaced, under the same name, by the mirror's rings (if the node
+  // knows the leader yet).
+  if (impl_->topic->ring(0).mirror()) return impl_->topic->ring(0).leader_elsewhere();
+  auto now = detail::TopicMap::open(impl_->instance, impl_->topic->name(), /*populate=*/false);
+  if (!now || !now.value()->ring(0).mirror()) return "";
+  return now.value()->ring(0).leader_elsewhere();
+}
 std::uint32_t Producer::max_record_size() const noexcept { return impl_->topic->ring(0).max_record_size(); }
 
 std::uint32_t Producer::choose_partition(std::string_view key, std::uint32_t requested) noexcept {

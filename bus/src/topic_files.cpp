@@ -284,7 +284,8 @@ Result<std::shared_ptr<TopicMap>> TopicMap::open(std::string_view instance, std:
       return corrupt(path, "belongs to another topic than partition-0 (was the topic re-created?)");
     }
     if (h->id.partition != p) return corrupt(path, "says it is partition " + std::to_string(h->id.partition));
-    if (h->state.load(std::memory_order_acquire) == static_cast<std::uint32_t>(PartitionState::deleted)) {
+    if (const auto s = static_cast<PartitionState>(h->state.load(std::memory_order_acquire));
+        s == PartitionState::deleted || s == PartitionState::released) {
       return Error{Errc::deleted, "topic '" + std::string(topic) + "' is being deleted"};
     }
     map->rings_.push_back(std::make_unique<PartitionRing>(std::move(file.value())));
@@ -398,7 +399,7 @@ Result<TopicInfo> create_topic_files(std::string_view instance, const TopicConfi
   return map.value()->describe();
 }
 
-Status delete_topic_files(std::string_view instance, std::string_view topic) {
+Status delete_topic_files(std::string_view instance, std::string_view topic, PartitionState state) {
   auto map = TopicMap::open(instance, topic, /*populate=*/false);
   if (!map) return map.error();
   // Take the name away first (a rename: atomic, and new opens fail from
@@ -411,7 +412,7 @@ Status delete_topic_files(std::string_view instance, std::string_view topic) {
   }
   for (std::uint32_t p = 0; p < map.value()->partition_count(); ++p) {
     PartitionHeader& h = map.value()->ring(p).header();
-    h.state.store(static_cast<std::uint32_t>(PartitionState::deleted), std::memory_order_release);
+    h.state.store(static_cast<std::uint32_t>(state), std::memory_order_release);
     h.wake_seq.fetch_add(1, std::memory_order_release);
     futex_wake_all(&h.wake_seq);
   }

@@ -79,7 +79,9 @@ inline LogDurability log_durability_of(Durability d) noexcept {
 // Broker-side operations (the caller holds the instance lock).
 Result<TopicInfo> create_topic_files(std::string_view instance, const TopicConfig& config,
                                      std::uint64_t topic_id, const TopicLog& log = {});
-Status delete_topic_files(std::string_view instance, std::string_view topic);
+// `state`: deleted, or released (a cluster's topic led elsewhere now).
+Status delete_topic_files(std::string_view instance, std::string_view topic,
+                          PartitionState state = PartitionState::deleted);
 // Marks a partition offline (its log cannot be opened): producers get
 // partition_offline, waiters for durability log_failed with `err`.
 void take_offline(PartitionRing& ring, int err);

@@ -798,8 +798,15 @@ Status ClusterNode::mirror(Local& t, const std::string& leader) {
   t.role = Local::Role::mirroring;
   t.leader = leader;
   t.epoch = -1;
+  name_leader(t);
   log("info", "node '" + options_.node + "' mirrors topic '" + t.name + "' from node '" + leader + "'");
   return {};
+}
+
+void ClusterNode::name_leader(const Local& t) {
+  auto map = detail::TopicMap::open(broker_.instance(), t.name, /*populate=*/false);
+  if (!map || !map.value()->ring(0).mirror()) return;
+  for (std::uint32_t p = 0; p < map.value()->partition_count(); ++p) map.value()->ring(p).set_leader_elsewhere(t.leader);
 }
 
 void ClusterNode::maintain_isr(Local& t, VersionedLeadership& leadership,

@@ -153,6 +153,9 @@ class ClusterNode {
   // Serves the mirror's copy of `t` to this host's consumers
   // (Broker::serve_mirror), its logs publishing their marks there.
   Status serve_copy(Local& t);
+  // Writes t's leader into the mirror's rings, for this host's producers
+  // refused with not_leader (Producer::leader()).
+  void name_leader(const Local& t);
   // Removes a mirror's copy of `t` left by an older topic of that name (its
   // topic.meta names another id, or cannot be read).
   void drop_stale_copy(const Local& t);

@@ -677,7 +677,7 @@ Status Broker::release_topic(std::string_view name) {
   if (!t) return t.error();
   const std::uint64_t id = t.value()->id;
   // Refuse producers first: the flushers then write everything committed.
-  if (auto s = detail::delete_topic_files(im.instance, name); !s) return s;
+  if (auto s = detail::delete_topic_files(im.instance, name, detail::PartitionState::released); !s) return s;
   Status first;
   for (auto& f : im.flushers) {
     if (auto s = f->release(id); !s && first) first = s;

@@ -195,6 +195,12 @@ TEST_F(ClusterNodeTest, ALeaderGoesAMirrorTakesOverWhereItWasAndTheOldLeaderCome
   ASSERT_TRUE(again.node);
   ASSERT_TRUE(eventually([&] { return role(again) && !role(again)->leading && role(again)->leader == "b"; }));
   EXPECT_TRUE(again.broker->describe_topic("t")->mirror);
+  {
+    auto p = Producer::open(again.instance, "t");
+    ASSERT_TRUE(p) << p.error().message;
+    EXPECT_EQ(p->publish("", "x").status, PublishStatus::not_leader);
+    EXPECT_EQ(p->leader(), "b") << "a producer on a mirror's host learns where to go";
+  }
   ASSERT_TRUE(eventually([&] { return role(b)->isr == std::vector<std::string>{"b", "a"}; })) << role(b)->isr.size();
   ASSERT_TRUE(eventually([&] { return role(b)->partitions[0].high_watermark == 1500; }));
 
@@ -465,7 +471,8 @@ TEST_F(ClusterNodeTest, ANodeThatCannotReachEtcdStopsLeadingBeforeItsLeaseCanExp
   etcd_->resume();
   ASSERT_TRUE(fenced);
   EXPECT_TRUE(a.said("fenced")) << "the log says why";
-  EXPECT_EQ(p->publish("", value(10)).status, PublishStatus::topic_deleted);
+  EXPECT_EQ(p->publish("", value(10)).status, PublishStatus::not_leader);
+  EXPECT_EQ(p->leader(), "") << "no other node leads it";
   // etcd answers again: the node leads again, with every record.
   ASSERT_TRUE(eventually([&] { return role(a) && role(a)->leading && a.broker->describe_topic("t").ok(); }));
   expect_records(a, 10);

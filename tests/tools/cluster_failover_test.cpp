@@ -53,8 +53,8 @@ TEST_F(ClusterFailover, ALeaderStoppedPastItsLeaseAcknowledgesNothingAfterItWasF
   ::kill(node("a").pid, SIGCONT);
   ASSERT_NE(leader, "");
   // The old leader, running again, finds itself fenced and steps down; the
-  // producer on its host is refused (topic_deleted) or times out, and
-  // whatever it was told before holds on the new leader.
+  // producer on its host is refused (not_leader), and whatever it was told
+  // before holds on the new leader.
   ASSERT_TRUE(eventually([&] {
     auto t = node("a").call("describe_topic", {{"name", "t"}});
     return !t.ok() || (*t)["topic"].value("mirror", false);  // released, then (perhaps) served as a mirror's copy
@@ -62,6 +62,19 @@ TEST_F(ClusterFailover, ALeaderStoppedPastItsLeaseAcknowledgesNothingAfterItWasF
   p.stop_and_join();
   w.stop_and_join();
   EXPECT_TRUE(read_file(node("a").log).find("stops leading topic 't'") != std::string::npos);
+  EXPECT_NE(p.ended.find(to_string(PublishStatus::not_leader)), std::string::npos)
+      << "the producer on the deposed leader's host: " << p.ended;
+  {
+    // Once the old leader mirrors the new one, its host names the leader.
+    ASSERT_TRUE(eventually([&] {
+      auto t = node("a").call("describe_topic", {{"name", "t"}});
+      return t.ok() && (*t)["topic"].value("mirror", false);
+    }));
+    auto producer = Producer::open(node("a").instance, "t");
+    ASSERT_TRUE(producer) << producer.error().message;
+    EXPECT_EQ(producer->publish("", "x").status, PublishStatus::not_leader);
+    EXPECT_TRUE(eventually([&] { return producer->leader() == leader; })) << producer->leader();
+  }
   check(leader, p, 300, &w);
   // And it follows the new leader as a mirror, back in the in-sync set.
   ASSERT_TRUE(eventually([&] { return node(leader).isr_of("t").size() == 3; }));

@@ -78,6 +78,13 @@ struct ProduceOptions {
   std::int64_t partition = -1;
 };
 
+// After not_leader: which node to produce to instead, if this host knows.
+std::string leader_said(const Producer& p, PublishStatus s) {
+  if (s != PublishStatus::not_leader) return "";
+  const std::string leader = p.leader();
+  return leader.empty() ? " (no leader is known here yet: ringbus cluster status)" : " (node '" + leader + "' leads it)";
+}
+
 int produce(const Global& g, const ProduceOptions& o) {
   std::vector<std::pair<std::string, std::string>> header_store;
   for (const std::string& h : o.headers) {
@@ -131,8 +138,9 @@ int produce(const Global& g, const ProduceOptions& o) {
     }
     const PublishResult r = p->publish(key, value, headers, partition);
     if (!r.ok()) {
-      std::fprintf(stderr, "ringbus: line %llu: %s (%llu records published before it)\n",
-                   static_cast<unsigned long long>(n + 1), to_string(r.status), static_cast<unsigned long long>(n));
+      std::fprintf(stderr, "ringbus: line %llu: %s%s (%llu records published before it)\n",
+                   static_cast<unsigned long long>(n + 1), to_string(r.status), leader_said(*p, r.status).c_str(),
+                   static_cast<unsigned long long>(n));
       return r.status == PublishStatus::topic_deleted || r.status == PublishStatus::no_broker ? kExitNotFound : kExitError;
     }
     last[r.partition] = r;
@@ -150,8 +158,9 @@ int produce(const Global& g, const ProduceOptions& o) {
       const PublishStatus s = acks == "all" ? p->wait_replicated(r, std::chrono::seconds(30))
                                             : p->wait_durable(r, std::chrono::seconds(30));
       if (s != PublishStatus::ok) {
-        std::fprintf(stderr, "ringbus: partition %u: not %s: %s\n", part,
-                     acks == "all" ? "durable on every in-sync replica" : "durable", to_string(s));
+        std::fprintf(stderr, "ringbus: partition %u: not %s: %s%s\n", part,
+                     acks == "all" ? "durable on every in-sync replica" : "durable", to_string(s),
+                     leader_said(*p, s).c_str());
         return s == PublishStatus::no_broker ? kExitNotFound : kExitError;
       }
     }

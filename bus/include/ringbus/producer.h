@@ -146,10 +146,17 @@ class Producer {
   // replicated topic (acks=all: below its leader's high watermark,
   // cluster/README.md), with at least the topic's min_insync replicas in
   // sync. Returns ok, timed_out, not_enough_replicas (fewer in sync than
-  // min_insync: never a silent downgrade), topic_deleted (also when this
-  // node stops leading the topic: a failover), log_failed or no_broker. On
-  // a topic that is not replicated, as wait_durable (its one replica).
+  // min_insync: never a silent downgrade), not_leader (this node stopped
+  // leading the topic: a failover; leader() says who leads it now),
+  // topic_deleted, log_failed or no_broker. On a topic that is not
+  // replicated, as wait_durable (its one replica).
   PublishStatus wait_replicated(const PublishResult& published, std::chrono::nanoseconds timeout) noexcept;
+  // After not_leader: the node of the cluster that leads the topic now, as
+  // this host's broker last heard (it serves the topic there as a mirror's
+  // copy); "" while it does not know (a node that fenced itself steps down
+  // before another is elected: ask again). Reads the host's shared memory,
+  // no system call on the rings' path; for the cold path.
+  std::string leader() const;
   // Zero-copy: claims room for a value of value_size bytes (the key and
   // headers are copied in now); the caller writes the value and commits.
   Claim try_claim(std::size_t value_size, std::string_view key = {},

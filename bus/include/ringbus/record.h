@@ -108,9 +108,10 @@ enum class PublishStatus : std::uint8_t {
   not_enough_replicas,  // wait_replicated: fewer replicas are in sync than the
                         // topic's min_insync (the record is kept and copied
                         // when they catch up; it is not acknowledged as all)
-  not_leader,         // the topic is a mirror's copy on this host: another
-                      // node of the cluster leads it (ringbus cluster status
-                      // says which); its consumers read it here
+  not_leader,         // another node of the cluster leads the topic: this
+                      // host has a mirror's copy (its consumers read it
+                      // here), or this node stopped leading it (a
+                      // failover); Producer::leader() names the leader
 };
 const char* to_string(PublishStatus s) noexcept;
 

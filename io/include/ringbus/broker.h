@@ -120,9 +120,10 @@ class Broker {
   // read the copy); not_found if there are none, invalid_argument if the
   // topic is not a mirror's copy.
   Status stop_mirror(std::string_view name);
-  // Stops serving a topic and keeps its log: producers get topic_deleted,
-  // what the rings hold committed is written, and the logs are closed
-  // cleanly in <data-dir>/<name>, for the caller to move.
+  // Stops serving a topic and keeps its log: producers get not_leader (the
+  // rings' state released), what the rings hold committed is written, and
+  // the logs are closed cleanly in <data-dir>/<name>, for the caller (a
+  // cluster node stepping down) to move.
   Status release_topic(std::string_view name);
   // reset_group, then the group as it is after the reset.
   Result<GroupInfo> reset_group(std::string_view topic, std::string_view group, const GroupPosition& to,

@@ -3,12 +3,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstring>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "partition_format.h"
+#include "partition_ring.h"
 #include "test_support.h"
 #include "topic_files.h"
 
@@ -59,6 +61,35 @@ TEST_F(RingTest, PublishThenConsumeKeepsKeyValueHeadersAndDenseOffsets) {
     EXPECT_EQ(seen[i].headers[0], std::make_pair(std::string("trace"), std::string("abc")));
     EXPECT_EQ(seen[i].headers[1], std::make_pair(std::string("n"), std::string("")));
   }
+}
+
+// The leader's name in a mirror's rings changes under a seqlock: a reader
+// never sees half of one name and half of another. A name longer than the
+// field is cut.
+TEST_F(RingTest, TheLeadersNameIsReadWholeWhileItChanges) {
+  create(topic("t"));
+  auto map = detail::TopicMap::open(instance, "t");
+  ASSERT_TRUE(map) << map.error().message;
+  detail::PartitionRing& ring = map.value()->ring(0);
+  EXPECT_EQ(ring.leader_elsewhere(), "");
+  const std::string one(40, 'a'), two = "b";
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    for (int i = 0; !stop.load(); ++i) {
+      ring.set_leader_elsewhere(i % 2 ? one : two);
+      std::this_thread::yield();  // (one writer, rarely: a reader must get a word in)
+    }
+  });
+  std::size_t torn = 0;
+  for (int i = 0; i < 20'000; ++i) {
+    const std::string n = ring.leader_elsewhere();
+    if (n != "" && n != one && n != two) ++torn;
+  }
+  stop = true;
+  writer.join();
+  EXPECT_EQ(torn, 0u);
+  ring.set_leader_elsewhere(std::string(200, 'c'));
+  EXPECT_EQ(ring.leader_elsewhere(), std::string(detail::kLeaderNameMax, 'c'));
 }
 
 TEST_F(RingTest, EmptyKeyAndEmptyValueAreValidRecords) {

@@ -121,8 +121,8 @@ class PartitionRing {
   bool mirror() const noexcept { return state() == PartitionState::mirror; }
 
   // The node that leads the topic when this broker does not (a mirror's or
-  // a released ring): a seqlock, relaxed byte loads validated by the
-  // sequence, so a name changing meanwhile is read again, never torn. ""
+  // a released ring): a seqlock (acquire byte loads validated by the
+  // sequence), so a name changing meanwhile is read again, never torn. ""
   // if none was written.
   std::string leader_elsewhere() const;
   void set_leader_elsewhere(std::string_view name) noexcept;

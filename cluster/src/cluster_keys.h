@@ -47,6 +47,11 @@ struct TopicRecord {
   std::vector<std::string> replicas;  // 1..5 nodes; the first leads first
   std::uint32_t min_insync = 1;       // counting the leader; 1..replicas
   bool unclean_election = false;      // may a replica out of sync lead?
+  bool replicated_on(std::string_view node) const noexcept {
+    for (const auto& r : replicas)
+      if (r == node) return true;
+    return false;
+  }
 };
 // Refuses (invalid_argument, saying why) a record that could not be a
 // topic's: a bad configuration, no replicas or more than 5, a node named

@@ -435,15 +435,14 @@ Result<ReplicaMovePlan> ClusterNode::move_replicas(const std::string& from, cons
     auto kv = etcd_->get(key);
     if (!kv) return kv.error();
     auto record = kv.value() ? decode_topic_record(kv.value()->value, key) : Result<TopicRecord>(Error{Errc::not_found, ""});
-    const auto& r = record ? record->replicas : std::vector<std::string>{};
-    if (!record || std::find(r.begin(), r.end(), from) == r.end() || std::find(r.begin(), r.end(), to) != r.end()) {
-      done.keeping.emplace_back(name, "its key changed meanwhile: run the command again");
-      continue;
+    bool swapped = false;
+    if (record && record->replicated_on(from) && !record->replicated_on(to)) {
+      record->replicas = replace_replica(record->replicas, from, to);
+      auto put = etcd_->put_if(key, encode_topic_record(record.value()), kv.value()->mod_revision);
+      if (!put) return put.error();
+      swapped = put.value();
     }
-    record->replicas = replace_replica(record->replicas, from, to);
-    auto swapped = etcd_->put_if(key, encode_topic_record(record.value()), kv.value()->mod_revision);
-    if (!swapped) return swapped.error();
-    if (!swapped.value()) {
+    if (!swapped) {
       done.keeping.emplace_back(name, "its key changed meanwhile: run the command again");
       continue;
     }
@@ -536,19 +535,16 @@ void ClusterNode::reconcile() {
     swept_ = true;
   }
   for (const auto& [name, topic] : topics) {
-    const auto& replicas = topic.record.replicas;
-    if (std::find(replicas.begin(), replicas.end(), options_.node) == replicas.end()) continue;
+    if (!topic.record.replicated_on(options_.node)) continue;
     if (auto s = reconcile_topic(name, topic.id, topic.record, view.leaders[name], nodes); !s) {
       complain("error", s.error().message);
     }
   }
-  // Topics gone from etcd, or no longer replicated here: stop (their logs stay on disk).
+  // Topics gone from etcd, or no longer replicated here: their logs here go (forget).
   for (auto it = topics_.begin(); it != topics_.end();) {
     Local& t = *it->second;
     const auto found = topics.find(it->first);
-    const bool keep = found != topics.end() && found->second.id == t.id &&
-                      std::find(found->second.record.replicas.begin(), found->second.record.replicas.end(),
-                                options_.node) != found->second.record.replicas.end();
+    const bool keep = found != topics.end() && found->second.id == t.id && found->second.record.replicated_on(options_.node);
     if (keep) {
       ++it;
       continue;
@@ -727,9 +723,7 @@ void ClusterNode::sweep_strays(const ClusterView& view) {
     auto meta = bytes ? io::decode_topic_meta(bytes.value(), path) : Result<io::TopicMeta>(bytes.error());
     if (!meta || (led && meta->min_insync == 0)) return false;  // unreadable (the broker says so), or the broker's own
     const auto t = view.topics.find(name);
-    const bool ours = t != view.topics.end() && t->second.id == meta->topic_id &&
-                      std::find(t->second.record.replicas.begin(), t->second.record.replicas.end(), options_.node) !=
-                          t->second.record.replicas.end();
+    const bool ours = t != view.topics.end() && t->second.id == meta->topic_id && t->second.record.replicated_on(options_.node);
     if (!ours) {
       log("warn", "topic '" + name + "' (id " + std::to_string(meta->topic_id) + ") is no longer replicated by node '" +
                       options_.node + "' (deleted in etcd, or moved off it, while it was down): its " +
@@ -828,7 +822,7 @@ void ClusterNode::maintain_isr(Local& t, VersionedLeadership& leadership,
   for (const auto& [m, partitions] : back) {
     // (Only a live node: the tracker remembers a dead mirror as caught up
     // as of its last acknowledgement.)
-    const bool replica = std::find(t.record.replicas.begin(), t.record.replicas.end(), m) != t.record.replicas.end();
+    const bool replica = t.record.replicated_on(m);
     if (partitions == t.led.size() && replica && alive(m) && std::find(next.isr.begin(), next.isr.end(), m) == next.isr.end()) {
       next.isr.push_back(m);
     }

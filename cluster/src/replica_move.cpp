@@ -28,14 +28,14 @@ Result<ReplicaMovePlan> plan_replica_move(const ClusterView& view, const std::st
   if (!only.empty()) {
     const auto t = view.topics.find(only);
     if (t == view.topics.end()) return Error{Errc::not_found, "topic '" + only + "' does not exist in the cluster"};
-    if (!contains(t->second.record.replicas, from)) {
+    if (!t->second.record.replicated_on(from)) {
       return Error{Errc::invalid_argument, "topic '" + only + "' has no replica on node '" + from + "'"};
     }
   }
   ReplicaMovePlan plan;
   for (const auto& [name, topic] : view.topics) {
-    if ((!only.empty() && name != only) || !contains(topic.record.replicas, from)) continue;
-    if (contains(topic.record.replicas, to)) {
+    if ((!only.empty() && name != only) || !topic.record.replicated_on(from)) continue;
+    if (topic.record.replicated_on(to)) {
       plan.keeping.emplace_back(name, "node '" + to + "' already holds a replica of it");
       continue;
     }

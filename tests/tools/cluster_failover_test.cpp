@@ -12,13 +12,10 @@ namespace {
 class ClusterFailover : public ClusterHarness {};
 
 TEST_F(ClusterFailover, KillNineOfTheLeaderUnderLoadLosesNoAcknowledgedRecord) {
-  start_cluster();
-  if (HasFatalFailure()) return;
   Producing p;
-  produce(p, "a", 0);
   Watching w;
-  watch(w, "a");
-  ASSERT_TRUE(acknowledged(p, 500)) << p.ended;
+  start_under_load(p, &w, 500);
+  if (HasFatalFailure()) return;
   node("a").kill9();
   p.stop_and_join();
   w.stop_and_join();
@@ -39,13 +36,10 @@ TEST_F(ClusterFailover, KillNineOfTheLeaderUnderLoadLosesNoAcknowledgedRecord) {
 }
 
 TEST_F(ClusterFailover, ALeaderStoppedPastItsLeaseAcknowledgesNothingAfterItWasFenced) {
-  start_cluster();
-  if (HasFatalFailure()) return;
   Producing p;
-  produce(p, "a", 0);
   Watching w;
-  watch(w, "a");
-  ASSERT_TRUE(acknowledged(p, 300)) << p.ended;
+  start_under_load(p, &w, 300);
+  if (HasFatalFailure()) return;
   // Stopped past its lease's TTL: another node is elected meanwhile.
   ::kill(node("a").pid, SIGSTOP);
   const std::string leader = new_leader("b", {"b", "c"});
@@ -84,11 +78,9 @@ TEST_F(ClusterFailover, ALeaderStoppedPastItsLeaseAcknowledgesNothingAfterItWasF
 // takes over is killed as soon as it leads; the third node, in sync, leads
 // with everything that was acknowledged.
 TEST_F(ClusterFailover, TwoFailoversInQuickSuccessionLoseNoAcknowledgedRecord) {
-  start_cluster();
-  if (HasFatalFailure()) return;
   Producing p;
-  produce(p, "a", 0);
-  ASSERT_TRUE(acknowledged(p, 300)) << p.ended;
+  start_under_load(p, nullptr, 300);
+  if (HasFatalFailure()) return;
   node("a").kill9();
   p.stop_and_join();
   const std::string second = new_leader("b", {"b", "c"});
@@ -104,11 +96,9 @@ TEST_F(ClusterFailover, TwoFailoversInQuickSuccessionLoseNoAcknowledgedRecord) {
 // the leader while the producer goes on, joins the in-sync set, and holds
 // every acknowledged record.
 TEST_F(ClusterFailover, ADeadMirrorIsReplacedByANewNodeThatCopiesTheLog) {
-  start_cluster();
-  if (HasFatalFailure()) return;
   Producing p;
-  produce(p, "a", 0);
-  ASSERT_TRUE(acknowledged(p, 300)) << p.ended;
+  start_under_load(p, nullptr, 300);
+  if (HasFatalFailure()) return;
   node("c").kill9();
   add_node("d");
   start("d");
@@ -119,11 +109,8 @@ TEST_F(ClusterFailover, ADeadMirrorIsReplacedByANewNodeThatCopiesTheLog) {
     out = run_command(cli + " 2>&1");
     return out.find("topic t: replica moved from node c to node d") != std::string::npos;
   })) << out;
-  ASSERT_TRUE(eventually([&] {
-    std::vector<std::string> isr = node("a").isr_of("t");
-    std::sort(isr.begin(), isr.end());
-    return isr == std::vector<std::string>{"a", "b", "d"};
-  })) << ::testing::PrintToString(node("a").isr_of("t"));
+  ASSERT_TRUE(eventually([&] { return in_sync("a") == std::set<std::string>{"a", "b", "d"}; }))
+      << ::testing::PrintToString(in_sync("a"));
   const std::size_t before = [&] {
     std::lock_guard lock(p.mu);
     return p.acked.size();

@@ -342,6 +342,20 @@ class ClusterHarness : public EtcdSuite {
     ASSERT_EQ((*r)["replicas"].size(), 3u);
     ASSERT_TRUE(eventually([&] { return node("a").isr_of("t").size() == 3; }));
   }
+  // The cluster, a producer on a's host (and a consumer there, if `w`), and
+  // `n` records acknowledged.
+  void start_under_load(Producing& p, Watching* w, std::size_t n) {
+    start_cluster();
+    if (HasFatalFailure()) return;
+    produce(p, "a", 0);
+    if (w != nullptr) watch(*w, "a");
+    ASSERT_TRUE(acknowledged(p, n)) << p.ended;
+  }
+  // t's in-sync set as node `n` sees it, in any order.
+  std::set<std::string> in_sync(const std::string& n) const {
+    const std::vector<std::string> isr = nodes_.at(n).isr_of("t");
+    return {isr.begin(), isr.end()};
+  }
   static bool acknowledged(Producing& p, std::size_t n) {
     return eventually([&] {
       std::lock_guard lock(p.mu);

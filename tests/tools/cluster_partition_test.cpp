@@ -66,13 +66,10 @@ class ClusterPartition : public ClusterHarness {
 // in sync than min_insync acks=all says so instead of acknowledging. Once
 // the link heals the mirrors catch up, rejoin, and acknowledgements go on.
 TEST_F(ClusterPartition, ALeaderCutOffFromItsMirrorsAcknowledgesNothingUntilTheyAreBack) {
-  start_cluster();
-  if (HasFatalFailure()) return;
   Producing p;
-  produce(p, "a", 0);
   Watching w;
-  watch(w, "a");
-  ASSERT_TRUE(acknowledged(p, 300)) << p.ended;
+  start_under_load(p, &w, 300);
+  if (HasFatalFailure()) return;
   cut("a", net_->address("b"));
   cut("a", net_->address("c"));
   ASSERT_TRUE(eventually([&] { return node("a").isr_of("t") == std::vector<std::string>{"a"}; }))
@@ -99,13 +96,10 @@ TEST_F(ClusterPartition, ALeaderCutOffFromItsMirrorsAcknowledgesNothingUntilThey
 // mirror in sync takes over with every acknowledged record. Healed, the old
 // leader follows the new one.
 TEST_F(ClusterPartition, ALeaderCutOffFromEtcdFencesItselfAndAMirrorTakesOver) {
-  start_cluster();
-  if (HasFatalFailure()) return;
   Producing p;
-  produce(p, "a", 0);
   Watching w;
-  watch(w, "a");
-  ASSERT_TRUE(acknowledged(p, 300)) << p.ended;
+  start_under_load(p, &w, 300);
+  if (HasFatalFailure()) return;
   cut("a", net_->gateway());
   const std::string leader = new_leader("b", {"b", "c"});
   ASSERT_NE(leader, "");
@@ -131,11 +125,7 @@ TEST_F(ClusterPartition, AMirrorOnASlowLinkLeavesTheInSyncSetAndAcknowledgements
   Producing p;
   // Groups of 100 records of 1 KiB: c takes 3 s to receive one.
   produce(p, "a", 0, 100, /*pad=*/1000);
-  ASSERT_TRUE(eventually([&] {
-    std::vector<std::string> isr = node("a").isr_of("t");
-    std::sort(isr.begin(), isr.end());
-    return isr == std::vector<std::string>{"a", "b"};
-  }))
+  ASSERT_TRUE(eventually([&] { return in_sync("a") == std::set<std::string>{"a", "b"}; }))
       << "in sync: " << ::testing::PrintToString(node("a").isr_of("t"));
   const std::size_t without_c = acked(p);
   ASSERT_TRUE(acknowledged(p, without_c + 500)) << p.ended;

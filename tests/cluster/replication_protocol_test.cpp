@@ -198,7 +198,7 @@ TEST(ReplicationProtocol, RefusesAnUnknownErrorCode) {
 
 TEST(ReplicationProtocol, RefusesABatchCutShort) {
   auto b = batch(0, 3);
-  b.resize(b.size() - 1);
+  b.pop_back();  // (resize(size() - 1): GCC 12 at -O1 under ASan warns of a memset of 2^64 - 2 bytes)
   EXPECT_NE(refusal(frame(Batches{1, 0, 0, b})).find("does not fit the frame"), std::string::npos);
   b.resize(20);
   EXPECT_NE(refusal(frame(Batches{1, 0, 0, b})).find("cut short in its header"), std::string::npos);

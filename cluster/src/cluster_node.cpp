@@ -705,9 +705,7 @@ Status ClusterNode::serve_copy(Local& t) {
 void ClusterNode::drop_stale_copy(const Local& t) {
   const std::string copy = mirror_dir(t.name);
   if (!fs::exists(copy)) return;
-  const std::string path = copy + "/" + io::kTopicMetaName;
-  auto bytes = io::read_small_file(path);
-  auto meta = bytes ? io::decode_topic_meta(bytes.value(), path) : Result<io::TopicMeta>(bytes.error());
+  auto meta = io::read_topic_meta(copy);
   if (meta && meta->topic_id == t.id) return;
   log("warn", "topic '" + t.name + "': " + copy + " is a copy of " +
                   (meta ? "an older topic of that name (id " + std::to_string(meta->topic_id) + ")" : "nothing readable (" + meta.error().message + ")") +
@@ -718,9 +716,7 @@ void ClusterNode::drop_stale_copy(const Local& t) {
 
 void ClusterNode::sweep_strays(const ClusterView& view) {
   const auto stray = [&](const std::string& dir, const std::string& name, bool led) {
-    const std::string path = dir + "/" + io::kTopicMetaName;
-    auto bytes = io::read_small_file(path);
-    auto meta = bytes ? io::decode_topic_meta(bytes.value(), path) : Result<io::TopicMeta>(bytes.error());
+    auto meta = io::read_topic_meta(dir);
     if (!meta || (led && meta->min_insync == 0)) return false;  // unreadable (the broker says so), or the broker's own
     const auto t = view.topics.find(name);
     const bool ours = t != view.topics.end() && t->second.id == meta->topic_id && t->second.record.replicated_on(options_.node);

@@ -386,8 +386,7 @@ Status Broker::Impl::open_data_dir(const BrokerOptions& options, bool adopt) {
 Result<io::TopicMeta> Broker::Impl::read_topic_meta(const std::string& name) const {
   const std::string dir = data_dir + "/" + name;
   const std::string meta_path = dir + "/" + io::kTopicMetaName;
-  auto bytes = io::read_small_file(meta_path);
-  auto meta = bytes ? io::decode_topic_meta(bytes.value(), meta_path) : Result<io::TopicMeta>(bytes.error());
+  auto meta = io::read_topic_meta(dir);
   if (!meta) return Error{meta.error().code, "topic directory " + dir + " is not loaded: " + meta.error().message};
   if (meta->config.name != name) {
     return Error{Errc::corrupt, "topic directory " + dir + " is not loaded: " + meta_path + " names topic '" +

@@ -82,4 +82,11 @@ Result<TopicMeta> decode_topic_meta(std::span<const std::byte> bytes, const std:
   return m;
 }
 
+Result<TopicMeta> read_topic_meta(const std::string& dir) {
+  const std::string path = dir + "/" + kTopicMetaName;
+  auto bytes = read_small_file(path);
+  if (!bytes) return bytes.error();
+  return decode_topic_meta(bytes.value(), path);
+}
+
 }  // namespace ringbus::io

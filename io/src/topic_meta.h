@@ -31,5 +31,7 @@ std::vector<std::byte> encode_topic_meta(const TopicMeta& meta);
 // Checks magic, version, size, CRC, and every field (validate_topic_config);
 // the message names `path` and what is wrong.
 Result<TopicMeta> decode_topic_meta(std::span<const std::byte> bytes, const std::string& path);
+// Reads and decodes `dir`/topic.meta (a read error, or decode_topic_meta's).
+Result<TopicMeta> read_topic_meta(const std::string& dir);
 
 }  // namespace ringbus::io

@@ -70,13 +70,9 @@ void add_cluster_operations(ControlService& service, cluster::ClusterNode& node,
   });
   // A dead node's replicas to a live node (ringbus cluster move-replicas).
   service.add("move_replicas", [&node](const Json& req) {
-    for (const char* k : {"from", "to"}) {
-      if (!req.contains(k) || !req[k].is_string())
-        return error_response({Errc::invalid_argument, std::string("the request has no \"") + k + "\" node name"});
-    }
-    if (req.contains("topic") && !req["topic"].is_string())
-      return error_response({Errc::invalid_argument, "\"topic\" must be a topic's name"});
-    auto done = node.move_replicas(req["from"], req["to"], req.value("topic", std::string()));
+    const std::string from = require_string(req, "from"), to = require_string(req, "to");
+    const std::string topic = req.contains("topic") ? require_string(req, "topic") : "";
+    auto done = node.move_replicas(from, to, topic);
     if (!done) return error_response(done.error());
     Json kept = Json::array();
     for (const auto& [topic, why] : done->keeping) kept.push_back({{"topic", topic}, {"why", why}});

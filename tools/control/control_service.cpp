@@ -11,11 +11,6 @@ struct BadRequest : std::invalid_argument {
   using std::invalid_argument::invalid_argument;
 };
 
-std::string require_string(const Json& req, const char* key) {
-  if (!req.contains(key) || !req[key].is_string()) throw BadRequest(std::string("the request has no \"") + key + "\" string");
-  return req[key].get<std::string>();
-}
-
 std::string require_name(const Json& req) {
   if (!req.contains("name") || !req["name"].is_string()) throw BadRequest("the request has no topic \"name\"");
   return req["name"].get<std::string>();
@@ -35,6 +30,11 @@ Result<GroupPosition> group_position_from_json(const Json& req) {
 }
 
 }  // namespace
+
+std::string require_string(const Json& req, const char* key) {
+  if (!req.contains(key) || !req[key].is_string()) throw BadRequest(std::string("the request has no \"") + key + "\" string");
+  return req[key].get<std::string>();
+}
 
 Json ok_response(Json fields) {
   fields["ok"] = true;

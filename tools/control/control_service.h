@@ -40,6 +40,10 @@ class ControlService {
   std::map<std::string, Handler, std::less<>> ops_;
 };
 
+// A request's string field, for a handler: a missing or mistyped one ends
+// the request (thrown; handle() answers invalid_argument naming the key).
+std::string require_string(const Json& req, const char* key);
+
 // {"ok": true} plus `fields`.
 Json ok_response(Json fields = Json::object());
 

@@ -233,7 +233,11 @@ struct PartitionHeader {
   std::atomic<std::uint64_t> log_replicated;    // the high watermark: below it, durable on every in-sync replica
   std::atomic<std::uint32_t> insync_replicas;   // in-sync replicas, the leader counted (0: none published yet)
   std::atomic<std::uint32_t> min_insync;        // what acks=all needs of them (0: not replicated)
-  std::uint8_t pad_log[kHotPad - 56];
+  // Bytes of batches the flusher has written through this ring, a running
+  // count (stored before log_written moves): a cluster's leader reads each
+  // mirror's lag in bytes off it. Zero in older rings.
+  std::atomic<std::uint64_t> log_bytes;
+  std::uint8_t pad_log[kHotPad - 64];
 
   GatingSlot gating[kGatingSlots];
 };
@@ -267,7 +271,8 @@ static_assert(offsetof(PartitionHeader, durable_waiters) == 1060);
 static_assert(offsetof(PartitionHeader, log_replicated) == 1064);
 static_assert(offsetof(PartitionHeader, insync_replicas) == 1072);
 static_assert(offsetof(PartitionHeader, min_insync) == 1076);
-static_assert(offsetof(PartitionHeader, pad_log) == 1080);
+static_assert(offsetof(PartitionHeader, log_bytes) == 1080);
+static_assert(offsetof(PartitionHeader, pad_log) == 1088);
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 
 // PartitionHeader::state.

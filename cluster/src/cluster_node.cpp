@@ -55,7 +55,7 @@ struct ClusterNode::LedPart final : LedPartition {
   std::uint64_t durable() const { return header().log_durable.load(std::memory_order_acquire); }
   std::uint64_t high_watermark() const override {
     std::lock_guard lock(mu_);
-    tracker_.leader_progress(written(), durable(), ReplicaTracker::Clock::now());
+    leader_progress();
     publish_marks();
     return tracker_.high_watermark();
   }
@@ -104,7 +104,7 @@ struct ClusterNode::LedPart final : LedPartition {
   }
   TopicRole::Partition progress() const {
     std::lock_guard lock(mu_);
-    tracker_.leader_progress(written(), durable(), ReplicaTracker::Clock::now());
+    leader_progress();
     return {tracker_.leader_end(), tracker_.high_watermark(), tracker_.progress()};
   }
   void set_isr(const std::vector<std::string>& isr) {
@@ -116,6 +116,14 @@ struct ClusterNode::LedPart final : LedPartition {
 
  private:
   detail::PartitionHeader& header() const { return map_->ring(partition_).header(); }
+  // (under mu_) The log's marks into the tracker. The flusher stores its
+  // byte count before the written offset: read after it, the count covers
+  // at least what lies below.
+  void leader_progress() const {
+    const std::uint64_t end = written();
+    tracker_.leader_progress(end, durable(), header().log_bytes.load(std::memory_order_acquire),
+                             ReplicaTracker::Clock::now());
+  }
   // (under mu_) The tracker's high watermark and in-sync count into the
   // header, and a wake-up for producers waiting on them (Dekker with
   // wait_replicated: the marks are stored seq_cst, then the waiters read).

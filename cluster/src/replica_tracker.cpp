@@ -13,9 +13,18 @@ ReplicaTracker::ReplicaTracker(std::string leader, std::vector<std::string> isr,
   set_isr(std::move(isr));
 }
 
-void ReplicaTracker::leader_progress(std::uint64_t end, std::uint64_t durable, Clock::time_point now) {
+void ReplicaTracker::leader_progress(std::uint64_t end, std::uint64_t durable, std::uint64_t bytes,
+                                     Clock::time_point now) {
   if (ends_.empty() || end != ends_.back().second) ends_.emplace_back(now, end);
-  while (ends_.size() > 1 && ends_[1].first < now - 2 * max_lag_) ends_.pop_front();
+  if (bytes < leader_bytes_) {  // a count begun again (a new ring)
+    spots_.clear();
+    spot_gap_ = 1;
+  }
+  leader_bytes_ = bytes;
+  if (spots_.empty() || end >= spots_.back().first + spot_gap_) {
+    spots_.emplace_back(end, bytes);
+    prune_spots();
+  }
   leader_end_ = end;
   leader_durable_ = durable;
   // With nothing new written, a mirror that holds everything stays caught up.
@@ -69,8 +78,37 @@ std::vector<std::string> ReplicaTracker::caught_up() const {
 
 std::vector<ReplicaTracker::Progress> ReplicaTracker::progress() const {
   std::vector<Progress> out;
-  for (const auto& [name, m] : mirrors_) out.push_back({name, m.written, m.durable});
+  for (const auto& [name, m] : mirrors_) out.push_back({name, m.written, m.durable, lag_bytes(m.written)});
   return out;
+}
+
+std::uint64_t ReplicaTracker::lag_bytes(std::uint64_t written) const {
+  if (spots_.empty() || written >= leader_end_) return 0;
+  const auto above = std::upper_bound(spots_.begin(), spots_.end(), written,
+                                      [](std::uint64_t w, const auto& spot) { return w < spot.first; });
+  if (above != spots_.begin()) return leader_bytes_ - std::prev(above)->second;
+  // Below every spot: the bytes since the first, and the records under it
+  // at the average size seen since (none seen: nothing).
+  const auto& [first, first_bytes] = spots_.front();
+  const std::uint64_t seen = leader_bytes_ - first_bytes;
+  const double per_record = leader_end_ > first ? static_cast<double>(seen) / static_cast<double>(leader_end_ - first) : 0;
+  return seen + static_cast<std::uint64_t>(per_record * static_cast<double>(first - written));
+}
+
+void ReplicaTracker::prune_spots() {
+  std::uint64_t slowest = leader_end_;
+  for (const auto& [name, m] : mirrors_) slowest = std::min(slowest, m.written);
+  while (spots_.size() > 1 && spots_[1].first <= slowest) spots_.pop_front();
+  if (spots_.size() > kMaxSpots) {
+    // Every second spot goes, and new ones come twice as far apart: the
+    // spots stay evenly spread over what the mirrors still need.
+    std::deque<std::pair<std::uint64_t, std::uint64_t>> kept;
+    for (std::size_t i = 0; i < spots_.size(); i += 2) kept.push_back(spots_[i]);
+    spots_ = std::move(kept);
+    spot_gap_ *= 2;
+  } else if (spots_.size() < kMaxSpots / 4 && spot_gap_ > 1) {
+    spot_gap_ /= 2;
+  }
 }
 
 void ReplicaTracker::recompute() {

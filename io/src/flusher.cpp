@@ -35,7 +35,8 @@ PartitionFlusher::PartitionFlusher(std::shared_ptr<detail::TopicMap> topic, std:
       writer_(std::move(log), io, config, log_fn_, tag_base, where_, *this),
       durability_(config.durability),
       compression_(config.compression),
-      linger_bytes_(std::min<std::uint64_t>(kLingerBytes, ring_.capacity() / 8)) {
+      linger_bytes_(std::min<std::uint64_t>(kLingerBytes, ring_.capacity() / 8)),
+      bytes_base_(ring_.header().log_bytes.load(std::memory_order_acquire)) {
   const std::uint64_t log_end = writer_.next_offset();
   // The flusher gates the ring: nothing is overwritten before it is
   // written. After a broker crash it takes over the dead flusher's gate,
@@ -220,6 +221,7 @@ void PartitionFlusher::publish(std::atomic<std::uint64_t>& mark, std::uint64_t v
 }
 
 void PartitionFlusher::written(std::uint64_t offset, std::uint64_t ring_position) {
+  ring_.header().log_bytes.store(bytes_base_ + writer_.bytes_written(), std::memory_order_release);
   publish(ring_.header().log_written, offset);
   // Written: now producers may overwrite it.
   if (cursor_.gating_slot >= 0) {

@@ -104,6 +104,7 @@ class PartitionFlusher : private LogWriter::Events {
   Compression compression_;              // of the batches it encodes
   std::vector<std::byte> foreign_;       // a batch frame's batch, on its way to the writer
   std::uint64_t linger_bytes_;
+  std::uint64_t bytes_base_;  // the ring's log_bytes when this flusher began (a dead one's count goes on)
   std::int64_t linger_since_ = 0;
   bool lingering_ = false;
 };

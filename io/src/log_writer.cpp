@@ -261,6 +261,7 @@ void LogWriter::on_completion(const log::IoCompletion& c, std::int64_t now_ns) {
     written = d.end_offset;
     cookie = d.cookie;
     bytes_since_sync_ += d.bytes.size();
+    bytes_written_ += d.bytes.size();
     d.state = State::free;
     order_.erase(order_.begin());
   }

@@ -65,6 +65,8 @@ class LogWriter {
   // below epoch() (epochs never go down).
   Status lead(std::int32_t epoch);
   std::uint64_t written() const noexcept { return written_; }
+  // Bytes of the batches written since this writer opened the log.
+  std::uint64_t bytes_written() const noexcept { return bytes_written_; }
   std::uint64_t durable() const noexcept { return durable_; }
   const PartitionLog& log() const noexcept { return *log_; }
 
@@ -145,6 +147,7 @@ class LogWriter {
   std::uint64_t sync_target_ = 0;
   std::int64_t last_sync_ns_ = 0;
   std::uint64_t bytes_since_sync_ = 0;
+  std::uint64_t bytes_written_ = 0;
   std::int64_t next_retention_ns_ = 0;
   std::int64_t retry_at_ns_ = 0;       // failed writes are retried from then
   std::int64_t roll_retry_at_ns_ = 0;  // a failed roll is tried again from then

@@ -53,7 +53,7 @@ struct TrackerTest : ::testing::Test {
 };
 
 TEST_F(TrackerTest, TheHighWatermarkIsTheLowestDurableOffsetOverTheSet) {
-  tracker.leader_progress(100, 90, t0);
+  tracker.leader_progress(100, 90, 0, t0);
   EXPECT_EQ(tracker.high_watermark(), 0u);  // b and c have said nothing
   tracker.acknowledged("b", 100, 80, t0);
   tracker.acknowledged("c", 70, 60, t0);
@@ -65,7 +65,7 @@ TEST_F(TrackerTest, TheHighWatermarkIsTheLowestDurableOffsetOverTheSet) {
 }
 
 TEST_F(TrackerTest, TheHighWatermarkNeverMovesBack) {
-  tracker.leader_progress(100, 100, t0);
+  tracker.leader_progress(100, 100, 0, t0);
   tracker.acknowledged("b", 100, 100, t0);
   tracker.acknowledged("c", 100, 100, t0);
   EXPECT_EQ(tracker.high_watermark(), 100u);
@@ -75,12 +75,12 @@ TEST_F(TrackerTest, TheHighWatermarkNeverMovesBack) {
 }
 
 TEST_F(TrackerTest, AMirrorLagsOnlyAfterMaxLagWithoutBeingCaughtUp) {
-  tracker.leader_progress(10, 10, t0);
+  tracker.leader_progress(10, 10, 0, t0);
   tracker.acknowledged("b", 10, 10, t0);
   tracker.acknowledged("c", 5, 5, t0);
   EXPECT_TRUE(tracker.lagging(t0 + 900ms).empty());
   // b stays caught up while nothing new is written; c does not.
-  tracker.leader_progress(10, 10, t0 + 900ms);
+  tracker.leader_progress(10, 10, 0, t0 + 900ms);
   EXPECT_EQ(tracker.lagging(t0 + 1100ms), std::vector<std::string>{"c"});
   tracker.acknowledged("c", 10, 10, t0 + 1200ms);
   EXPECT_TRUE(tracker.lagging(t0 + 1300ms).empty());
@@ -94,7 +94,7 @@ TEST_F(TrackerTest, AMirrorTrailingASteadyStreamStaysCaughtUp) {
     const auto now = t0 + std::chrono::milliseconds(ms);
     const std::uint64_t before = end;
     end += 100;
-    tracker.leader_progress(end, end, now);
+    tracker.leader_progress(end, end, 0, now);
     tracker.acknowledged("b", before, before, now);  // what the leader had 10 ms ago
     if (ms < 500) tracker.acknowledged("c", before, before, now);  // c stops at 0.5 s
   }
@@ -102,7 +102,7 @@ TEST_F(TrackerTest, AMirrorTrailingASteadyStreamStaysCaughtUp) {
 }
 
 TEST_F(TrackerTest, AShrinkLetsTheHighWatermarkMoveAndTheMirrorRejoinsAtIt) {
-  tracker.leader_progress(100, 100, t0);
+  tracker.leader_progress(100, 100, 0, t0);
   tracker.acknowledged("b", 100, 100, t0);
   tracker.acknowledged("c", 20, 20, t0);
   EXPECT_EQ(tracker.high_watermark(), 20u);
@@ -113,6 +113,55 @@ TEST_F(TrackerTest, AShrinkLetsTheHighWatermarkMoveAndTheMirrorRejoinsAtIt) {
   EXPECT_TRUE(tracker.caught_up().empty());
   tracker.acknowledged("c", 100, 100, t0);
   EXPECT_EQ(tracker.caught_up(), std::vector<std::string>{"c"});
+}
+
+// The flusher's running byte count at each end the leader reported gives
+// each mirror's lag in bytes: exact at those ends, estimated below them.
+TEST_F(TrackerTest, AMirrorsLagInBytesIsReadOffTheLeadersByteCount) {
+  tracker.leader_progress(10, 10, 5000, t0);  // the count began before: bytes since then only matter
+  tracker.leader_progress(20, 20, 6000, t0);  // records of 100 bytes
+  tracker.leader_progress(30, 30, 8000, t0);  // ... then of 200
+  tracker.acknowledged("b", 30, 30, t0);
+  tracker.acknowledged("c", 20, 20, t0);
+  const auto lag_of = [&](const std::string& node) {
+    for (const auto& p : tracker.progress())
+      if (p.node == node) return p.lag_bytes;
+    return ~std::uint64_t{0};
+  };
+  EXPECT_EQ(lag_of("b"), 0u);
+  EXPECT_EQ(lag_of("c"), 2000u);
+  tracker.acknowledged("c", 25, 25, t0);  // between ends: counted from the end at or below it
+  EXPECT_EQ(lag_of("c"), 2000u);
+  // d was behind before the first end reported: 3000 bytes over 20
+  // records since, 150 a record, for the 10 records below.
+  tracker.acknowledged("d", 0, 0, t0);
+  EXPECT_EQ(lag_of("d"), 3000u + 1500u);
+  // A count begun again (a new ring) starts the spots over.
+  tracker.leader_progress(40, 40, 100, t0);
+  EXPECT_EQ(lag_of("b"), 0u);  // nothing known below the one spot
+  EXPECT_EQ(lag_of("c"), 0u);
+}
+
+TEST_F(TrackerTest, TheByteSpotsStayFewWhileAMirrorIsFarBehind) {
+  tracker.acknowledged("b", 0, 0, t0);
+  tracker.acknowledged("c", 0, 0, t0);
+  for (std::uint64_t end = 1; end <= 100000; ++end) tracker.leader_progress(end, end, end * 10, t0);
+  for (const auto& p : tracker.progress()) {
+    EXPECT_EQ(p.lag_bytes, 1000000u) << p.node;
+  }
+  tracker.acknowledged("b", 100000, 100000, t0);
+  tracker.acknowledged("c", 50001, 50001, t0);
+  for (const auto& p : tracker.progress()) {
+    if (p.node == "b") {
+      EXPECT_EQ(p.lag_bytes, 0u);
+    }
+    // Thinned spots: to within the gap between two of them (32 offsets
+    // after five thinnings), never less than the truth.
+    if (p.node == "c") {
+      EXPECT_GE(p.lag_bytes, 499990u);
+      EXPECT_LE(p.lag_bytes, 499990u + 10 * 64);
+    }
+  }
 }
 
 }  // namespace

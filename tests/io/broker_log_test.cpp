@@ -222,6 +222,41 @@ TEST_F(LogBroker, TheLeaderEpochItIsGivenIsStampedIntoTheBatchesItWrites) {
   EXPECT_EQ(epochs_on_disk(), (std::vector<std::pair<std::int32_t, std::uint64_t>>{{0, 0}, {5, 10}}));
 }
 
+// The flusher's running byte count (a mirror's lag in bytes is read off
+// it) is the bytes of the batches it wrote: after a clean close, what the
+// log's segments hold after their headers.
+TEST_F(LogBroker, TheFlusherCountsTheBytesItWritesInTheRingsHeader) {
+  std::uint64_t segments = 0;
+  const auto batch_bytes = [&] {
+    std::uint64_t total = 0;
+    for (const auto& e : std::filesystem::directory_iterator(data / "t" / "0")) {
+      if (e.path().extension() != log::kLogExt) continue;
+      total += std::filesystem::file_size(e.path()) - sizeof(log::SegmentHeader);
+      ++segments;
+    }
+    return total;
+  };
+  Broker b = start();
+  TopicConfig c = config("t", Durability::page_cache);  // segments of 1 MiB
+  ASSERT_TRUE(b.create_topic(c).ok());
+  auto map = detail::TopicMap::open(instance, "t").value();
+  EXPECT_EQ(map->ring(0).header().log_bytes.load(), 0u);
+  Producer p = std::move(Producer::open(instance, "t").value());
+  PublishResult r;
+  const std::string pad(600, 'x');
+  for (std::uint64_t i = 0; i < 3000; ++i) {  // about 2 MiB: two segments
+    ASSERT_TRUE((r = p.publish("", value(i) + pad)).ok());
+    if (i % 500 == 499) {
+      ASSERT_EQ(p.wait_durable(r, std::chrono::seconds(10)), PublishStatus::ok);
+    }
+  }
+  const std::uint64_t counted = map->ring(0).header().log_bytes.load();
+  EXPECT_GT(counted, 3000u * pad.size());
+  b.close();
+  EXPECT_EQ(counted, batch_bytes());
+  EXPECT_EQ(segments, 2u);
+}
+
 // A cluster gives each topic its id (unique across its nodes).
 TEST_F(LogBroker, ATopicTakesTheIdItIsGivenAndNoOtherTopicMayHaveIt) {
   Broker b = start();

@@ -119,6 +119,7 @@ Json cluster_status_json(cluster::ClusterNode& node) {
                            {"written", m.written},
                            {"durable", m.durable},
                            {"lag", part.end > m.written ? part.end - m.written : 0},
+                           {"lag_bytes", m.lag_bytes},
                            {"in_sync", in_sync}});
       }
       parts.push_back({{"partition", p}, {"end", part.end}, {"high_watermark", part.high_watermark}, {"mirrors", mirrors}});

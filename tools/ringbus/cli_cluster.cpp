@@ -37,15 +37,16 @@ void print_status(const Json& c) {
   for (const Json& t : c["leading"]) {
     fmt::print("\nled here: topic {} (epoch {}, in sync {})\n", t["topic"].get<std::string>(), t["epoch"].get<int>(),
                joined(t["isr"]));
-    fmt::print("{:>9} {:>14} {:>14}  {:<14} {:>14} {:>14} {:>12} {}\n", "partition", "end", "high watermark", "mirror",
-               "written", "durable", "lag", "in sync");
+    fmt::print("{:>9} {:>14} {:>14}  {:<14} {:>14} {:>14} {:>12} {:>14} {}\n", "partition", "end", "high watermark", "mirror",
+               "written", "durable", "lag", "lag bytes", "in sync");
     for (const Json& p : t["partitions"]) {
       const std::string head = fmt::format("{:>9} {:>14} {:>14}", p["partition"].get<std::uint32_t>(),
                                            p["end"].get<std::uint64_t>(), p["high_watermark"].get<std::uint64_t>());
       if (p["mirrors"].empty()) fmt::print("{}  (no mirror has acknowledged anything)\n", head);
       for (const Json& m : p["mirrors"]) {
-        fmt::print("{}  {:<14} {:>14} {:>14} {:>12} {}\n", head, m["node"].get<std::string>(), m["written"].get<std::uint64_t>(),
-                   m["durable"].get<std::uint64_t>(), m["lag"].get<std::uint64_t>(), m["in_sync"].get<bool>() ? "yes" : "no");
+        fmt::print("{}  {:<14} {:>14} {:>14} {:>12} {:>14} {}\n", head, m["node"].get<std::string>(),
+                   m["written"].get<std::uint64_t>(), m["durable"].get<std::uint64_t>(), m["lag"].get<std::uint64_t>(),
+                   m["lag_bytes"].get<std::uint64_t>(), m["in_sync"].get<bool>() ? "yes" : "no");
       }
     }
   }

@@ -184,6 +184,10 @@ std::string Metrics::prometheus() const {
                   [](const cluster::TopicRole&, const cluster::TopicRole::Partition& p, const auto& m) {
                     return p.end > m.written ? p.end - m.written : 0;
                   });
+    mirror_family("ringbus_replica_lag_bytes",
+                  "Bytes of the leader's log the mirror has not written (led here; estimated for a mirror behind "
+                  "since before this node led).",
+                  [](const cluster::TopicRole&, const cluster::TopicRole::Partition&, const auto& m) { return m.lag_bytes; });
     mirror_family("ringbus_replica_in_sync", "1 if the mirror is in the topic's in-sync set (led here).",
                   [](const cluster::TopicRole& r, const cluster::TopicRole::Partition&, const auto& m) {
                     return std::find(r.isr.begin(), r.isr.end(), m.node) != r.isr.end() ? 1 : 0;

@@ -14,8 +14,10 @@
 //
 // Run one member per group: the join and the duplicate filter are state of
 // this process (a second member would hold some routes' congestion while the
-// other waits for it), and a restarted job starts its statistics from the
-// group's committed position, not from the beginning.
+// other waits for it). A job started where the group has committed
+// positions (restarted, or on a new leader's host after a failover) first
+// rebuilds that state from the topics' earliest records up to them, then
+// goes on from them as the group's member.
 #include <algorithm>
 #include <cstdio>
 #include <map>
@@ -29,6 +31,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
+#include "ringbus/consumer.h"
 #include "ringbus/group.h"
 #include "ringbus/producer.h"
 #include "ringbus/topic.h"
@@ -54,6 +57,7 @@ class Analytics {
   explicit Analytics(const Options& o) : o_(o), received_(o.received, "analytics") {}
 
   int run() {
+    if (!rebuild()) return 1;
     if (!connect()) return 1;
     std::int64_t next_publish = steady_ms() + interval_ms();
     int idle_polls = 0;
@@ -113,6 +117,57 @@ class Analytics {
     return pipeline_out_.has_value();
   }
 
+  // The statistics of what the group committed before this process
+  // joined: each topic read from its earliest record up to the group's
+  // committed position in each partition (traffic first, for the join).
+  bool rebuild() {
+    rebuilding_ = true;
+    std::uint64_t applied = 0;
+    for (const char* topic : {kTrafficTopic, kTruckTopic}) {
+      auto info = describe_group(o_.instance, topic, o_.group);
+      if (!info) {
+        if (info.error().code == Errc::not_found) continue;  // a new group (or topic): nothing to rebuild
+        std::fprintf(stderr, "%s: cannot read group '%s' of %s: %s\n", kProgram, o_.group.c_str(), topic,
+                     info.error().message.c_str());
+        return false;
+      }
+      std::map<std::uint32_t, std::uint64_t> left;  // partition -> its committed position, while below it
+      for (const GroupPartitionInfo& p : info->partitions)
+        if (p.committed > 0) left[p.partition] = p.committed;
+      if (left.empty()) continue;
+      ConsumerOptions co;
+      co.start = StartPosition::earliest();
+      auto c = retry(kProgram, std::string("read ") + topic, o_.reconnect_timeout,
+                     [&] { return Consumer::open(o_.instance, topic, co); });
+      if (!c) return false;
+      const bool truck = std::string_view(topic) == kTruckTopic;
+      const std::int64_t deadline = steady_ms() + static_cast<std::int64_t>(o_.reconnect_timeout * 1000);
+      while (!left.empty()) {
+        const PollResult r = c->poll([&](const Record& rec) {
+          const auto it = left.find(rec.partition);
+          if (it == left.end() || rec.offset >= it->second) return;
+          truck ? on_truck(rec) : on_traffic(rec);
+          ++applied;
+          if (rec.offset + 1 == it->second) left.erase(it);
+        });
+        if (r.status != PollStatus::ok || steady_ms() > deadline || stop_requested()) {
+          std::fprintf(stderr, "%s: cannot rebuild the statistics: %s stops short of group '%s''s committed positions (%s)\n",
+                       kProgram, topic, o_.group.c_str(), to_string(r.status));
+          return false;
+        }
+        if (r.records == 0) (void)c->wait(std::chrono::milliseconds(10));
+      }
+    }
+    rebuilding_ = false;
+    if (applied > 0) {
+      fmt::print("truck-analytics: rebuilt the statistics of {} drivers from the {} records below the group's committed "
+                 "positions\n",
+                 drivers_.size(), applied);
+      std::fflush(stdout);
+    }
+    return true;
+  }
+
   bool reconnect() {
     std::fprintf(stderr, "%s: the broker went away; joining again\n", kProgram);
     truck_.reset();
@@ -138,7 +193,7 @@ class Analytics {
   }
 
   void on_traffic(const Record& r) {
-    received_.add(kTrafficTopic, r);
+    if (!rebuilding_) received_.add(kTrafficTopic, r);
     auto e = parse_traffic_event(r.value);
     if (!e) {
       report_bad(r, e.error().message);
@@ -158,7 +213,7 @@ class Analytics {
     }
     c[e->tick] = static_cast<std::int16_t>(e->congestion);
     ++traffic_events_;
-    ++interval_traffic_;
+    if (!rebuilding_) ++interval_traffic_;
     // Truck events of this route that waited for their tick's congestion.
     auto w = waiting_.find(e->route_id);
     if (w == waiting_.end()) return;
@@ -178,7 +233,7 @@ class Analytics {
   }
 
   void on_truck(const Record& r) {
-    received_.add(kTruckTopic, r);
+    if (!rebuilding_) received_.add(kTruckTopic, r);
     auto e = parse_truck_event(r.value);
     if (!e) {
       report_bad(r, e.error().message);
@@ -193,10 +248,11 @@ class Analytics {
       }
       it->second = e->tick;
     }
+    const std::int64_t at = rebuilding_ ? 0 : published_ns(r);  // 0: not timed
     if (known(e->route_id, e->tick)) {
-      apply(e.value(), published_ns(r));
+      apply(e.value(), at);
     } else {
-      waiting_[e->route_id].push_back(Waiting{std::move(e.value()), published_ns(r)});
+      waiting_[e->route_id].push_back(Waiting{std::move(e.value()), at});
     }
   }
 
@@ -214,6 +270,7 @@ class Analytics {
     d.add(e, static_cast<std::uint32_t>(congestion_.at(e.route_id)[e.tick]));
     changed_.insert(e.driver_id);
     ++truck_events_;
+    if (published_ns == 0) return;  // rebuilt: neither this interval's rate nor its latency
     ++interval_truck_;
     const std::int64_t now_ns = realtime_ns();
     latencies_us_.push_back(static_cast<double>(std::max<std::int64_t>(0, now_ns - published_ns)) / 1000);
@@ -291,6 +348,7 @@ class Analytics {
   std::unordered_map<std::uint32_t, std::vector<std::int16_t>> congestion_;  // route -> by tick (-1: not yet)
   std::unordered_map<std::uint32_t, std::uint64_t> last_tick_;               // truck -> last tick taken
   std::unordered_map<std::uint32_t, std::vector<Waiting>> waiting_;          // route -> events waiting for congestion
+  bool rebuilding_ = false;  // rebuild(): applied, but neither received, nor timed, nor this interval's
   std::map<std::uint32_t, DriverStats> drivers_;
   std::set<std::uint32_t> changed_;  // drivers to publish at the next interval
   std::vector<double> latencies_us_;

@@ -7,8 +7,17 @@
 // simulator waits for the next one and publishes what was not acknowledged
 // again. Consumers drop the copies by (truck, tick). With --record, every
 // acknowledged event is written to a file: the reference the checks use.
+// With --acks all, acknowledged means durable on every in-sync replica of a
+// cluster's topic (Producer::wait_replicated).
+//
+// --resume (with --record) goes on where an earlier run that died left
+// off, as a simulator restarted on a standby host does after a failover:
+// after the last whole tick its record holds (a tick it was killed while
+// recording is cut from the record and published again). What that run
+// published after it is published again: at least once.
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <optional>
 #include <string>
@@ -37,6 +46,8 @@ struct Options {
   double duration = 20;
   std::uint64_t ticks = 0;
   std::string record;
+  bool resume = false;
+  std::string acks = "local";
   double reconnect_timeout = 30;
 };
 
@@ -51,19 +62,27 @@ class Sim {
   explicit Sim(const Options& o) : o_(o), fleet_(o.seed, o.trucks, o.routes) {}
 
   int run() {
+    std::uint64_t tick = 0;
+    if (o_.resume) {
+      auto whole = resume_record();
+      if (!whole) return 1;
+      tick = whole.value();
+    }
     if (!o_.record.empty()) {
-      record_.open(o_.record, std::ios::trunc);
+      record_.open(o_.record, o_.resume ? std::ios::app : std::ios::trunc);
       if (!record_) {
         std::fprintf(stderr, "ringbus-truck-sim: cannot write %s\n", o_.record.c_str());
         return 1;
       }
     }
-    if (!connect(/*first=*/true)) return 1;
-    const std::int64_t start = steady_ms();
+    if (!connect(/*first=*/!o_.resume)) return 1;
+    // A resumed run keeps the pace of the first: its clock starts as if at tick 0.
+    const std::uint64_t first_tick = tick;
+    const std::int64_t start =
+        steady_ms() - (o_.rate > 0 ? static_cast<std::int64_t>(static_cast<double>(first_tick) * 1000 / o_.rate) : 0);
     std::int64_t last_ack = start;
     std::vector<TrafficEvent> traffic;
     std::vector<TruckEvent> trucks;
-    std::uint64_t tick = 0;
     while (!stop_requested()) {
       if (o_.ticks != 0 && tick >= o_.ticks) break;
       if (o_.ticks == 0 && o_.duration > 0 && steady_ms() - start >= static_cast<std::int64_t>(o_.duration * 1000)) break;
@@ -85,15 +104,61 @@ class Sim {
       }
     }
     if (!acknowledge()) return gone();
-    const double s = static_cast<double>(steady_ms() - start) / 1000;
-    fmt::print("truck-sim: {} ticks in {:.1f} s: {} truck events, {} traffic events acknowledged ({:.0f} events/s); "
+    const double s = static_cast<double>(steady_ms() - start) / 1000 -
+                     (o_.rate > 0 ? static_cast<double>(first_tick) / o_.rate : 0);
+    fmt::print("truck-sim: {} ticks{} in {:.1f} s: {} truck events, {} traffic events acknowledged ({:.0f} events/s); "
                "{} published again after {} reconnect(s)\n",
-               tick, s, acked_truck_, acked_traffic_, static_cast<double>(acked_truck_ + acked_traffic_) / s, republished_,
-               reconnects_);
+               tick - first_tick, o_.resume ? fmt::format(" (resumed at tick {})", first_tick) : "", s, acked_truck_,
+               acked_traffic_, static_cast<double>(acked_truck_ + acked_traffic_) / s, republished_, reconnects_);
     return 0;
   }
 
  private:
+  // --resume: the ticks the record holds whole (every route's and every
+  // truck's event), from 0; the record is cut after the last of them.
+  std::optional<std::uint64_t> resume_record() {
+    std::ifstream in(o_.record);
+    if (!in) {
+      std::fprintf(stderr, "ringbus-truck-sim: --resume: cannot read %s\n", o_.record.c_str());
+      return std::nullopt;
+    }
+    std::vector<std::uint32_t> events;  // per tick
+    std::vector<std::uint64_t> line_end;  // per tick, the byte after its last line
+    std::string line;
+    std::uint64_t at = 0;
+    while (std::getline(in, line)) {
+      at += line.size() + 1;
+      std::optional<std::uint64_t> tick;
+      if (line.starts_with("truck,")) {
+        if (auto e = parse_truck_event(std::string_view(line).substr(6))) tick = e->tick;
+      } else if (line.starts_with("traffic,")) {
+        if (auto e = parse_traffic_event(std::string_view(line).substr(8))) tick = e->tick;
+      }
+      if (!tick || in.eof()) break;  // a line cut short by the kill
+      if (*tick >= events.size()) {
+        events.resize(*tick + 1, 0);
+        line_end.resize(*tick + 1, 0);
+      }
+      ++events[*tick];
+      line_end[*tick] = std::max(line_end[*tick], at);
+    }
+    std::uint64_t whole = 0;
+    while (whole < events.size() && events[whole] == o_.trucks + o_.routes) ++whole;
+    // The events of a tick are recorded together, ticks in order: what
+    // follows the last whole one is a tick cut short.
+    const std::uint64_t keep = whole == 0 ? 0 : line_end[whole - 1];
+    std::error_code ec;
+    std::filesystem::resize_file(o_.record, keep, ec);
+    if (ec) {
+      std::fprintf(stderr, "ringbus-truck-sim: --resume: cannot cut %s: %s\n", o_.record.c_str(), ec.message().c_str());
+      return std::nullopt;
+    }
+    fmt::print("truck-sim: resuming after tick {} (the last whole tick in {})\n", static_cast<std::int64_t>(whole) - 1,
+               o_.record);
+    std::fflush(stdout);
+    return whole;
+  }
+
   int gone() {
     std::fprintf(stderr, "ringbus-truck-sim: stopped with %zu events not acknowledged (%llu acknowledged)\n",
                  pending_.size(), static_cast<unsigned long long>(acked_truck_ + acked_traffic_));
@@ -169,8 +234,18 @@ class Sim {
         Producer& prod = truck ? *truck_ : *traffic_;
         for (const std::optional<PublishResult>& r : truck ? last_truck_ : last_traffic_) {
           if (!r) continue;  // nothing published to that partition since the last acknowledgement
-          const PublishStatus s = prod.wait_durable(*r, std::chrono::seconds(1));
+          const PublishStatus s = o_.acks == "all" ? prod.wait_replicated(*r, std::chrono::seconds(1))
+                                                   : prod.wait_durable(*r, std::chrono::seconds(1));
           if (s == PublishStatus::ok) continue;
+          if (s == PublishStatus::not_leader) {
+            std::fprintf(stderr, "ringbus-truck-sim: this node no longer leads the topic (node '%s' does)\n",
+                         prod.leader().c_str());
+            return false;
+          }
+          if (s == PublishStatus::not_enough_replicas && !too_few_reported_) {
+            std::fprintf(stderr, "ringbus-truck-sim: fewer replicas in sync than the topic's min-insync; waiting\n");
+            too_few_reported_ = true;
+          }
           if (s == PublishStatus::no_commit_log) {
             std::fprintf(stderr, "ringbus-truck-sim: the broker has no data directory: nothing can be acknowledged\n");
             return false;
@@ -222,6 +297,7 @@ class Sim {
   std::uint64_t republished_ = 0;
   std::uint64_t reconnects_ = 0;
   bool log_failed_reported_ = false;
+  bool too_few_reported_ = false;
 };
 
 }  // namespace
@@ -245,8 +321,15 @@ int main(int argc, char** argv) {
   app.add_option("--duration", o.duration, "seconds to run (0: until --ticks or Ctrl-C)")->check(CLI::Range(0.0, 1e6))->capture_default_str();
   app.add_option("--ticks", o.ticks, "stop after this many ticks (0: by --duration)");
   app.add_option("--record", o.record, "write every acknowledged event to this file (\"truck,<csv>\" or \"traffic,<csv>\")");
+  app.add_option("--acks", o.acks, "acknowledged when durable here (local) or on every in-sync replica of a cluster (all)")
+      ->check(CLI::IsMember({"local", "all"}))->capture_default_str();
+  app.add_flag("--resume", o.resume, "go on after the last whole tick in the --record file of an earlier run");
   app.add_option("--reconnect-timeout", o.reconnect_timeout, "seconds to wait for a broker that went away")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  if (o.resume && o.record.empty()) {
+    std::fprintf(stderr, "ringbus-truck-sim: --resume needs --record (the earlier run's record)\n");
+    return 2;
+  }
   install_stop_handlers();
   Sim sim(o);
   return sim.run();

@@ -9,6 +9,10 @@
 //      groups), then the simulator;
 //   3. with --crash-broker, kills the broker half-way and starts a new one,
 //      which recovers the logs and the groups; everybody reconnects;
+//      with --mirrors, runs on a cluster instead (demo_cluster.h: an etcd
+//      and two ringbusd nodes), kills the leading node's host half-way (its
+//      ringbusd and the programs on it), and starts the programs again on
+//      the other node once it leads, as a hot standby host would;
 //   4. when the simulator is done and the groups have caught up, stops the
 //      consumers and checks: the analytics against a reference computed from
 //      the acknowledged events the simulator recorded, every violation
@@ -17,18 +21,17 @@
 //      draws a chart of throughput and latency (gnuplot).
 //
 // The exit code says whether the checks held.
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <string>
@@ -42,11 +45,11 @@
 #include "ringbus/broker.h"
 #include "ringbus/consumer.h"
 #include "ringbus/group.h"
+#include "demo_cluster.h"
+#include "demo_processes.h"
 #include "trucking_events.h"
 #include "trucking_fleet.h"
 #include "trucking_run.h"
-
-extern char** environ;
 
 namespace ringbus::trucking {
 namespace {
@@ -62,20 +65,28 @@ struct Options {
   unsigned workers = 3;
   std::uint32_t partitions = 4;
   bool crash_broker = false;
+  bool mirrors = false;
   std::string out;
   std::string instance = "trucking-" + std::to_string(::getpid());
   std::string dashboard = "auto";
 };
 
+// The pipeline's consumer groups, by topic.
+const std::vector<std::pair<const char*, const char*>> kGroups = {{kTruckTopic, "analytics"},
+                                                                  {kTrafficTopic, "analytics"},
+                                                                  {kTruckTopic, "alerts"},
+                                                                  {kDriverStatsTopic, "dashboard"},
+                                                                  {kPipelineTopic, "dashboard"}};
+
 // ---- the broker, in a child process -----------------------------------------
 
+// The pipeline's topics and their partitions.
+std::vector<DemoCluster::Topic> topics(const Options& o) {
+  return {{kTruckTopic, o.partitions}, {kTrafficTopic, o.partitions}, {kDriverStatsTopic, o.partitions}, {kPipelineTopic, 1}};
+}
+
 Status create_topics(Broker& b, const Options& o) {
-  struct Spec {
-    const char* name;
-    std::uint32_t partitions;
-  };
-  for (const Spec& s : {Spec{kTruckTopic, o.partitions}, Spec{kTrafficTopic, o.partitions},
-                        Spec{kDriverStatsTopic, o.partitions}, Spec{kPipelineTopic, 1}}) {
+  for (const DemoCluster::Topic& s : topics(o)) {
     if (b.describe_topic(s.name)) continue;  // recovered from the data directory
     TopicConfig c;
     c.name = s.name;
@@ -129,80 +140,6 @@ pid_t start_broker(const Options& o, const std::string& data_dir) {
   ::close(ready[0]);
   return ok ? pid : 0;
 }
-
-// ---- the other processes ------------------------------------------------------
-
-struct Child {
-  std::string name;
-  pid_t pid = 0;
-};
-
-std::string program_dir() {
-  std::error_code ec;
-  return fs::read_symlink("/proc/self/exe", ec).parent_path().string();
-}
-
-// Starts `program` (a sibling of this binary) with `args`; its stdout goes to
-// `stdout_file` unless that is empty (then the terminal's).
-Child spawn(const std::string& program, std::vector<std::string> args, const std::string& stdout_file) {
-  const std::string path = program_dir() + "/" + program;
-  args.insert(args.begin(), path);
-  std::vector<char*> argv;
-  for (std::string& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  if (!stdout_file.empty()) {
-    posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, stdout_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  }
-  // A process group of its own: Ctrl-C at the terminal is for the demo,
-  // which stops the simulator first and lets the consumers catch up.
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
-  posix_spawnattr_setpgroup(&attr, 0);
-  pid_t pid = 0;
-  if (posix_spawn(&pid, path.c_str(), &fa, &attr, argv.data(), environ) != 0) pid = 0;
-  posix_spawnattr_destroy(&attr);
-  posix_spawn_file_actions_destroy(&fa);
-  return Child{program, pid};
-}
-
-// Its exit code (128 + signal if killed); SIGKILLed once `timeout_ms` passes.
-int wait_exit(pid_t pid, std::int64_t timeout_ms) {
-  const std::int64_t deadline = steady_ms() + timeout_ms;
-  int status = 0;
-  for (;;) {
-    const pid_t r = ::waitpid(pid, &status, WNOHANG);
-    if (r == pid) break;
-    if (r < 0) return -1;
-    if (steady_ms() > deadline) {
-      std::fprintf(stderr, "ringbus-trucking-demo: pid %d did not exit in time; killing it\n", static_cast<int>(pid));
-      ::kill(pid, SIGKILL);
-      if (::waitpid(pid, &status, 0) != pid) return -1;
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-// Every process the demo started and has not reaped: on any way out they
-// get SIGTERM, then SIGKILL, so nothing is left holding the instance.
-struct Processes {
-  std::vector<pid_t> pids;
-  void add(pid_t pid) {
-    if (pid > 0) pids.push_back(pid);
-  }
-  int reap(pid_t pid, std::int64_t timeout_ms) {
-    std::erase(pids, pid);
-    return wait_exit(pid, timeout_ms);
-  }
-  ~Processes() {
-    for (const pid_t p : pids) ::kill(p, SIGTERM);
-    for (const pid_t p : pids) (void)wait_exit(p, 5'000);
-  }
-};
 
 // The group's lag; UINT64_MAX while it does not exist.
 std::uint64_t total_lag(const std::string& instance, const char* topic, const char* group) {
@@ -259,6 +196,7 @@ ReceivedCheck check_received(const std::string& instance, const std::string& dir
     std::istringstream in(read_file(e.path().string()));
     std::string line;
     while (std::getline(in, line)) {
+      if (in.eof()) break;  // no newline: a line cut short when its writer was killed (--mirrors)
       ++out.received;
       // topic,partition,offset,hash (topic names have no commas)
       const std::size_t comma = line.find(',');
@@ -268,10 +206,12 @@ ReceivedCheck check_received(const std::string& instance, const std::string& dir
       const bool parsed = comma != std::string::npos &&
                           std::sscanf(line.c_str() + comma + 1, "%u,%" SCNu64 ",%" SCNu64, &partition, &offset, &hash) == 3;
       const auto it = parsed ? in_log.find({line.substr(0, comma), partition, offset}) : in_log.end();
-      if (it == in_log.end()) {
-        ++out.absent;
-      } else if (it->second != hash) {
-        ++out.different;
+      if (it == in_log.end() || it->second != hash) {
+        ++(it == in_log.end() ? out.absent : out.different);
+        if (out.absent + out.different <= 5) {
+          std::fprintf(stderr, "ringbus-trucking-demo: %s received %s, which the log %s\n", e.path().filename().c_str(),
+                       line.c_str(), it == in_log.end() ? "does not hold" : "holds with another value");
+        }
       }
     }
   }
@@ -283,6 +223,8 @@ ReceivedCheck check_received(const std::string& instance, const std::string& dir
 struct Reference {
   std::map<std::uint32_t, DriverStats> drivers;
   std::set<std::pair<std::uint32_t, std::uint64_t>> violations;  // (truck, tick)
+  std::set<std::pair<std::uint32_t, std::uint64_t>> trucks;      // (truck, tick) of every event
+  std::set<std::pair<std::uint32_t, std::uint64_t>> routes;      // (route, tick) of every traffic event
   std::uint64_t truck = 0;
   std::uint64_t traffic = 0;
   std::uint64_t malformed = 0;
@@ -335,6 +277,8 @@ Reference reference_from(const std::string& path, const Options& o) {
       ++ref.wrong;
     }
   }
+  ref.trucks = seen;
+  for (const auto& [key, c] : congestion) ref.routes.insert(key);
   // Every tick whole: an event of every truck and of every route.
   ref.wrong += ref.ticks * o.trucks - std::min<std::uint64_t>(ref.ticks * o.trucks, seen.size());
   ref.wrong += ref.ticks * o.routes - std::min<std::uint64_t>(ref.ticks * o.routes, congestion.size());
@@ -351,7 +295,9 @@ Reference reference_from(const std::string& path, const Options& o) {
   return ref;
 }
 
-bool check(const Options& o, const std::string& dir, int& failures) {
+// `resumed_at` (--mirrors): per kGroups entry, what the group had
+// committed on the new leader when it took over.
+bool check(const Options& o, const std::string& dir, const std::vector<std::uint64_t>& resumed_at, int& failures) {
   auto verdict = [&](bool ok, const std::string& what) {
     fmt::print("  [{}] {}\n", ok ? "ok" : "FAILED", what);
     if (!ok) ++failures;
@@ -363,6 +309,24 @@ bool check(const Options& o, const std::string& dir, int& failures) {
           fmt::format("the simulator's record holds the fleet's events of ticks 0 to {}, each once ({} unreadable lines, {} "
                       "events missing, twice or wrong)",
                       ref.ticks == 0 ? 0 : ref.ticks - 1, ref.malformed, ref.wrong));
+
+  // Nothing acknowledged lost: every event in the record is in the log
+  // (after a failover, the new leader's).
+  std::set<std::pair<std::uint32_t, std::uint64_t>> in_log;
+  for_each_record(o.instance, kTruckTopic, [&](const Record& r) {
+    if (auto e = parse_truck_event(r.value)) in_log.insert({e->truck_id, e->tick});
+  });
+  std::size_t lost = 0;
+  for (const auto& k : ref.trucks) lost += in_log.count(k) == 0;
+  in_log.clear();
+  for_each_record(o.instance, kTrafficTopic, [&](const Record& r) {
+    if (auto e = parse_traffic_event(r.value)) in_log.insert({e->route_id, e->tick});
+  });
+  for (const auto& k : ref.routes) lost += in_log.count(k) == 0;
+  verdict(lost == 0 && !ref.trucks.empty(),
+          fmt::format("nothing acknowledged was lost: {} of the {} acknowledged events are in the log{}",
+                      ref.trucks.size() + ref.routes.size() - lost, ref.trucks.size() + ref.routes.size(),
+                      o.mirrors ? " of the new leader" : ""));
 
   // Analytics: the last record per driver, against the reference.
   std::map<std::uint32_t, DriverStats> last;
@@ -386,6 +350,7 @@ bool check(const Options& o, const std::string& dir, int& failures) {
     std::istringstream in(read_file(e.path().string()));
     std::string line;
     while (std::getline(in, line)) {
+      if (in.eof()) break;  // no newline: cut short when its worker was killed (--mirrors)
       std::uint32_t truck = 0;
       unsigned long long tick = 0;
       if (std::sscanf(line.c_str(), "%u,%llu,", &truck, &tick) == 2) ++handled[{truck, tick}];
@@ -402,9 +367,10 @@ bool check(const Options& o, const std::string& dir, int& failures) {
   verdict(missing == 0 && unexpected == 0,
           fmt::format("alerts: {} of {} violations handled by the pool of {} ({} alerts for no violation)",
                       ref.violations.size() - missing, ref.violations.size(), o.workers, unexpected));
-  verdict(copies == 0 || o.crash_broker,
+  verdict(copies == 0 || o.crash_broker || o.mirrors,
           copies == 0 ? std::string("alerts: each violation handled once")
-                      : fmt::format("alerts: {} violations handled twice: redelivered after the broker crash (at-least-once)", copies));
+                      : fmt::format("alerts: {} violations handled twice: redelivered after the {} (at-least-once)", copies,
+                                    o.mirrors ? "failover" : "broker crash"));
 
   // What the consumers were given is what the log holds (no offset given to
   // two records, nothing they saw lost).
@@ -415,14 +381,23 @@ bool check(const Options& o, const std::string& dir, int& failures) {
 
   // Every group caught up.
   bool caught_up = true;
-  for (const auto& [topic, group] : std::vector<std::pair<const char*, const char*>>{
-           {kTruckTopic, "analytics"}, {kTrafficTopic, "analytics"}, {kTruckTopic, "alerts"},
-           {kDriverStatsTopic, "dashboard"}, {kPipelineTopic, "dashboard"}}) {
+  for (const auto& [topic, group] : kGroups) {
     caught_up = caught_up && total_lag(o.instance, topic, group) == 0;
   }
   verdict(caught_up, "every group (analytics, dashboard, alerts) has committed everything: lag 0");
+  if (!resumed_at.empty()) {
+    // The groups' commits on a were mirrored to b with the logs: the
+    // programs started there went on from them, not from the start.
+    std::string where;
+    bool all = true;
+    for (std::size_t i = 0; i < kGroups.size(); ++i) {
+      where += fmt::format("{}{} on {}: {}", i == 0 ? "" : ", ", kGroups[i].second, kGroups[i].first, resumed_at[i]);
+      all = all && resumed_at[i] > 0;
+    }
+    verdict(all, "the groups went on from what they had committed before the failover (" + where + ")");
+  }
 
-  fmt::print("\nDurable offsets on disk ({}):\n", dir + "/data");
+  fmt::print("\nDurable offsets on disk ({}):\n", o.mirrors ? dir + "/b" : dir + "/data");
   for (const char* topic : {kTruckTopic, kTrafficTopic, kDriverStatsTopic, kPipelineTopic}) {
     auto t = describe_topic(o.instance, topic);
     if (!t) continue;
@@ -470,10 +445,10 @@ void chart(const Options& o, const std::string& dir) {
   }
 }
 
-int run(const Options& o) {
+int run(Options o) {
   const std::string dir = o.out.empty() ? (fs::temp_directory_path() / ("ringbus-trucking-" + std::to_string(::getpid()))).string() : o.out;
   // A previous run's data, records and alerts would be recovered and counted: start empty.
-  for (const char* sub : {"/alerts", "/data", "/received", "/events.csv"}) {
+  for (const char* sub : {"/alerts", "/data", "/received", "/events.csv", "/etcd", "/a", "/b"}) {
     std::error_code ec;
     fs::remove_all(dir + sub, ec);
   }
@@ -485,39 +460,61 @@ int run(const Options& o) {
     }
   }
   fmt::print("ringbus trucking pipeline: {} trucks on {} routes, {} ticks/s, {} s{}; output in {}\n", o.trucks, o.routes,
-             o.rate, o.duration, o.crash_broker ? ", broker crash half-way" : "", dir);
+             o.rate, o.duration,
+             o.crash_broker ? ", broker crash half-way"
+             : o.mirrors    ? ", on a cluster of two nodes whose leader dies half-way"
+                            : "",
+             dir);
   std::fflush(stdout);
   Processes processes;
-  pid_t broker = start_broker(o, dir + "/data");
-  if (broker == 0) return 1;
-  processes.add(broker);
-  const std::vector<std::string> common = {"--instance", o.instance};
-  auto with = [&](std::vector<std::string> extra) {
-    extra.insert(extra.begin(), common.begin(), common.end());
-    return extra;
-  };
-  std::vector<Child> consumers;
-  for (unsigned i = 0; i < o.workers; ++i) {
-    consumers.push_back(spawn("ringbus-truck-alerts", with({"--out", dir + "/alerts", "--received", dir + "/received"}),
-                              dir + "/alerts-" + std::to_string(i) + ".log"));
+  std::optional<DemoCluster> cluster;
+  std::vector<std::uint64_t> resumed_at;  // --mirrors: per kGroups entry, its committed positions' sum on b at the takeover
+  pid_t broker = 0;
+  if (o.mirrors) {
+    cluster.emplace(processes, o.instance, dir);
+    if (!cluster->start(topics(o))) return 1;
+    o.instance = cluster->instance('a');
+    fmt::print("etcd and ringbusd nodes a and b are up; every topic is replicated on both, led by a (instance {})\n",
+               o.instance);
+    std::fflush(stdout);
+  } else {
+    broker = start_broker(o, dir + "/data");
+    if (broker == 0) return 1;
+    processes.add(broker);
   }
-  consumers.push_back(
-      spawn("ringbus-truck-analytics", with({"--interval", "0.5", "--received", dir + "/received"}), dir + "/analytics.log"));
   const bool show = o.dashboard == "on" || (o.dashboard == "auto" && ::isatty(STDOUT_FILENO) == 1);
-  Child dashboard = spawn("ringbus-truck-dashboard", with({"--received", dir + "/received"}), show ? "" : dir + "/dashboard.log");
-  Child sim = spawn("ringbus-truck-sim",
-                    with({"--trucks", std::to_string(o.trucks), "--routes", std::to_string(o.routes), "--seed",
-                          std::to_string(o.seed), "--rate", fmt::format("{}", o.rate), "--duration",
-                          fmt::format("{}", o.duration), "--record", dir + "/events.csv"}),
-                    dir + "/sim.log");
-  for (const Child& c : consumers) processes.add(c.pid);
-  processes.add(dashboard.pid);
-  processes.add(sim.pid);
-  for (const Child& c : consumers) {
-    if (c.pid == 0) return 1;
-  }
-  if (sim.pid == 0 || dashboard.pid == 0) return 1;
-  if (o.crash_broker) {
+  std::vector<Child> consumers;
+  Child dashboard;
+  Child sim;
+  // The programs, against o.instance; `resume`: the simulator goes on
+  // after the last whole tick its record holds.
+  const auto start_pipeline = [&](bool resume) {
+    const auto with = [&](std::vector<std::string> extra) {
+      extra.insert(extra.begin(), {"--instance", o.instance});
+      return extra;
+    };
+    consumers.clear();
+    for (unsigned i = 0; i < o.workers; ++i) {
+      consumers.push_back(spawn("ringbus-truck-alerts", with({"--out", dir + "/alerts", "--received", dir + "/received"}),
+                                dir + "/alerts-" + std::to_string(i) + ".log"));
+    }
+    consumers.push_back(
+        spawn("ringbus-truck-analytics", with({"--interval", "0.5", "--received", dir + "/received"}), dir + "/analytics.log"));
+    dashboard = spawn("ringbus-truck-dashboard", with({"--received", dir + "/received"}), show ? "" : dir + "/dashboard.log");
+    std::vector<std::string> sim_args = with({"--trucks", std::to_string(o.trucks), "--routes", std::to_string(o.routes), "--seed",
+                                              std::to_string(o.seed), "--rate", fmt::format("{}", o.rate), "--duration",
+                                              fmt::format("{}", o.duration), "--record", dir + "/events.csv"});
+    if (o.mirrors) sim_args.insert(sim_args.end(), {"--acks", "all"});
+    if (resume) sim_args.push_back("--resume");
+    sim = spawn("ringbus-truck-sim", sim_args, dir + "/sim.log");
+    for (const Child& c : consumers) processes.add(c.pid);
+    processes.add(dashboard.pid);
+    processes.add(sim.pid);
+    return sim.pid != 0 && dashboard.pid != 0 &&
+           std::all_of(consumers.begin(), consumers.end(), [](const Child& c) { return c.pid != 0; });
+  };
+  if (!start_pipeline(false)) return 1;
+  if (o.crash_broker || o.mirrors) {
     const std::int64_t half = steady_ms() + static_cast<std::int64_t>(o.duration * 500);
     while (steady_ms() < half && !stop_requested()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
@@ -528,6 +525,32 @@ int run(const Options& o) {
     broker = start_broker(o, dir + "/data");
     if (broker == 0) return 1;
     processes.add(broker);
+  }
+  if (o.mirrors && !stop_requested()) {
+    // The leader's host dies: its node and every program on it.
+    cluster->kill('a');
+    for (const Child& c : consumers) processes.kill(c.pid);
+    processes.kill(dashboard.pid);
+    processes.kill(sim.pid);
+    const std::int64_t died = steady_ms();
+    std::fprintf(stderr, "ringbus-trucking-demo: killed node a, the leader, and the programs on its host (SIGKILL)\n");
+    if (!cluster->wait_leading('b', 30)) {
+      std::fprintf(stderr, "ringbus-trucking-demo: node b did not take over every topic within 30 s\n");
+      return 1;
+    }
+    std::fprintf(stderr, "ringbus-trucking-demo: node b leads every topic %.1f s later; the programs start again there\n",
+                 static_cast<double>(steady_ms() - died) / 1000);
+    o.instance = cluster->instance('b');
+    // What each group committed on a, as b has it: where they go on.
+    for (const auto& [topic, group] : kGroups) {
+      auto g = describe_group(o.instance, topic, group);
+      std::uint64_t committed = 0;
+      if (g) {
+        for (const GroupPartitionInfo& p : g->partitions) committed += p.committed;
+      }
+      resumed_at.push_back(committed);
+    }
+    if (!start_pipeline(true)) return 1;
   }
   int failures = 0;
   // Ctrl-C ends the run early, in the same order as the end of --duration.
@@ -578,10 +601,12 @@ int run(const Options& o) {
     const std::size_t at = log.rfind("truck-dashboard:");
     if (at != std::string::npos) fmt::print("{}", log.substr(at));
   }
-  check(o, dir, failures);
+  check(o, dir, resumed_at, failures);
   chart(o, dir);
-  ::kill(broker, SIGTERM);
-  (void)processes.reap(broker, 30'000);
+  if (broker != 0) {
+    ::kill(broker, SIGTERM);
+    (void)processes.reap(broker, 30'000);
+  }
   fmt::print("\n{}\n", failures == 0 ? "Every check held." : fmt::format("{} check(s) FAILED.", failures));
   return failures == 0 ? 0 : 1;
 }
@@ -598,7 +623,8 @@ int main(int argc, char** argv) {
       "processes, then checks what they did. Examples:\n"
       "  ringbus-trucking-demo                        # 20 s, 50 trucks, 20 ticks/s\n"
       "  ringbus-trucking-demo --rate 0 --duration 10  # as fast as it goes\n"
-      "  ringbus-trucking-demo --crash-broker          # SIGKILL the broker half-way");
+      "  ringbus-trucking-demo --crash-broker          # SIGKILL the broker half-way\n"
+      "  ringbus-trucking-demo --mirrors               # a failover of a cluster's leader half-way");
   app.add_option("--trucks", o.trucks, "trucks (one driver each)")->check(CLI::Range(1, 100000))->capture_default_str();
   app.add_option("--routes", o.routes, "routes")->check(CLI::Range(1, 64))->capture_default_str();
   app.add_option("--rate", o.rate, "ticks per second (an event per truck and per route each); 0: as fast as possible")
@@ -607,7 +633,11 @@ int main(int argc, char** argv) {
   app.add_option("--seed", o.seed, "the simulation's seed")->capture_default_str();
   app.add_option("--workers", o.workers, "alerting workers (the queue group's members)")->check(CLI::Range(1, 64))->capture_default_str();
   app.add_option("--partitions", o.partitions, "partitions of the data topics")->check(CLI::Range(1, 64))->capture_default_str();
-  app.add_flag("--crash-broker", o.crash_broker, "kill the broker with SIGKILL half-way, then start a new one");
+  auto* crash = app.add_flag("--crash-broker", o.crash_broker, "kill the broker with SIGKILL half-way, then start a new one");
+  app.add_flag("--mirrors", o.mirrors,
+               "run on a cluster (an etcd and two ringbusd nodes on this machine; topics on both), kill the leading "
+               "node's host half-way, go on on the other")
+      ->excludes(crash);
   app.add_option("--out", o.out, "directory for the data, the records and the chart; a previous run's are removed (default: a new one in $TMPDIR)");
   app.add_option("--instance", o.instance, "the shared-memory instance")->capture_default_str();
   app.add_option("--dashboard", o.dashboard, "show the live dashboard: auto (on a terminal), on, off")

@@ -57,7 +57,7 @@ void ReplicationServer::run() {
   while (!stop_.requested()) {
     std::vector<pollfd> fds{{listener_.fd, POLLIN, 0}, {stop_.fd(), POLLIN, 0}};
     for (const auto& l : links_)
-      fds.push_back({l->link->fd(), static_cast<short>(POLLIN | (l->link->queued() ? POLLOUT : 0)), 0});
+      fds.push_back({l->link->fd(), static_cast<short>(POLLIN | (l->link->queued() || l->backlog ? POLLOUT : 0)), 0});
     (void)::poll(fds.data(), fds.size(), tailing ? kTailPollMs : kIdlePollMs);
     if (fds[0].revents & POLLIN) accept_link_waiting();
     tailing = false;
@@ -242,63 +242,95 @@ void ReplicationServer::feed_groups(Link& l, std::uint32_t id, Stream& s) {
 
 bool ReplicationServer::feed(Link& l) {
   bool tailing = false;
-  for (auto it = l.streams.begin(); it != l.streams.end();) {
-    const std::uint32_t id = it->first;
-    Stream& s = it->second;
-    if (!s.sending) {
+  // Topped up once half is sent: fewer, larger rounds (each looks at the
+  // high watermark and the group files).
+  if (l.link->queued() > kMaxQueued / 2) return tailing;
+  l.backlog = false;
+  // Rounds of one frame per stream, so that one partition's backlog does
+  // not hold the others back, until the queue is full: the loop then waits
+  // for room on the socket, never for a frame from the mirror.
+  for (bool more = true; more;) {
+    more = false;
+    for (auto it = l.streams.begin(); it != l.streams.end();) {
+      if (!it->second.sending) {
+        ++it;
+        continue;
+      }
+      switch (feed_frame(l, it->first, it->second)) {
+        case Fed::more:
+          more = true;
+          break;
+        case Fed::at_end:
+          tailing = true;
+          break;
+        case Fed::full:
+          l.backlog = true;
+          break;
+        case Fed::failed:
+          it = l.streams.erase(it);
+          continue;
+      }
       ++it;
-      continue;
     }
-    if (!s.groups_dir.empty()) feed_groups(l, id, s);
-    const std::uint64_t limit = s.part->written();
-    std::string failure;
-    wire::ErrorCode code = wire::ErrorCode::storage;
-    l.link->begin_batches();
-    while (l.link->batches_added() < kFrameTarget && l.link->queued() < kMaxQueued) {
-      log::DecodedBatch batch;
-      const auto st = s.reader->next(limit, batch);
-      if (st == log::ReadStatus::end) {
-        tailing = true;
-        break;
-      }
-      if (st != log::ReadStatus::batch) {
-        code = st == log::ReadStatus::out_of_range ? wire::ErrorCode::out_of_range : wire::ErrorCode::storage;
-        failure = "cannot read the log at offset " + std::to_string(s.next) + ": " + s.reader->error();
-        break;
-      }
-      const std::uint64_t base = batch.header.base_offset, end = base + batch.header.offset_span;
-      if (batch.format != log::kSegmentVersion) {
-        // Segments of the old format (RBB1) hold no Kafka batches to ship.
-        failure = "the batch at offset " + std::to_string(base) +
-                  " lies in a segment of the old format (RBB1), which mirrors cannot take";
-        break;
-      }
-      if (base != s.next) {
-        // Replicas' logs hold the same batches: a fetch lands on a batch's start.
-        code = wire::ErrorCode::out_of_range;
-        failure = "offset " + std::to_string(s.next) + " is not where a batch starts (the batch there is " +
-                  std::to_string(base) + ".." + std::to_string(end) + ")";
-        break;
-      }
-      l.link->add_batch(batch.v2.bytes);
-      s.next = end;
-    }
-    const std::uint64_t hw = s.part->high_watermark();
-    if (l.link->batches_added() > 0 || hw != s.sent_hw) {
-      l.link->end_batches(id, hw, s.part->log_start());
-      s.sent_hw = hw;
-    } else {
-      l.link->drop_batches();
-    }
-    if (!failure.empty()) {
-      log("error", s.where + ": " + failure);
-      l.link->send(wire::ErrorMsg{id, code, failure});
-      it = l.streams.erase(it);
-      continue;
-    }
-    ++it;
+    more = more && !l.backlog;
   }
   return tailing;
+}
+
+ReplicationServer::Fed ReplicationServer::feed_frame(Link& l, std::uint32_t id, Stream& s) {
+  if (!s.groups_dir.empty()) feed_groups(l, id, s);
+  const std::uint64_t limit = s.part->written();
+  std::string failure;
+  wire::ErrorCode code = wire::ErrorCode::storage;
+  Fed fed = Fed::more;
+  l.link->begin_batches();
+  for (;;) {
+    if (l.link->queued() >= kMaxQueued) {
+      fed = Fed::full;
+      break;
+    }
+    if (l.link->batches_added() >= kFrameTarget) break;
+    log::DecodedBatch batch;
+    const auto st = s.reader->next(limit, batch);
+    if (st == log::ReadStatus::end) {
+      fed = Fed::at_end;
+      break;
+    }
+    if (st != log::ReadStatus::batch) {
+      code = st == log::ReadStatus::out_of_range ? wire::ErrorCode::out_of_range : wire::ErrorCode::storage;
+      failure = "cannot read the log at offset " + std::to_string(s.next) + ": " + s.reader->error();
+      break;
+    }
+    const std::uint64_t base = batch.header.base_offset, end = base + batch.header.offset_span;
+    if (batch.format != log::kSegmentVersion) {
+      // Segments of the old format (RBB1) hold no Kafka batches to ship.
+      failure = "the batch at offset " + std::to_string(base) +
+                " lies in a segment of the old format (RBB1), which mirrors cannot take";
+      break;
+    }
+    if (base != s.next) {
+      // Replicas' logs hold the same batches: a fetch lands on a batch's start.
+      code = wire::ErrorCode::out_of_range;
+      failure = "offset " + std::to_string(s.next) + " is not where a batch starts (the batch there is " +
+                std::to_string(base) + ".." + std::to_string(end) + ")";
+      break;
+    }
+    l.link->add_batch(batch.v2.bytes);
+    s.next = end;
+  }
+  const std::uint64_t hw = s.part->high_watermark();
+  if (l.link->batches_added() > 0 || hw != s.sent_hw) {
+    l.link->end_batches(id, hw, s.part->log_start());
+    s.sent_hw = hw;
+  } else {
+    l.link->drop_batches();
+  }
+  if (!failure.empty()) {
+    log("error", s.where + ": " + failure);
+    l.link->send(wire::ErrorMsg{id, code, failure});
+    return Fed::failed;
+  }
+  return fed;
 }
 
 }  // namespace ringbus::cluster

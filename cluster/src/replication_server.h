@@ -98,6 +98,9 @@ class ReplicationServer {
     std::unique_ptr<PeerLink> link;
     std::string mirror;
     std::map<std::uint32_t, Stream> streams;
+    // A stream has written batches it could not queue (the link's queue is
+    // full): the loop waits for room on the socket, not for a frame.
+    bool backlog = false;
   };
   ReplicationServer(ServerOptions options, LedPartitions& partitions, Listener listener);
   void run();
@@ -106,9 +109,13 @@ class ReplicationServer {
   // Reads and answers a link's frames; false when it is to be closed.
   bool serve(Link& l);
   Status handle(Link& l, const wire::Message& m);
-  // Sends what the link's streams have; true if a stream is waiting for
-  // more to be written.
+  // Queues what the link's streams have, a frame of each in turn, until
+  // the link's queue is full or every stream is at its log's written end;
+  // true if a stream is waiting for more to be written.
   bool feed(Link& l);
+  enum class Fed : std::uint8_t { more, at_end, full, failed };
+  // One frame of one stream.
+  Fed feed_frame(Link& l, std::uint32_t id, Stream& s);
   // Sends a topic's group files on its partition 0's stream when they
   // changed (looked at every kGroupsEvery).
   void feed_groups(Link& l, std::uint32_t id, Stream& s);

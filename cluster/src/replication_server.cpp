@@ -57,7 +57,7 @@ void ReplicationServer::run() {
   while (!stop_.requested()) {
     std::vector<pollfd> fds{{listener_.fd, POLLIN, 0}, {stop_.fd(), POLLIN, 0}};
     for (const auto& l : links_)
-      fds.push_back({l->link->fd(), static_cast<short>(POLLIN | (l->link->queued() || l->backlog ? POLLOUT : 0)), 0});
+      fds.push_back({l->link->fd(), static_cast<short>(POLLIN | (l->link->queued() ? POLLOUT : 0)), 0});
     (void)::poll(fds.data(), fds.size(), tailing ? kTailPollMs : kIdlePollMs);
     if (fds[0].revents & POLLIN) accept_link_waiting();
     tailing = false;
@@ -245,7 +245,7 @@ bool ReplicationServer::feed(Link& l) {
   // Topped up once half is sent: fewer, larger rounds (each looks at the
   // high watermark and the group files).
   if (l.link->queued() > kMaxQueued / 2) return tailing;
-  l.backlog = false;
+  bool full = false;
   // Rounds of one frame per stream, so that one partition's backlog does
   // not hold the others back, until the queue is full: the loop then waits
   // for room on the socket, never for a frame from the mirror.
@@ -264,7 +264,7 @@ bool ReplicationServer::feed(Link& l) {
           tailing = true;
           break;
         case Fed::full:
-          l.backlog = true;
+          full = true;
           break;
         case Fed::failed:
           it = l.streams.erase(it);
@@ -272,7 +272,7 @@ bool ReplicationServer::feed(Link& l) {
       }
       ++it;
     }
-    more = more && !l.backlog;
+    more = more && !full;
   }
   return tailing;
 }

@@ -98,9 +98,6 @@ class ReplicationServer {
     std::unique_ptr<PeerLink> link;
     std::string mirror;
     std::map<std::uint32_t, Stream> streams;
-    // A stream has written batches it could not queue (the link's queue is
-    // full): the loop waits for room on the socket, not for a frame.
-    bool backlog = false;
   };
   ReplicationServer(ServerOptions options, LedPartitions& partitions, Listener listener);
   void run();

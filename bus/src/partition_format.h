@@ -237,7 +237,11 @@ struct PartitionHeader {
   // count (stored before log_written moves): a cluster's leader reads each
   // mirror's lag in bytes off it. Zero in older rings.
   std::atomic<std::uint64_t> log_bytes;
-  std::uint8_t pad_log[kHotPad - 64];
+  // Producers blocked in wait_durable or wait_replicated (a hint, relaxed):
+  // while any is, the flusher writes what the ring holds at once instead of
+  // lingering for more (someone is waiting for it). Zero in older rings.
+  std::atomic<std::uint32_t> ack_waiters;
+  std::uint8_t pad_log[kHotPad - 68];
 
   GatingSlot gating[kGatingSlots];
 };
@@ -272,7 +276,8 @@ static_assert(offsetof(PartitionHeader, log_replicated) == 1064);
 static_assert(offsetof(PartitionHeader, insync_replicas) == 1072);
 static_assert(offsetof(PartitionHeader, min_insync) == 1076);
 static_assert(offsetof(PartitionHeader, log_bytes) == 1080);
-static_assert(offsetof(PartitionHeader, pad_log) == 1088);
+static_assert(offsetof(PartitionHeader, ack_waiters) == 1088);
+static_assert(offsetof(PartitionHeader, pad_log) == 1092);
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 
 // PartitionHeader::state.

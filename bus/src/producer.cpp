@@ -118,6 +118,12 @@ PublishStatus wait_for_mark(detail::PartitionHeader& h, std::chrono::nanoseconds
   const std::int64_t deadline = detail::deadline_after(timeout.count());
   // A broker that dies wakes nobody: sleep in slices and probe again.
   constexpr std::int64_t kSliceNs = 20'000'000;
+  // The flusher does not linger while we wait (a hint: relaxed).
+  h.ack_waiters.fetch_add(1, std::memory_order_relaxed);
+  struct Leave {
+    detail::PartitionHeader& h;
+    ~Leave() { h.ack_waiters.fetch_sub(1, std::memory_order_relaxed); }
+  } leave{h};
   for (;;) {
     h.durable_waiters.fetch_add(1, std::memory_order_seq_cst);
     const std::uint32_t seq = h.durable_seq.load(std::memory_order_seq_cst);

@@ -342,6 +342,8 @@ void ClusterNode::watch_own_progress() {
     sleep.sleep(
         [&] {
           for (const auto& p : parts) p->refresh();
+          // Mirrors waiting at the log's end get the new batches now.
+          if (server_) server_->logs_moved();
           return false;
         },
         std::chrono::milliseconds(100));

@@ -55,10 +55,11 @@ void ReplicationServer::log(const char* level, const std::string& message) const
 void ReplicationServer::run() {
   bool tailing = false;
   while (!stop_.requested()) {
-    std::vector<pollfd> fds{{listener_.fd, POLLIN, 0}, {stop_.fd(), POLLIN, 0}};
+    std::vector<pollfd> fds{{listener_.fd, POLLIN, 0}, {stop_.fd(), POLLIN, 0}, {news_.fd(), POLLIN, 0}};
     for (const auto& l : links_)
       fds.push_back({l->link->fd(), static_cast<short>(POLLIN | (l->link->queued() ? POLLOUT : 0)), 0});
     (void)::poll(fds.data(), fds.size(), tailing ? kTailPollMs : kIdlePollMs);
+    if (fds[2].revents & POLLIN) news_.drain();
     if (fds[0].revents & POLLIN) accept_link_waiting();
     tailing = false;
     for (std::size_t i = 0; i < links_.size();) {

@@ -1,6 +1,8 @@
 // A thread's stop request: a flag, and an eventfd the thread's poll()
 // watches, so that request() wakes it at once instead of at its next
 // timeout. The replication server and the mirror follower each have one.
+// And a plain wake-up of the same kind (the replication server's "the
+// logs moved").
 #pragma once
 
 #include <sys/eventfd.h>
@@ -32,6 +34,30 @@ class StopSignal {
  private:
   int fd_;
   std::atomic<bool> stopped_{false};
+};
+
+class WakeSignal {
+ public:
+  WakeSignal() : fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+  ~WakeSignal() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  WakeSignal(const WakeSignal&) = delete;
+  WakeSignal& operator=(const WakeSignal&) = delete;
+
+  // Readable (POLLIN) from notify() until drain().
+  int fd() const noexcept { return fd_; }
+  void notify() noexcept {
+    const std::uint64_t one = 1;
+    (void)!::write(fd_, &one, sizeof one);
+  }
+  void drain() noexcept {
+    std::uint64_t n = 0;
+    (void)!::read(fd_, &n, sizeof n);
+  }
+
+ private:
+  int fd_;
 };
 
 }  // namespace ringbus::cluster

@@ -163,9 +163,15 @@ PartitionFlusher::Gathered PartitionFlusher::gather(log::v2::BatchBuilder& b) {
 // kLingerNs. A flusher that follows producers record by record reads each
 // cache line while they are still writing it, so the line crosses between
 // cores several times (bench/RESULTS.md, "What changed on the way").
-// Not for every_ack: producers wait on every write.
+// Not for every_ack: producers wait on every write; nor while a producer
+// waits for an acknowledgement (acks=local or all): it waits for what the
+// ring holds now, and a lone record would wait the whole kLingerNs.
 bool PartitionFlusher::linger(std::int64_t now_ns) noexcept {
   if (durability_ == Durability::every_ack) return false;
+  if (ring_.header().ack_waiters.load(std::memory_order_relaxed) != 0) {
+    linger_since_ = 0;
+    return false;
+  }
   const std::uint64_t pending = ring_.tail().first - cursor_.position;
   if (pending == 0 || pending >= linger_bytes_) {
     linger_since_ = 0;

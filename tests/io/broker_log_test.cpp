@@ -487,6 +487,41 @@ TEST_F(LogBroker, AlteringTheDurabilityWakesWaitersToTheNewPolicy) {
   EXPECT_GE(b.describe_topic("t")->partition_info[0].durable_offset, 3u);
 }
 
+// A lone record waits (lingers) for company before the flusher writes it,
+// unless a producer is waiting for an acknowledgement: then it is written
+// at once. The flusher is driven by hand here, at a fixed clock.
+TEST(FlusherLinger, NoLingerWhileAProducerWaitsForAnAcknowledgement) {
+  const std::string instance = unique_instance("linger");
+  auto b = Broker::start({instance});  // no data directory: the flusher below is the only one
+  ASSERT_TRUE(b.ok());
+  TopicConfig c = topic("t", 1, 1 << 20, 1024);
+  c.log.durability = Durability::page_cache;
+  ASSERT_TRUE(b->create_topic(c).ok());
+  auto map = detail::TopicMap::open(instance, "t").value();
+  map->ring(0).header().log_durability.store(static_cast<std::uint32_t>(detail::LogDurability::page_cache));
+  auto io = std::make_unique<log::MemoryIo>();
+  auto log = io::PartitionLog::open(*io, "/mem/t/0", io::LogSettings::from(c.log), 0, nullptr);
+  ASSERT_TRUE(log.ok());
+  io::PartitionFlusher flusher(map, 0, std::move(log.value()), *io, c.log, [](const char*, const std::string&) {}, 0,
+                               nullptr);
+  Producer p = std::move(Producer::open(instance, "t").value());
+  ASSERT_TRUE(p.publish("", "alone").ok());
+  const std::int64_t t0 = 1'000'000'000;
+  EXPECT_FALSE(flusher.pump(t0));
+  EXPECT_TRUE(flusher.lingering());
+  EXPECT_FALSE(flusher.pump(t0 + 1000));  // still within the linger
+  EXPECT_TRUE(flusher.lingering());
+  map->ring(0).header().ack_waiters.fetch_add(1);  // as wait_durable does
+  EXPECT_TRUE(flusher.pump(t0 + 2000));
+  EXPECT_FALSE(flusher.lingering());
+  map->ring(0).header().ack_waiters.fetch_sub(1);
+  // And a producer's wait leaves the count as it found it.
+  const PublishResult r = p.publish("", "second");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(p.wait_durable(r, std::chrono::milliseconds(1)), PublishStatus::timed_out);  // nobody completes the write
+  EXPECT_EQ(map->ring(0).header().ack_waiters.load(), 0u);
+}
+
 // Disk full: the write fails, the error is logged once and published to
 // waiters, the flusher retries, and once the disk has room again everything
 // is written, nothing lost or doubled.

@@ -12,6 +12,7 @@
 #include "segment_files.h"
 #include "small_files.h"
 #include "topic_files.h"
+#include "topic_config_json.h"
 #include "topic_meta.h"
 
 namespace ringbus::cluster {
@@ -430,6 +431,24 @@ Status ClusterNode::delete_topic(const std::string& name) {
   return {};
 }
 
+Result<TopicRecord> ClusterNode::alter_topic(const std::string& name, const nlohmann::json& changes) {
+  const std::string key = topic_key(prefix_, name);
+  auto kv = etcd_->get(key);
+  if (!kv) return kv.error();
+  if (!kv.value()) return Error{Errc::not_found, "topic '" + name + "' does not exist in cluster '" + options_.cluster + "'"};
+  auto record = decode_topic_record(kv.value()->value, key);
+  if (!record) return record.error();
+  auto settings = log_changes_from_json(record->config.log, changes);
+  if (!settings) return settings.error();
+  record->config.log = settings.value();
+  if (auto s = validate_topic_record(record.value()); !s) return s.error();
+  auto put = etcd_->put_if(key, encode_topic_record(record.value()), kv.value()->mod_revision);
+  if (!put) return put.error();
+  if (!put.value()) return Error{Errc::busy, "topic '" + name + "' changed in etcd meanwhile: alter it again"};
+  log("info", "topic '" + name + "': its log settings were altered in cluster '" + options_.cluster + "'");
+  return record;
+}
+
 Result<ReplicaMovePlan> ClusterNode::move_replicas(const std::string& from, const std::string& to,
                                                    const std::string& only) {
   auto v = view();
@@ -576,10 +595,13 @@ Status ClusterNode::reconcile_topic(const std::string& name, std::uint64_t id, c
     slot->record = record;
   }
   Local& t = *slot;
-  // Who replicates it changes (ringbus cluster move-replicas); its settings
-  // are fixed at its creation.
+  // Who replicates it changes (ringbus cluster move-replicas), and its log
+  // settings (alter_topic); the rest is fixed at its creation.
   t.record.replicas = record.replicas;
   t.record.unclean_election = record.unclean_election;
+  if (record.config.log != t.record.config.log) {
+    if (auto s = apply_log_settings(t, record.config.log); !s) return s;
+  }
   const auto alive = [&](const std::string& n) { return nodes.contains(n); };
   const Leadership& l = leadership.state;
   if (l.leader.empty() || !alive(l.leader)) {
@@ -647,6 +669,11 @@ Status ClusterNode::lead(Local& t, const VersionedLeadership& leadership) {
       auto made = fs::exists(dir) ? broker_.adopt_topic(t.name) : broker_.create_topic(t.record.config, t.id, t.record.min_insync);
       if (!made) return made.error();
     }
+    // Settings altered in etcd while this copy was elsewhere (a node that
+    // was down, a mirror's copy from before) are the cluster's now.
+    if (auto now = broker_.describe_topic(t.name); now && now->log && *now->log != t.record.config.log) {
+      if (auto altered = broker_.alter_topic(t.name, t.record.config.log); !altered) return altered.error();
+    }
   }
   for (std::uint32_t p = 0; p < t.record.config.partitions; ++p) {
     if (auto s = broker_.set_leader_epoch(t.name, p, l.epoch); !s) return s;
@@ -664,6 +691,23 @@ Status ClusterNode::lead(Local& t, const VersionedLeadership& leadership) {
   t.epoch = l.epoch;
   t.isr = l.isr;
   log("info", "node '" + options_.node + "' leads topic '" + t.name + "' in epoch " + std::to_string(l.epoch));
+  return {};
+}
+
+Status ClusterNode::apply_log_settings(Local& t, const LogConfig& settings) {
+  t.record.config.log = settings;
+  if (t.role == Local::Role::leading) {
+    if (auto altered = broker_.alter_topic(t.name, settings); !altered) return altered.error();
+  } else if (t.role == Local::Role::mirroring) {
+    // The follower writes the logs from its own thread: it lets go of them
+    // first, and is made again at the end of this pass.
+    following_.erase(t.leader);
+    for (auto& m : t.logs) m->reconfigure(settings);
+    // A promotion (Broker::adopt_topic) takes the settings from here.
+    const io::TopicMeta meta{t.record.config, t.id, t.record.min_insync};
+    if (auto s = io::replace_file_durably(mirror_dir(t.name), io::kTopicMetaName, io::encode_topic_meta(meta)); !s) return s;
+  }
+  log("info", "topic '" + t.name + "': the log settings altered in the cluster apply here");
   return {};
 }
 
@@ -908,6 +952,7 @@ void ClusterNode::publish_roles() {
     r.leader = t->leader;
     r.epoch = t->epoch;
     r.isr = t->isr;
+    r.log = t->record.config.log;
     for (const auto& p : t->led) r.partitions.push_back(p->progress());
     roles.push_back(std::move(r));
   }

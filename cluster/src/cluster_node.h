@@ -39,6 +39,8 @@
 #include <thread>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "cluster_keys.h"
 #include "etcd_client.h"
 #include "lease_keeper.h"
@@ -77,6 +79,7 @@ struct TopicRole {
   std::string leader;  // "": none known
   std::int32_t epoch = 0;
   std::vector<std::string> isr;
+  LogConfig log;  // the log settings applied here
   // Leading: per partition, its log's end, the high watermark and what each
   // mirror has written and made durable.
   struct Partition {
@@ -113,6 +116,14 @@ class ClusterNode {
   // Deletes a topic in the cluster: its keys in etcd (not_found if it has
   // none); each replica deletes its log at its next reconcile.
   Status delete_topic(const std::string& name);
+  // Alters a topic's log settings in the cluster: `changes` as the control
+  // protocol's alter_topic gives them (topic_config_json.h,
+  // log_changes_from_json), applied to the settings in etcd and swapped in
+  // there; each replica applies them at its next reconcile (the leader's
+  // flushers, the mirrors' logs, and each copy's topic.meta). not_found
+  // for an unknown topic, busy if its key changed meanwhile. The record
+  // written.
+  Result<TopicRecord> alter_topic(const std::string& name, const nlohmann::json& changes);
   // Replaces dead node `from` by live node `to` in the replicas of every
   // topic that names it (or of topic `only`), as plan_replica_move says,
   // one swap of a topic's key each; `to` then copies them from their
@@ -141,6 +152,8 @@ class ClusterNode {
                          VersionedLeadership leadership, const std::map<std::string, NodeRecord>& nodes);
   Status lead(Local& t, const VersionedLeadership& leadership);
   Status mirror(Local& t, const std::string& leader);
+  // The log settings in etcd changed: applied to what this node holds.
+  Status apply_log_settings(Local& t, const LogConfig& log);
   // Stops leading (release_topic, the log moved to .mirror/).
   Status step_down(Local& t, const std::string& why);
   void step_down_all(const std::string& why);

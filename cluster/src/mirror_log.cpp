@@ -57,6 +57,11 @@ Status MirrorLog::append(std::span<const std::byte> batch) {
   }
 }
 
+void MirrorLog::reconfigure(const LogConfig& config) {
+  config_ = config;
+  if (writer_) writer_->reconfigure(config);
+}
+
 void MirrorLog::pump() {
   const std::int64_t now = now_ns();
   (void)writer_->pump(now, 0);

@@ -44,6 +44,11 @@ class MirrorLog : private io::LogWriter::Events {
   }
   const std::vector<io::LeaderEpoch>& epochs() const noexcept { return writer_->log().epochs(); }
 
+  // The topic was altered: its settings apply from the next pump (sync
+  // policy, retention) and the next roll (segment size), as a flusher's.
+  // Only while no follower uses the log.
+  void reconfigure(const LogConfig& config);
+  const LogConfig& config() const noexcept { return config_; }
   // Hands a batch to the writer (checked whole: LogWriter::append). Pumps
   // while every slot is in flight; Errc::io_error naming the cause once
   // writes fail (a full disk: the writer goes on retrying what it holds).

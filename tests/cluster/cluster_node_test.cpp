@@ -5,6 +5,7 @@
 // leader comes back as a mirror and rejoins the in-sync set; a node that
 // cannot reach etcd stops leading before its lease can have expired.
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <filesystem>
 #include <iostream>
@@ -15,6 +16,7 @@
 #include "etcd_process.h"
 #include "group_offsets.h"
 #include "small_files.h"
+#include "topic_meta.h"
 #include "ringbus/broker.h"
 #include "ringbus/consumer.h"
 #include "ringbus/group.h"
@@ -387,6 +389,52 @@ TEST_F(ClusterNodeTest, ADeletedTopicGoesFromEveryReplicaAndItsNameCanBeUsedAgai
   EXPECT_EQ(a.broker->describe_topic("t")->topic_id, second.value());
   publish(a, 0, 10);
   ASSERT_TRUE(eventually([&] { return role(a)->partitions[0].high_watermark == 10; }));
+}
+
+// A replicated topic's log settings are altered in etcd and applied by
+// every replica: the leader's flushers and topic.meta, the mirror's logs
+// and its copy's topic.meta (which a promotion adopts), and a node that was
+// down takes them when it leads again. What is fixed at creation is
+// refused.
+TEST_F(ClusterNodeTest, AlteredLogSettingsReachEveryReplicaAndANodeThatWasDown) {
+  Node& a = start("a");
+  Node& b = start("b");
+  ASSERT_TRUE(a.node->create_topic(topic({"a", "b"})));
+  ASSERT_TRUE(eventually([&] { return role(a) && role(a)->leading && role(a)->isr.size() == 2 && role(b); }));
+  publish(a, 0, 50);
+
+  auto altered = b.node->alter_topic("t", nlohmann::json{{"retention_bytes", 3 << 20}, {"durability", "every_ack"}});
+  ASSERT_TRUE(altered) << altered.error().message;
+  EXPECT_EQ(altered->config.log.retention_bytes, 3u << 20);
+  EXPECT_EQ(altered->config.log.durability, Durability::every_ack);
+  const LogConfig want = altered->config.log;
+  ASSERT_TRUE(eventually([&] { return role(a)->log == want && role(b) && role(b)->log == want; }));
+  EXPECT_EQ(a.broker->describe_topic("t")->log, want);
+  auto copy_meta = io::read_topic_meta((b.data / ".mirror" / "t").string());
+  ASSERT_TRUE(copy_meta) << copy_meta.error().message;
+  EXPECT_EQ(copy_meta->config.log, want);
+  // Mirroring goes on under the new settings.
+  publish(a, 50, 80);
+  ASSERT_TRUE(eventually([&] { return role(a)->partitions[0].high_watermark == 80; }));
+
+  // The leader down: b leads with the settings its copy holds; altered
+  // again meanwhile, a takes the newest when it is back and leads again.
+  stop("a");
+  ASSERT_TRUE(eventually([&] { return role(b) && role(b)->leading; }));
+  EXPECT_EQ(b.broker->describe_topic("t")->log, want);
+  auto again = b.node->alter_topic("t", nlohmann::json{{"retention_bytes", 5 << 20}});
+  ASSERT_TRUE(again) << again.error().message;
+  ASSERT_TRUE(eventually([&] { return b.broker->describe_topic("t")->log == again->config.log; }));
+  Node& a2 = start("a");
+  ASSERT_TRUE(eventually([&] { return role(a2) && role(a2)->log == again->config.log; }));
+  ASSERT_TRUE(eventually([&] { return role(b)->isr.size() == 2; })) << "a back in sync, so that it may lead";
+  stop("b");
+  ASSERT_TRUE(eventually([&] { return role(a2) && role(a2)->leading; }));
+  EXPECT_EQ(a2.broker->describe_topic("t")->log, again->config.log) << "the settings altered while a was down";
+
+  EXPECT_EQ(a2.node->alter_topic("t", nlohmann::json{{"partitions", 4}}).error().code, Errc::invalid_argument);
+  EXPECT_EQ(a2.node->alter_topic("nope", nlohmann::json{{"retention_bytes", 1}}).error().code, Errc::not_found);
+  EXPECT_EQ(a2.node->alter_topic("t", nlohmann::json{{"durability", "sometimes"}}).error().code, Errc::invalid_argument);
 }
 
 // A dead mirror replaced: its replica moves to a live node, which copies

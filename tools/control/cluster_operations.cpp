@@ -56,17 +56,48 @@ void add_cluster_operations(ControlService& service, cluster::ClusterNode& node,
     }
     return ok_response();
   });
-  // A replicated topic's settings live in etcd and on every replica:
-  // changing them everywhere is not built yet, and changing them here only
-  // would make the replicas disagree.
-  service.add("alter_topic", [&node, local = service.handler("alter_topic")](const Json& req) {
+  // A cluster topic's log settings live in etcd: altered there (a swap),
+  // then each replica applies them at its next reconcile. The answer comes
+  // once this node's copy has them (it leads or mirrors the topic), or
+  // says they are in etcd and on their way. A topic of this broker alone
+  // is altered as on a broker alone.
+  service.add("alter_topic", [&node, &broker, local = service.handler("alter_topic")](const Json& req) {
     const std::string name = req.contains("name") && req["name"].is_string() ? req["name"].get<std::string>() : "";
     auto view = node.view();
     if (!view) return error_response(view.error());
     if (!view->topics.contains(name)) return local(req);
-    return error_response({Errc::invalid_argument, "topic '" + name + "' belongs to the cluster: its settings live in etcd "
-                                                   "and on every replica, and altering them is not supported yet "
-                                                   "(create a new topic with the settings wanted)"});
+    if (!req.contains("log")) return error_response({Errc::invalid_argument, "the request has no \"log\" changes"});
+    auto record = node.alter_topic(name, req["log"]);
+    if (!record) return error_response(record.error());
+    const auto applied_here = [&] {
+      for (const cluster::TopicRole& r : node.roles()) {
+        if (r.topic == name) return r.log == record->config.log;
+      }
+      return true;  // not replicated here (or not taken up yet): nothing to wait for
+    };
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!applied_here()) {
+      if (std::chrono::steady_clock::now() > until) {
+        return error_response({Errc::busy, "topic '" + name + "': the new log settings are in etcd; node '" + node.name() +
+                                               "' has not applied them yet (see ringbusd's log)"});
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    auto info = broker.describe_topic(name);
+    if (!info) {
+      // Not on this broker: the topic as etcd holds it.
+      const TopicConfig& c = record->config;
+      TopicInfo t;
+      t.name = c.name;
+      t.topic_id = view->topics.at(name).id;
+      t.partitions = c.partitions;
+      t.ring_bytes = c.ring_bytes;
+      t.max_record_size = c.max_record_size;
+      t.abandoned_claim_timeout = c.abandoned_claim_timeout;
+      info = std::move(t);
+    }
+    info->log = record->config.log;  // a mirror's copy: the broker does not keep its settings
+    return ok_response({{"topic", topic_info_to_json(info.value())}});
   });
   // A dead node's replicas to a live node (ringbus cluster move-replicas).
   service.add("move_replicas", [&node](const Json& req) {

@@ -50,6 +50,7 @@ struct LogConfig {
   std::uint64_t flush_bytes = 0;             // for interval: also sync after this many bytes (0: off)
   std::uint32_t index_interval_bytes = 4096; // one offset/time index entry per this many bytes
   Compression compression = Compression::none;  // of the batches the flusher writes
+  bool operator==(const LogConfig&) const = default;
 };
 
 struct TopicConfig {

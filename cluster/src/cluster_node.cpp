@@ -695,20 +695,32 @@ Status ClusterNode::lead(Local& t, const VersionedLeadership& leadership) {
 }
 
 Status ClusterNode::apply_log_settings(Local& t, const LogConfig& settings) {
-  t.record.config.log = settings;
   if (t.role == Local::Role::leading) {
-    if (auto altered = broker_.alter_topic(t.name, settings); !altered) return altered.error();
+    if (auto altered = broker_.alter_topic(t.name, settings); !altered) return altered.error();  // tried again next pass
   } else if (t.role == Local::Role::mirroring) {
     // The follower writes the logs from its own thread: it lets go of them
     // first, and is made again at the end of this pass.
     following_.erase(t.leader);
     for (auto& m : t.logs) m->reconfigure(settings);
-    // A promotion (Broker::adopt_topic) takes the settings from here.
-    const io::TopicMeta meta{t.record.config, t.id, t.record.min_insync};
-    if (auto s = io::replace_file_durably(mirror_dir(t.name), io::kTopicMetaName, io::encode_topic_meta(meta)); !s) return s;
+  }
+  const LogConfig before = t.record.config.log;
+  t.record.config.log = settings;
+  if (t.role == Local::Role::mirroring) {
+    if (auto s = write_copy_meta(t); !s) {
+      t.record.config.log = before;  // tried again next pass
+      return s;
+    }
   }
   log("info", "topic '" + t.name + "': the log settings altered in the cluster apply here");
   return {};
+}
+
+// So that a promotion (Broker::adopt_topic) finds the topic's settings, id
+// and min_insync as the cluster has them now (rewritten each time: a copy
+// from an older version may lack min_insync).
+Status ClusterNode::write_copy_meta(const Local& t) const {
+  const io::TopicMeta meta{t.record.config, t.id, t.record.min_insync};
+  return io::replace_file_durably(mirror_dir(t.name), io::kTopicMetaName, io::encode_topic_meta(meta));
 }
 
 Status ClusterNode::step_down(Local& t, const std::string& why) {
@@ -825,11 +837,7 @@ Status ClusterNode::mirror(Local& t, const std::string& leader) {
     drop_stale_copy(t);
     auto io = log::make_pwrite_io();
     if (auto s = io->make_directories(copy); !s) return s;
-    // So that a promotion (Broker::adopt_topic) finds the topic's settings,
-    // id and min_insync (rewritten each time: a copy from an older version
-    // may lack min_insync).
-    const io::TopicMeta meta{t.record.config, t.id, t.record.min_insync};
-    if (auto s = io::replace_file_durably(copy, io::kTopicMetaName, io::encode_topic_meta(meta)); !s) return s;
+    if (auto s = write_copy_meta(t); !s) return s;
     t.logs.clear();
     for (std::uint32_t p = 0; p < t.record.config.partitions; ++p) {
       t.logs.push_back(std::make_unique<MirrorLog>(log::partition_log_directory(copy, p), t.record.config.log, options_.log,

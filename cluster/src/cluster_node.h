@@ -154,6 +154,8 @@ class ClusterNode {
   Status mirror(Local& t, const std::string& leader);
   // The log settings in etcd changed: applied to what this node holds.
   Status apply_log_settings(Local& t, const LogConfig& log);
+  // The mirror's copy's topic.meta, from t.record.
+  Status write_copy_meta(const Local& t) const;
   // Stops leading (release_topic, the log moved to .mirror/).
   Status step_down(Local& t, const std::string& why);
   void step_down_all(const std::string& why);

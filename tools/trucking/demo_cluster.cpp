@@ -103,7 +103,7 @@ DemoCluster::~DemoCluster() {
   for (int i = 0; i < 2; ++i) {
     if (node_pid_[i] != 0) continue;
     std::error_code ec;
-    fs::remove_all("/dev/shm/ringbus-" + instance(static_cast<char>('a' + i)), ec);
+    fs::remove_all(instance_directory(instance(static_cast<char>('a' + i))), ec);
   }
 }
 

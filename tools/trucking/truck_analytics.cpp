@@ -148,14 +148,16 @@ class Analytics {
           if (it == left.end() || rec.offset >= it->second) return;
           truck ? on_truck(rec) : on_traffic(rec);
           ++applied;
-          if (rec.offset + 1 == it->second) left.erase(it);
         });
         if (r.status != PollStatus::ok || steady_ms() > deadline || stop_requested()) {
           std::fprintf(stderr, "%s: cannot rebuild the statistics: %s stops short of group '%s''s committed positions (%s)\n",
                        kProgram, topic, o_.group.c_str(), to_string(r.status));
           return false;
         }
-        if (r.records == 0) (void)c->wait(std::chrono::milliseconds(10));
+        // By the consumer's position, not the last record: offsets whose
+        // producer died are stepped over, never delivered.
+        std::erase_if(left, [&](const auto& p) { return c->position(p.first) >= p.second; });
+        if (r.records == 0 && !left.empty()) (void)c->wait(std::chrono::milliseconds(10));
       }
     }
     rebuilding_ = false;

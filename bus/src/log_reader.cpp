@@ -252,6 +252,7 @@ ReadStatus LogReader::next(std::uint64_t limit, DecodedBatch& out) {
       return fail(ReadStatus::corrupt, segment_path(dir_, segments_[seg_], kLogExt) + " at byte " + std::to_string(pos_) +
                                            ": " + to_string(out.error) + " (" + out.detail + ")");
     }
+    batch_pos_ = pos_;
     pos_ += out.header.batch_length;
     next_offset_ = std::max(next_offset_, out.header.base_offset + out.header.offset_span);
     return ReadStatus::batch;

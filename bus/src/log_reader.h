@@ -66,6 +66,13 @@ class LogReader {
   ReadStatus skip_corrupt(std::uint64_t limit);
 
   std::uint64_t next_offset() const noexcept { return next_offset_; }
+  // Where the batch next() returned last lies: the FileIo handle of its
+  // segment (open until the reader moves to another), the segment's base
+  // offset and the batch's byte position in it. A sender can send the
+  // batch's bytes from there (sendfile) instead of from `out`.
+  int batch_file() const noexcept { return fd_; }
+  std::uint64_t batch_segment() const noexcept { return segments_.empty() ? 0 : segments_[seg_]; }
+  std::uint64_t batch_position() const noexcept { return batch_pos_; }
   // The earliest offset on disk as last seen (after out_of_range: the one to jump to).
   std::uint64_t earliest() const noexcept { return earliest_; }
   const std::string& error() const noexcept { return error_; }
@@ -94,6 +101,7 @@ class LogReader {
   std::size_t seg_ = 0;
   int fd_ = -1;
   std::uint64_t pos_ = 0;          // file position of the next batch
+  std::uint64_t batch_pos_ = 0;    // file position of the batch next() returned last
   std::uint64_t next_offset_ = 0;
   std::uint64_t earliest_ = 0;
   std::uint32_t format_ = kSegmentVersionRbb1;  // the open segment's version: its batch format

@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -105,6 +106,22 @@ bool PeerLink::wait(short events, Clock::time_point deadline) const {
   return ::poll(&p, 1, static_cast<int>(left)) > 0;
 }
 
+SharedFile::~SharedFile() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void PeerLink::send(const wire::Message& m) {
+  auto& bytes = tail_bytes();
+  const std::size_t before = bytes.size();
+  wire::encode(m, bytes);
+  queued_ += bytes.size() - before;
+}
+
+std::vector<std::byte>& PeerLink::tail_bytes() {
+  if (out_.empty() || out_.back().file) out_.emplace_back();
+  return out_.back().bytes;
+}
+
 void PeerLink::send_batches(std::uint32_t stream, std::uint64_t high_watermark, std::uint64_t log_start,
                             std::span<const std::byte> batches) {
   begin_batches();
@@ -112,29 +129,82 @@ void PeerLink::send_batches(std::uint32_t stream, std::uint64_t high_watermark, 
   end_batches(stream, high_watermark, log_start);
 }
 
+void PeerLink::begin_batches() {
+  auto& bytes = tail_bytes();
+  head_piece_ = out_.size() - 1;
+  head_at_ = bytes.size();
+  bytes.resize(bytes.size() + wire::kBatchesHeadSize);
+  queued_ += wire::kBatchesHeadSize;
+  batches_added_ = 0;
+}
+
+void PeerLink::add_batch(std::span<const std::byte> batch) {
+  auto& bytes = tail_bytes();
+  bytes.insert(bytes.end(), batch.begin(), batch.end());
+  queued_ += batch.size();
+  batches_added_ += batch.size();
+}
+
+void PeerLink::add_file_batch(const std::shared_ptr<const SharedFile>& file, std::uint64_t offset, std::size_t size) {
+  // Batches that follow each other in the file go in one range: one
+  // sendfile for a frame's worth.
+  if (!out_.empty() && out_.back().file == file && out_.back().offset + out_.back().size == offset) {
+    out_.back().size += size;
+  } else {
+    Piece p;
+    p.file = file;
+    p.offset = offset;
+    p.size = size;
+    out_.push_back(std::move(p));
+  }
+  queued_ += size;
+  batches_added_ += size;
+}
+
 void PeerLink::end_batches(std::uint32_t stream, std::uint64_t high_watermark, std::uint64_t log_start) {
-  const auto head =
-      wire::batches_head(stream, high_watermark, log_start, static_cast<std::uint32_t>(batches_added()));
-  std::copy(head.begin(), head.end(), out_.begin() + static_cast<std::ptrdiff_t>(batches_at_));
+  const auto head = wire::batches_head(stream, high_watermark, log_start, static_cast<std::uint32_t>(batches_added_));
+  std::copy(head.begin(), head.end(), out_[head_piece_].bytes.begin() + static_cast<std::ptrdiff_t>(head_at_));
+}
+
+void PeerLink::drop_batches() {
+  out_.resize(head_piece_ + 1);
+  out_.back().bytes.resize(head_at_);
+  queued_ -= wire::kBatchesHeadSize + batches_added_;
+  batches_added_ = 0;
+}
+
+Result<bool> PeerLink::send_front() {
+  Piece& p = out_.front();
+  const bool more = out_.size() > 1;  // the kernel may wait for the rest to fill a segment
+  ssize_t n;
+  if (p.file) {
+    off_t at = static_cast<off_t>(p.offset + p.sent);
+    n = ::sendfile(fd_, p.file->fd(), &at, p.size - p.sent);
+    if (n == 0) return fail("the log file to send from ended at byte " + std::to_string(p.offset + p.sent)).error();
+  } else {
+    n = ::send(fd_, p.bytes.data() + p.sent, p.bytes.size() - p.sent, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
+  }
+  if (n < 0) {
+    if (errno == EINTR) return true;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return false;
+    return fail(std::string(p.file ? "sendfile" : "send") + " failed: " + errno_text(errno)).error();
+  }
+  p.sent += static_cast<std::size_t>(n);
+  queued_ -= static_cast<std::size_t>(n);
+  last_sent_ = Clock::now();
+  if (p.sent == p.length()) out_.pop_front();
+  return true;
 }
 
 Status PeerLink::write_some() {
-  while (out_sent_ < out_.size()) {
-    const ssize_t n = ::send(fd_, out_.data() + out_sent_, out_.size() - out_sent_, MSG_NOSIGNAL);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-      return fail("send failed: " + errno_text(errno));
+  while (!out_.empty()) {
+    if (out_.front().sent == out_.front().length()) {  // a frame dropped to nothing
+      out_.pop_front();
+      continue;
     }
-    out_sent_ += static_cast<std::size_t>(n);
-    last_sent_ = Clock::now();
-  }
-  if (out_sent_ == out_.size()) {
-    out_.clear();
-    out_sent_ = 0;
-  } else if (out_sent_ > (1U << 20) && out_sent_ > out_.size() / 2) {
-    out_.erase(out_.begin(), out_.begin() + static_cast<std::ptrdiff_t>(out_sent_));
-    out_sent_ = 0;
+    auto more = send_front();
+    if (!more) return more.error();
+    if (!more.value()) break;
   }
   return {};
 }

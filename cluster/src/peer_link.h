@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <span>
@@ -30,6 +31,20 @@ struct PeerIdentity {
   std::string secret;  // the cluster's shared secret
 };
 
+// An open file that queued file ranges are sent from: closed once the last
+// range that needs it is sent (whoever read it may have moved on).
+class SharedFile {
+ public:
+  explicit SharedFile(int fd) noexcept : fd_(fd) {}
+  ~SharedFile();
+  SharedFile(const SharedFile&) = delete;
+  SharedFile& operator=(const SharedFile&) = delete;
+  int fd() const noexcept { return fd_; }
+
+ private:
+  int fd_;
+};
+
 class PeerLink {
  public:
   // Takes a connected socket (made non-blocking here). `peer` names the other
@@ -44,24 +59,26 @@ class PeerLink {
   void set_peer(std::string peer) { peer_ = std::move(peer); }
 
   // ---- sending: frames are queued, write_some() sends what the socket takes
-  void send(const wire::Message& m) { wire::encode(m, out_); }
+  void send(const wire::Message& m);
   // A Batches frame of `batches` (whole batches, as they lie on disk).
   void send_batches(std::uint32_t stream, std::uint64_t high_watermark, std::uint64_t log_start,
                     std::span<const std::byte> batches);
-  // The same built in place, batch by batch, with no copy in between:
-  // begin_batches, add_batch for each, then end_batches (or drop_batches to
-  // send nothing after all).
-  void begin_batches() {
-    batches_at_ = out_.size();
-    out_.resize(out_.size() + wire::kBatchesHeadSize);
-  }
-  void add_batch(std::span<const std::byte> batch) { out_.insert(out_.end(), batch.begin(), batch.end()); }
-  std::size_t batches_added() const noexcept { return out_.size() - batches_at_ - wire::kBatchesHeadSize; }
+  // The same built in place, batch by batch: begin_batches, add_batch (a
+  // copy) or add_file_batch (sent from the file by sendfile, no copy in
+  // user space) for each, then end_batches (or drop_batches to send
+  // nothing after all). No write_some() while a frame is being built.
+  void begin_batches();
+  void add_batch(std::span<const std::byte> batch);
+  // `size` bytes of `file` from `offset`, which must stay as they are until
+  // sent (a log below its written offset does).
+  void add_file_batch(const std::shared_ptr<const SharedFile>& file, std::uint64_t offset, std::size_t size);
+  std::size_t batches_added() const noexcept { return batches_added_; }
   void end_batches(std::uint32_t stream, std::uint64_t high_watermark, std::uint64_t log_start);
-  void drop_batches() { out_.resize(batches_at_); }
+  void drop_batches();
   // Bytes queued and not yet sent.
-  std::size_t queued() const noexcept { return out_.size() - out_sent_; }
-  // Sends what the socket takes now; an error if the connection failed.
+  std::size_t queued() const noexcept { return queued_; }
+  // Sends what the socket takes now; an error if the connection failed (or
+  // a file to send from ended early).
   Status write_some();
   // Sends everything queued, waiting at most `timeout`.
   Status flush(std::chrono::milliseconds timeout);
@@ -94,11 +111,29 @@ class PeerLink {
   Status fail(const std::string& what) const;
   bool wait(short events, std::chrono::steady_clock::time_point deadline) const;
 
+  // What is queued, in order: bytes of ours, or a range of a file. Sent
+  // pieces are dropped from the front (no byte is moved).
+  struct Piece {
+    std::vector<std::byte> bytes;
+    std::shared_ptr<const SharedFile> file;  // set: the piece is [offset, offset + size) of it
+    std::uint64_t offset = 0;
+    std::size_t size = 0;  // of the file range
+    std::size_t sent = 0;
+    std::size_t length() const noexcept { return file ? size : bytes.size(); }
+  };
+  // The last piece if it holds bytes, else a new one.
+  std::vector<std::byte>& tail_bytes();
+  // Sends some of the front piece; false when the socket takes no more.
+  Result<bool> send_front();
+
   int fd_;
   std::string peer_;
-  std::vector<std::byte> out_;
-  std::size_t out_sent_ = 0;
-  std::size_t batches_at_ = 0;  // where the Batches frame being built starts in out_
+  std::deque<Piece> out_;
+  std::size_t queued_ = 0;
+  // The Batches frame being built: its head's piece and place in it.
+  std::size_t head_piece_ = 0;
+  std::size_t head_at_ = 0;
+  std::size_t batches_added_ = 0;
   std::vector<std::byte> in_;
   std::size_t in_start_ = 0;  // the first byte not yet handed out by next()
   std::size_t in_end_ = 0;    // bytes read up to here

@@ -1,5 +1,6 @@
 #include "replication_server.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <unistd.h>
 
@@ -200,6 +201,7 @@ Status ReplicationServer::handle(Link& l, const wire::Message& m) {
       return {};
     }
     s->next = f->offset;
+    s->file.reset();  // the reader opened its segment again
     s->sending = true;
     return {};
   }
@@ -316,7 +318,19 @@ ReplicationServer::Fed ReplicationServer::feed_frame(Link& l, std::uint32_t id, 
                 std::to_string(base) + ".." + std::to_string(end) + ")";
       break;
     }
-    l.link->add_batch(batch.v2.bytes);
+    // The reader checked the batch; its bytes go from the file (sendfile),
+    // not through this process. The pwrite FileIo's handles are file
+    // descriptors: a copy of the segment's stays open for the link.
+    if (!s.file || s.file_segment != s.reader->batch_segment()) {
+      const int fd = ::fcntl(s.reader->batch_file(), F_DUPFD_CLOEXEC, 0);
+      if (fd < 0) {
+        failure = std::string("cannot keep the segment open to send from: ") + std::strerror(errno);
+        break;
+      }
+      s.file = std::make_shared<const SharedFile>(fd);
+      s.file_segment = s.reader->batch_segment();
+    }
+    l.link->add_file_batch(s.file, s.reader->batch_position(), batch.v2.bytes.size());
     s.next = end;
   }
   const std::uint64_t hw = s.part->high_watermark();

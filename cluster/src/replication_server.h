@@ -88,6 +88,9 @@ class ReplicationServer {
     std::string where;  // "partition P of topic 'T' to node 'N'"
     std::unique_ptr<log::FileIo> io;
     std::unique_ptr<log::LogReader> reader;
+    // The reader's segment, open for sendfile while the link sends from it.
+    std::shared_ptr<const SharedFile> file;
+    std::uint64_t file_segment = 0;
     bool sending = false;
     std::uint64_t next = 0;              // the next offset to send
     std::uint64_t sent_hw = UINT64_MAX;  // the high watermark last sent

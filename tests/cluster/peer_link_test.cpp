@@ -3,9 +3,11 @@
 // fault named on both ends: a wrong secret (the mirror checks the leader's
 // proof first), a proof made without the secret, another cluster,
 // another version, garbage on the replication port, a peer that says
-// nothing. Frames larger than a read arrive whole.
+// nothing. Frames larger than a read arrive whole, and so do frames sent
+// from a file.
 #include <gtest/gtest.h>
 #include <poll.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -185,6 +187,73 @@ TEST_F(PeerLinkTest, AFrameLargerThanAReadArrivesWhole) {
   const auto& got = std::get<wire::Batches>(m.value());
   ASSERT_EQ(got.batches.size(), batches.size());
   EXPECT_TRUE(std::equal(got.batches.begin(), got.batches.end(), batches.begin()));
+}
+
+// The leader sends batches from its segment files (sendfile): a frame mixes
+// ranges of a file with bytes of its own, ranges that follow each other go
+// as one, a dropped frame sends nothing, and a file that ends before its
+// range does fails the link, naming where.
+TEST_F(PeerLinkTest, BatchesSentFromAFileArriveAsTheyLieThere) {
+  auto leader = lead(kLeader);
+  auto link = dial(address_, 2000ms).value();
+  ASSERT_TRUE(mirror_handshake(*link, kMirror, 5000ms));
+  auto [name, leader_link] = leader.get();
+  ASSERT_TRUE(name);
+  std::vector<std::byte> batches;
+  std::vector<std::size_t> ends;
+  log::v2::BatchBuilder b;
+  for (std::uint64_t offset = 0; offset < 30;) {
+    b.reset(offset, 1);
+    for (int r = 0; r < 10; ++r) b.append(offset++, 1'700'000'000'000, "k", std::string(5000, 'a' + r));
+    const auto bytes = b.finish();
+    batches.insert(batches.end(), bytes.begin(), bytes.end());
+    ends.push_back(batches.size());
+  }
+  // A file that holds something else first, then the first two batches.
+  const std::size_t skip = 100;
+  const int fd = ::memfd_create("peer-link-test", 0);
+  ASSERT_GE(fd, 0);
+  const std::vector<std::byte> before(skip, std::byte{0x55});
+  ASSERT_EQ(::write(fd, before.data(), skip), static_cast<ssize_t>(skip));
+  ASSERT_EQ(::write(fd, batches.data(), ends[1]), static_cast<ssize_t>(ends[1]));
+  const auto file = std::make_shared<const SharedFile>(fd);
+
+  leader_link->begin_batches();
+  leader_link->add_file_batch(file, skip, ends[0]);
+  leader_link->add_file_batch(file, skip + ends[0], ends[1] - ends[0]);
+  leader_link->add_batch(std::span(batches).subspan(ends[1]));
+  EXPECT_EQ(leader_link->batches_added(), batches.size());
+  leader_link->end_batches(1, 30, 0);
+  const std::size_t frame = leader_link->queued();
+  EXPECT_EQ(frame, wire::kBatchesHeadSize + batches.size());
+  leader_link->begin_batches();
+  leader_link->add_file_batch(file, skip, ends[0]);
+  leader_link->drop_batches();
+  EXPECT_EQ(leader_link->queued(), frame);
+  leader_link->send(wire::Fetch{1, 30});
+  auto sent = std::async(std::launch::async, [&] { return leader_link->flush(10000ms); });
+
+  auto m = link->receive(10000ms);
+  ASSERT_TRUE(m) << m.error().message;
+  const auto& got = std::get<wire::Batches>(m.value());
+  EXPECT_EQ(got.high_watermark, 30U);
+  ASSERT_EQ(got.batches.size(), batches.size());
+  EXPECT_TRUE(std::equal(got.batches.begin(), got.batches.end(), batches.begin()));
+  auto after = link->receive(10000ms);
+  ASSERT_TRUE(after) << after.error().message;
+  ASSERT_TRUE(std::holds_alternative<wire::Fetch>(after.value()));
+  ASSERT_TRUE(sent.get());
+  EXPECT_EQ(leader_link->queued(), 0U);
+
+  // A range past the file's end (the log cut under it).
+  leader_link->begin_batches();
+  leader_link->add_file_batch(file, skip + ends[0], ends[2] - ends[0]);
+  leader_link->end_batches(1, 30, 0);
+  auto cut = leader_link->flush(10000ms);
+  ASSERT_FALSE(cut);
+  EXPECT_NE(cut.error().message.find("the log file to send from ended at byte " + std::to_string(skip + ends[1])),
+            std::string::npos)
+      << cut.error().message;
 }
 
 TEST(PeerLink, DialingNothingNamesTheAddress) {

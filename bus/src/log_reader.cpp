@@ -13,6 +13,10 @@ constexpr std::size_t kReadChunk = 1 << 20;
 // A read ahead holds the largest batch seen, up to this (a larger one is
 // completed by a read of its rest, as without a read ahead).
 constexpr std::size_t kMaxReadAhead = 4 * kReadChunk;
+// next_unread(): after a batch this large, the next header is read alone,
+// in a read this small (the batch's bytes are not needed here).
+constexpr std::size_t kHeaderOnlyFrom = 16 << 10;
+constexpr std::size_t kHeaderRead = 4 << 10;
 }  // namespace
 
 LogReader::LogReader(FileIo& io, std::string dir, bool read_ahead)
@@ -53,7 +57,7 @@ ReadStatus LogReader::open_segment(std::size_t i) {
   }
   fd_ = fd.value();
   io_.advise_sequential(fd_);  // consumers read segments through, a batch after the other
-  const std::int64_t got = load(0, sizeof(SegmentHeader));
+  const std::int64_t got = load(0, sizeof(SegmentHeader), kReadChunk);
   if (got < 0) return ReadStatus::error;
   if (auto s = check_segment_header(std::span(buf_.get(), static_cast<std::size_t>(got)), path, segments_[i]); !s) {
     return fail(ReadStatus::corrupt, s.error().message);
@@ -66,13 +70,13 @@ ReadStatus LogReader::open_segment(std::size_t i) {
   return ReadStatus::batch;
 }
 
-std::int64_t LogReader::load(std::uint64_t pos, std::size_t need) {
+std::int64_t LogReader::load(std::uint64_t pos, std::size_t need, std::size_t chunk) {
   if (pos >= buf_at_ && pos + need <= buf_at_ + buf_len_) return static_cast<std::int64_t>(buf_at_ + buf_len_ - pos);
   if (take_ahead(pos) && pos + need <= buf_at_ + buf_len_) {
     start_ahead(pos);
     return static_cast<std::int64_t>(buf_len_);
   }
-  const std::size_t want = std::max(need, kReadChunk);
+  const std::size_t want = std::max(need, chunk);
   // What the buffer already holds from `pos` on is kept, not read again: a
   // batch whose header was read with the chunk before it but that runs past
   // the chunk's end (the flusher's batches are a little over 1 MiB) costs
@@ -199,7 +203,7 @@ ReadStatus LogReader::seek_listed(std::uint64_t offset, bool fresh) {
   // Step over whole batches below `offset`, reading only their headers.
   const std::size_t header_size = batch_header_size(format_);
   for (;;) {
-    const std::int64_t got = load(pos_, header_size);
+    const std::int64_t got = load(pos_, header_size, kReadChunk);
     if (got < 0) return ReadStatus::error;
     if (got < static_cast<std::int64_t>(header_size)) break;  // end of segment: next() goes on
     BatchInfo h;
@@ -212,14 +216,17 @@ ReadStatus LogReader::seek_listed(std::uint64_t offset, bool fresh) {
   return ReadStatus::batch;
 }
 
-ReadStatus LogReader::next(std::uint64_t limit, DecodedBatch& out) {
+// Up to the next batch's header, going on in the next segment at the end of
+// one: `batch` with its header in buf_ at pos_ (`peek` says how far it
+// could be read), or end, error, corrupt. `chunk`: how much to read at once.
+ReadStatus LogReader::next_header(std::uint64_t limit, BatchInfo& h, Peek& peek, std::size_t chunk) {
   if (fd_ < 0) return fail(ReadStatus::error, "the reader is not positioned (seek first)");
   for (;;) {
     if (next_offset_ >= limit) return ReadStatus::end;
     read_limit_ = limit;
     if (next_offset_ >= fill_limit_) buf_len_ = 0;  // the buffer may predate this batch's write
     const std::size_t header_size = batch_header_size(format_);
-    std::int64_t got = load(pos_, header_size);
+    const std::int64_t got = load(pos_, header_size, chunk);
     if (got < 0) return ReadStatus::error;
     if (got == 0) {
       // The end of this segment: go on in the next one.
@@ -241,22 +248,45 @@ ReadStatus LogReader::next(std::uint64_t limit, DecodedBatch& out) {
       return fail(ReadStatus::corrupt, segment_path(dir_, segments_[seg_], kLogExt) + ": a batch header is cut off at byte " +
                                            std::to_string(pos_));
     }
-    BatchInfo h;
-    const Peek peek = peek_batch(std::span(buf_.get() + (pos_ - buf_at_), header_size), format_, h);
+    peek = peek_batch(std::span(buf_.get() + (pos_ - buf_at_), header_size), format_, h);
     // A batch at or past the limit may still be being written: not read yet.
     if (peek != Peek::none && h.base_offset >= limit) return ReadStatus::end;
-    got = load(pos_, peek == Peek::plausible ? h.batch_length : header_size);
-    if (got < 0) return ReadStatus::error;
-    out = decode_batch(std::span(buf_.get() + (pos_ - buf_at_), static_cast<std::size_t>(got)), format_, scratch_);
-    if (!out.ok()) {
-      return fail(ReadStatus::corrupt, segment_path(dir_, segments_[seg_], kLogExt) + " at byte " + std::to_string(pos_) +
-                                           ": " + to_string(out.error) + " (" + out.detail + ")");
-    }
-    batch_pos_ = pos_;
-    pos_ += out.header.batch_length;
-    next_offset_ = std::max(next_offset_, out.header.base_offset + out.header.offset_span);
     return ReadStatus::batch;
   }
+}
+
+ReadStatus LogReader::next(std::uint64_t limit, DecodedBatch& out) {
+  BatchInfo h;
+  Peek peek;
+  if (const ReadStatus s = next_header(limit, h, peek, kReadChunk); s != ReadStatus::batch) return s;
+  const std::int64_t got = load(pos_, peek == Peek::plausible ? h.batch_length : batch_header_size(format_), kReadChunk);
+  if (got < 0) return ReadStatus::error;
+  out = decode_batch(std::span(buf_.get() + (pos_ - buf_at_), static_cast<std::size_t>(got)), format_, scratch_);
+  if (!out.ok()) {
+    return fail(ReadStatus::corrupt, segment_path(dir_, segments_[seg_], kLogExt) + " at byte " + std::to_string(pos_) +
+                                         ": " + to_string(out.error) + " (" + out.detail + ")");
+  }
+  batch_pos_ = pos_;
+  pos_ += out.header.batch_length;
+  next_offset_ = std::max(next_offset_, out.header.base_offset + out.header.offset_span);
+  return ReadStatus::batch;
+}
+
+ReadStatus LogReader::next_unread(std::uint64_t limit, BatchInfo& out) {
+  // Large batches: only a header's worth is read at each. Small ones: a
+  // chunk holds many headers (one read for all).
+  const std::size_t chunk = last_length_ >= kHeaderOnlyFrom ? kHeaderRead : kReadChunk;
+  Peek peek;
+  if (const ReadStatus s = next_header(limit, out, peek, chunk); s != ReadStatus::batch) return s;
+  if (peek != Peek::plausible) {
+    return fail(ReadStatus::corrupt, segment_path(dir_, segments_[seg_], kLogExt) + " at byte " + std::to_string(pos_) +
+                                         ": " + (peek == Peek::none ? "no batch starts there" : "the batch's header is damaged"));
+  }
+  last_length_ = out.batch_length;
+  batch_pos_ = pos_;
+  pos_ += out.batch_length;
+  next_offset_ = std::max(next_offset_, out.base_offset + out.offset_span);
+  return ReadStatus::batch;
 }
 
 ReadStatus LogReader::skip_segment() {
@@ -277,14 +307,14 @@ ReadStatus LogReader::skip_corrupt(std::uint64_t limit) {
     const std::size_t header_size = batch_header_size(format_);
     const std::uint32_t step = batch_alignment(format_);
     for (std::uint64_t p = pos_ + step; p + header_size <= size.value(); p += step) {
-      std::int64_t got = load(p, header_size);
+      std::int64_t got = load(p, header_size, kReadChunk);
       if (got < 0) return ReadStatus::error;
       BatchInfo h;
       if (peek_batch(std::span(buf_.get() + (p - buf_at_), header_size), format_, h) != Peek::plausible ||
           h.base_offset < next_offset_ || h.base_offset >= limit) {
         continue;
       }
-      got = load(p, h.batch_length);
+      got = load(p, h.batch_length, kReadChunk);
       if (got < 0) return ReadStatus::error;
       if (!decode_batch(std::span(buf_.get() + (p - buf_at_), static_cast<std::size_t>(got)), format_, scratch_).ok()) continue;
       pos_ = p;

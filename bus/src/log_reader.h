@@ -54,6 +54,12 @@ class LogReader {
   // Reads the next batch if it lies below `limit`. `out` stays valid until
   // the next call.
   ReadStatus next(std::uint64_t limit, DecodedBatch& out);
+  // As next(), but reads and checks only the batch's header (plausible,
+  // below `limit`), not its records or CRC: for a sender that sends the
+  // bytes from the file (batch_file(), batch_position()) to a receiver that
+  // checks the batch whole (a mirror). After large batches it reads little
+  // more than their headers.
+  ReadStatus next_unread(std::uint64_t limit, BatchInfo& out);
   // After `corrupt`: continues at the next segment (whatever is left of this
   // one is lost to this reader).
   ReadStatus skip_segment();
@@ -66,11 +72,13 @@ class LogReader {
   ReadStatus skip_corrupt(std::uint64_t limit);
 
   std::uint64_t next_offset() const noexcept { return next_offset_; }
-  // Where the batch next() returned last lies: the FileIo handle of its
-  // segment (open until the reader moves to another), the segment's base
-  // offset and the batch's byte position in it. A sender can send the
-  // batch's bytes from there (sendfile) instead of from `out`.
+  // Where the batch next() or next_unread() returned last lies: the FileIo
+  // handle of its segment (open until the reader moves to another), the
+  // segment's base offset, the batch's byte position in it, and the
+  // segment's format. A sender can send the batch's bytes from there
+  // (sendfile).
   int batch_file() const noexcept { return fd_; }
+  std::uint32_t batch_format() const noexcept { return format_; }
   std::uint64_t batch_segment() const noexcept { return segments_.empty() ? 0 : segments_[seg_]; }
   std::uint64_t batch_position() const noexcept { return batch_pos_; }
   // The earliest offset on disk as last seen (after out_of_range: the one to jump to).
@@ -83,9 +91,12 @@ class LogReader {
   ReadStatus seek_listed(std::uint64_t offset, bool fresh);
   ReadStatus open_segment(std::size_t i);
   void close_segment();
-  // Makes [pos, pos + need) readable from buf_ if the file has it; returns
-  // the bytes available from pos (fewer at the end of the file), or -1.
-  std::int64_t load(std::uint64_t pos, std::size_t need);
+  // Up to the next batch's header in buf_ at pos_ (next(), next_unread()).
+  ReadStatus next_header(std::uint64_t limit, BatchInfo& h, Peek& peek, std::size_t chunk);
+  // Makes [pos, pos + need) readable from buf_ if the file has it, reading
+  // at least `chunk` bytes when it reads; returns the bytes available from
+  // pos (fewer at the end of the file), or -1.
+  std::int64_t load(std::uint64_t pos, std::size_t need, std::size_t chunk);
   // The read ahead: start_ahead() after buf_ was filled from `pos`;
   // take_ahead() puts it in buf_ if it starts at `pos` and is still good;
   // settle_ahead() waits for the read in flight.
@@ -102,6 +113,7 @@ class LogReader {
   int fd_ = -1;
   std::uint64_t pos_ = 0;          // file position of the next batch
   std::uint64_t batch_pos_ = 0;    // file position of the batch next() returned last
+  std::uint32_t last_length_ = 0;  // of the batch next_unread() returned last
   std::uint64_t next_offset_ = 0;
   std::uint64_t earliest_ = 0;
   std::uint32_t format_ = kSegmentVersionRbb1;  // the open segment's version: its batch format

@@ -293,8 +293,10 @@ ReplicationServer::Fed ReplicationServer::feed_frame(Link& l, std::uint32_t id, 
       break;
     }
     if (l.link->batches_added() >= kFrameTarget) break;
-    log::DecodedBatch batch;
-    const auto st = s.reader->next(limit, batch);
+    // Only the header is read here: the mirror checks the batch whole (its
+    // CRC and records) before it takes it.
+    log::BatchInfo batch;
+    const auto st = s.reader->next_unread(limit, batch);
     if (st == log::ReadStatus::end) {
       fed = Fed::at_end;
       break;
@@ -304,8 +306,8 @@ ReplicationServer::Fed ReplicationServer::feed_frame(Link& l, std::uint32_t id, 
       failure = "cannot read the log at offset " + std::to_string(s.next) + ": " + s.reader->error();
       break;
     }
-    const std::uint64_t base = batch.header.base_offset, end = base + batch.header.offset_span;
-    if (batch.format != log::kSegmentVersion) {
+    const std::uint64_t base = batch.base_offset, end = base + batch.offset_span;
+    if (s.reader->batch_format() != log::kSegmentVersion) {
       // Segments of the old format (RBB1) hold no Kafka batches to ship.
       failure = "the batch at offset " + std::to_string(base) +
                 " lies in a segment of the old format (RBB1), which mirrors cannot take";
@@ -318,9 +320,9 @@ ReplicationServer::Fed ReplicationServer::feed_frame(Link& l, std::uint32_t id, 
                 std::to_string(base) + ".." + std::to_string(end) + ")";
       break;
     }
-    // The reader checked the batch; its bytes go from the file (sendfile),
-    // not through this process. The pwrite FileIo's handles are file
-    // descriptors: a copy of the segment's stays open for the link.
+    // The batch's bytes go from the file (sendfile), not through this
+    // process. The pwrite FileIo's handles are file descriptors: a copy of
+    // the segment's stays open for the link.
     if (!s.file || s.file_segment != s.reader->batch_segment()) {
       const int fd = ::fcntl(s.reader->batch_file(), F_DUPFD_CLOEXEC, 0);
       if (fd < 0) {
@@ -330,7 +332,7 @@ ReplicationServer::Fed ReplicationServer::feed_frame(Link& l, std::uint32_t id, 
       s.file = std::make_shared<const SharedFile>(fd);
       s.file_segment = s.reader->batch_segment();
     }
-    l.link->add_file_batch(s.file, s.reader->batch_position(), batch.v2.bytes.size());
+    l.link->add_file_batch(s.file, s.reader->batch_position(), batch.batch_length);
     s.next = end;
   }
   const std::uint64_t hw = s.part->high_watermark();

@@ -23,6 +23,7 @@
 #include "mirror_log.h"
 #include "record_batch.h"
 #include "replication_server.h"
+#include "segment_files.h"
 #include "tcp_proxy.h"
 
 namespace ringbus::cluster {
@@ -378,6 +379,35 @@ TEST_F(MirrorStreamTest, AnUnknownTopicIsRefusedByName) {
   ASSERT_TRUE(test::eventually([&] { return follower_->state(0).phase == MirrorFollower::Phase::failed; }, 10s));
   EXPECT_NE(follower_->state(0).error.find("leads no partition 0 of a topic 'nope'"), std::string::npos)
       << follower_->state(0).error;
+}
+
+// A real leader whose log holds a batch damaged on its disk: the leader
+// reads only headers and sends the bytes from the file, so the mirror's
+// check is the one that refuses it, naming it; what came before stays.
+TEST_F(MirrorStreamTest, ABatchDamagedOnTheLeadersDiskIsRefusedByTheMirror) {
+  for (std::uint64_t b = 0; b < 3; ++b) leader_.write(b * 10, 10, 0);
+  {
+    auto io = log::make_pwrite_io();
+    log::LogReader r(*io, (root_ / "leader").string());
+    ASSERT_EQ(r.seek(10), log::ReadStatus::batch);
+    log::DecodedBatch b;
+    ASSERT_EQ(r.next(UINT64_MAX, b), log::ReadStatus::batch);
+    const auto at = static_cast<std::streamoff>(r.batch_position() + b.header.batch_length - 3);
+    std::fstream f(log::segment_path((root_ / "leader").string(), r.batch_segment(), log::kLogExt),
+                   std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(at);
+    const char c = static_cast<char>(f.get() ^ 0x40);  // inside the records: the CRC no longer matches
+    f.seekp(at);
+    f.put(c);
+  }
+  serve();
+  follow();
+  ASSERT_TRUE(test::eventually([&] { return follower_->state(0).phase == MirrorFollower::Phase::failed; }, 10s))
+      << lines();
+  EXPECT_NE(follower_->state(0).error.find("the leader's batch at offset 10 was refused"), std::string::npos)
+      << follower_->state(0).error;
+  follower_.reset();
+  EXPECT_EQ(mirror_.written(), 10u);
 }
 
 // A leader of our own whose second batch fails its CRC.

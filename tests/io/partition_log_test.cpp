@@ -781,6 +781,52 @@ TEST_F(PartitionLogTest, ADamagedV2BatchIsSkippedToTheNextIntactOne) {
   EXPECT_EQ(b.header.base_offset, 9u);
 }
 
+// A leader's replication reads only batch headers (next_unread) and sends
+// the bytes from the file: it must find every batch where next() does,
+// across segments, with large batches (their headers read alone) and small
+// ones mixed, and stop at a header that is not one.
+TEST_F(PartitionLogTest, UnreadBatchesAreFoundWhereReadOnesAre) {
+  open();
+  for (int i = 0; i < 60; ++i) append(i % 3 == 0 ? 12 : 2, i % 3 == 0 ? 2000 : 100);  // 24 KiB and 0.3 KiB batches
+  ASSERT_GT(log->segment_count(), 2u);
+  struct Where {
+    std::uint64_t base, segment, position, length;
+    bool operator==(const Where&) const = default;
+  };
+  std::vector<Where> read, unread;
+  log::LogReader r(io, kDir);
+  ASSERT_EQ(r.seek(0), log::ReadStatus::batch);
+  log::DecodedBatch b;
+  while (r.next(UINT64_MAX, b) == log::ReadStatus::batch) {
+    read.push_back({b.header.base_offset, r.batch_segment(), r.batch_position(), b.header.batch_length});
+  }
+  log::LogReader u(io, kDir);
+  ASSERT_EQ(u.seek(0), log::ReadStatus::batch);
+  log::BatchInfo h;
+  log::ReadStatus st;
+  while ((st = u.next_unread(UINT64_MAX, h)) == log::ReadStatus::batch) {
+    EXPECT_EQ(u.batch_format(), log::kSegmentVersion);
+    unread.push_back({h.base_offset, u.batch_segment(), u.batch_position(), h.batch_length});
+  }
+  EXPECT_EQ(st, log::ReadStatus::end) << u.error();
+  EXPECT_EQ(read.size(), 60u);
+  EXPECT_TRUE(read == unread);
+  // Up to a limit, as next().
+  ASSERT_EQ(u.seek(0), log::ReadStatus::batch);
+  ASSERT_EQ(u.next_unread(1, h), log::ReadStatus::batch);
+  EXPECT_EQ(u.next_unread(1, h), log::ReadStatus::end);
+
+  // The second batch's magic damaged: no batch starts there.
+  const Where second = read[1];
+  overwrite(log::segment_path(kDir, second.segment, log::kLogExt), second.position + 16, std::vector<std::byte>{std::byte{9}});
+  log::LogReader d(io, kDir);
+  ASSERT_EQ(d.seek(0), log::ReadStatus::batch);
+  ASSERT_EQ(d.next_unread(UINT64_MAX, h), log::ReadStatus::batch);
+  ASSERT_EQ(d.next_unread(UINT64_MAX, h), log::ReadStatus::corrupt);
+  EXPECT_NE(d.error().find("at byte " + std::to_string(second.position) + ": no batch starts there"), std::string::npos)
+      << d.error();
+}
+
 // On real files, so that `ringbus log verify`'s check reads them: a v2
 // segment and the indexes recovery rebuilt for it verify.
 TEST(KafkaV2Segments, VerifyAfterRecoveryRebuiltTheirIndexes) {

@@ -300,11 +300,17 @@ Status MirrorFollower::on_batches(PeerLink& link, Stream& s, const wire::Batches
   s.state.high_watermark = b.high_watermark;
   MirrorLog& mlog = *s.target.log;
   mlog.set_high_watermark(b.high_watermark);
+  // The log writes from the frame's bytes, which the link reuses once this
+  // returns, whichever way it returns.
+  struct Release {
+    MirrorLog& log;
+    ~Release() { log.release_input(); }
+  } release{mlog};
   // The decoder checked the framing: whole batches, contiguous.
   for (std::size_t at = 0; at < b.batches.size();) {
     log::v2::BatchHeader h;
     (void)log::v2::peek_header(b.batches.subspan(at), h);
-    if (auto st = mlog.append(b.batches.subspan(at, h.size())); !st) {
+    if (auto st = mlog.append(b.batches.subspan(at, h.size()), io::LogWriter::Hold::borrow); !st) {
       if (st.error().code == Errc::io_error) return storage_failure(link, s, st.error().message);
       fail_stream(link, s, wire::ErrorCode::bad_batch,
                   "the leader's batch at offset " + std::to_string(h.base_offset) + " was refused: " + st.error().message);

@@ -45,9 +45,9 @@ Status MirrorLog::ensure_open(std::uint64_t first_offset) {
   return {};
 }
 
-Status MirrorLog::append(std::span<const std::byte> batch) {
+Status MirrorLog::append(std::span<const std::byte> batch, io::LogWriter::Hold hold) {
   for (;;) {
-    Status s = writer_->append(batch, 0);
+    Status s = writer_->append(batch, 0, hold);
     if (s || s.error().code != Errc::busy) return s;
     // Every slot in flight: the pwrite backend completes them at the pump,
     // unless writes fail (a full disk), which the writer retries by itself.
@@ -55,6 +55,11 @@ Status MirrorLog::append(std::span<const std::byte> batch) {
     if (writer_->stuck())
       return Error{Errc::io_error, where_ + ": cannot write the log: " + std::strerror(error())};
   }
+}
+
+void MirrorLog::release_input() {
+  pump();
+  writer_->keep_borrowed();
 }
 
 void MirrorLog::reconfigure(const LogConfig& config) {

@@ -49,10 +49,16 @@ class MirrorLog : private io::LogWriter::Events {
   // Only while no follower uses the log.
   void reconfigure(const LogConfig& config);
   const LogConfig& config() const noexcept { return config_; }
-  // Hands a batch to the writer (checked whole: LogWriter::append). Pumps
-  // while every slot is in flight; Errc::io_error naming the cause once
-  // writes fail (a full disk: the writer goes on retrying what it holds).
-  Status append(std::span<const std::byte> batch);
+  // Hands a batch to the writer (checked whole: LogWriter::append), copied,
+  // or (Hold::borrow) written from the caller's bytes, which must then stay
+  // as they are until release_input(). Pumps while every slot is in flight;
+  // Errc::io_error naming the cause once writes fail (a full disk: the
+  // writer goes on retrying what it holds).
+  Status append(std::span<const std::byte> batch, io::LogWriter::Hold hold = io::LogWriter::Hold::copy);
+  // Writes what it can of the batches borrowed and copies the rest (not
+  // yet placed, or failed and retried later): the caller's bytes may change
+  // after it.
+  void release_input();
   // Queues writes and syncs, reaps what completed.
   void pump();
   // Pumps until every batch handed over is written, unless writes fail (a

@@ -55,7 +55,7 @@ void LogWriter::submit_built(std::uint64_t cookie) {
   submit(*s, s->builder.finish(), s->builder.next_offset(), epoch_, cookie);
 }
 
-Status LogWriter::append(std::span<const std::byte> batch, std::uint64_t cookie) {
+Status LogWriter::append(std::span<const std::byte> batch, std::uint64_t cookie, Hold hold) {
   const log::v2::DecodedBatch b = log::v2::decode_batch(batch, scratch_);
   if (!b.ok()) {
     return Error{Errc::corrupt, where_ + ": a batch to append is refused: " + log::v2::to_string(b.error) +
@@ -84,9 +84,21 @@ Status LogWriter::append(std::span<const std::byte> batch, std::uint64_t cookie)
   if (s == nullptr) {
     return Error{Errc::busy, where_ + ": every write slot is in flight" + (offline_ ? " (the partition is offline)" : "")};
   }
-  s->copy.assign(batch.begin(), batch.end());
-  submit(*s, s->copy, b.header.next_offset(), b.header.leader_epoch, cookie);
+  s->borrowed = hold == Hold::borrow;
+  if (!s->borrowed) s->copy.assign(batch.begin(), batch.end());
+  submit(*s, s->borrowed ? batch : std::span<const std::byte>(s->copy), b.header.next_offset(), b.header.leader_epoch,
+         cookie);
   return {};
+}
+
+void LogWriter::keep_borrowed() {
+  for (Slot& s : slots_) {
+    if (!s.borrowed) continue;
+    s.borrowed = false;
+    if (s.state == State::free) continue;
+    s.copy.assign(s.bytes.begin(), s.bytes.end());
+    s.bytes = s.copy;
+  }
 }
 
 Status LogWriter::lead(std::int32_t epoch) {
@@ -263,6 +275,7 @@ void LogWriter::on_completion(const log::IoCompletion& c, std::int64_t now_ns) {
     bytes_since_sync_ += d.bytes.size();
     bytes_written_ += d.bytes.size();
     d.state = State::free;
+    d.borrowed = false;
     order_.erase(order_.begin());
   }
   if (written != written_) {

@@ -83,7 +83,15 @@ class LogWriter {
   // next_offset() and its leader epoch no lower than epoch(). Errc::corrupt
   // or Errc::invalid_argument naming the check that failed, Errc::busy
   // while no slot is free; nothing is submitted then.
-  Status append(std::span<const std::byte> batch, std::uint64_t cookie);
+  // With `Hold::borrow` the batch is not copied: its bytes must stay as
+  // they are until keep_borrowed() (a mirror's receive buffer, written
+  // before the buffer is used again; only with a FileIo whose writes are
+  // done when queued, make_pwrite_io()).
+  enum class Hold : std::uint8_t { copy, borrow };
+  Status append(std::span<const std::byte> batch, std::uint64_t cookie, Hold hold = Hold::copy);
+  // Copies the bytes of borrowed batches the writer still holds (not yet
+  // written, or written and failed: retried later) into its own.
+  void keep_borrowed();
 
   // Places submitted batches and queues their writes, retries failed writes
   // when due, syncs by the policy, runs retention when due (`consumed` and
@@ -114,6 +122,7 @@ class LogWriter {
     log::v2::BatchBuilder builder;  // a batch encoded here (submit_built) ...
     std::vector<std::byte> copy;    // ... or copied here (append)
     std::span<const std::byte> bytes;
+    bool borrowed = false;          // bytes are the caller's (Hold::borrow)
     State state = State::free;
     std::uint64_t end_offset = 0;
     std::uint64_t cookie = 0;

@@ -222,6 +222,34 @@ TEST_F(LogWriterTest, WithEverySlotInFlightAppendSaysBusy) {
   EXPECT_EQ(read_offsets(), range(0, next));
 }
 
+// A mirror's writer writes from its receive buffer (Hold::borrow): a batch
+// whose write failed (a full disk) is kept, copied, before the buffer is
+// used again, and its retry writes the bytes as they came.
+TEST_F(LogWriterTest, BorrowedBatchesAreKeptBeforeTheirBytesChange) {
+  config.durability = Durability::page_cache;
+  open(0);
+  std::vector<std::byte> a = leader_batch(0, 3, 0), b = leader_batch(3, 3, 0);
+  // a's write, the second at the pump (the log records epoch 0 first).
+  io.inject({io.writes() + 2, -ENOSPC, 0});
+  ASSERT_TRUE(writer->append(a, 0, LogWriter::Hold::borrow).ok());
+  ASSERT_TRUE(writer->append(b, 0, LogWriter::Hold::borrow).ok());
+  (void)writer->pump(0, 0);
+  log::IoCompletion done[8];
+  for (std::size_t i = 0, n = io.reap(done, 0); i < n; ++i) writer->on_completion(done[i], 0);
+  ASSERT_EQ(marks.error, ENOSPC);
+  ASSERT_TRUE(writer->busy());
+  writer->keep_borrowed();
+  std::fill(a.begin(), a.end(), std::byte{0xEE});  // the buffer, used again
+  std::fill(b.begin(), b.end(), std::byte{0xEE});
+  for (std::int64_t now = 0; writer->busy() && now < 10'000'000'000; now += 10'000'000) {
+    (void)writer->pump(now, 0);
+    for (std::size_t i = 0, n = io.reap(done, 0); i < n; ++i) writer->on_completion(done[i], now);
+  }
+  ASSERT_FALSE(writer->busy());
+  EXPECT_EQ(marks.written_to, 6u);
+  EXPECT_EQ(read_offsets(), range(0, 6));
+}
+
 TEST_F(LogWriterTest, EveryAckSyncsBeforeTheDurableMarkMoves) {
   config.durability = Durability::every_ack;
   open(0);

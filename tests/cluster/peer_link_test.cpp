@@ -54,6 +54,15 @@ class PeerLinkTest : public ::testing::Test {
       return std::make_pair(std::move(r), std::move(link));
     });
   }
+  // Both ends of a link whose handshake went through: {mirror, leader}.
+  std::pair<std::unique_ptr<PeerLink>, std::unique_ptr<PeerLink>> linked() {
+    auto leader = lead(kLeader);
+    auto link = dial(address_, 2000ms).value();
+    EXPECT_TRUE(mirror_handshake(*link, kMirror, 5000ms));
+    auto [name, leader_link] = leader.get();
+    EXPECT_TRUE(name);
+    return {std::move(link), std::move(leader_link)};
+  }
   Listener listener_;
   std::string address_;
 };
@@ -161,11 +170,8 @@ TEST_F(PeerLinkTest, APeerThatSaysNothingMeetsTheDeadline) {
 }
 
 TEST_F(PeerLinkTest, AFrameLargerThanAReadArrivesWhole) {
-  auto leader = lead(kLeader);
-  auto link = dial(address_, 2000ms).value();
-  ASSERT_TRUE(mirror_handshake(*link, kMirror, 5000ms));
-  auto [name, leader_link] = leader.get();
-  ASSERT_TRUE(name);
+  auto [link, leader_link] = linked();
+  ASSERT_TRUE(link && leader_link);
   std::vector<std::byte> batches;
   log::v2::BatchBuilder b;
   std::uint64_t offset = 0;
@@ -194,11 +200,8 @@ TEST_F(PeerLinkTest, AFrameLargerThanAReadArrivesWhole) {
 // as one, a dropped frame sends nothing, and a file that ends before its
 // range does fails the link, naming where.
 TEST_F(PeerLinkTest, BatchesSentFromAFileArriveAsTheyLieThere) {
-  auto leader = lead(kLeader);
-  auto link = dial(address_, 2000ms).value();
-  ASSERT_TRUE(mirror_handshake(*link, kMirror, 5000ms));
-  auto [name, leader_link] = leader.get();
-  ASSERT_TRUE(name);
+  auto [link, leader_link] = linked();
+  ASSERT_TRUE(link && leader_link);
   std::vector<std::byte> batches;
   std::vector<std::size_t> ends;
   log::v2::BatchBuilder b;

@@ -16,8 +16,9 @@
 //   raw TCP into a mapped file: as raw TCP, the parent receiving straight
 //            into a file mapped beside the logs, its pages allocated and
 //            mapped before the clock starts (one copy where the file write
-//            makes two: what a mirror receiving into segments allocated
-//            ahead of it could reach).
+//            makes two: what a mirror receiving into segments made ahead of
+//            it could reach; the CPU that readying the pages took is
+//            printed beside it).
 // Throughput is the log's bytes over the time from the connection to the
 // last byte (raw) or the last batch written (mirror). The child's CPU time
 // (user + system, from wait4) per GB is the leader's cost; on 2 cores the
@@ -34,7 +35,10 @@
 
 #include <CLI/CLI.hpp>
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <string>
 #include <thread>
@@ -164,7 +168,8 @@ double own_cpu_seconds() {
   return s(ru.ru_utime) + s(ru.ru_stime);
 }
 
-// `into` (a path, or ""): the receiver also writes what it gets to that file.
+// `into`: where the receiver puts what it gets (`path`: the file) besides
+// counting it.
 enum class Into : std::uint8_t { nothing, file, mapped_file };
 
 Result2 run_raw(const std::string& leader_dir, std::uint64_t bytes, Into into, const std::string& path = "") {
@@ -202,12 +207,15 @@ Result2 run_raw(const std::string& leader_dir, std::uint64_t bytes, Into into, c
   std::byte* map = nullptr;
   const double p0 = own_cpu_seconds();
   if (into == Into::mapped_file) {
-    // Its pages allocated and mapped before the clock starts, as a mirror's
-    // preallocated segment would be.
-    if (::ftruncate(out, static_cast<off_t>(bytes)) != 0 || ::fallocate(out, 0, 0, static_cast<off_t>(bytes)) != 0)
-      std::abort();
-    void* m = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, out, 0);
-    if (m == MAP_FAILED) std::abort();
+    // Its pages made and mapped before the clock starts, as a mirror's
+    // segments would have to be.
+    void* m = MAP_FAILED;
+    if (out < 0 || ::ftruncate(out, static_cast<off_t>(bytes)) != 0 ||
+        ::fallocate(out, 0, 0, static_cast<off_t>(bytes)) != 0 ||
+        (m = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, out, 0)) == MAP_FAILED) {
+      std::fprintf(stderr, "raw TCP into a mapped file: cannot make %s: %s\n", path.c_str(), std::strerror(errno));
+      std::exit(1);
+    }
     map = static_cast<std::byte*>(m);
   }
   const double prepare = own_cpu_seconds() - p0;

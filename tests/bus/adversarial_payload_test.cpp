@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "partition_format.h"
 #include "stress_support.h"
 #include "test_support.h"
 
@@ -32,18 +33,7 @@ constexpr std::uint64_t kBigFrame = 1024, kSmallFrame = 64;
 constexpr std::uint64_t kBigPerLap = kRing / kBigFrame, kSmallPerLap = kRing / kSmallFrame;
 constexpr std::uint64_t kPerCycle = kBigPerLap + kSmallPerLap;  // two laps
 constexpr std::uint32_t kForged = 0xBADF00D;
-constexpr std::size_t kHeader = 32;  // detail::RecordHeader
-
-struct ForgedHeader {  // detail::RecordHeader's layout, as a stale lap would leave it
-  std::uint32_t frame_length;
-  std::uint16_t type;
-  std::uint16_t claim_records;
-  std::uint32_t key_length;
-  std::uint32_t headers_length;
-  std::uint64_t offset;
-  std::int64_t timestamp_ns;
-};
-static_assert(sizeof(ForgedHeader) == kHeader);
+constexpr std::size_t kHeader = sizeof(detail::RecordHeader);
 
 bool big(std::uint64_t seq) { return seq % kPerCycle < kBigPerLap; }
 std::size_t value_size(std::uint64_t seq) { return (big(seq) ? kBigFrame : kSmallFrame) - kHeader; }
@@ -70,8 +60,8 @@ void fill(std::uint64_t seq, std::span<std::byte> v) {
     const std::uint64_t next = position_of(seq) + kHeader + at + kRing;  // the same bytes, one lap on
     if (next % kSmallFrame == 0) {
       // Exactly the header lap B's record will have here, with a marker.
-      const ForgedHeader h{static_cast<std::uint32_t>(kSmallFrame), 1, 1, 0, 0,
-                           first_small + (next - lap_b) / kSmallFrame, static_cast<std::int64_t>(next + 1)};
+      const detail::RecordHeader h{static_cast<std::uint32_t>(kSmallFrame), detail::FrameType::record, 1, 0, 0,
+                                   first_small + (next - lap_b) / kSmallFrame, static_cast<std::int64_t>(next + 1)};
       std::memcpy(v.data() + at, &h, sizeof h);
     } else {
       // Where that record's value goes: a forged stamp, then the frame's
@@ -185,7 +175,7 @@ TEST(AdversarialPayload, ALapAValueHoldsTheHeadersOfTheLapBRecordsThatOverwriteI
   for (std::uint64_t b = seq - seq % kPerCycle + kBigPerLap; b < seq - seq % kPerCycle + kPerCycle; ++b) {
     const std::uint64_t at = position_of(b) - kRing;  // where record b lands, one lap back
     if (at < value_at || at + kHeader > value_at + v.size()) continue;
-    ForgedHeader h;
+    detail::RecordHeader h;
     std::memcpy(&h, v.data() + (at - value_at), sizeof h);
     EXPECT_EQ(h.offset, b);
     EXPECT_EQ(h.frame_length, kSmallFrame);

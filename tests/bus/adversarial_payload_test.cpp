@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <cstring>
 #include <span>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -46,14 +47,17 @@ std::uint64_t position_of(std::uint64_t seq) {
   return in < kBigPerLap ? base + in * kBigFrame : base + kRing + (in - kBigPerLap) * kSmallFrame;
 }
 
-// The value of record `seq`: its stamp, then for a lap-A record the lap-B
-// records forged where they will be written, else a pattern.
+// The offset the lap B after record `seq`'s lap A starts at.
+std::uint64_t lap_b_start(std::uint64_t seq) { return seq - seq % kPerCycle + kBigPerLap; }
+
+// The value of record `seq`: stamped() as the stress tests' records are,
+// then for a lap-A record the lap-B records forged where they will be
+// written.
 void fill(std::uint64_t seq, std::span<std::byte> v) {
-  const Stamp s{0, 0, seq};
-  std::memcpy(v.data(), &s, sizeof s);
-  for (std::size_t i = sizeof s; i < v.size(); ++i) v[i] = static_cast<std::byte>('a' + (seq + i) % 26);
+  const std::string stamp = stamped(0, seq, v.size());
+  std::memcpy(v.data(), stamp.data(), v.size());
   if (!big(seq)) return;
-  const std::uint64_t first_small = seq - seq % kPerCycle + kBigPerLap;  // the offset lap B starts at
+  const std::uint64_t first_small = lap_b_start(seq);
   const std::uint64_t lap_b = position_of(first_small);
   // Past the stamp, every 32-byte slot of this value, seen from the next lap.
   for (std::size_t at = kHeader; at + kHeader <= v.size(); at += kHeader) {
@@ -172,7 +176,7 @@ TEST(AdversarialPayload, ALapAValueHoldsTheHeadersOfTheLapBRecordsThatOverwriteI
   fill(seq, v);
   const std::uint64_t value_at = position_of(seq) + kHeader;
   std::size_t forged = 0;
-  for (std::uint64_t b = seq - seq % kPerCycle + kBigPerLap; b < seq - seq % kPerCycle + kPerCycle; ++b) {
+  for (std::uint64_t b = lap_b_start(seq); b < lap_b_start(seq) + kSmallPerLap; ++b) {
     const std::uint64_t at = position_of(b) - kRing;  // where record b lands, one lap back
     if (at < value_at || at + kHeader > value_at + v.size()) continue;
     detail::RecordHeader h;

@@ -20,8 +20,9 @@ RINGBUS_PACKAGES=(
 )
 # Only tools/check needs these: python3-kafka and its codecs for the record
 # batch cross-check test, a real etcd for the cluster tests, and network
-# namespaces, nftables and tc for their network faults,
-RINGBUS_TEST_PACKAGES=(python3-kafka python3-snappy python3-lz4 python3-zstandard etcd-server iproute2 nftables)
+# namespaces, nftables and tc for their network faults, spin for the ring
+# protocol's model (bus/model/),
+RINGBUS_TEST_PACKAGES=(python3-kafka python3-snappy python3-lz4 python3-zstandard etcd-server iproute2 nftables spin)
 # and (not with --quick) clang and libFuzzer for the fuzz targets.
 RINGBUS_CHECK_PACKAGES=(clang-14 libclang-rt-14-dev)
 

@@ -2,7 +2,8 @@
 // against a baseline measured in the same run (ARCHITECTURE.md, "Conventions").
 //
 //   throughput 1 producer -> 1 consumer, as threads and as processes, values
-//     of 32..4096 bytes, with try_publish and with try_publish_batch. Baselines:
+//     of 32..4096 bytes, with try_publish (shared, and by an exclusive
+//     producer) and with try_publish_batch. Baselines:
 //     boost::lockfree::spsc_queue of a 64-byte struct (threads),
 //     boost::interprocess::message_queue (processes), and a bare cross-core
 //     copy through a buffer of the ring's size (both).
@@ -40,6 +41,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <set>
 #include <memory>
 #include <new>
 #include <string>
@@ -175,7 +177,9 @@ struct SeqChecker {
 // ---------------------------------------------------------------------------
 // What a case runs.
 enum class Mode { threads, processes };
-enum class Kind { ringbus, ringbus_batch, spsc_queue, message_queue, bare_copy };
+// ringbus_exclusive: try_publish by a producer that owns the partition
+// (ProducerOptions::exclusive; one producer only).
+enum class Kind { ringbus, ringbus_batch, spsc_queue, message_queue, bare_copy, ringbus_exclusive };
 
 const char* mode_name(Mode m) { return m == Mode::threads ? "threads" : "procs"; }
 
@@ -266,7 +270,9 @@ void drain(const Env& env, Control& ctl, int me, SeqChecker& chk, const char* un
 // ---- ringbus ----------------------------------------------------------------
 
 void ringbus_producer(const Env& env, Control& ctl, int me) {
-  auto opened = ringbus::Producer::open(env.instance, env.topic, ringbus::bench::producer_options());
+  ringbus::ProducerOptions options = ringbus::bench::producer_options();
+  options.exclusive = env.kind == Kind::ringbus_exclusive;
+  auto opened = ringbus::Producer::open(env.instance, env.topic, options);
   if (!opened) {
     fail(ctl, me, "Producer::open: " + opened.error().message);
     ready_and_wait_for_go(ctl);
@@ -278,7 +284,7 @@ void ringbus_producer(const Env& env, Control& ctl, int me) {
   std::uint64_t n = 0;
   ready_and_wait_for_go(ctl);
 
-  if (env.kind == Kind::ringbus) {
+  if (env.kind == Kind::ringbus || env.kind == Kind::ringbus_exclusive) {
     std::vector<char> buf(env.size, 'x');
     const std::string_view value(buf.data(), buf.size());
     while (!stopping(ctl)) {
@@ -640,6 +646,7 @@ struct CaseSpec {
 std::string kind_name(Kind k, int batch) {
   switch (k) {
     case Kind::ringbus: return "ringbus try_publish";
+    case Kind::ringbus_exclusive: return "ringbus exclusive try_publish";
     case Kind::ringbus_batch: return "ringbus try_publish_batch(" + std::to_string(batch) + ")";
     case Kind::spsc_queue: return "boost.lockfree spsc_queue (64 B struct)";
     case Kind::message_queue: return "boost.interprocess message_queue";
@@ -707,6 +714,7 @@ Sample Bench::run_throughput(const CaseSpec& c) {
   std::function<void(const Env&, Control&, int)> consumer;
   switch (c.kind) {
     case Kind::ringbus:
+    case Kind::ringbus_exclusive:
     case Kind::ringbus_batch: {
       env.topic = fresh_name("t");
       ringbus::TopicConfig tc;
@@ -1047,9 +1055,9 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"threads", "processes", "both"}));
   tp->add_option("--sizes", o.sizes, "value sizes in bytes, 16..4096 (default 32,64,256,1024,4096)")
       ->delimiter(',');
-  tp->add_option("--kinds", o.kinds, "only these: ringbus,batch,spsc,mq,copy (default: all; for profiling)")
+  tp->add_option("--kinds", o.kinds, "only these: ringbus,exclusive,batch,spsc,mq,copy (default: all; for profiling)")
       ->delimiter(',')
-      ->check(CLI::IsMember({"ringbus", "batch", "spsc", "mq", "copy"}));
+      ->check(CLI::IsMember({"ringbus", "batch", "spsc", "mq", "copy", "exclusive"}));
   tp->add_option("--producers", o.producers, "only this topology (with --consumers); default: 1->1, 2->1, 1->2")
       ->check(CLI::Range(1, 3));
   tp->add_option("--consumers", o.consumers, "only this topology (with --producers)")->check(CLI::Range(1, 3));
@@ -1133,6 +1141,7 @@ int main(int argc, char** argv) {
         if (one_to_one && m == Mode::threads) cases.push_back({m, Kind::spsc_queue, 64, 1, 1});
         for (const std::uint32_t s : sizes) {
           cases.push_back({m, Kind::ringbus, s, p, c});
+          if (p == 1) cases.push_back({m, Kind::ringbus_exclusive, s, p, c});
           cases.push_back({m, Kind::ringbus_batch, s, p, c});
           if (one_to_one) cases.push_back({m, Kind::bare_copy, s, p, c});
           if (!one_to_one || m == Mode::processes) cases.push_back({m, Kind::message_queue, s, p, c});
@@ -1143,7 +1152,7 @@ int main(int argc, char** argv) {
 
   if (!o.kinds.empty()) {
     auto wanted = [&](Kind k) {
-      const char* names[] = {"ringbus", "batch", "spsc", "mq", "copy"};
+      const char* names[] = {"ringbus", "batch", "spsc", "mq", "copy", "exclusive"};
       return std::find(o.kinds.begin(), o.kinds.end(), names[static_cast<int>(k)]) != o.kinds.end();
     };
     cases.erase(std::remove_if(cases.begin(), cases.end(), [&](const CaseSpec& c) { return !wanted(c.kind); }),
@@ -1218,13 +1227,17 @@ int main(int argc, char** argv) {
       return it == results.end() ? nullptr : &it->second;
     };
     const std::string rb_batch = "ringbus batch" + std::to_string(o.batch);
+    std::set<std::string> done;  // one set of lines per mode, size and topology
     for (const auto& c : cases) {
-      if (c.kind != Kind::ringbus) continue;
+      if (c.kind != Kind::ringbus && c.kind != Kind::ringbus_exclusive && c.kind != Kind::ringbus_batch) continue;
       const std::string what = std::to_string(c.size) + "B " + mode_name(c.mode) +
                                (c.producers == 1 && c.consumers == 1 ? "" : " " + topology(c.producers, c.consumers));
+      if (!done.insert(what).second) continue;
       const Series* single = series(c.mode, Kind::ringbus, c.size, c.producers, c.consumers);
       const Series* batch = series(c.mode, Kind::ringbus_batch, c.size, c.producers, c.consumers);
-      for (const auto& [name, s] : {std::pair{std::string("ringbus"), single}, std::pair{rb_batch, batch}}) {
+      const Series* exclusive = series(c.mode, Kind::ringbus_exclusive, c.size, c.producers, c.consumers);
+      for (const auto& [name, s] : {std::pair{std::string("ringbus"), single},
+                                    std::pair{std::string("ringbus exclusive"), exclusive}, std::pair{rb_batch, batch}}) {
         if (s == nullptr) continue;
         if (const Series* b = series(c.mode, Kind::spsc_queue, 64, 1, 1);
             b != nullptr && c.mode == Mode::threads && c.producers == 1 && c.consumers == 1) {
@@ -1239,11 +1252,17 @@ int main(int argc, char** argv) {
       }
       // One record per call against batches of the same run (issue 16):
       // records/s at 64 B, MB/s at 1 KiB; the goals are for processes.
-      if (single != nullptr && batch != nullptr) {
+      if (batch != nullptr) {
         const bool goal = c.mode == Mode::processes && c.producers == 1 && c.consumers == 1;
         const bool bytes = c.size >= 1024;
-        print_ratio(what, "ringbus", *single, rb_batch, *batch, bytes,
-                    goal && c.size == 64 ? 0.6 : goal && c.size == 1024 ? 0.9 : 0);
+        if (single != nullptr) {
+          print_ratio(what, "ringbus", *single, rb_batch, *batch, bytes,
+                      goal && c.size == 64 ? 0.6 : goal && c.size == 1024 ? 0.9 : 0);
+        }
+        if (exclusive != nullptr) {
+          print_ratio(what, "ringbus exclusive", *exclusive, rb_batch, *batch, bytes,
+                      goal && c.size == 64 ? 0.8 : goal && c.size == 1024 ? 0.9 : 0);
+        }
       }
     }
   }

@@ -18,7 +18,7 @@
 namespace ringbus::detail {
 
 inline constexpr std::uint64_t kPartitionMagic = 0x50'53'55'42'47'4e'49'52ULL;  // "RINGBUSP"
-inline constexpr std::uint32_t kLayoutVersion = 5;  // 2: base offset, commit-log line; 3: gate offsets, the broker's gate; 4: headers in Kafka's encoding; 5: batch frames
+inline constexpr std::uint32_t kLayoutVersion = 6;  // 2: base offset, commit-log line; 3: gate offsets, the broker's gate; 4: headers in Kafka's encoding; 5: batch frames; 6: the exclusive owner's lease
 
 // Records are framed at this alignment; it is also the smallest frame, so a
 // ring of C bytes holds at most C / kFrameAlign offsets, which is what sizes
@@ -91,6 +91,8 @@ constexpr std::uint64_t align_frame(std::uint64_t n) {
 // entries apart from the data is what makes this exact: a stale record body
 // can contain any bytes, a stale entry cannot.
 inline constexpr std::uint64_t kRevokedBit = 1ULL << 63;
+// In the claim word's offset: an exclusive producer owns the partition.
+inline constexpr std::uint64_t kOwnedBit = 1ULL << 63;
 constexpr std::uint64_t committed_entry(std::uint64_t pos) { return pos + 1; }
 constexpr std::uint64_t revoked_entry(std::uint64_t resume) { return kRevokedBit | resume; }
 constexpr bool is_revoked_entry(std::uint64_t v) { return (v & kRevokedBit) != 0; }
@@ -190,10 +192,19 @@ struct PartitionHeader {
   // PartitionRing::leader_elsewhere). Zero in rings made before it.
   std::atomic<std::uint32_t> leader_seq;
   char leader[kLeaderNameMax + 1];
-  std::uint8_t pad_status[kHotPad - 20 - (kLeaderNameMax + 1)];
+  // An exclusive producer's lease (bus/README.md, "An exclusive owner"):
+  // its owner's client token (0: none), taken by a CAS from 0 or from a
+  // dead owner's token; and {position, offset} of the claim word when it was
+  // taken (stored by cas16 after the owned bit is set): the owner's claims
+  // start there, and readers never revoke them while the owner lives.
+  std::atomic<std::int32_t> lease_owner;
+  alignas(16) std::uint64_t lease_start[2];
 
   // --- claim word: {position, next offset}, changed only together by a
   // 16-byte compare-and-swap (cmpxchg16b), read as two ordered 8-byte loads.
+  // While an exclusive producer holds the lease, the offset carries
+  // kOwnedBit and only that producer writes the word (an aligned 16-byte
+  // store between its locked claims: bus/README.md, "An exclusive owner").
   alignas(kHotPad) std::uint64_t claim[2];
   std::uint8_t pad_claim[kHotPad - 16];
 
@@ -261,7 +272,9 @@ static_assert(offsetof(PartitionHeader, gating_high_water) == 388);
 static_assert(offsetof(PartitionHeader, gate_epoch) == 392);
 static_assert(offsetof(PartitionHeader, leader_seq) == 400);
 static_assert(offsetof(PartitionHeader, leader) == 404);
-static_assert(offsetof(PartitionHeader, pad_status) == 404 + kLeaderNameMax + 1);
+static_assert(offsetof(PartitionHeader, lease_owner) == 404 + kLeaderNameMax + 1);
+static_assert(offsetof(PartitionHeader, lease_start) == 496);
+static_assert(offsetof(PartitionHeader, lease_start) + 16 == 4 * kHotPad);
 static_assert(offsetof(PartitionHeader, pad_claim) == 528);
 static_assert(offsetof(PartitionHeader, pad_lap) == 656);
 static_assert(offsetof(PartitionHeader, pad_frontier) == 784);

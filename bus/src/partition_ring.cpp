@@ -161,7 +161,7 @@ WaitStatus BrokerWatch::at_deadline(const PartitionRing& ring) noexcept {
 }
 
 ClaimSpan PartitionRing::claim(ProducerCache& cache, std::uint64_t bytes, std::uint32_t records,
-                               std::int64_t timeout_ns) noexcept {
+                               std::int64_t timeout_ns, bool owner) noexcept {
   ClaimSpan out;
   // relaxed: advisory; a producer that races a delete publishes into a ring
   // nobody will read, which is harmless.
@@ -174,6 +174,12 @@ ClaimSpan PartitionRing::claim(ProducerCache& cache, std::uint64_t bytes, std::u
   std::uint64_t pad = 0;
   std::int64_t deadline_ns = 0;  // set when we first have to wait
   for (;;) {
+    // An exclusive producer owns the partition: only it claims (a CAS from
+    // a value without the bit fails, and the value reloaded lands here).
+    if ((cur.second & kOwnedBit) != 0 && !owner) {
+      out.status = PublishStatus::partition_owned;
+      return out;
+    }
     const std::uint64_t index = cur.first & mask_;
     pad = index + bytes > capacity_ ? capacity_ - index : 0;
     end = cur.first + pad + bytes;
@@ -193,26 +199,15 @@ ClaimSpan PartitionRing::claim(ProducerCache& cache, std::uint64_t bytes, std::u
       continue;
     }
     // The claim: position and next offset advance together, so offsets stay
-    // dense whichever producer wins. On failure cur is reloaded.
+    // dense whichever producer wins. On failure cur is reloaded. (An
+    // owner's offset carries the owned bit, and keeps it.)
     if (cas16(header_->claim, cur, Pair{end, cur.second + records})) break;
   }
   out.position = cur.first;
   out.frame_position = cur.first + pad;
   out.end = end;
-  out.offset = cur.second;
-  // Ask for the cache lines of the next claims now, for writing: the
-  // commit's locked instruction waits until every line of this record is
-  // ours, and a line a consumer read last lap costs a cross-core transfer.
-  // Asked for a few claims ahead (4x this one, 512 B to 4 KiB: measured best
-  // for 64 B to 4 KiB records), those transfers overlap this claim's work.
-  // Each claim asks only for the lines the window newly covers, and never
-  // past the limit, where a gating reader may still be reading the last lap.
-  const std::uint64_t ahead = std::min(end + std::clamp<std::uint64_t>(4 * bytes, 512, 4096), cache.limit);
-  for (std::uint64_t at = std::max(end, cache.prefetched_to) & ~std::uint64_t{kCacheLine - 1}; at < ahead;
-       at += kCacheLine) {
-    __builtin_prefetch(data_at(at), /*rw=*/1);
-  }
-  cache.prefetched_to = std::max(cache.prefetched_to, ahead);
+  out.offset = cur.second & ~kOwnedBit;
+  prefetch_ahead(cache, end, bytes);
 
   if (pad != 0 || (cur.first & mask_) == 0) {
     // This claim starts the newest lap: remember it for readers that start
@@ -250,6 +245,117 @@ ClaimSpan PartitionRing::claim(ProducerCache& cache, std::uint64_t bytes, std::u
     h->timestamp_ns = 0;
   }
   return out;
+}
+
+void PartitionRing::prefetch_ahead(ProducerCache& cache, std::uint64_t end, std::uint64_t bytes) noexcept {
+  // Ask for the cache lines of the next claims now, for writing: the
+  // commit's locked instruction waits until every line of this record is
+  // ours, and a line a consumer read last lap costs a cross-core transfer.
+  // Asked for a few claims ahead (4x this one, 512 B to 4 KiB: measured best
+  // for 64 B to 4 KiB records), those transfers overlap this claim's work.
+  // Each claim asks only for the lines the window newly covers, and never
+  // past the limit, where a gating reader may still be reading the last lap.
+  const std::uint64_t ahead = std::min(end + std::clamp<std::uint64_t>(4 * bytes, 512, 4096), cache.limit);
+  for (std::uint64_t at = std::max(end, cache.prefetched_to) & ~std::uint64_t{kCacheLine - 1}; at < ahead;
+       at += kCacheLine) {
+    __builtin_prefetch(data_at(at), /*rw=*/1);
+  }
+  cache.prefetched_to = std::max(cache.prefetched_to, ahead);
+}
+
+// ---------------------------------------------------------------------------
+// An exclusive owner (README, "An exclusive owner";
+// bus/model/exclusive_owner.pml models these steps)
+
+Status PartitionRing::take_lease(ProducerCache& cache) {
+  auto token = client_token(instance_dir_);
+  if (!token) return token.error();
+  if (!has_atomic_store16()) {
+    return Error{Errc::invalid_argument,
+                 "an exclusive producer needs a processor with AVX (its claim word is one 16-byte store)"};
+  }
+  std::int32_t holder = header_->lease_owner.load(std::memory_order_acquire);
+  for (;;) {
+    if (holder != 0 && (holder == token.value() || !client_is_dead(instance_dir_, holder))) {
+      return Error{Errc::busy, "partition " + std::to_string(partition()) + " is owned by " +
+                                   (holder == token.value() ? std::string("another exclusive producer of this process")
+                                                            : "the exclusive producer of client " + std::to_string(holder)) +
+                                   " (it is released when that producer closes or its process dies)"};
+    }
+    if (header_->lease_owner.compare_exchange_strong(holder, token.value(), std::memory_order_seq_cst)) break;
+  }
+  // The owned bit (a takeover from a dead owner finds it set): from here
+  // shared producers are refused and only we write the claim word. Then
+  // where our claims start: readers never revoke a claim from there on
+  // while we live, and a revocation run before it stops there.
+  Pair c = load_pair(header_->claim);
+  while (!cas16(header_->claim, c, Pair{c.first, c.second | kOwnedBit})) {
+  }
+  store16(header_->lease_start, Pair{c.first, c.second & ~kOwnedBit});
+  cache.lap_bound = 0;  // the first claim takes the locked path
+  cache.fence_commits = !register_heavy_fence();
+  return {};
+}
+
+void PartitionRing::release_lease() noexcept {
+  // Only the holder's: a forked child's copy of the producer (another
+  // token) must not clear the bit under its parent.
+  auto token = client_token(instance_dir_);
+  std::int32_t mine = token ? token.value() : 0;
+  if (mine == 0 || header_->lease_owner.load(std::memory_order_acquire) != mine) return;
+  // The bit first: a reader that then finds no bit revokes by the usual
+  // rules, and we have no claim left pending.
+  Pair c = load_pair(header_->claim);
+  while (!cas16(header_->claim, c, Pair{c.first, c.second & ~kOwnedBit})) {
+  }
+  header_->lease_owner.compare_exchange_strong(mine, 0, std::memory_order_seq_cst);
+}
+
+ClaimSpan PartitionRing::claim_owned(ProducerCache& cache, std::uint64_t bytes, std::uint32_t records,
+                                     std::int64_t timeout_ns) noexcept {
+  ClaimSpan out;
+  if (header_->state.load(std::memory_order_relaxed) != 0) {
+    out.status = refusal();
+    return out;
+  }
+  // Ours alone while we hold the bit: its line stays in our cache.
+  const Pair cur = load_pair(header_->claim);
+  const std::uint64_t index = cur.first & mask_;
+  const std::uint64_t end = cur.first + bytes;
+  // Inside the lap (no padding, not a lap's first claim: those raise the
+  // lap marker), below the gating readers and the frontier, and below the
+  // lap marker + C - 32, so that a gating reader joining now (at or above
+  // the marker) needs no handshake with us (README).
+  if (index != 0 && index + bytes <= capacity_ && end <= std::min(cache.limit, cache.lap_bound)) {
+    // The claim word before the frames (stores stay in order on x86):
+    // a non-gating reader that sees a frame overwritten sees the claim.
+    store_pair(header_->claim, Pair{end, cur.second + records});
+    out.position = out.frame_position = cur.first;
+    out.end = end;
+    out.offset = cur.second & ~kOwnedBit;
+    prefetch_ahead(cache, end, bytes);
+    cache.backpressured_since_ns = 0;
+    return out;
+  }
+  out = claim(cache, bytes, records, timeout_ns, /*owner=*/true);
+  cache.lap_bound = load_pair(header_->lap_marker).first + capacity_ - kFrameAlign;
+  return out;
+}
+
+PublishStatus PartitionRing::commit_owned(const ProducerCache& cache, const ClaimSpan& claim) noexcept {
+  // release: the frames before it. A store, not a CAS: nobody revokes a
+  // live owner's claims, and a dead one stores nothing more.
+  entry(claim.offset).store(committed_entry(claim.position), std::memory_order_release);
+  // The wake-up's load of waiters may pass the store above (store-load);
+  // a sleeper's heavy_fence() orders them. Without it, an RMW on waiters
+  // does (the Dekker pairing of commit(): the sleeper's is one too).
+  const std::uint32_t waiters = cache.fence_commits ? header_->waiters.fetch_add(0, std::memory_order_seq_cst)
+                                                    : header_->waiters.load(std::memory_order_relaxed);
+  if (waiters != 0) {
+    header_->wake_seq.fetch_add(1, std::memory_order_release);
+    futex_wake_all(&header_->wake_seq);
+  }
+  return PublishStatus::ok;
 }
 
 PublishStatus PartitionRing::commit(const ClaimSpan& claim) noexcept {
@@ -476,7 +582,8 @@ Step PartitionRing::step(ReaderCursor& cursor, bool gating) noexcept {
 
 bool PartitionRing::check_abandoned(ReaderCursor& cursor) noexcept {
   track_offset(cursor);
-  const Pair t = tail();
+  const Pair raw = load_pair(header_->claim);  // the owned bit too
+  const Pair t{raw.first, raw.second & ~kOwnedBit};
   if (t.second <= cursor.offset) {
     cursor.stuck_since_ns = 0;  // nothing claimed there: nobody to wait for
     return false;
@@ -489,16 +596,17 @@ bool PartitionRing::check_abandoned(ReaderCursor& cursor) noexcept {
   if (cursor.stuck_since_ns == 0) {
     cursor.stuck_since_ns = now;
   } else if (now - cursor.stuck_since_ns >= abandoned_timeout_ns_) {
-    revoke_abandoned(cursor, t);
+    revoke_abandoned(cursor, raw);
     cursor.stuck_since_ns = 0;
     return false;
   }
   return true;
 }
 
-void PartitionRing::revoke_abandoned(ReaderCursor& cursor, Pair t) noexcept {
+void PartitionRing::revoke_abandoned(ReaderCursor& cursor, Pair raw) noexcept {
   const std::uint64_t o = cursor.offset;
   const std::uint64_t p = cursor.position;
+  const Pair t{raw.first, raw.second & ~kOwnedBit};
   // Never store a resume position a lap or more past the cursor (the stale /
   // current distinction rests on it); a reader that far behind is lapped.
   if (t.first + kFrameAlign > p + capacity_) return;
@@ -508,7 +616,23 @@ void PartitionRing::revoke_abandoned(ReaderCursor& cursor, Pair t) noexcept {
   // else), or up to the claim word's offset. R is where readers resume.
   std::uint64_t j = t.second;
   std::uint64_t resume = t.first;
-  for (std::uint64_t x = o + 1; x < t.second; ++x) {
+  if ((raw.second & kOwnedBit) != 0) {
+    // A live exclusive owner's claims are never revoked: it commits with a
+    // plain store, which would land on the revocation. Wait for them, and
+    // stop a run that reaches them where they start. The claim word was
+    // read before the lease (the model's order): a lease taken since holds
+    // claims only past it. A dead owner stores nothing more.
+    const std::int32_t owner = header_->lease_owner.load(std::memory_order_acquire);
+    const Pair start = load_pair(header_->lease_start);
+    if (owner != 0 && !client_is_dead(instance_dir_, owner)) {
+      if (o >= start.second) return;
+      if (start.second < j) {
+        j = start.second;
+        resume = start.first;
+      }
+    }
+  }
+  for (std::uint64_t x = o + 1; x < j; ++x) {
     const std::uint64_t v = entry(x).load(std::memory_order_acquire);
     if ((is_committed_entry(v) || is_revoked_entry(v)) && entry_position(v) > p) {
       j = x;

@@ -68,6 +68,11 @@ struct BrokerWatch {
 
 struct ProducerCache {
   std::uint64_t limit = 0;             // claims may end at or below this position
+  // An exclusive owner's plain claims end at or below this: the lap marker
+  // it last saw + C - 32 (a gating reader that joins starts at or above the
+  // marker; README, "An exclusive owner").
+  std::uint64_t lap_bound = 0;
+  bool fence_commits = false;          // an owner without membarrier: fence each commit
   std::uint64_t epoch = ~std::uint64_t{0};  // gate_epoch the limit was computed at
   std::uint64_t prefetched_to = 0;     // ring lines up to here were asked for
   std::int64_t backpressured_since_ns = 0;  // 0: the last claim went through
@@ -132,11 +137,31 @@ class PartitionRing {
   // `records` records. If `timeout_ns` is 0 it never waits; otherwise it
   // waits for space up to that long (the clock is read only if it must
   // wait). Writes the padding frame when the claim wraps.
+  // Refused (partition_owned) while an exclusive producer owns the
+  // partition, unless `owner` (claim_owned's locked path).
   ClaimSpan claim(ProducerCache& cache, std::uint64_t bytes, std::uint32_t records,
-                  std::int64_t timeout_ns) noexcept;
+                  std::int64_t timeout_ns, bool owner = false) noexcept;
   // Publishes a claim: CAS of its commit entry from "not yet" to committed.
   // Fails (claim_revoked) only if readers revoked it as abandoned.
   PublishStatus commit(const ClaimSpan& claim) noexcept;
+
+  // ---- an exclusive owner (bus/README.md, "An exclusive owner") -----------
+  // Takes the partition's lease for this process (its client token): from
+  // nobody, or from an owner whose process is dead. Errc::busy, naming the
+  // holder, while a live producer (this process's included) holds it.
+  Status take_lease(ProducerCache& cache);
+  // Gives the lease back (every claim of the owner committed or aborted).
+  void release_lease() noexcept;
+  // True while an exclusive producer owns the partition.
+  bool owned() const noexcept { return (load_acquire(&header_->claim[1]) & kOwnedBit) != 0; }
+  // claim() for the lease's holder: a plain store of the claim word while
+  // the claim stays inside the lap and below the limits, else claim()'s
+  // locked path (which keeps the owned bit).
+  ClaimSpan claim_owned(ProducerCache& cache, std::uint64_t bytes, std::uint32_t records,
+                        std::int64_t timeout_ns) noexcept;
+  // commit() for the lease's holder: a release store (nobody revokes a live
+  // owner's claims), then the wake-up's load of `waiters`.
+  PublishStatus commit_owned(const ProducerCache& cache, const ClaimSpan& claim) noexcept;
   // Withdraws a claim: every offset in it becomes revoked.
   void abort(const ClaimSpan& claim, std::uint32_t records) noexcept;
   std::byte* data_at(std::uint64_t position) const noexcept {
@@ -223,7 +248,10 @@ class PartitionRing {
   // True if, after consuming a claim starting at `position`, the bytes may
   // have been overwritten (non-gating readers check this after copying).
   bool overwritten_since(std::uint64_t position) const noexcept;
-  Pair tail() const noexcept { return load_pair(header_->claim); }
+  Pair tail() const noexcept {
+    const Pair t = load_pair(header_->claim);
+    return {t.first, t.second & ~kOwnedBit};
+  }
   // The earliest offset a reader can still get: on disk if the topic has a
   // commit log, else the first claim of the ring's newest lap.
   std::uint64_t earliest_offset() const noexcept {
@@ -273,7 +301,10 @@ class PartitionRing {
   // ok once `end` fits; else timed_out, topic_deleted or no_broker.
   PublishStatus wait_for_space(ProducerCache& cache, std::uint64_t end, std::int64_t deadline_ns) noexcept;
   void note_backpressure(ProducerCache& cache) noexcept;
+  // `tail` is the claim word as read, the owned bit included.
   void revoke_abandoned(ReaderCursor& cursor, Pair tail) noexcept;
+  // Asks for the ring lines of the next claims, for writing (see claim()).
+  void prefetch_ahead(ProducerCache& cache, std::uint64_t end, std::uint64_t bytes) noexcept;
   // Restarts the cursor's stuck-claim bookkeeping if it moved to another offset.
   static void track_offset(ReaderCursor& cursor) noexcept {
     if (cursor.stuck_offset != cursor.offset) {
@@ -353,6 +384,9 @@ class CommitSleep {
   // says there is something already; then withdraws and forgets the set.
   template <class HasNews>
   void sleep(HasNews&& has_news, std::chrono::nanoseconds timeout) {
+    // An exclusive owner commits with a plain store, then loads waiters:
+    // the asymmetric fence orders that (README, "An exclusive owner").
+    if (std::any_of(rings_.begin(), rings_.end(), [](const PartitionRing* r) { return r->owned(); })) heavy_fence();
     if (!words_.empty() && !has_news()) futex_wait_any(words_, values_, timeout);
     for (PartitionRing* r : rings_) r->remove_waiter();
     for (PartitionHeader* h : marks_) h->durable_waiters.fetch_sub(1, std::memory_order_relaxed);

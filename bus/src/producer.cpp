@@ -90,8 +90,24 @@ struct Producer::Impl {
   std::vector<detail::ProducerCache> caches;  // per partition
   std::uint32_t round_robin = 0;
   ProducerOptions options;
+  std::uint32_t leases = 0;               // exclusive: partitions [0, leases) are ours
   std::vector<std::size_t> header_sizes;  // scratch for batches
   std::vector<std::byte> inflated;        // a compressed record batch's records, while it is checked
+
+  ~Impl() {
+    for (std::uint32_t p = 0; p < leases; ++p) topic->ring(p).release_lease();
+  }
+  // Claims and commits in partition p: an exclusive owner's plain stores, or
+  // the shared producers' locked instructions.
+  ClaimSpan claim(std::uint32_t p, std::uint64_t bytes, std::uint32_t records, std::int64_t timeout_ns) noexcept {
+    detail::PartitionRing& ring = topic->ring(p);
+    return options.exclusive ? ring.claim_owned(caches[p], bytes, records, timeout_ns)
+                             : ring.claim(caches[p], bytes, records, timeout_ns);
+  }
+  PublishStatus commit(std::uint32_t p, const ClaimSpan& span) noexcept {
+    detail::PartitionRing& ring = topic->ring(p);
+    return options.exclusive ? ring.commit_owned(caches[p], span) : ring.commit(span);
+  }
 };
 
 Result<Producer> Producer::open(std::string_view instance, std::string_view topic, ProducerOptions options) {
@@ -102,6 +118,14 @@ Result<Producer> Producer::open(std::string_view instance, std::string_view topi
   impl->topic = std::move(map.value());
   impl->caches.resize(impl->topic->partition_count());
   impl->options = options;
+  if (options.exclusive) {
+    for (std::uint32_t p = 0; p < impl->topic->partition_count(); ++p) {
+      if (Status taken = impl->topic->ring(p).take_lease(impl->caches[p]); !taken) {
+        return Error{taken.error().code, "topic '" + std::string(topic) + "': " + taken.error().message};
+      }
+      impl->leases = p + 1;  // the destructor gives back what was taken
+    }
+  }
   return Producer(std::move(impl));
 }
 
@@ -238,8 +262,7 @@ PublishResult Producer::publish_messages(std::span<const Message> messages, std:
   }
   // At least 1 ns, so a zero publish_timeout still means "wait" (briefly).
   const std::int64_t timeout = wait ? std::max<std::int64_t>(1, impl_->options.publish_timeout.count()) : 0;
-  const ClaimSpan claim = ring.claim(impl_->caches[r.partition], bytes, static_cast<std::uint32_t>(messages.size()),
-                                     timeout);
+  const ClaimSpan claim = impl_->claim(r.partition, bytes, static_cast<std::uint32_t>(messages.size()), timeout);
   if (claim.status != PublishStatus::ok) {
     r.status = claim.status;
     return r;
@@ -252,7 +275,7 @@ PublishResult Producer::publish_messages(std::span<const Message> messages, std:
                        i == 0 ? static_cast<std::uint16_t>(messages.size()) : 0, m.key, m.headers, sizes[i],
                        m.value);
   }
-  r.status = ring.commit(claim);
+  r.status = impl_->commit(r.partition, claim);
   r.offset = claim.offset;
   return r;
 }
@@ -282,7 +305,7 @@ PublishResult Producer::publish_batch_frame(std::span<const std::byte> batch, st
   }
   const std::int64_t timeout = wait ? std::max<std::int64_t>(1, impl_->options.publish_timeout.count()) : 0;
   const auto records = static_cast<std::uint32_t>(record_count);
-  const ClaimSpan claim = ring.claim(impl_->caches[r.partition], bytes, records, timeout);
+  const ClaimSpan claim = impl_->claim(r.partition, bytes, records, timeout);
   if (claim.status != PublishStatus::ok) {
     r.status = claim.status;
     return r;
@@ -297,7 +320,7 @@ PublishResult Producer::publish_batch_frame(std::span<const std::byte> batch, st
   fh->offset = claim.offset;
   fh->timestamp_ns = timestamp_now(impl_->options.coarse_timestamps);
   std::memcpy(frame + sizeof(RecordHeader), batch.data(), batch.size());
-  r.status = ring.commit(claim);
+  r.status = impl_->commit(r.partition, claim);
   r.offset = claim.offset;
   return r;
 }
@@ -346,7 +369,7 @@ Claim Producer::try_claim(std::size_t value_size, std::string_view key, std::spa
     return c;
   }
   const std::uint64_t bytes = align_frame(sizeof(RecordHeader) + key.size() + hl + value_size);
-  const ClaimSpan claim = ring.claim(impl_->caches[c.partition_], bytes, 1, 0);
+  const ClaimSpan claim = impl_->claim(c.partition_, bytes, 1, 0);
   if (claim.status != PublishStatus::ok) {
     c.status_ = claim.status;
     return c;
@@ -362,6 +385,7 @@ Claim Producer::try_claim(std::size_t value_size, std::string_view key, std::spa
   c.end_ = claim.end;
   c.offset_ = claim.offset;
   c.value_ = {frame + sizeof(RecordHeader) + key.size() + hl, value_size};
+  if (impl_->options.exclusive) c.owner_cache_ = &impl_->caches[c.partition_];
   c.status_ = PublishStatus::ok;
   return c;
 }
@@ -378,6 +402,7 @@ Claim& Claim::operator=(Claim&& o) noexcept {
     end_ = o.end_;
     offset_ = o.offset_;
     value_ = o.value_;
+    owner_cache_ = o.owner_cache_;
     partition_ = o.partition_;
     status_ = o.status_;
   }
@@ -398,7 +423,8 @@ PublishResult Claim::commit() noexcept {
   span.position = position_;
   span.end = end_;
   span.offset = offset_;
-  r.status = ring_->commit(span);
+  r.status = owner_cache_ != nullptr ? ring_->commit_owned(*static_cast<const detail::ProducerCache*>(owner_cache_), span)
+                                     : ring_->commit(span);
   ring_ = nullptr;
   return r;
 }

@@ -23,6 +23,7 @@ const char* to_string(PublishStatus s) noexcept {
     case PublishStatus::no_broker: return "no broker is running for this instance (start ringbusd: it writes what the ring holds)";
     case PublishStatus::not_enough_replicas: return "fewer replicas are in sync than the topic's min_insync (ringbus cluster status says which)";
     case PublishStatus::not_leader: return "another node of the cluster leads the topic (this host has a mirror's copy, or stopped leading it)";
+    case PublishStatus::partition_owned: return "an exclusive producer owns the partition (ProducerOptions::exclusive)";
   }
   return "unknown";
 }

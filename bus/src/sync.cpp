@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <linux/membarrier.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -61,6 +62,19 @@ void futex_wait_any(std::span<std::atomic<std::uint32_t>* const> words,
 
 void futex_wake_all(std::atomic<std::uint32_t>* word) noexcept {
   syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAKE, INT32_MAX, nullptr, nullptr, 0);
+}
+
+bool register_heavy_fence() noexcept {
+  // Once per process (a registration lasts as long as the process).
+  static const bool registered =
+      syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0) == 0;
+  return registered;
+}
+
+void heavy_fence() noexcept {
+  // Fails only where no owner could register either (such owners fence
+  // each commit): then there is nothing to order.
+  (void)syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0);
 }
 
 std::int64_t monotonic_ns() noexcept {

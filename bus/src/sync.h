@@ -78,6 +78,20 @@ inline Pair load_pair_seq_cst(const std::uint64_t* words) noexcept {
   }
 }
 
+// Stores a pair with one aligned 16-byte store (vmovdqa): atomic on every
+// x86-64 processor with AVX (Intel SDM vol. 3, 9.1.1; AMD APM vol. 2, 7.3.2),
+// which has_atomic_store16() checks. Not a locked instruction: the store
+// buffer keeps it, in order with the stores before and after it. Only for a
+// pair that one writer owns (an exclusive owner's claim word), read with
+// load_pair (its `second` grows with every store).
+inline void store_pair(std::uint64_t* words, Pair desired) noexcept {
+  asm volatile("vmovdqa %1, %0"
+               : "=m"(*reinterpret_cast<Words16*>(words))
+               : "x"(__extension__(__attribute__((vector_size(16))) unsigned long long){desired.first, desired.second})
+               : "memory");
+}
+inline bool has_atomic_store16() noexcept { return __builtin_cpu_supports("avx"); }
+
 // Raises the pair to `desired` if desired.second is greater than the current
 // second (a monotonic maximum, used for the lap marker).
 inline void raise_pair(std::uint64_t* words, Pair desired) noexcept {
@@ -100,6 +114,18 @@ void futex_wait_any(std::span<std::atomic<std::uint32_t>* const> words,
 void futex_wake_all(std::atomic<std::uint32_t>* word) noexcept;
 
 inline void cpu_relax() noexcept { __builtin_ia32_pause(); }
+
+// The asymmetric fence of an exclusive owner's wake-up handshake
+// (bus/README.md, "An exclusive owner"). The owner commits with a plain
+// store and then loads `waiters`, which x86 may reorder; a sleeper that has
+// announced itself calls heavy_fence(), which runs a full barrier on every
+// CPU running a process that called register_heavy_fence()
+// (membarrier(2), MEMBARRIER_CMD_GLOBAL_EXPEDITED): after it, either the
+// owner's commit is visible or its next load of `waiters` sees the sleeper.
+// register_heavy_fence() returns false where the kernel lacks it; such an
+// owner fences each commit itself.
+bool register_heavy_fence() noexcept;
+void heavy_fence() noexcept;
 
 std::int64_t monotonic_ns() noexcept;
 // monotonic_ns() + timeout, saturating (a timeout of nanoseconds::max()

@@ -112,6 +112,9 @@ enum class PublishStatus : std::uint8_t {
                       // host has a mirror's copy (its consumers read it
                       // here), or this node stopped leading it (a
                       // failover); Producer::leader() names the leader
+  partition_owned,    // an exclusive producer (ProducerOptions::exclusive)
+                      // owns the partition: others are refused until it
+                      // closes or its process dies
 };
 const char* to_string(PublishStatus s) noexcept;
 

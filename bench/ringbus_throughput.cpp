@@ -633,6 +633,7 @@ struct Options {
   std::uint64_t samples = 200'000;
   std::uint64_t warmup = 20'000;
   std::uint32_t latency_size = 32;
+  bool latency_exclusive = false;  // the ping and pong producers own their topics
 };
 
 struct CaseSpec {
@@ -839,9 +840,11 @@ Bench::Latency Bench::run_ringbus_pingpong() {
   const std::uint64_t warmup = o_.warmup;
   const std::uint64_t samples_n = o_.samples;
   const ringbus::ConsumerOptions copts = ringbus::bench::gating_options();
+  ringbus::ProducerOptions popts = ringbus::bench::producer_options();
+  popts.exclusive = o_.latency_exclusive;
 
   auto initiator = [=](Control& c, int me) {
-    auto prod = ringbus::Producer::open(instance, ping, ringbus::bench::producer_options());
+    auto prod = ringbus::Producer::open(instance, ping, popts);
     auto cons = ringbus::Consumer::open(instance, pong, copts);
     if (!prod || !cons) {
       fail(c, me, "open: " + (!prod ? prod.error().message : cons.error().message));
@@ -880,7 +883,7 @@ Bench::Latency Bench::run_ringbus_pingpong() {
   };
   auto echoer = [=](Control& c, int me) {
     auto cons = ringbus::Consumer::open(instance, ping, copts);
-    auto prod = ringbus::Producer::open(instance, pong, ringbus::bench::producer_options());
+    auto prod = ringbus::Producer::open(instance, pong, popts);
     if (!prod || !cons) {
       fail(c, me, "open: " + (!prod ? prod.error().message : cons.error().message));
       return ready_and_wait_for_go(c);
@@ -1065,6 +1068,7 @@ int main(int argc, char** argv) {
   CLI::App* lat = app.add_subcommand("latency", "round-trip latency only");
   lat->add_option("--samples", o.samples, "round trips per repetition")->check(CLI::Range(1000, 100'000'000));
   lat->add_option("--size", o.latency_size, "value bytes of each ping and pong")->check(CLI::Range(16, 4096));
+  lat->add_flag("--exclusive", o.latency_exclusive, "exclusive producers (ProducerOptions::exclusive) publish the pings and pongs");
   lat->fallthrough();
   CLI::App* all = app.add_subcommand("all", "everything (the default)");
   all->fallthrough();
@@ -1279,9 +1283,10 @@ int main(int argc, char** argv) {
       q50.push_back(r.p50 / b.p50);
       q999.push_back(r.p999 / b.p999);
     }
-    std::printf("\n== round-trip latency, %uB ping-pong between two processes, busy-spin, cpus %d/%d: "
+    std::printf("\n== round-trip latency, %uB ping-pong between two processes, %s producers, busy-spin, cpus %d/%d: "
                 "medians of %zu valid runs x %llu round trips ==\n",
-                o.latency_size, o.cpus[0], o.cpus[1], r50.size(), static_cast<unsigned long long>(o.samples));
+                o.latency_size, o.latency_exclusive ? "exclusive" : "shared", o.cpus[0], o.cpus[1], r50.size(),
+                static_cast<unsigned long long>(o.samples));
     if (r50.empty()) {
       std::printf("no valid latency runs\n");
     } else {

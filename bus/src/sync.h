@@ -78,14 +78,14 @@ inline Pair load_pair_seq_cst(const std::uint64_t* words) noexcept {
   }
 }
 
-// Stores a pair with one aligned 16-byte store (vmovdqa): atomic on every
+// Stores a pair with one aligned 16-byte store (movdqa): atomic on every
 // x86-64 processor with AVX (Intel SDM vol. 3, 9.1.1; AMD APM vol. 2, 7.3.2),
 // which has_atomic_store16() checks. Not a locked instruction: the store
 // buffer keeps it, in order with the stores before and after it. Only for a
 // pair that one writer owns (an exclusive owner's claim word), read with
 // load_pair (its `second` grows with every store).
 inline void store_pair(std::uint64_t* words, Pair desired) noexcept {
-  asm volatile("vmovdqa %1, %0"
+  asm volatile("movdqa %1, %0"
                : "=m"(*reinterpret_cast<Words16*>(words))
                : "x"(__extension__(__attribute__((vector_size(16))) unsigned long long){desired.first, desired.second})
                : "memory");

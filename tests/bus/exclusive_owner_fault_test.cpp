@@ -15,29 +15,32 @@
 namespace ringbus::test {
 namespace {
 
-using ExclusiveOwnerFaultTest = BrokerFixture;
-
-ProducerOptions exclusive() {
-  ProducerOptions o;
-  o.exclusive = true;
-  return o;
-}
-
-std::vector<std::pair<std::uint64_t, std::string>> drain(Consumer& c) {
-  std::vector<std::pair<std::uint64_t, std::string>> out;
-  for (;;) {
-    const PollResult r = c.poll([&](const Record& rec) { out.emplace_back(rec.offset, std::string(rec.value)); }, 4096);
-    EXPECT_EQ(r.status, PollStatus::ok);
-    if (r.records == 0) return out;
+// A topic with a short abandoned-claim timeout, a gating consumer from its
+// start, and the pipe the child owner says it is ready on.
+struct ExclusiveOwnerFaultTest : BrokerFixture {
+  void SetUp() override {
+    TopicConfig cfg = topic("t");
+    cfg.abandoned_claim_timeout = std::chrono::milliseconds(20);
+    create(cfg);
+    ASSERT_EQ(::pipe(ready), 0);
   }
-}
+  void TearDown() override {
+    ::close(ready[0]);
+    ::close(ready[1]);
+  }
+  void wait_ready() {
+    char byte = 0;
+    ASSERT_EQ(::read(ready[0], &byte, 1), 1);
+  }
+  int ready[2] = {-1, -1};
+};
 
 // Reads until `n` records arrived or 30 s passed.
 std::vector<std::pair<std::uint64_t, std::string>> read_n(Consumer& c, std::size_t n) {
   std::vector<std::pair<std::uint64_t, std::string>> got;
   (void)eventually([&] {
     (void)c.wait(std::chrono::milliseconds(5));
-    for (auto& r : drain(c)) got.push_back(std::move(r));
+    for (auto& r : drain_values(c)) got.push_back(std::move(r));
     return got.size() >= n;
   });
   return got;
@@ -49,7 +52,7 @@ std::vector<std::pair<std::uint64_t, std::string>> read_n(Consumer& c, std::size
 template <class Then>
 pid_t spawn_owner(const std::string& instance, int ready, Then then) {
   return spawn([&]() -> int {
-    auto owner = Producer::open(instance, "t", exclusive());
+    auto owner = Producer::open(instance, "t", exclusive_producer());
     if (!owner || !owner->try_publish("", "a").ok() || !owner->try_publish("", "b").ok()) return 1;
     Claim held = owner->try_claim(1);
     if (!held.ok()) return 2;
@@ -59,19 +62,13 @@ pid_t spawn_owner(const std::string& instance, int ready, Then then) {
 }
 
 TEST_F(ExclusiveOwnerFaultTest, ALeaseIsTakenOverAfterItsOwnerDiedAndWhatItLeftPendingIsRevoked) {
-  TopicConfig cfg = topic("t");
-  cfg.abandoned_claim_timeout = std::chrono::milliseconds(50);
-  create(cfg);
   Consumer c = consumer("t", from_earliest(true));
-  int fds[2];
-  ASSERT_EQ(::pipe(fds), 0);
-  const pid_t child = spawn_owner(instance, fds[1], [](Producer&, Claim&) -> int {
+  const pid_t child = spawn_owner(instance, ready[1], [](Producer&, Claim&) -> int {
     for (;;) ::pause();  // killed here, its claim pending
   });
-  char byte = 0;
-  ASSERT_EQ(::read(fds[0], &byte, 1), 1);
+  wait_ready();
   // Alive: a second owner is refused, and names it.
-  auto refused = Producer::open(instance, "t", exclusive());
+  auto refused = Producer::open(instance, "t", exclusive_producer());
   ASSERT_FALSE(refused.ok());
   EXPECT_NE(refused.error().message.find("is owned by the exclusive producer of client"), std::string::npos)
       << refused.error().message;
@@ -80,32 +77,24 @@ TEST_F(ExclusiveOwnerFaultTest, ALeaseIsTakenOverAfterItsOwnerDiedAndWhatItLeftP
   ASSERT_EQ(::waitpid(child, &status, 0), child);
   // Dead: its lease is taken over, and its pending claim (offset 2) is
   // revoked after the timeout; the new owner goes on at offset 3.
-  Producer owner = producer("t", exclusive());
+  Producer owner = producer("t", exclusive_producer());
   const PublishResult r = owner.try_publish("", "c");
   ASSERT_TRUE(r.ok()) << to_string(r.status);
   EXPECT_EQ(r.offset, 3u);
   const std::vector<std::pair<std::uint64_t, std::string>> want = {{0, "a"}, {1, "b"}, {3, "c"}};
   EXPECT_EQ(read_n(c, 3), want);
   EXPECT_EQ(c.skipped(), 1u);
-  ::close(fds[0]);
-  ::close(fds[1]);
 }
 
 TEST_F(ExclusiveOwnerFaultTest, AStoppedOwnerKeepsItsLeaseAndItsClaimAndCommitsWhenResumed) {
-  TopicConfig cfg = topic("t");
-  cfg.abandoned_claim_timeout = std::chrono::milliseconds(20);
-  create(cfg);
   Consumer c = consumer("t", from_earliest(true));
-  int fds[2];
-  ASSERT_EQ(::pipe(fds), 0);
-  const pid_t child = spawn_owner(instance, fds[1], [](Producer& owner, Claim& held) -> int {
+  const pid_t child = spawn_owner(instance, ready[1], [](Producer& owner, Claim& held) -> int {
     ::raise(SIGSTOP);  // stopped between claim and commit, past the timeout
     std::memcpy(held.value().data(), "c", 1);
     if (!held.commit().ok()) return 4;
     return owner.try_publish("", "d").offset == 3 ? 0 : 5;
   });
-  char byte = 0;
-  ASSERT_EQ(::read(fds[0], &byte, 1), 1);
+  wait_ready();
   int status = 0;
   ASSERT_EQ(::waitpid(child, &status, WUNTRACED), child);
   ASSERT_TRUE(WIFSTOPPED(status));
@@ -115,16 +104,14 @@ TEST_F(ExclusiveOwnerFaultTest, AStoppedOwnerKeepsItsLeaseAndItsClaimAndCommitsW
   // and nobody else may own the partition.
   for (int i = 0; i < 10; ++i) {
     (void)c.wait(std::chrono::milliseconds(20));
-    EXPECT_TRUE(drain(c).empty());
+    EXPECT_TRUE(drain_values(c).empty());
   }
   EXPECT_EQ(c.skipped(), 0u);
-  EXPECT_FALSE(Producer::open(instance, "t", exclusive()).ok());
+  EXPECT_FALSE(Producer::open(instance, "t", exclusive_producer()).ok());
   ASSERT_EQ(::kill(child, SIGCONT), 0);
   const std::vector<std::pair<std::uint64_t, std::string>> rest = {{2, "c"}, {3, "d"}};
   EXPECT_EQ(read_n(c, 2), rest);
   EXPECT_EQ(wait_all({child}, std::chrono::seconds(30)), "");
-  ::close(fds[0]);
-  ::close(fds[1]);
 }
 
 }  // namespace

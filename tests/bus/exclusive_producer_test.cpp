@@ -15,28 +15,12 @@ namespace {
 
 using ExclusiveProducerTest = BrokerFixture;
 
-ProducerOptions exclusive() {
-  ProducerOptions o;
-  o.exclusive = true;
-  return o;
-}
-
-// Everything the consumer delivers, with its offsets.
-std::vector<std::pair<std::uint64_t, std::string>> drain(Consumer& c) {
-  std::vector<std::pair<std::uint64_t, std::string>> out;
-  for (;;) {
-    const PollResult r = c.poll([&](const Record& rec) { out.emplace_back(rec.offset, std::string(rec.value)); }, 4096);
-    EXPECT_EQ(r.status, PollStatus::ok);
-    if (r.records == 0) return out;
-  }
-}
-
 TEST_F(ExclusiveProducerTest, PublishesDenseOffsetsThroughEveryCallAndOthersAreRefusedUntilItCloses) {
   create(topic("t", 2));
   Consumer c = consumer("t", from_earliest(true));
   Producer shared = producer("t");
   {
-    Producer owner = producer("t", exclusive());
+    Producer owner = producer("t", exclusive_producer());
     for (std::uint32_t p = 0; p < 2; ++p) {
       EXPECT_EQ(shared.try_publish("", "x", {}, p).status, PublishStatus::partition_owned);
       EXPECT_EQ(shared.try_claim(4, {}, {}, p).status(), PublishStatus::partition_owned);
@@ -56,7 +40,7 @@ TEST_F(ExclusiveProducerTest, PublishesDenseOffsetsThroughEveryCallAndOthersAreR
   }
   // Closed: the leases went back.
   EXPECT_EQ(shared.try_publish("", "r7", {}, 0).offset, 7u);
-  const auto seen = drain(c);
+  const auto seen = drain_values(c);
   const std::vector<std::pair<std::uint64_t, std::string>> want = {
       {0, "r0"}, {1, "r1"}, {2, "r2"}, {3, "r3"}, {4, "r4"}, {6, "r6"}, {7, "r7"}};
   EXPECT_EQ(seen, want);
@@ -65,8 +49,8 @@ TEST_F(ExclusiveProducerTest, PublishesDenseOffsetsThroughEveryCallAndOthersAreR
 
 TEST_F(ExclusiveProducerTest, ASecondWouldBeOwnerIsRefusedAndNamesTheOwner) {
   create(topic("t"));
-  Producer owner = producer("t", exclusive());
-  auto second = Producer::open(instance, "t", exclusive());
+  Producer owner = producer("t", exclusive_producer());
+  auto second = Producer::open(instance, "t", exclusive_producer());
   ASSERT_FALSE(second.ok());
   EXPECT_NE(second.error().message.find("is owned by another exclusive producer of this process"), std::string::npos)
       << second.error().message;
@@ -78,20 +62,20 @@ TEST_F(ExclusiveProducerTest, AnOwnerSharedProducersClaimedBeforeWaitsForThemAnd
   Producer shared = producer("t");
   Claim before = shared.try_claim(6);  // claimed before the lease, committed after
   ASSERT_TRUE(before.ok());
-  Producer owner = producer("t", exclusive());
+  Producer owner = producer("t", exclusive_producer());
   ASSERT_EQ(owner.try_publish("", "after").offset, 1u);
   std::memcpy(before.value().data(), "before", 6);
   EXPECT_TRUE(before.commit().ok());
   Consumer c = consumer("t", from_earliest(true));
   const std::vector<std::pair<std::uint64_t, std::string>> want = {{0, "before"}, {1, "after"}};
-  EXPECT_EQ(drain(c), want);
+  EXPECT_EQ(drain_values(c), want);
 }
 
 TEST_F(ExclusiveProducerTest, ALiveOwnersPendingClaimIsNeverRevokedPastTheTimeout) {
   TopicConfig cfg = topic("t");
   cfg.abandoned_claim_timeout = std::chrono::milliseconds(20);
   create(cfg);
-  Producer owner = producer("t", exclusive());
+  Producer owner = producer("t", exclusive_producer());
   Consumer c = consumer("t", from_earliest(true));
   Claim held = owner.try_claim(4);
   ASSERT_TRUE(held.ok());
@@ -99,13 +83,13 @@ TEST_F(ExclusiveProducerTest, ALiveOwnersPendingClaimIsNeverRevokedPastTheTimeou
   const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
   while (std::chrono::steady_clock::now() < until) {
     (void)c.wait(std::chrono::milliseconds(5));
-    EXPECT_TRUE(drain(c).empty());
+    EXPECT_TRUE(drain_values(c).empty());
   }
   EXPECT_EQ(c.skipped(), 0u);
   std::memcpy(held.value().data(), "late", 4);
   ASSERT_TRUE(held.commit().ok());
   const std::vector<std::pair<std::uint64_t, std::string>> want = {{0, "late"}};
-  EXPECT_EQ(drain(c), want);
+  EXPECT_EQ(drain_values(c), want);
 }
 
 TEST_F(ExclusiveProducerTest, ARevocationRunBeforeTheLeaseStopsWhereTheOwnersClaimsStart) {
@@ -115,20 +99,20 @@ TEST_F(ExclusiveProducerTest, ARevocationRunBeforeTheLeaseStopsWhereTheOwnersCla
   Producer dead = producer("t");
   Claim stuck = dead.try_claim(4);  // a shared claim its producer never commits
   ASSERT_TRUE(stuck.ok());
-  Producer owner = producer("t", exclusive());
+  Producer owner = producer("t", exclusive_producer());
   Claim held = owner.try_claim(4);  // the owner's, pending while the run is revoked
   ASSERT_TRUE(held.ok());
   Consumer c = consumer("t", from_earliest(true));
   ASSERT_TRUE(eventually([&] {
     (void)c.wait(std::chrono::milliseconds(5));
-    EXPECT_TRUE(drain(c).empty());
+    EXPECT_TRUE(drain_values(c).empty());
     return c.skipped() == 1;
   }));
   EXPECT_EQ(stuck.commit().status, PublishStatus::claim_revoked);
   std::memcpy(held.value().data(), "mine", 4);
   ASSERT_TRUE(held.commit().ok());
   const std::vector<std::pair<std::uint64_t, std::string>> want = {{1, "mine"}};
-  EXPECT_EQ(drain(c), want);
+  EXPECT_EQ(drain_values(c), want);
   EXPECT_EQ(c.skipped(), 1u);
 }
 
@@ -185,7 +169,7 @@ TEST_F(ExclusiveProducerTest, OneRecordPerCallLapsTheRingWithBlockingAndNonGatin
       if (r.status != PollStatus::ok && r.status != PollStatus::lapped) loose_error = to_string(r.status);
     }
   });
-  Producer owner = producer("t", exclusive());
+  Producer owner = producer("t", exclusive_producer());
   for (std::uint64_t seq = 0; seq < kRecords; ++seq) {
     const std::string v = stamped(0, seq, 16 + (seq * 37) % 1500);
     PublishResult r = owner.try_publish("", v);

@@ -12,6 +12,8 @@
 #include <filesystem>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -114,6 +116,22 @@ inline ConsumerOptions from_earliest(bool gating = false) {
   o.start = StartPosition::earliest();
   o.gating = gating;
   return o;
+}
+
+inline ProducerOptions exclusive_producer() {
+  ProducerOptions o;
+  o.exclusive = true;
+  return o;
+}
+
+// Everything the consumer delivers now, as {offset, value}; polls must be ok.
+inline std::vector<std::pair<std::uint64_t, std::string>> drain_values(Consumer& c) {
+  std::vector<std::pair<std::uint64_t, std::string>> out;
+  for (;;) {
+    const PollResult r = c.poll([&](const Record& rec) { out.emplace_back(rec.offset, std::string(rec.value)); }, 4096);
+    EXPECT_EQ(r.status, PollStatus::ok);
+    if (r.records == 0) return out;
+  }
 }
 
 }  // namespace ringbus::test

@@ -301,8 +301,8 @@ class PartitionRing {
   // ok once `end` fits; else timed_out, topic_deleted or no_broker.
   PublishStatus wait_for_space(ProducerCache& cache, std::uint64_t end, std::int64_t deadline_ns) noexcept;
   void note_backpressure(ProducerCache& cache) noexcept;
-  // `tail` is the claim word as read, the owned bit included.
-  void revoke_abandoned(ReaderCursor& cursor, Pair tail) noexcept;
+  // `raw` is the claim word as read, the owned bit included.
+  void revoke_abandoned(ReaderCursor& cursor, Pair raw) noexcept;
   // Asks for the ring lines of the next claims, for writing (see claim()).
   void prefetch_ahead(ProducerCache& cache, std::uint64_t end, std::uint64_t bytes) noexcept;
   // Restarts the cursor's stuck-claim bookkeeping if it moved to another offset.

@@ -292,6 +292,7 @@ Status PartitionRing::take_lease(ProducerCache& cache) {
   while (!cas16(header_->claim, c, Pair{c.first, c.second | kOwnedBit})) {
   }
   store16(header_->lease_start, Pair{c.first, c.second & ~kOwnedBit});
+  cache.owned_tail = Pair{c.first, c.second | kOwnedBit};
   cache.lap_bound = 0;  // the first claim takes the locked path
   cache.fence_commits = !register_heavy_fence();
   return {};
@@ -318,8 +319,7 @@ ClaimSpan PartitionRing::claim_owned(ProducerCache& cache, std::uint64_t bytes, 
     out.status = refusal();
     return out;
   }
-  // Ours alone while we hold the bit: its line stays in our cache.
-  const Pair cur = load_pair(header_->claim);
+  const Pair cur = cache.owned_tail;
   const std::uint64_t index = cur.first & mask_;
   const std::uint64_t end = cur.first + bytes;
   // Inside the lap (no padding, not a lap's first claim: those raise the
@@ -329,7 +329,8 @@ ClaimSpan PartitionRing::claim_owned(ProducerCache& cache, std::uint64_t bytes, 
   if (index != 0 && index + bytes <= capacity_ && end <= std::min(cache.limit, cache.lap_bound)) {
     // The claim word before the frames (stores stay in order on x86):
     // a non-gating reader that sees a frame overwritten sees the claim.
-    store_pair(header_->claim, Pair{end, cur.second + records});
+    cache.owned_tail = Pair{end, cur.second + records};
+    store_pair(header_->claim, cache.owned_tail);
     out.position = out.frame_position = cur.first;
     out.end = end;
     out.offset = cur.second & ~kOwnedBit;
@@ -338,6 +339,7 @@ ClaimSpan PartitionRing::claim_owned(ProducerCache& cache, std::uint64_t bytes, 
     return out;
   }
   out = claim(cache, bytes, records, timeout_ns, /*owner=*/true);
+  cache.owned_tail = load_pair(header_->claim);  // moved, or not (refused or waited out)
   cache.lap_bound = load_pair(header_->lap_marker).first + capacity_ - kFrameAlign;
   return out;
 }

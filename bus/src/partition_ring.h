@@ -72,6 +72,10 @@ struct ProducerCache {
   // it last saw + C - 32 (a gating reader that joins starts at or above the
   // marker; README, "An exclusive owner").
   std::uint64_t lap_bound = 0;
+  // The claim word as the owner last wrote it (only it writes the word):
+  // reading it back would wait for the store to leave the store buffer,
+  // behind the record's lines still on their way from the consumer's core.
+  Pair owned_tail{0, 0};
   bool fence_commits = false;          // an owner without membarrier: fence each commit
   std::uint64_t epoch = ~std::uint64_t{0};  // gate_epoch the limit was computed at
   std::uint64_t prefetched_to = 0;     // ring lines up to here were asked for

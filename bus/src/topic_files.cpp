@@ -314,6 +314,7 @@ TopicInfo TopicMap::describe() const {
     pi.durable_offset = ph.log_durable.load(std::memory_order_acquire);
     pi.log_error = ph.log_error.load(std::memory_order_acquire);
     pi.offline = ring->state() == PartitionState::offline;
+    if (ring->owned()) pi.exclusive_owner = ph.lease_owner.load(std::memory_order_acquire);
     info.partition_info.push_back(pi);
   }
   return info;

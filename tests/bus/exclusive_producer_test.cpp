@@ -47,6 +47,19 @@ TEST_F(ExclusiveProducerTest, PublishesDenseOffsetsThroughEveryCallAndOthersAreR
   EXPECT_EQ(c.skipped(), 1u);
 }
 
+TEST_F(ExclusiveProducerTest, DescribeNamesTheOwnerWhileItHoldsTheLease) {
+  create(topic("t", 2));
+  {
+    Producer owner = producer("t", exclusive_producer());
+    auto info = broker.describe_topic("t");
+    ASSERT_TRUE(info.ok()) << info.error().message;
+    for (const PartitionInfo& p : info->partition_info) EXPECT_GT(p.exclusive_owner, 0) << p.partition;
+  }
+  auto info = broker.describe_topic("t");
+  ASSERT_TRUE(info.ok()) << info.error().message;
+  for (const PartitionInfo& p : info->partition_info) EXPECT_EQ(p.exclusive_owner, 0) << p.partition;
+}
+
 TEST_F(ExclusiveProducerTest, ASecondWouldBeOwnerIsRefusedAndNamesTheOwner) {
   create(topic("t"));
   Producer owner = producer("t", exclusive_producer());

@@ -69,6 +69,7 @@ Json topic_info_to_json(const TopicInfo& info) {
         {"log_error", p.log_error},
         {"offline", p.offline},
         {"damaged_segments", p.damaged_segments},
+        {"exclusive_owner", p.exclusive_owner},
     });
   }
   Json j{

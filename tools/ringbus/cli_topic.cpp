@@ -54,7 +54,7 @@ void print_topic(const Json& t) {
                l["retention_policy"].get<std::string>(), l.value("compression", "none"));
   }
   fmt::print("{:>9} {:>14} {:>14} {:>14} {:>14} {:>7} {}\n", "partition", "log start", "end offset", "written",
-             "durable", "gating", "error");
+             "durable", "gating", "notes");
   for (const Json& p : t["partition_info"]) {
     // Without a commit log the log's columns are "-".
     const bool log = p["has_log"].get<bool>();
@@ -66,6 +66,10 @@ void print_topic(const Json& t) {
     if (const auto damaged = p.value("damaged_segments", 0U); damaged != 0) {
       error = (error == "-" ? "" : error + "; ") +
               fmt::format("{} damaged segment(s) (the broker's log names them; ringbus log verify)", damaged);
+    }
+    if (const auto owner = p.value("exclusive_owner", 0); owner != 0) {
+      error = (error == "-" ? "" : error + "; ") +
+              fmt::format("owned by the exclusive producer of client {} (others get partition_owned)", owner);
     }
     fmt::print("{:>9} {:>14} {:>14} {:>14} {:>14} {:>7} {}\n", p["partition"].get<std::uint32_t>(),
                log_field("log_start_offset"), p["end_offset"].get<std::uint64_t>(), log_field("written_offset"),

@@ -82,6 +82,10 @@ struct PartitionInfo {
   int log_error = 0;                   // errno the flusher is stuck on (0: none)
   bool offline = false;                // its log could not be opened: producers are refused (the broker's log says why)
   std::uint32_t damaged_segments = 0;  // sealed segments the broker's scrubber found damaged (its log says where)
+  // The client token of the exclusive producer that owns the partition
+  // (ProducerOptions::exclusive; 0: none). Others are refused with
+  // partition_owned until it closes or its process dies.
+  std::int32_t exclusive_owner = 0;
 };
 
 struct TopicInfo {

@@ -99,9 +99,19 @@ void check(const Record& rec, std::uint64_t& next_seq, bool gaps_allowed) {
   next_seq = s.seq + 1;
 }
 
-using AdversarialPayloadTest = BrokerFixture;
+struct AdversarialPayloadTest : BrokerFixture {
+  // The whole run, with a shared or an exclusive producer.
+  void run(const ProducerOptions& options);
+};
 
-TEST_F(AdversarialPayloadTest, StaleLapsThatImitateTheNextRecordsAreNeverDelivered) {
+TEST_F(AdversarialPayloadTest, StaleLapsThatImitateTheNextRecordsAreNeverDelivered) { run({}); }
+
+// The same against an exclusive owner's plain claims and commits.
+TEST_F(AdversarialPayloadTest, StaleLapsThatImitateTheNextRecordsAreNeverDeliveredByAnExclusiveOwner) {
+  run(exclusive_producer());
+}
+
+void AdversarialPayloadTest::run(const ProducerOptions& options) {
   create(topic("adv", 1, kRing, 4096));
   Consumer gating = consumer("adv", from_earliest(/*gating=*/true));
 #if defined(__SANITIZE_THREAD__)
@@ -115,7 +125,7 @@ TEST_F(AdversarialPayloadTest, StaleLapsThatImitateTheNextRecordsAreNeverDeliver
   constexpr std::uint64_t kRecords = 200 * kPerCycle;
   std::atomic<bool> failed{false};
   std::thread producer_thread([&] {
-    Producer prod = producer("adv");
+    Producer prod = producer("adv", options);
     for (std::uint64_t seq = 0; seq < kRecords && !failed.load(std::memory_order_relaxed);) {
       Claim c = prod.try_claim(value_size(seq));
       if (c.status() == PublishStatus::back_pressured) {

@@ -95,7 +95,14 @@ struct PerfOptions {
   std::string group;
   bool queue = false;
   std::int64_t timeout_ms = 10000;
+  bool exclusive = false;  // ProducerOptions::exclusive
 };
+
+ProducerOptions producer_options(const PerfOptions& o) {
+  ProducerOptions po;
+  po.exclusive = o.exclusive;
+  return po;
+}
 
 // Paces to `rate` records/s (sleeping only when ahead by more than 1 ms).
 void pace(double rate, std::int64_t start, std::uint64_t sent) {
@@ -106,7 +113,7 @@ void pace(double rate, std::int64_t start, std::uint64_t sent) {
 }
 
 int produce(const Global& g, const PerfOptions& o) {
-  auto p = Producer::open(g.instance, o.topic);
+  auto p = Producer::open(g.instance, o.topic, producer_options(o));
   if (!p) return fail(p.error());
   const std::string value(o.record_size, 'x');
   std::vector<Message> batch(o.batch, Message{{}, value});
@@ -189,7 +196,7 @@ int roundtrip(const Global& g, const PerfOptions& o) {
   co.idle = IdleStrategy::busy_spin;
   auto c = Consumer::open(g.instance, o.topic, co);
   if (!c) return fail(c.error());
-  auto p = Producer::open(g.instance, o.topic);
+  auto p = Producer::open(g.instance, o.topic, producer_options(o));
   if (!p) return fail(p.error());
   std::atomic<bool> failed{false};
   std::thread producer([&] {
@@ -259,6 +266,8 @@ void add_perf_commands(CLI::App& app, const Global& g, int& code) {
       ->capture_default_str()
       ->check(CLI::Range(1, 65535));
   produce_cmd->add_option("--rate", o->rate, "at most this many records per second")->check(CLI::PositiveNumber);
+  produce_cmd->add_flag("--exclusive", o->exclusive,
+                        "own the topic's partitions while it runs (ProducerOptions::exclusive: no other producer)");
   produce_cmd->callback([&g, &code, o] { code = produce(g, *o); });
 
   CLI::App* consume_cmd = perf->add_subcommand("consume", "read records as fast as they come");
@@ -281,6 +290,7 @@ void add_perf_commands(CLI::App& app, const Global& g, int& code) {
   common(rt);
   rt->add_option("--record-size", o->record_size, "value bytes (at least 8: the send time rides in it)")->capture_default_str();
   rt->add_option("--rate", o->rate, "records per second (default 100000)")->check(CLI::PositiveNumber);
+  rt->add_flag("--exclusive", o->exclusive, "the producer owns the topic's partitions (ProducerOptions::exclusive)");
   rt->callback([&g, &code, o] {
     if (o->rate <= 0) o->rate = 100'000;
     o->record_size = std::max<std::uint32_t>(o->record_size, 8);

@@ -35,6 +35,10 @@
  * record is committed at its cursor (an invalid end state otherwise), unless
  * its producer was killed between the commit and the wake-up.
  *
+ * Two configurations keep each search small: by default both owners, the
+ * deaths and the revoker, with a reader that does not sleep; with -DSLEEP
+ * one owner and the shared producer, nobody dies, and the reader sleeps.
+ *
  * Mutants (bus/model/check expects each to fail):
  *   -DNO_MEMBARRIER    the sleeper does not fence the owners' store buffers:
  *                      a plain commit followed by a load of `waiters` is

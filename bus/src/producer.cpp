@@ -423,8 +423,7 @@ PublishResult Claim::commit() noexcept {
   span.position = position_;
   span.end = end_;
   span.offset = offset_;
-  r.status = owner_cache_ != nullptr ? ring_->commit_owned(*static_cast<const detail::ProducerCache*>(owner_cache_), span)
-                                     : ring_->commit(span);
+  r.status = owner_cache_ != nullptr ? ring_->commit_owned(*owner_cache_, span) : ring_->commit(span);
   ring_ = nullptr;
   return r;
 }

@@ -21,6 +21,7 @@ namespace ringbus {
 namespace detail {
 class TopicMap;
 class PartitionRing;
+struct ProducerCache;
 }  // namespace detail
 
 // Chooses the partition: by key hash when there is a key, round-robin when not.
@@ -66,7 +67,7 @@ class Claim {
   std::uint64_t end_ = 0;        // position after the claim
   std::uint64_t offset_ = 0;
   std::span<std::byte> value_{};
-  const void* owner_cache_ = nullptr;  // an exclusive producer's: commits with a plain store
+  const detail::ProducerCache* owner_cache_ = nullptr;  // an exclusive producer's: commits with a plain store
   std::uint32_t partition_ = 0;
   PublishStatus status_ = PublishStatus::invalid_argument;
 };

@@ -60,6 +60,10 @@ ReadStatus LogReader::open_segment(std::size_t i) {
   const std::int64_t got = load(0, sizeof(SegmentHeader), kReadChunk);
   if (got < 0) return ReadStatus::error;
   if (auto s = check_segment_header(std::span(buf_.get(), static_cast<std::size_t>(got)), path, segments_[i]); !s) {
+    // Nothing in a segment with a bad header is trusted: closed, so that
+    // skip_corrupt goes on at the next segment instead of scanning this
+    // one from the last segment's position for batches that look whole.
+    close_segment();
     return fail(ReadStatus::corrupt, s.error().message);
   }
   SegmentHeader h;

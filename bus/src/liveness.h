@@ -36,6 +36,11 @@ bool client_is_dead(const std::string& instance_dir, std::int32_t token) noexcep
 // Drops this process's token for the instance (its broker is closing it).
 void release_client_token(const std::string& instance_dir);
 
+// How many times this process was made by fork() from the one that first
+// asked for a token: state tied to a token (a publisher slot) that a child
+// finds recorded under another generation is its parent's.
+std::uint32_t fork_generation() noexcept;
+
 // Unlinks the files of dead clients (the broker, at start and now and then).
 // Returns how many.
 std::size_t sweep_dead_clients(const std::string& instance_dir);

@@ -18,7 +18,7 @@
 namespace ringbus::detail {
 
 inline constexpr std::uint64_t kPartitionMagic = 0x50'53'55'42'47'4e'49'52ULL;  // "RINGBUSP"
-inline constexpr std::uint32_t kLayoutVersion = 6;  // 2: base offset, commit-log line; 3: gate offsets, the broker's gate; 4: headers in Kafka's encoding; 5: batch frames; 6: the exclusive owner's lease
+inline constexpr std::uint32_t kLayoutVersion = 7;  // 2: base offset, commit-log line; 3: gate offsets, the broker's gate; 4: headers in Kafka's encoding; 5: batch frames; 6: the exclusive owner's lease; 7: publisher slots (shared producers' plain commits)
 
 // Records are framed at this alignment; it is also the smallest frame, so a
 // ring of C bytes holds at most C / kFrameAlign offsets, which is what sizes
@@ -30,6 +30,7 @@ inline constexpr std::size_t kCacheLine = 64;
 inline constexpr std::size_t kHotPad = 2 * kCacheLine;
 
 inline constexpr std::uint32_t kGatingSlots = 64;
+inline constexpr std::uint32_t kPublisherSlots = 64;
 inline constexpr std::uint32_t kTopicNameMax = 249;  // Kafka's limit
 // The longest leader's name a ring keeps (PartitionHeader::leader): a
 // cluster's node names may be longer, and are cut.
@@ -136,6 +137,24 @@ static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
 static_assert(std::atomic<std::int32_t>::is_always_lock_free);
 
 // ---------------------------------------------------------------------------
+// Publisher slot: one per shared Producer that commits with a plain store
+// (bus/README.md, "Shared producers' plain commits"). `floor` is set, just
+// before each claim's CAS, to the offset that CAS claims from, and cleared
+// after the commit: readers never revoke a claim at or past a live owner's
+// floor. The owner's line alone: nobody else writes it.
+inline constexpr std::uint64_t kNoFloor = ~std::uint64_t{0};
+
+struct alignas(kHotPad) PublisherSlot {
+  std::atomic<std::int32_t> owner;   // the owner's client token (liveness.h); 0: free
+  std::uint32_t reserved;
+  std::atomic<std::uint64_t> floor;  // kNoFloor: no plain claim in flight
+  std::uint8_t pad[kHotPad - 16];
+};
+static_assert(sizeof(PublisherSlot) == kHotPad);
+static_assert(offsetof(PublisherSlot, owner) == 0);
+static_assert(offsetof(PublisherSlot, floor) == 8);
+
+// ---------------------------------------------------------------------------
 // The identity of a partition file: written once by the creator before the
 // file is published, read-only after. Trivially copyable, so a reader can copy
 // it out of an untrusted file and check it (validate_partition_header).
@@ -224,7 +243,10 @@ struct PartitionHeader {
   // --- wake-up word for blocking consumers (futex, cross-process).
   alignas(kHotPad) std::atomic<std::uint32_t> wake_seq;
   std::atomic<std::uint32_t> waiters;
-  std::uint8_t pad_wake[kHotPad - 8];
+  // Publisher slots ever taken are [0, this): while it is not 0, a sleeper
+  // fences the publishers' plain commits (CommitSleep::sleep).
+  std::atomic<std::uint32_t> publisher_high_water;
+  std::uint8_t pad_wake[kHotPad - 12];
 
   // --- commit log: written by the broker's flusher (io/), read by producers
   // waiting for durability and by consumers that read from disk.
@@ -255,6 +277,7 @@ struct PartitionHeader {
   std::uint8_t pad_log[kHotPad - 68];
 
   GatingSlot gating[kGatingSlots];
+  PublisherSlot publishers[kPublisherSlots];
 };
 static_assert(std::is_standard_layout_v<PartitionHeader>);
 static_assert(offsetof(PartitionHeader, id) == 0);
@@ -266,7 +289,8 @@ static_assert(offsetof(PartitionHeader, wake_seq) == 7 * kHotPad);
 static_assert(offsetof(PartitionHeader, log_durability) == 8 * kHotPad);
 static_assert(offsetof(PartitionHeader, log_written) == 8 * kHotPad + 16);
 static_assert(offsetof(PartitionHeader, gating) == 9 * kHotPad);
-static_assert(sizeof(PartitionHeader) == (9 + kGatingSlots) * kHotPad);
+static_assert(offsetof(PartitionHeader, publishers) == (9 + kGatingSlots) * kHotPad);
+static_assert(sizeof(PartitionHeader) == (9 + kGatingSlots + kPublisherSlots) * kHotPad);
 static_assert(offsetof(PartitionHeader, pad_identity) == 336);
 static_assert(offsetof(PartitionHeader, gating_high_water) == 388);
 static_assert(offsetof(PartitionHeader, gate_epoch) == 392);
@@ -279,7 +303,8 @@ static_assert(offsetof(PartitionHeader, pad_claim) == 528);
 static_assert(offsetof(PartitionHeader, pad_lap) == 656);
 static_assert(offsetof(PartitionHeader, pad_frontier) == 784);
 static_assert(offsetof(PartitionHeader, waiters) == 900);
-static_assert(offsetof(PartitionHeader, pad_wake) == 904);
+static_assert(offsetof(PartitionHeader, publisher_high_water) == 904);
+static_assert(offsetof(PartitionHeader, pad_wake) == 908);
 static_assert(offsetof(PartitionHeader, log_error) == 1028);
 static_assert(offsetof(PartitionHeader, log_start_offset) == 1032);
 static_assert(offsetof(PartitionHeader, log_durable) == 1048);

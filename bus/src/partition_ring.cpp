@@ -161,8 +161,17 @@ WaitStatus BrokerWatch::at_deadline(const PartitionRing& ring) noexcept {
 }
 
 ClaimSpan PartitionRing::claim(ProducerCache& cache, std::uint64_t bytes, std::uint32_t records,
-                               std::int64_t timeout_ns, bool owner) noexcept {
+                               std::int64_t timeout_ns, bool owner, bool plain) noexcept {
   ClaimSpan out;
+  // A plain claim's floor (README, "Shared producers' plain commits"): set
+  // just before each CAS to the offset it claims from, so a reader that
+  // sees the claim sees the floor (the CAS is a locked instruction); cleared
+  // before any wait, so a held-back producer never keeps a reader from
+  // revoking the dead claim that holds it back.
+  std::atomic<std::uint64_t>* floor = plain ? &header_->publishers[cache.publisher_slot].floor : nullptr;
+  const auto clear_floor = [floor] {
+    if (floor != nullptr) floor->store(kNoFloor, std::memory_order_release);
+  };
   // relaxed: advisory; a producer that races a delete publishes into a ring
   // nobody will read, which is harmless.
   if (header_->state.load(std::memory_order_relaxed) != 0) {
@@ -186,6 +195,7 @@ ClaimSpan PartitionRing::claim(ProducerCache& cache, std::uint64_t bytes, std::u
     if (end > cache.limit) {
       refresh_limit(cache);
       if (end > cache.limit) {
+        clear_floor();
         if (timeout_ns == 0) {
           note_backpressure(cache);
           out.status = no_broker(cache.broker) ? PublishStatus::no_broker : PublishStatus::back_pressured;
@@ -201,8 +211,10 @@ ClaimSpan PartitionRing::claim(ProducerCache& cache, std::uint64_t bytes, std::u
     // The claim: position and next offset advance together, so offsets stay
     // dense whichever producer wins. On failure cur is reloaded. (An
     // owner's offset carries the owned bit, and keeps it.)
+    if (floor != nullptr) floor->store(cur.second & ~kOwnedBit, std::memory_order_relaxed);
     if (cas16(header_->claim, cur, Pair{end, cur.second + records})) break;
   }
+  out.plain = plain;
   out.position = cur.first;
   out.frame_position = cur.first + pad;
   out.end = end;
@@ -225,6 +237,11 @@ ClaimSpan PartitionRing::claim(ProducerCache& cache, std::uint64_t bytes, std::u
   if (header_->gate_epoch.load(std::memory_order_seq_cst) != cache.epoch) {
     refresh_limit(cache);
     if (end > cache.limit) {
+      // Waiting with a claim made: the reader waited for may have to revoke
+      // a dead claim before ours, which our floor forbids. So drop it, and
+      // commit by CAS (a revocation meanwhile makes that fail).
+      clear_floor();
+      out.plain = false;
       const PublishStatus waited = timeout_ns == 0 ? (state() != PartitionState::live ? refusal() : PublishStatus::back_pressured)
                                                    : wait_for_space(cache, end, deadline_after(timeout_ns));
       if (waited != PublishStatus::ok) {
@@ -298,6 +315,41 @@ Status PartitionRing::take_lease(ProducerCache& cache) {
   return {};
 }
 
+bool PartitionRing::publisher_slot(ProducerCache& cache) noexcept {
+  if (cache.publisher_slot >= 0 && cache.slot_generation == fork_generation()) return true;
+  if (cache.publisher_slot == kNoSlotFree) return false;
+  // First use, or a child made by fork(): the slot it copied is its parent's.
+  auto token = client_token(instance_dir_);
+  cache.publisher_slot = kNoSlotFree;
+  if (!token) return false;
+  for (std::uint32_t i = 0; i < kPublisherSlots; ++i) {
+    PublisherSlot& s = header_->publishers[i];
+    std::int32_t holder = s.owner.load(std::memory_order_acquire);
+    // Free, or its producer's process is dead (it stores nothing more).
+    if (holder != 0 && !client_is_dead(instance_dir_, holder)) continue;
+    if (!s.owner.compare_exchange_strong(holder, token.value(), std::memory_order_seq_cst)) continue;
+    s.floor.store(kNoFloor, std::memory_order_relaxed);
+    std::uint32_t high = header_->publisher_high_water.load(std::memory_order_relaxed);
+    while (high < i + 1 && !header_->publisher_high_water.compare_exchange_weak(high, i + 1, std::memory_order_seq_cst)) {
+    }
+    cache.publisher_slot = static_cast<int>(i);
+    cache.slot_generation = fork_generation();
+    cache.fence_commits = !register_heavy_fence();
+    return true;
+  }
+  return false;
+}
+
+void PartitionRing::release_publisher_slot(ProducerCache& cache) noexcept {
+  // Only the taker's process: a forked child's copy must not free its
+  // parent's slot.
+  if (cache.publisher_slot < 0 || cache.slot_generation != fork_generation()) return;
+  PublisherSlot& s = header_->publishers[cache.publisher_slot];
+  s.floor.store(kNoFloor, std::memory_order_relaxed);
+  s.owner.store(0, std::memory_order_release);
+  cache.publisher_slot = kSlotNotYet;
+}
+
 void PartitionRing::release_lease() noexcept {
   // Only the holder's: a forked child's copy of the producer (another
   // token) must not clear the bit under its parent.
@@ -344,10 +396,15 @@ ClaimSpan PartitionRing::claim_owned(ProducerCache& cache, std::uint64_t bytes, 
   return out;
 }
 
-PublishStatus PartitionRing::commit_owned(const ProducerCache& cache, const ClaimSpan& claim) noexcept {
+PublishStatus PartitionRing::commit_plain(const ProducerCache& cache, const ClaimSpan& claim) noexcept {
   // release: the frames before it. A store, not a CAS: nobody revokes a
-  // live owner's claims, and a dead one stores nothing more.
+  // live owner's or publisher's claims, and a dead one stores nothing more.
   entry(claim.offset).store(committed_entry(claim.position), std::memory_order_release);
+  // After the entry (stores stay in order): a reader that finds the floor
+  // cleared finds the claim committed.
+  if (cache.publisher_slot >= 0) {
+    header_->publishers[cache.publisher_slot].floor.store(kNoFloor, std::memory_order_release);
+  }
   // The wake-up's load of waiters may pass the store above (store-load);
   // a sleeper's heavy_fence() orders them. Without it, an RMW on waiters
   // does (the Dekker pairing of commit(): the sleeper's is one too).
@@ -642,6 +699,9 @@ void PartitionRing::revoke_abandoned(ReaderCursor& cursor, Pair raw) noexcept {
       break;
     }
   }
+  // A live publisher's plain claim may lie in the run: wait for it (it
+  // clears its floor once committed; bus/model/shared_publishers.pml).
+  if (publisher_in_flight_below(j)) return;
   // Highest first, so a reader never finds a revoked offset followed by one
   // that is not yet revoked.
   for (std::uint64_t x = j; x-- > o;) {
@@ -662,6 +722,17 @@ void PartitionRing::revoke_abandoned(ReaderCursor& cursor, Pair raw) noexcept {
     }
   }
   wake_waiters();
+}
+
+bool PartitionRing::publisher_in_flight_below(std::uint64_t end) const noexcept {
+  const std::uint32_t n = std::min(header_->publisher_high_water.load(std::memory_order_acquire), kPublisherSlots);
+  for (std::uint32_t i = 0; i < n; ++i) {
+    const PublisherSlot& s = header_->publishers[i];
+    if (s.floor.load(std::memory_order_acquire) >= end) continue;  // kNoFloor too
+    const std::int32_t owner = s.owner.load(std::memory_order_acquire);
+    if (owner != 0 && !client_is_dead(instance_dir_, owner)) return true;
+  }
+  return false;
 }
 
 bool PartitionRing::has_news(const ReaderCursor& cursor, bool gating) const noexcept {

@@ -66,6 +66,9 @@ struct BrokerWatch {
   WaitStatus at_deadline(const PartitionRing& ring) noexcept;
 };
 
+inline constexpr int kSlotNotYet = -1;
+inline constexpr int kNoSlotFree = -2;
+
 struct ProducerCache {
   std::uint64_t limit = 0;             // claims may end at or below this position
   // An exclusive owner's plain claims end at or below this: the lap marker
@@ -76,7 +79,13 @@ struct ProducerCache {
   // reading it back would wait for the store to leave the store buffer,
   // behind the record's lines still on their way from the consumer's core.
   Pair owned_tail{0, 0};
-  bool fence_commits = false;          // an owner without membarrier: fence each commit
+  bool fence_commits = false;          // plain commits without membarrier: fence each one
+  // A shared producer's publisher slot (README, "Shared producers' plain
+  // commits"): its index, kSlotNotYet until the first plain claim, or
+  // kNoSlotFree (every slot taken: its claims commit by CAS); taken by the
+  // process of fork generation slot_generation.
+  int publisher_slot = kSlotNotYet;
+  std::uint32_t slot_generation = 0;
   std::uint64_t epoch = ~std::uint64_t{0};  // gate_epoch the limit was computed at
   std::uint64_t prefetched_to = 0;     // ring lines up to here were asked for
   std::int64_t backpressured_since_ns = 0;  // 0: the last claim went through
@@ -90,6 +99,7 @@ struct ClaimSpan {
   std::uint64_t frame_position = 0;  // where the first record frame goes
   std::uint64_t end = 0;             // position after the claim
   std::uint64_t offset = 0;          // offset of the first record
+  bool plain = false;                // committed by commit_plain (a plain store)
 };
 
 // What the reader finds at its cursor.
@@ -142,9 +152,12 @@ class PartitionRing {
   // waits for space up to that long (the clock is read only if it must
   // wait). Writes the padding frame when the claim wraps.
   // Refused (partition_owned) while an exclusive producer owns the
-  // partition, unless `owner` (claim_owned's locked path).
+  // partition, unless `owner` (claim_owned's locked path). With `plain`
+  // (the cache holds a publisher slot) the claim's floor is set in the
+  // slot, and the span is to be committed by commit_plain, unless it had
+  // to wait after its CAS (span.plain says).
   ClaimSpan claim(ProducerCache& cache, std::uint64_t bytes, std::uint32_t records,
-                  std::int64_t timeout_ns, bool owner = false) noexcept;
+                  std::int64_t timeout_ns, bool owner = false, bool plain = false) noexcept;
   // Publishes a claim: CAS of its commit entry from "not yet" to committed.
   // Fails (claim_revoked) only if readers revoked it as abandoned.
   PublishStatus commit(const ClaimSpan& claim) noexcept;
@@ -163,9 +176,22 @@ class PartitionRing {
   // locked path (which keeps the owned bit).
   ClaimSpan claim_owned(ProducerCache& cache, std::uint64_t bytes, std::uint32_t records,
                         std::int64_t timeout_ns) noexcept;
-  // commit() for the lease's holder: a release store (nobody revokes a live
-  // owner's claims), then the wake-up's load of `waiters`.
-  PublishStatus commit_owned(const ProducerCache& cache, const ClaimSpan& claim) noexcept;
+  // commit() for the lease's holder and for a plain claim of a publisher
+  // slot: a release store (nobody revokes a live owner's or publisher's
+  // claims), the slot's floor cleared, then the wake-up's load of `waiters`.
+  PublishStatus commit_plain(const ProducerCache& cache, const ClaimSpan& claim) noexcept;
+
+  // ---- shared producers' plain commits (bus/README.md) -------------------
+  // True if the cache holds a publisher slot of this process, taking one
+  // the first time (and again in a child made by fork()); false if every
+  // slot is taken by a live producer (its claims then commit by CAS).
+  bool publisher_slot(ProducerCache& cache) noexcept;
+  // Gives the slot back (no plain claim of it pending).
+  void release_publisher_slot(ProducerCache& cache) noexcept;
+  // True while a publisher slot was ever taken: sleepers fence plain commits.
+  bool plain_commits() const noexcept {
+    return owned() || header_->publisher_high_water.load(std::memory_order_relaxed) != 0;
+  }
   // Withdraws a claim: every offset in it becomes revoked.
   void abort(const ClaimSpan& claim, std::uint32_t records) noexcept;
   std::byte* data_at(std::uint64_t position) const noexcept {
@@ -307,6 +333,9 @@ class PartitionRing {
   void note_backpressure(ProducerCache& cache) noexcept;
   // `raw` is the claim word as read, the owned bit included.
   void revoke_abandoned(ReaderCursor& cursor, Pair raw) noexcept;
+  // True if a live publisher's floor lies below `end`: one of its plain
+  // claims may be pending there (read after the claim word).
+  bool publisher_in_flight_below(std::uint64_t end) const noexcept;
   // Asks for the ring lines of the next claims, for writing (see claim()).
   void prefetch_ahead(ProducerCache& cache, std::uint64_t end, std::uint64_t bytes) noexcept;
   // Restarts the cursor's stuck-claim bookkeeping if it moved to another offset.
@@ -388,9 +417,10 @@ class CommitSleep {
   // says there is something already; then withdraws and forgets the set.
   template <class HasNews>
   void sleep(HasNews&& has_news, std::chrono::nanoseconds timeout) {
-    // An exclusive owner commits with a plain store, then loads waiters:
-    // the asymmetric fence orders that (README, "An exclusive owner").
-    if (std::any_of(rings_.begin(), rings_.end(), [](const PartitionRing* r) { return r->owned(); })) heavy_fence();
+    // An exclusive owner and a publisher slot's producer commit with a
+    // plain store, then load waiters: the asymmetric fence orders that
+    // (README, "An exclusive owner").
+    if (std::any_of(rings_.begin(), rings_.end(), [](const PartitionRing* r) { return r->plain_commits(); })) heavy_fence();
     if (!words_.empty() && !has_news()) futex_wait_any(words_, values_, timeout);
     for (PartitionRing* r : rings_) r->remove_waiter();
     for (PartitionHeader* h : marks_) h->durable_waiters.fetch_sub(1, std::memory_order_relaxed);

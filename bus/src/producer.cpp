@@ -96,17 +96,22 @@ struct Producer::Impl {
 
   ~Impl() {
     for (std::uint32_t p = 0; p < leases; ++p) topic->ring(p).release_lease();
+    for (std::uint32_t p = 0; p < caches.size(); ++p) topic->ring(p).release_publisher_slot(caches[p]);
   }
-  // Claims and commits in partition p: an exclusive owner's plain stores, or
-  // the shared producers' locked instructions.
-  ClaimSpan claim(std::uint32_t p, std::uint64_t bytes, std::uint32_t records, std::int64_t timeout_ns) noexcept {
+  // Claims and commits in partition p: an exclusive owner's plain stores;
+  // a shared producer's locked claim and, when `plain` (our own code runs
+  // between claim and commit, never the caller's) and it holds a publisher
+  // slot, a plain commit; else a locked commit (bus/README.md, "Shared
+  // producers' plain commits").
+  ClaimSpan claim(std::uint32_t p, std::uint64_t bytes, std::uint32_t records, std::int64_t timeout_ns,
+                  bool plain) noexcept {
     detail::PartitionRing& ring = topic->ring(p);
-    return options.exclusive ? ring.claim_owned(caches[p], bytes, records, timeout_ns)
-                             : ring.claim(caches[p], bytes, records, timeout_ns);
+    if (options.exclusive) return ring.claim_owned(caches[p], bytes, records, timeout_ns);
+    return ring.claim(caches[p], bytes, records, timeout_ns, false, plain && ring.publisher_slot(caches[p]));
   }
   PublishStatus commit(std::uint32_t p, const ClaimSpan& span) noexcept {
     detail::PartitionRing& ring = topic->ring(p);
-    return options.exclusive ? ring.commit_owned(caches[p], span) : ring.commit(span);
+    return options.exclusive || span.plain ? ring.commit_plain(caches[p], span) : ring.commit(span);
   }
 };
 
@@ -262,7 +267,7 @@ PublishResult Producer::publish_messages(std::span<const Message> messages, std:
   }
   // At least 1 ns, so a zero publish_timeout still means "wait" (briefly).
   const std::int64_t timeout = wait ? std::max<std::int64_t>(1, impl_->options.publish_timeout.count()) : 0;
-  const ClaimSpan claim = impl_->claim(r.partition, bytes, static_cast<std::uint32_t>(messages.size()), timeout);
+  const ClaimSpan claim = impl_->claim(r.partition, bytes, static_cast<std::uint32_t>(messages.size()), timeout, true);
   if (claim.status != PublishStatus::ok) {
     r.status = claim.status;
     return r;
@@ -305,7 +310,7 @@ PublishResult Producer::publish_batch_frame(std::span<const std::byte> batch, st
   }
   const std::int64_t timeout = wait ? std::max<std::int64_t>(1, impl_->options.publish_timeout.count()) : 0;
   const auto records = static_cast<std::uint32_t>(record_count);
-  const ClaimSpan claim = impl_->claim(r.partition, bytes, records, timeout);
+  const ClaimSpan claim = impl_->claim(r.partition, bytes, records, timeout, true);
   if (claim.status != PublishStatus::ok) {
     r.status = claim.status;
     return r;
@@ -369,7 +374,9 @@ Claim Producer::try_claim(std::size_t value_size, std::string_view key, std::spa
     return c;
   }
   const std::uint64_t bytes = align_frame(sizeof(RecordHeader) + key.size() + hl + value_size);
-  const ClaimSpan claim = impl_->claim(c.partition_, bytes, 1, 0);
+  // A Claim is held by the caller for as long as it likes: it commits by
+  // CAS, so that one held past the abandoned-claim timeout can be revoked.
+  const ClaimSpan claim = impl_->claim(c.partition_, bytes, 1, 0, false);
   if (claim.status != PublishStatus::ok) {
     c.status_ = claim.status;
     return c;
@@ -423,7 +430,7 @@ PublishResult Claim::commit() noexcept {
   span.position = position_;
   span.end = end_;
   span.offset = offset_;
-  r.status = owner_cache_ != nullptr ? ring_->commit_owned(*owner_cache_, span) : ring_->commit(span);
+  r.status = owner_cache_ != nullptr ? ring_->commit_plain(*owner_cache_, span) : ring_->commit(span);
   ring_ = nullptr;
   return r;
 }

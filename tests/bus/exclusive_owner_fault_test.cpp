@@ -35,17 +35,6 @@ struct ExclusiveOwnerFaultTest : BrokerFixture {
   int ready[2] = {-1, -1};
 };
 
-// Reads until `n` records arrived or 30 s passed.
-std::vector<std::pair<std::uint64_t, std::string>> read_n(Consumer& c, std::size_t n) {
-  std::vector<std::pair<std::uint64_t, std::string>> got;
-  (void)eventually([&] {
-    (void)c.wait(std::chrono::milliseconds(5));
-    for (auto& r : drain_values(c)) got.push_back(std::move(r));
-    return got.size() >= n;
-  });
-  return got;
-}
-
 // The child owner: publishes "a" and "b", claims a third record and tells
 // the parent (one byte on `ready`), then `then()` (never returns, or
 // finishes the claim).

@@ -134,4 +134,15 @@ inline std::vector<std::pair<std::uint64_t, std::string>> drain_values(Consumer&
   }
 }
 
+// Waits for and reads until `n` records arrived or 30 s passed.
+inline std::vector<std::pair<std::uint64_t, std::string>> read_n(Consumer& c, std::size_t n) {
+  std::vector<std::pair<std::uint64_t, std::string>> got;
+  (void)eventually([&] {
+    (void)c.wait(std::chrono::milliseconds(5));
+    for (auto& r : drain_values(c)) got.push_back(std::move(r));
+    return got.size() >= n;
+  });
+  return got;
+}
+
 }  // namespace ringbus::test

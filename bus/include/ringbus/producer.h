@@ -5,6 +5,12 @@
 // per publishing thread. Any number of Producers, in any number of threads
 // and processes, publish to the same partition at once, with no lock and no
 // system call (a futex wake-up is paid only while a consumer is blocked).
+// A publish claims with one locked instruction and commits with a plain
+// store; a producer stopped (SIGSTOP, a debugger) inside a publish stalls
+// readers at its record until it resumes, and one that dies there is
+// stepped over after the abandoned-claim timeout (bus/README.md, "Shared
+// producers' plain commits"). A Claim commits with a locked instruction,
+// and is revoked if held past that timeout.
 #pragma once
 
 #include <chrono>

@@ -33,8 +33,6 @@ std::vector<Token> g_tokens;  // under g_mu
 // takes tokens of its own.
 void lock_for_fork() { g_mu.lock(); }
 void unlock_in_parent() { g_mu.unlock(); }
-std::atomic<std::uint32_t> g_fork_generation{0};
-
 void forget_in_child() {
   g_fork_generation.fetch_add(1, std::memory_order_relaxed);
   for (const Token& t : g_tokens) ::close(t.fd);
@@ -98,8 +96,6 @@ Result<std::int32_t> client_token(const std::string& instance_dir) {
   g_tokens.push_back(t.value());
   return t->token;
 }
-
-std::uint32_t fork_generation() noexcept { return g_fork_generation.load(std::memory_order_relaxed); }
 
 void release_client_token(const std::string& instance_dir) {
   std::lock_guard lock(g_mu);

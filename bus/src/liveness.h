@@ -14,6 +14,7 @@
 // by fork() drops its parent's token and takes its own on first use.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 
@@ -39,7 +40,8 @@ void release_client_token(const std::string& instance_dir);
 // How many times this process was made by fork() from the one that first
 // asked for a token: state tied to a token (a publisher slot) that a child
 // finds recorded under another generation is its parent's.
-std::uint32_t fork_generation() noexcept;
+inline std::atomic<std::uint32_t> g_fork_generation{0};  // bumped in the child, at fork()
+inline std::uint32_t fork_generation() noexcept { return g_fork_generation.load(std::memory_order_relaxed); }
 
 // Unlinks the files of dead clients (the broker, at start and now and then).
 // Returns how many.

@@ -315,9 +315,7 @@ Status PartitionRing::take_lease(ProducerCache& cache) {
   return {};
 }
 
-bool PartitionRing::publisher_slot(ProducerCache& cache) noexcept {
-  if (cache.publisher_slot >= 0 && cache.slot_generation == fork_generation()) return true;
-  if (cache.publisher_slot == kNoSlotFree) return false;
+bool PartitionRing::take_publisher_slot(ProducerCache& cache) noexcept {
   // First use, or a child made by fork(): the slot it copied is its parent's.
   auto token = client_token(instance_dir_);
   cache.publisher_slot = kNoSlotFree;

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "liveness.h"
 #include "mapped_file.h"
 #include "partition_format.h"
 #include "record_frame.h"
@@ -185,7 +186,10 @@ class PartitionRing {
   // True if the cache holds a publisher slot of this process, taking one
   // the first time (and again in a child made by fork()); false if every
   // slot is taken by a live producer (its claims then commit by CAS).
-  bool publisher_slot(ProducerCache& cache) noexcept;
+  bool publisher_slot(ProducerCache& cache) noexcept {
+    if (cache.publisher_slot >= 0 && cache.slot_generation == fork_generation()) return true;
+    return cache.publisher_slot != kNoSlotFree && take_publisher_slot(cache);
+  }
   // Gives the slot back (no plain claim of it pending).
   void release_publisher_slot(ProducerCache& cache) noexcept;
   // True while a publisher slot was ever taken: sleepers fence plain commits.
@@ -333,6 +337,8 @@ class PartitionRing {
   void note_backpressure(ProducerCache& cache) noexcept;
   // `raw` is the claim word as read, the owned bit included.
   void revoke_abandoned(ReaderCursor& cursor, Pair raw) noexcept;
+  // publisher_slot()'s slow path: the first use, or a child made by fork().
+  bool take_publisher_slot(ProducerCache& cache) noexcept;
   // True if a live publisher's floor lies below `end`: one of its plain
   // claims may be pending there (read after the claim word).
   bool publisher_in_flight_below(std::uint64_t end) const noexcept;

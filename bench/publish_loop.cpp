@@ -1,7 +1,7 @@
 // A fixed workload for counting instructions per published record under
 // callgrind (bench/README.md): one producer publishes N records of 64 bytes,
 // one per try_publish, into a topic of an embedded broker, with a
-// non-gating consumer reading them every 1024 records, as a hot path
+// consumer (non-gating, or gating with --gating) reading them every 1024 records, as a hot path
 // does. Counting instructions (not time) is what compares two builds
 // exactly on a noisy machine.
 //
@@ -22,7 +22,11 @@
 int main(int argc, char** argv) {
   CLI::App app{"ringbus-publish-loop: N single-record publishes, for callgrind"};
   std::uint64_t records = 1'000'000;
+  bool exclusive = false;
+  bool gating = false;
   app.add_option("--records", records, "records to publish (default 1000000)");
+  app.add_flag("--exclusive", exclusive, "publish as the partition's exclusive owner (ProducerOptions::exclusive)");
+  app.add_flag("--gating", gating, "read with a gating consumer (as ringbus-bench does) instead of a non-gating one");
   CLI11_PARSE(app, argc, argv);
   using namespace ringbus;
   const std::string instance = "publish-loop-" + std::to_string(::getpid());
@@ -36,8 +40,12 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", t.error().message.c_str());
     return 1;
   }
-  auto p = Producer::open(instance, "loop");
-  auto consumer = Consumer::open(instance, "loop");
+  ProducerOptions po;
+  po.exclusive = exclusive;
+  ConsumerOptions co;
+  co.gating = gating;
+  auto p = Producer::open(instance, "loop", po);
+  auto consumer = Consumer::open(instance, "loop", co);
   if (!p || !consumer) return 1;
   const std::string value(64, 'v');
   std::uint64_t read = 0;

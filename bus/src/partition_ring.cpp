@@ -186,6 +186,7 @@ ClaimSpan PartitionRing::claim(ProducerCache& cache, std::uint64_t bytes, std::u
     // An exclusive producer owns the partition: only it claims (a CAS from
     // a value without the bit fails, and the value reloaded lands here).
     if ((cur.second & kOwnedBit) != 0 && !owner) {
+      clear_floor();  // set for a CAS that failed: the owner's lease came first
       out.status = PublishStatus::partition_owned;
       return out;
     }

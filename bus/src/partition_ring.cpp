@@ -328,9 +328,7 @@ bool PartitionRing::take_publisher_slot(ProducerCache& cache) noexcept {
     if (holder != 0 && !client_is_dead(instance_dir_, holder)) continue;
     if (!s.owner.compare_exchange_strong(holder, token.value(), std::memory_order_seq_cst)) continue;
     s.floor.store(kNoFloor, std::memory_order_relaxed);
-    std::uint32_t high = header_->publisher_high_water.load(std::memory_order_relaxed);
-    while (high < i + 1 && !header_->publisher_high_water.compare_exchange_weak(high, i + 1, std::memory_order_seq_cst)) {
-    }
+    raise_to(header_->publisher_high_water, i + 1, std::memory_order_seq_cst);
     cache.publisher_slot = static_cast<int>(i);
     cache.slot_generation = fork_generation();
     cache.fence_commits = !register_heavy_fence();
@@ -532,11 +530,7 @@ bool PartitionRing::open_cursor(ReaderCursor& cursor, StartPosition::Kind kind, 
                                          std::memory_order_release)) {
       continue;
     }
-    std::uint32_t high = header_->gating_high_water.load(std::memory_order_relaxed);
-    while (high < static_cast<std::uint32_t>(slot) + 1 &&
-           !header_->gating_high_water.compare_exchange_weak(high, static_cast<std::uint32_t>(slot) + 1,
-                                                             std::memory_order_release)) {
-    }
+    raise_to(header_->gating_high_water, static_cast<std::uint32_t>(slot) + 1, std::memory_order_release);
     // Registration handshake with claiming producers (see claim()).
     header_->gate_epoch.fetch_add(1, std::memory_order_seq_cst);
     const Pair after = load_pair_seq_cst(header_->claim);

@@ -101,6 +101,14 @@ inline void raise_pair(std::uint64_t* words, Pair desired) noexcept {
   }
 }
 
+// Raises the word to `desired` if that is greater (a monotonic maximum: the
+// slots' high waters).
+inline void raise_to(std::atomic<std::uint32_t>& word, std::uint32_t desired, std::memory_order order) noexcept {
+  std::uint32_t cur = word.load(std::memory_order_relaxed);
+  while (cur < desired && !word.compare_exchange_weak(cur, desired, order)) {
+  }
+}
+
 // Futex wait on a 32-bit word shared between processes. Returns when woken,
 // when *word != expected, on a signal, or at the timeout; callers re-check
 // their condition in every case.

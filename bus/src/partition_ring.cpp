@@ -165,9 +165,9 @@ ClaimSpan PartitionRing::claim(ProducerCache& cache, std::uint64_t bytes, std::u
   ClaimSpan out;
   // A plain claim's floor (README, "Shared producers' plain commits"): set
   // just before each CAS to the offset it claims from, so a reader that
-  // sees the claim sees the floor (the CAS is a locked instruction); cleared
-  // before any wait, so a held-back producer never keeps a reader from
-  // revoking the dead claim that holds it back.
+  // sees the claim sees the floor (the CAS is a locked instruction), and
+  // cleared when that CAS fails: it is set only while a claim of ours may be
+  // in flight, never while we wait or after we are refused.
   std::atomic<std::uint64_t>* floor = plain ? &header_->publishers[cache.publisher_slot].floor : nullptr;
   const auto clear_floor = [floor] {
     if (floor != nullptr) floor->store(kNoFloor, std::memory_order_release);
@@ -186,7 +186,6 @@ ClaimSpan PartitionRing::claim(ProducerCache& cache, std::uint64_t bytes, std::u
     // An exclusive producer owns the partition: only it claims (a CAS from
     // a value without the bit fails, and the value reloaded lands here).
     if ((cur.second & kOwnedBit) != 0 && !owner) {
-      clear_floor();  // set for a CAS that failed: the owner's lease came first
       out.status = PublishStatus::partition_owned;
       return out;
     }
@@ -196,7 +195,6 @@ ClaimSpan PartitionRing::claim(ProducerCache& cache, std::uint64_t bytes, std::u
     if (end > cache.limit) {
       refresh_limit(cache);
       if (end > cache.limit) {
-        clear_floor();
         if (timeout_ns == 0) {
           note_backpressure(cache);
           out.status = no_broker(cache.broker) ? PublishStatus::no_broker : PublishStatus::back_pressured;
@@ -214,6 +212,7 @@ ClaimSpan PartitionRing::claim(ProducerCache& cache, std::uint64_t bytes, std::u
     // owner's offset carries the owned bit, and keeps it.)
     if (floor != nullptr) floor->store(cur.second & ~kOwnedBit, std::memory_order_relaxed);
     if (cas16(header_->claim, cur, Pair{end, cur.second + records})) break;
+    clear_floor();
   }
   out.plain = plain;
   out.position = cur.first;
